@@ -1,3 +1,138 @@
-"""Thalovant Python SDK: control plane, identities and the runtime client."""
+"""Thalovant Python SDK: control plane, identities and the runtime client.
+
+The public API is what the SDK guide uses::
+
+    from thalovant import ThalovantClient, ThalovantControlPlane
+
+    api = ThalovantControlPlane()
+    result = api.create_client_identity("hub-id", name="python-demo-client")
+    with ThalovantClient(result.identity, protocol="wss") as client:
+        print(client.ask("Tell me a short clean joke.").text)
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from thalovant.context import build_client_context
+from thalovant.control import AsyncThalovantControlPlane, BootstrapIdentityResult, ThalovantControlPlane
+from thalovant.errors import (
+    ThalovantAlreadyLinkedError,
+    ThalovantAPIError,
+    ThalovantAPIUnreachableError,
+    ThalovantAuthError,
+    ThalovantClientKeyRejectedError,
+    ThalovantConnectionError,
+    ThalovantError,
+    ThalovantHubKeyChangedError,
+    ThalovantHubRefusedError,
+    ThalovantIdentityError,
+    ThalovantPlanError,
+    ThalovantPolicyDeniedError,
+    ThalovantRuntimeError,
+    ThalovantTimeoutError,
+    ThalovantUnansweredError,
+    ThalovantUnsupportedConnectionTypeError,
+    ThalovantUnsupportedProtocolError,
+)
+from thalovant.events import (
+    DEFAULT_PROTOCOL_PREFERENCE,
+    EVENT_AUDIO_QUEUE,
+    EVENT_INTENT_DESCRIBE,
+    EVENT_INTENT_DESCRIBE_RESPONSE,
+    EVENT_INTENT_FAILURE,
+    EVENT_INTENT_LIST,
+    EVENT_INTENT_LIST_RESPONSE,
+    EVENT_OVOS_UTTERANCE_SPEAK,
+    EVENT_POLICY_DENIED,
+    EVENT_QUERY_TIMEOUT,
+    EVENT_RECOGNIZER_LOOP_UTTERANCE,
+    EVENT_SPEAK,
+    EVENT_UTTERANCE_HANDLED,
+    HIVE_BROADCAST,
+    HIVE_ESCALATE,
+    HIVE_INTERCOM,
+    HIVE_KINDS,
+    HIVE_PROPAGATE,
+    HIVE_RENDEZVOUS,
+    HOME_REQUEST,
+    HOME_RESPONSE,
+    THALOVANT_CLAIMED_META_KEY,
+    DisplayItem,
+    ThalovantEvent,
+)
+from thalovant.identity import MqttBrokerCredentials, ThalovantIdentity
+from thalovant.models import ThalovantDoctorCheck, ThalovantDoctorReport, ThalovantHealth, ThalovantReply
+
+if TYPE_CHECKING:
+    from thalovant.client import AsyncThalovantClient, ThalovantClient
 
 __version__ = "0.1.0"
+
+_RUNTIME_CLIENTS = ("AsyncThalovantClient", "ThalovantClient")
+
+
+def __getattr__(name: str) -> Any:
+    """The runtime clients load on first use, so the control plane and identities import
+    without the data-plane stack; an import error in it surfaces here unchanged."""
+    if name in _RUNTIME_CLIENTS:
+        from thalovant import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'thalovant' has no attribute {name!r}")
+
+
+__all__ = [
+    "DEFAULT_PROTOCOL_PREFERENCE",
+    "EVENT_AUDIO_QUEUE",
+    "EVENT_INTENT_DESCRIBE",
+    "EVENT_INTENT_DESCRIBE_RESPONSE",
+    "EVENT_INTENT_FAILURE",
+    "EVENT_INTENT_LIST",
+    "EVENT_INTENT_LIST_RESPONSE",
+    "EVENT_OVOS_UTTERANCE_SPEAK",
+    "EVENT_POLICY_DENIED",
+    "EVENT_QUERY_TIMEOUT",
+    "EVENT_RECOGNIZER_LOOP_UTTERANCE",
+    "EVENT_SPEAK",
+    "EVENT_UTTERANCE_HANDLED",
+    "HIVE_BROADCAST",
+    "HIVE_ESCALATE",
+    "HIVE_INTERCOM",
+    "HIVE_KINDS",
+    "HIVE_PROPAGATE",
+    "HIVE_RENDEZVOUS",
+    "HOME_REQUEST",
+    "HOME_RESPONSE",
+    "THALOVANT_CLAIMED_META_KEY",
+    "AsyncThalovantClient",
+    "AsyncThalovantControlPlane",
+    "BootstrapIdentityResult",
+    "DisplayItem",
+    "MqttBrokerCredentials",
+    "ThalovantAPIError",
+    "ThalovantAPIUnreachableError",
+    "ThalovantAlreadyLinkedError",
+    "ThalovantAuthError",
+    "ThalovantClient",
+    "ThalovantClientKeyRejectedError",
+    "ThalovantConnectionError",
+    "ThalovantControlPlane",
+    "ThalovantDoctorCheck",
+    "ThalovantDoctorReport",
+    "ThalovantError",
+    "ThalovantEvent",
+    "ThalovantHealth",
+    "ThalovantHubKeyChangedError",
+    "ThalovantHubRefusedError",
+    "ThalovantIdentity",
+    "ThalovantIdentityError",
+    "ThalovantPlanError",
+    "ThalovantPolicyDeniedError",
+    "ThalovantReply",
+    "ThalovantRuntimeError",
+    "ThalovantTimeoutError",
+    "ThalovantUnansweredError",
+    "ThalovantUnsupportedConnectionTypeError",
+    "ThalovantUnsupportedProtocolError",
+    "__version__",
+    "build_client_context",
+]

@@ -24,6 +24,7 @@ __all__ = [
     "message_type_name",
     "message_type_number",
     "parse_envelope",
+    "parse_json_object",
 ]
 
 MESSAGE_TYPES: Mapping[int, str] = {

@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""WSS ask latency against hivemind-core, throughput with 50 sessions, memory per idle session.
+
+    .venv/bin/python bench/wss_ask.py [--n 300] [--sessions 50] [--duration 5] [--idle 200] [--json]
+
+One invocation:
+
+1. our hub: ``thalovant-server serve --demo`` on a free 127.0.0.1 port in a temporary data
+   directory; the public SDK 0.9.7 (``shared/peers/sdk_ask.py --json``, settle 0) asks it N
+   times over WSS;
+2. hivemind-core 5.3.10a1 as shipped (``shared/peers/hm5.sh start``), then with
+   ``start --nodelay``: the same client, the same N asks;
+3. a load generator built on our engine (``ClientNegotiation`` + the ``websockets`` client):
+   ``--sessions`` concurrent sessions asking as fast as answers come back, for ``--duration``
+   seconds: asks/s, latency, errors;
+4. ``--idle`` idle sessions held open: the server's resident memory growth per session.
+
+Goals printed beside the results: our median <= 1/10 of hivemind-core as shipped and <= 1/2
+with nodelay; >= 2,000 asks/s with 50 sessions and no error; <= 100 KiB per idle session.
+``shared/peers/setup.sh`` is run first (idempotent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import gc
+import json
+import os
+import secrets
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+import psutil  # noqa: E402
+import websockets  # noqa: E402
+
+from thalovant.protocol.envelope import HiveMessage  # noqa: E402
+from thalovant.protocol.negotiation import ClientNegotiation  # noqa: E402
+from thalovant.protocol.noise import KeyPair  # noqa: E402
+from thalovant.protocol.psk import derive_psk  # noqa: E402
+
+READY = "Thalovant API: "
+
+
+def shared_dir() -> Path:
+    configured = os.environ.get("THALOVANT_SHARED")
+    path = Path(configured) if configured else REPO.parent / "shared"
+    if not (path / "peers" / "setup.sh").is_file():
+        sys.exit(f"shared folder with peers/setup.sh not found at {path}; set THALOVANT_SHARED")
+    return path.resolve()
+
+
+def peers_dir() -> Path:
+    return Path(os.environ.get("THALOVANT_PEERS", "/tmp/thalovant-peers"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command() -> list[str]:
+    exe = Path(sys.executable).parent / "thalovant-server"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "thalovant_server.cli"]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("THALOVANT_")}
+
+
+@dataclass
+class OurServer:
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "ca.pem"
+
+    def start(self) -> None:
+        env = clean_env()
+        env["THALOVANT_DEMO_PASSWORD"] = "bench-" + secrets.token_urlsafe(12)
+        cmd = [*server_command(), "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
+               "--port", str(self.port), "--demo"]  # fmt: skip
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                        start_new_session=True)  # fmt: skip
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if line.startswith(READY):
+                break
+        else:
+            sys.exit("our server exited before ready:\n" + "".join(self.output))
+        # keep draining the pipe so the server never blocks on a full stdout
+        stream = self.process.stdout
+        import threading
+
+        threading.Thread(target=lambda: [self.output.append(x) for x in stream], daemon=True).start()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def identity(self, name: str) -> Path:
+        path = self.data_dir / f"{name}.json"
+        subprocess.run([*server_command(), "admin", "client", "create", "--hub", "joke-garden", "--name", name,
+                        "--out", str(path), "--data-dir", str(self.data_dir)],
+                       check=True, capture_output=True, text=True, env=clean_env())  # fmt: skip
+        return path
+
+
+@contextlib.contextmanager
+def our_server() -> Iterator[OurServer]:
+    with tempfile.TemporaryDirectory(prefix="wss-bench-") as tmp:
+        server = OurServer(Path(tmp), free_port())
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def sdk_ask(identity: Path, n: int, *, ca: Path | None, text: str | None, expect: str | None) -> dict[str, Any]:
+    """The public SDK's timed asks (``shared/peers/sdk_ask.py --json``)."""
+    cmd = [str(peers_dir() / "sdk097" / "bin" / "python"), str(shared_dir() / "peers" / "sdk_ask.py"),
+           "--identity", str(identity), "--protocol", "wss", "--n", str(n), "--settle", "0", "--json",
+           "--warmup", "20"]  # fmt: skip
+    if ca is not None:
+        cmd += ["--ca", str(ca)]
+    if text is not None:
+        cmd += ["--text", text]
+    if expect is not None:
+        cmd += ["--expect", expect]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=clean_env())
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("{"):
+            result: dict[str, Any] = json.loads(line)
+            return result
+    return {"errors": n, "first_error": (done.stdout + done.stderr)[-500:]}
+
+
+def hm5(*args: str) -> None:
+    subprocess.run(["bash", str(shared_dir() / "peers" / "hm5.sh"), *args], check=True, capture_output=True,
+                   text=True, timeout=300)  # fmt: skip
+
+
+# -- load generator on our engine ------------------------------------------------------------
+
+
+class EngineSession:
+    """One client session driven by ``ClientNegotiation`` over the ``websockets`` client."""
+
+    def __init__(self, url: str, identity: dict[str, Any], static: KeyPair, psks: dict[str, bytes],
+                 context: ssl.SSLContext) -> None:  # fmt: skip
+        self.url, self.identity, self.static, self.psks, self.ssl = url, identity, static, psks, context
+        self.ws: Any = None
+        self.negotiation: ClientNegotiation | None = None
+
+    async def open(self) -> None:
+        token = base64.b64encode(f"bench/1:{self.identity['access_key']}".encode()).decode()
+        self.ws = await websockets.connect(f"{self.url}?authorization={quote(token, safe='')}", ssl=self.ssl,
+                                           max_size=None, compression=None)  # fmt: skip
+        self.negotiation = neg = ClientNegotiation(
+            static=self.static, site_id="bench", session_id=f"bench-{secrets.token_hex(8)}", hub_pin=None
+        )
+        while not neg.complete:
+            message = await self.ws.recv()
+            out = neg.receive_text(message)
+            if neg.needs_psk:
+                assert neg.node_id is not None
+                if neg.node_id not in self.psks:
+                    self.psks[neg.node_id] = await asyncio.to_thread(
+                        derive_psk, str(self.identity["password"]), neg.node_id
+                    )
+                await self.ws.send(neg.start(self.psks[neg.node_id]))
+            for item in out:
+                await self.ws.send(item)
+        await self.envelope()  # the hub's HELLO
+
+    async def envelope(self) -> dict[str, Any]:
+        assert self.negotiation is not None
+        while True:
+            frame = self.negotiation.channel.open(await self.ws.recv())
+            if frame is not None:
+                result: dict[str, Any] = json.loads(frame.body)
+                return result
+
+    async def ask(self, text: str) -> None:
+        assert self.negotiation is not None
+        request_id = secrets.token_hex(8)
+        body = HiveMessage.bus("recognizer_loop:utterance", {"utterances": [text], "lang": "en-us"},
+                               {"request_id": request_id, "source": "bench", "destination": "HiveMind"})  # fmt: skip
+        for message in self.negotiation.channel.seal_json(body.to_bytes()):
+            await self.ws.send(message)
+        spoke = False
+        while True:
+            payload = (await self.envelope()).get("payload") or {}
+            if (payload.get("context") or {}).get("request_id") != request_id:
+                continue
+            spoke = spoke or payload.get("type") == "speak"
+            if payload.get("type") == "ovos.utterance.handled":
+                if not spoke:
+                    raise RuntimeError("handled without speak")
+                return
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))]
+
+
+async def load_test(
+    url: str, identity: dict[str, Any], ca: Path, static: KeyPair, sessions: int, duration: float
+) -> dict[str, Any]:
+    context = ssl.create_default_context(cafile=str(ca))
+    psks: dict[str, bytes] = {}
+    first = EngineSession(url, identity, static, psks, context)
+    await first.open()  # pins the key and derives the PSK once
+    pool = [first] + [EngineSession(url, identity, static, psks, context) for _ in range(sessions - 1)]
+    await asyncio.gather(*(s.open() for s in pool[1:]))
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + duration
+
+    async def worker(session: EngineSession) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            try:
+                await session.ask("What can this hub do?")
+            except Exception:
+                errors += 1
+                return
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(s) for s in pool))
+    elapsed = time.perf_counter() - began
+    for session in pool:
+        with contextlib.suppress(Exception):
+            await session.ws.close()
+    return {
+        "sessions": sessions, "asks": len(latencies), "errors": errors, "seconds": round(elapsed, 2),
+        "asks_per_s": round(len(latencies) / elapsed, 1),
+        "median_ms": round(statistics.median(latencies), 3) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99), 3) if latencies else None,
+    }  # fmt: skip
+
+
+async def idle_memory(
+    url: str, identity: dict[str, Any], ca: Path, static: KeyPair, pid: int, count: int
+) -> dict[str, Any]:
+    context = ssl.create_default_context(cafile=str(ca))
+    psks: dict[str, bytes] = {}
+    warm = EngineSession(url, identity, static, psks, context)
+    await warm.open()
+    process = psutil.Process(pid)
+    gc.collect()
+    await asyncio.sleep(1.0)
+    before = process.memory_info().rss
+    pool = [EngineSession(url, identity, static, psks, context) for _ in range(count)]
+    for start in range(0, count, 25):
+        await asyncio.gather(*(s.open() for s in pool[start : start + 25]))
+    await asyncio.sleep(1.0)
+    after = process.memory_info().rss
+    for session in [warm, *pool]:
+        with contextlib.suppress(Exception):
+            await session.ws.close()
+    return {"sessions": count, "rss_before_kib": before // 1024, "rss_after_kib": after // 1024,
+            "kib_per_session": round((after - before) / 1024 / count, 1)}  # fmt: skip
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def fmt(value: Any) -> str:
+    return "-" if value is None else f"{value}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=300, help="public SDK asks per hub (default 300)")
+    ap.add_argument("--sessions", type=int, default=50, help="concurrent load sessions (default 50)")
+    ap.add_argument("--duration", type=float, default=5.0, help="load test seconds (default 5)")
+    ap.add_argument("--idle", type=int, default=200, help="idle sessions for the memory probe (default 200)")
+    ap.add_argument("--skip-peers", action="store_true", help="do not run hivemind-core")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+
+    subprocess.run(["bash", str(shared_dir() / "peers" / "setup.sh")], check=True, capture_output=True, timeout=1800)
+    results: dict[str, Any] = {}
+    with our_server() as server:
+        sdk_identity = server.identity("bench-sdk")
+        results["ours"] = sdk_ask(sdk_identity, args.n, ca=server.ca_file, text="Tell me a short clean joke.",
+                                  expect="")  # fmt: skip
+        load_identity = json.loads(server.identity("bench-load").read_text())
+        url = str(load_identity["data_plane_endpoints"]["wss"])
+        static = KeyPair.generate()  # one client key: the hub pins it on the first session
+        results["load"] = asyncio.run(
+            load_test(url, load_identity, server.ca_file, static, args.sessions, args.duration)
+        )
+        assert server.process is not None
+        results["idle"] = asyncio.run(
+            idle_memory(url, load_identity, server.ca_file, static, server.process.pid, args.idle)
+        )
+    if not args.skip_peers:
+        identity = peers_dir() / "hm5-client" / "identity.json"
+        for label, start in (("hm5", ["start"]), ("hm5_nodelay", ["start", "--nodelay"])):
+            hm5("stop")
+            hm5(*start)
+            try:
+                results[label] = sdk_ask(identity, args.n, ca=None, text=None, expect=None)
+            finally:
+                hm5("stop")
+
+    ours = results["ours"].get("median_ms")
+    ratios = {}
+    for label in ("hm5", "hm5_nodelay"):
+        peer = results.get(label, {}).get("median_ms")
+        if ours and peer:
+            ratios[label] = round(ours / peer, 4)
+    results["ratios"] = ratios
+    if args.json:
+        print(json.dumps(results))
+        return
+    print("WSS ask latency, public SDK 0.9.7 (settle 0), sequential asks")
+    print(f"{'hub':<28}{'median ms':>12}{'p99 ms':>12}{'errors':>8}{'pattern':>10}")
+    for label, title in (
+        ("ours", "ours"),
+        ("hm5", "hivemind-core (shipped)"),
+        ("hm5_nodelay", "hivemind-core nodelay"),
+    ):
+        row = results.get(label)
+        if row:
+            print(f"{title:<28}{fmt(row.get('median_ms')):>12}{fmt(row.get('p99_ms')):>12}"
+                  f"{fmt(row.get('errors')):>8}{fmt(row.get('noise_pattern')):>10}")  # fmt: skip
+    for label, goal in (("hm5", 0.1), ("hm5_nodelay", 0.5)):
+        if label in ratios:
+            verdict = "ok" if ratios[label] <= goal else "MISSED"
+            print(f"ratio ours/{label}: {ratios[label]:.4f} (goal <= {goal}) {verdict}")
+    load = results["load"]
+    verdict = "ok" if load["asks_per_s"] >= 2000 and load["errors"] == 0 else "MISSED"
+    print(f"load: {load['sessions']} sessions, {load['asks']} asks in {load['seconds']} s = "
+          f"{load['asks_per_s']} asks/s, median {load['median_ms']} ms, p99 {load['p99_ms']} ms, "
+          f"errors {load['errors']} "
+          f"(goal >= 2000 asks/s, 0 errors) {verdict}")  # fmt: skip
+    idle = results["idle"]
+    verdict = "ok" if idle["kib_per_session"] <= 100 else "MISSED"
+    print(f"idle: {idle['sessions']} sessions, RSS {idle['rss_before_kib']} -> {idle['rss_after_kib']} KiB, "
+          f"{idle['kib_per_session']} KiB/session (goal <= 100) {verdict}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Outgoing bus messages: ids, the runtime context (spec 6.1) and utterance contexts (6.2).
+
+Pure functions over plain dicts, so the rules are testable without a hub.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+UTTERANCE = "recognizer_loop:utterance"
+DEFAULT_DESTINATION = "HiveMind"
+
+#: session fields a conversation carries from one turn's ``ovos.utterance.handled`` to the next
+CARRIED_SESSION_FIELDS = (
+    "converse_handlers",
+    "active_handlers",
+    "active_skills",
+    "context",
+    "utterance_states",
+    "response_mode",
+)
+
+
+def connection_session_id() -> str:
+    """A new connection SID: ``thalovant-python-<32 hex>`` (never ``default``)."""
+    return f"thalovant-python-{secrets.token_hex(16)}"
+
+
+def new_request_id() -> str:
+    return f"thalovant-request-{secrets.token_hex(16)}"
+
+
+def new_conversation_session_id() -> str:
+    return f"thalovant-session-{secrets.token_hex(16)}"
+
+
+def runtime_context(
+    context: Mapping[str, Any] | None,
+    *,
+    useragent: str,
+    connection_sid: str,
+    site_id: str,
+    identity_metadata: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The context every outgoing bus message gets (spec 6.1); keys are added only when missing.
+
+    ``source`` and ``platform`` default to the user agent, ``destination`` to ``HiveMind``; the
+    session gets the connection SID when it has none (or ``default``) and the identity's site id;
+    identity metadata is merged under ``metadata`` with the caller's keys winning.
+    """
+    result: dict[str, Any] = copy.deepcopy(dict(context or {}))
+    result.setdefault("source", useragent)
+    result.setdefault("platform", useragent)
+    result.setdefault("destination", DEFAULT_DESTINATION)
+    session = result.get("session")
+    session = dict(session) if isinstance(session, Mapping) else {}
+    top_sid = result.get("session_id")
+    if not session.get("session_id") or session.get("session_id") == "default":
+        session["session_id"] = (
+            top_sid if isinstance(top_sid, str) and top_sid and top_sid != "default" else (connection_sid)
+        )
+    if not session.get("site_id"):
+        session["site_id"] = site_id
+    result["session"] = session
+    if identity_metadata:
+        caller = result.get("metadata")
+        merged = dict(identity_metadata)
+        if isinstance(caller, Mapping):
+            merged.update(caller)
+        result["metadata"] = merged
+    return result
+
+
+def utterance_message(
+    text: str,
+    *,
+    lang: str,
+    session_id: str | None,
+    request_id: str | None,
+    context: Mapping[str, Any] | None,
+    site_id: str,
+    carried: Mapping[str, Any] | None = None,
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(request_id, data, context)`` of a ``recognizer_loop:utterance`` (spec 6.2), before the
+    runtime context of :func:`runtime_context` is applied.
+
+    ``carried`` holds the conversation fields remembered for this session (spec 6.6); each is
+    copied into the session unless the caller's context already sets it.
+    """
+    rid = request_id or new_request_id()
+    data: dict[str, Any] = {"utterances": [text.strip()], "lang": lang}
+    ctx: dict[str, Any] = copy.deepcopy(dict(context or {}))
+    session = ctx.get("session")
+    session = dict(session) if isinstance(session, Mapping) else {}
+    explicit = session_id or (ctx.get("session_id") if isinstance(ctx.get("session_id"), str) else None)
+    if explicit:
+        session["session_id"] = explicit
+    if not session.get("site_id"):
+        session["site_id"] = site_id
+    session.setdefault("lang", lang)
+    session["request_id"] = rid
+    for key, value in (carried or {}).items():
+        if key not in session:
+            session[key] = copy.deepcopy(value)
+    ctx["session"] = session
+    ctx["request_id"] = rid
+    ctx["thalovant_request_id"] = rid
+    return rid, data, ctx
+
+
+def carried_fields(session: Mapping[str, Any]) -> dict[str, Any]:
+    """The truthy conversation fields of a handled event's session (spec 6.6)."""
+    return {key: copy.deepcopy(session[key]) for key in CARRIED_SESSION_FIELDS if session.get(key)}

@@ -1,0 +1,128 @@
+"""``doctor()``: step-by-step diagnostics of a client's identity and link (spec 9).
+
+Checks, in order, each stopping the later ones only when they cannot run:
+
+1. ``identity``: the identity has a site id, an access key and a password;
+2. ``endpoint``: the chosen protocol and the endpoint it dials;
+3. ``tls``: the hub certificate verifies against the trust store in force (skipped for ws://);
+4. ``handshake``: a full connect (carrier, Noise handshake, encrypted HELLO);
+5. ``round trip``: the link is alive after connect plus a healthcheck, with their time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from thalovant.carriers.wss import client_ssl_context, trust_store_file
+from thalovant.errors import ThalovantError
+from thalovant.models import ThalovantDoctorCheck, ThalovantDoctorReport
+
+if TYPE_CHECKING:
+    from thalovant.client import AsyncThalovantClient
+
+
+def _check(name: str, ok: bool, detail: str) -> ThalovantDoctorCheck:
+    return ThalovantDoctorCheck(name=name, ok=ok, detail=detail)
+
+
+async def _tls_check(url: str, timeout: float, verify: bool) -> ThalovantDoctorCheck:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    store = trust_store_file() or "the default trust store"
+    if not verify:
+        return _check("tls", True, "certificate verification is OFF (self_signed=True, development only)")
+    try:
+        context = client_ssl_context(verify=True)
+        _reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
+        )
+    except ssl.SSLCertVerificationError as exc:
+        return _check(
+            "tls",
+            False,
+            f"certificate of {host}:{port} does not verify against {store}: {exc.verify_message}",
+        )
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        return _check("tls", False, f"cannot open TLS to {host}:{port}: {type(exc).__name__}: {exc}")
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        version = ssl_object.version() if ssl_object is not None else "?"
+        cert = ssl_object.getpeercert() if ssl_object is not None else None
+        issuer = ""
+        if cert:
+            issuer_parts = dict(item[0] for item in cert.get("issuer", ()) if item)
+            issuer = (
+                f", issued by {issuer_parts.get('commonName') or issuer_parts.get('organizationName') or '?'}"
+            )
+        return _check(
+            "tls", True, f"{version} to {host}:{port}, certificate verified against {store}{issuer}"
+        )
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+            await asyncio.wait_for(writer.wait_closed(), 2)
+
+
+async def run_doctor(client: AsyncThalovantClient) -> ThalovantDoctorReport:
+    """Run the checks and return the report (never raises for a failed check)."""
+    identity = client.identity
+    checks: list[ThalovantDoctorCheck] = []
+
+    missing = [name for name in ("site_id", "access_key", "password") if not getattr(identity, name, None)]
+    if missing:
+        checks.append(_check("identity", False, "missing " + ", ".join(missing)))
+    else:
+        checks.append(_check("identity", True, f"site_id={identity.site_id}"))
+
+    endpoint: str | None = None
+    try:
+        carrier = client._new_carrier()
+        endpoint = carrier.endpoint
+        master = str(getattr(identity, "default_master", "") or "")
+        note = ""
+        if master and not master.lower().startswith(("http://", "https://")):
+            note = f" (note: default_master {master} is not http(s)://)"
+        checks.append(_check("endpoint", True, f"{client.protocol} {endpoint}{note}"))
+    except ThalovantError as exc:
+        checks.append(_check("endpoint", False, f"{client.protocol}: {exc}"))
+
+    if endpoint is not None:
+        scheme = urlsplit(endpoint).scheme.lower()
+        if scheme in ("wss", "https", "mqtts"):
+            checks.append(await _tls_check(endpoint, client.connect_timeout, not client.self_signed))
+        else:
+            checks.append(_check("tls", True, f"not used: {scheme}:// is plain text"))
+
+    can_connect = all(check.ok for check in checks)
+    if not can_connect:
+        checks.append(_check("handshake", False, "skipped: fix the checks above first"))
+        return ThalovantDoctorReport(checks=checks)
+
+    started = time.perf_counter()
+    try:
+        await client.connect()
+    except ThalovantError as exc:
+        checks.append(_check("handshake", False, f"{type(exc).__name__}: {exc}"))
+        checks.append(_check("round trip", False, "skipped: not connected"))
+        return ThalovantDoctorReport(checks=checks)
+    info = client.connection_info()
+    pattern = info.noise_pattern or "?"
+    connect_ms = info.connect_ms if info.connect_ms is not None else (time.perf_counter() - started) * 1000
+    checks.append(
+        _check("handshake", True, f"Noise {pattern} in {connect_ms:.0f} ms (session {info.session_id})")
+    )
+    health = await client.healthcheck()
+    total_ms = (time.perf_counter() - started) * 1000
+    if health.ok:
+        checks.append(_check("round trip", True, f"link alive; connect + healthcheck {total_ms:.0f} ms"))
+    else:
+        checks.append(
+            _check("round trip", False, f"link not healthy: {health.last_error or 'transport down'}")
+        )
+    return ThalovantDoctorReport(checks=checks)

@@ -1,0 +1,416 @@
+"""``thalovant-server``: run the server (``serve``) and administer it (``admin ...``).
+
+``serve`` prints ``Thalovant API: https://HOST:PORT/v1`` once the socket listens, followed by
+``export SSL_CERT_FILE=DIR/ca.pem``. Nothing secret is printed except a generated demo password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from thalovant_server.config import ConfigError, ServerConfig, load_settings, save_settings
+
+T = TypeVar("T")
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_HUB_SLUG = "joke-garden"
+DEMO_HUB_TITLE = "Joke Garden"
+DEMO_SKILLS = ("jokes", "trivia", "capabilities", "memory")
+
+
+def _say(text: str = "") -> None:
+    click.echo(text)
+    sys.stdout.flush()
+
+
+def _fail(message: str) -> click.ClickException:
+    return click.ClickException(message)
+
+
+def _config(
+    data_dir: str | None,
+    database_url: str | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    public_host: str | None = None,
+    use_saved: bool = False,
+) -> ServerConfig:
+    """Options, then ``THALOVANT_*``, then (for admin) what the last ``serve`` recorded."""
+    try:
+        config = ServerConfig.from_env(
+            data_dir=data_dir, database_url=database_url, host=host, port=port, public_host=public_host
+        )
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if not use_saved:
+        return config
+    saved = load_settings(config.data_dir)
+    env = os.environ
+    overrides: dict[str, Any] = {}
+    if host is None and "THALOVANT_HOST" not in env and isinstance(saved.get("host"), str):
+        overrides["host"] = saved["host"]
+    if port is None and "THALOVANT_PORT" not in env and isinstance(saved.get("port"), int):
+        overrides["port"] = saved["port"]
+    if public_host is None and "THALOVANT_PUBLIC_HOST" not in env and isinstance(saved.get("public_host"), str):
+        overrides["public_host"] = saved["public_host"]
+    if isinstance(saved.get("public_port"), int) and "THALOVANT_PUBLIC_PORT" not in env:
+        overrides["public_port"] = saved["public_port"]
+    if isinstance(saved.get("mqtt_port"), int) and "THALOVANT_MQTT_PORT" not in env:
+        overrides["mqtt_port"] = saved["mqtt_port"]
+    if isinstance(saved.get("mqtt_enabled"), bool) and "THALOVANT_MQTT_ENABLED" not in env:
+        overrides["mqtt_enabled"] = saved["mqtt_enabled"]
+    return ServerConfig(**{**config.__dict__, **overrides})
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(factory())  # type: ignore[arg-type]
+
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False), default=None, help="Server data directory (THALOVANT_DATA_DIR)."
+)
+database_option = click.option(
+    "--database-url", default=None, help="SQLAlchemy async URL (THALOVANT_DATABASE_URL); default SQLite in DATA_DIR."
+)
+
+
+@click.group()
+@click.version_option(package_name="thalovant-selfhosted")
+def main() -> None:
+    """Run and administer a self-hosted Thalovant server."""
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+@main.command()
+@data_dir_option
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="TLS port for the API and the hubs (default 8443).")
+@click.option("--public-host", default=None, help="Host name clients are told to dial (default: the bind host).")
+@database_option
+@click.option("--demo", is_flag=True, help="Also create the demo account and the public hub joke-garden.")
+@click.option("--demo-password", default=None, help="Demo password (THALOVANT_DEMO_PASSWORD; else generated).")
+def serve(
+    data_dir: str | None,
+    host: str | None,
+    port: int | None,
+    public_host: str | None,
+    database_url: str | None,
+    demo: bool,
+    demo_password: str | None,
+) -> None:
+    """Serve the API and every hub's data plane on one TLS port."""
+    import uvicorn
+
+    from thalovant_server.app import create_app
+    from thalovant_server.tls import ensure_dev_tls
+
+    config = _config(data_dir, database_url, host=host, port=port, public_host=public_host)
+    tls = ensure_dev_tls(config.data_dir, extra_names=(config.advertised_host,))
+    save_settings(config)
+    if demo:
+        password = demo_password or os.environ.get("THALOVANT_DEMO_PASSWORD") or None
+        generated = password is None
+        from thalovant_server.secrets import new_password
+
+        password = password or new_password()
+        hub_id = _run(lambda: _ensure_demo(config, password))
+        _say(f"Demo account: {DEMO_EMAIL}")
+        _say(f"Demo password: {password}" if generated else "Demo password: (as given)")
+        _say(f"Demo hub: {DEMO_HUB_SLUG} (id {hub_id})")
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                _say(f"Thalovant API: https://{config.host_for_url}:{config.advertised_port}/v1")
+                _say(f"export SSL_CERT_FILE={tls.ca_cert}")
+
+    server_config = uvicorn.Config(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        ssl_certfile=str(tls.cert),
+        ssl_keyfile=str(tls.key),
+        loop="auto",
+        http="auto",
+        ws="auto",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        log_level="info",
+    )
+    AnnouncingServer(server_config).run()
+
+
+async def _ensure_demo(config: ServerConfig, password: str) -> str:
+    """The demo user (password reset to ``password``) and the public hub joke-garden."""
+    from thalovant_server.app import open_control_plane
+    from thalovant_server.secrets import hash_password
+    from thalovant_server.store import accounts, hubs
+
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with open_control_plane(config) as plane, plane.store.session() as session:
+        user = await accounts.user_by_email(session, DEMO_EMAIL)
+        if user is None:
+            user = await accounts.create_user(
+                session, email=DEMO_EMAIL, password_hash=password_hash, display_name="Demo"
+            )
+        else:
+            user.password_hash = password_hash
+        hub = await hubs.hub_by_ref(session, DEMO_HUB_SLUG)
+        if hub is None:
+            workspace = (await accounts.workspace_ids(session, user.id))[0]
+            hub = await hubs.create_hub(
+                session,
+                slug=DEMO_HUB_SLUG,
+                name=DEMO_HUB_SLUG,
+                title=DEMO_HUB_TITLE,
+                description="Clean jokes, trivia and a little memory: the demo hub.",
+                owner_id=user.id,
+                workspace_id=workspace,
+                spec=_hub_spec(DEMO_SKILLS, mqtt=True),
+                visibility="public",
+            )
+        return hub.id
+
+
+def _hub_spec(skills: tuple[str, ...], *, mqtt: bool) -> dict[str, Any]:
+    from thalovant_server.store.hub_spec import normalise_spec
+
+    return normalise_spec(
+        {"version": "1", "skills": list(skills), "protocols": {"wss": True, "http": True, "mqtt": mqtt}}
+    )
+
+
+# -- admin ---------------------------------------------------------------------------------
+
+
+@main.group()
+def admin() -> None:
+    """Create users, hubs and client identities from the shell."""
+
+
+@admin.group()
+def user() -> None:
+    """User accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="The account password (stored as an argon2id hash).")
+@click.option("--display-name", default="")
+@click.option("--role", type=click.Choice(["user", "admin"]), default="user")
+@data_dir_option
+@database_option
+def user_create(
+    email: str, password: str, display_name: str, role: str, data_dir: str | None, database_url: str | None
+) -> None:
+    """Create a user with a personal workspace."""
+    config = _config(data_dir, database_url, use_saved=True)
+    if "@" not in email:
+        raise _fail("--email must be an e-mail address")
+    user_id = _run(lambda: _create_user(config, email, password, display_name, role))
+    _say(json.dumps({"id": user_id, "email": email.strip().lower()}))
+
+
+async def _create_user(config: ServerConfig, email: str, password: str, display_name: str, role: str) -> str:
+    from thalovant_server.app import open_control_plane
+    from thalovant_server.secrets import hash_password
+    from thalovant_server.store import accounts
+
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with open_control_plane(config) as plane, plane.store.session() as session:
+        try:
+            created = await accounts.create_user(
+                session, email=email, password_hash=password_hash, display_name=display_name, role=role
+            )
+        except accounts.EmailTaken:
+            raise _fail(f"a user with e-mail {email.strip().lower()} already exists") from None
+        return created.id
+
+
+@admin.group()
+def hub() -> None:
+    """Hubs."""
+
+
+@hub.command("create")
+@click.option("--slug", required=True)
+@click.option("--title", required=True)
+@click.option("--description", default="")
+@click.option("--public", "public", is_flag=True, help="List the hub publicly (default: workspace only).")
+@click.option("--skill", "skills", multiple=True, help="A skill to run (repeatable); default: the demo set.")
+@click.option("--owner", default=None, help="Owner e-mail (default: the oldest user).")
+@click.option("--mqtt/--no-mqtt", default=True, help="Serve the hub over MQTT too.")
+@data_dir_option
+@database_option
+def hub_create(
+    slug: str,
+    title: str,
+    description: str,
+    public: bool,
+    skills: tuple[str, ...],
+    owner: str | None,
+    mqtt: bool,
+    data_dir: str | None,
+    database_url: str | None,
+) -> None:
+    """Create a hub; prints its JSON resource."""
+    config = _config(data_dir, database_url, use_saved=True)
+    view = _run(lambda: _create_hub(config, slug, title, description, public, skills or DEMO_SKILLS, owner, mqtt))
+    _say(json.dumps(view, indent=2))
+
+
+async def _owner(session: Any, email: str | None) -> Any:
+    from sqlalchemy import select
+
+    from thalovant_server.store import accounts
+    from thalovant_server.store.models import User
+
+    if email is not None:
+        found = await accounts.user_by_email(session, email)
+        if found is None:
+            raise _fail(f"no user with e-mail {email}")
+        return found
+    oldest = await session.scalar(select(User).order_by(User.created_at, User.id).limit(1))
+    if oldest is None:
+        raise _fail("no user yet: run 'admin user create' first or pass --owner")
+    return oldest
+
+
+async def _create_hub(
+    config: ServerConfig,
+    slug: str,
+    title: str,
+    description: str,
+    public: bool,
+    skills: tuple[str, ...],
+    owner: str | None,
+    mqtt: bool,
+) -> dict[str, Any]:
+    from thalovant_server.api.views import hub_view
+    from thalovant_server.app import open_control_plane
+    from thalovant_server.store import accounts, hubs
+    from thalovant_server.store.hub_spec import SpecError
+
+    if not hubs.SLUG.match(slug):
+        raise _fail("--slug must be lowercase letters, digits and '-'")
+    try:
+        spec = _hub_spec(skills, mqtt=mqtt)
+    except SpecError as exc:
+        raise _fail(str(exc)) from None
+    async with open_control_plane(config) as plane, plane.store.session() as session:
+        owner_user = await _owner(session, owner)
+        workspace = (await accounts.workspace_ids(session, owner_user.id))[0]
+        try:
+            created = await hubs.create_hub(
+                session,
+                slug=slug,
+                name=slug,
+                title=title,
+                description=description,
+                owner_id=owner_user.id,
+                workspace_id=workspace,
+                spec=spec,
+                visibility="public" if public else "workspace",
+            )
+        except hubs.SlugTaken:
+            raise _fail(f"a hub with slug {slug} already exists") from None
+        return hub_view(created, config, private=True)
+
+
+@admin.group()
+def client() -> None:
+    """Client identities."""
+
+
+@client.command("create")
+@click.option("--hub", "hub_ref", required=True, help="Hub slug, id or public_ref.")
+@click.option("--name", required=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Identity file to write (0600).")
+@click.option("--site-id", default=None)
+@click.option("--owner", default=None, help="Owner e-mail (default: the hub's owner).")
+@click.option("--connection-type", default=None)
+@data_dir_option
+@database_option
+def client_create(
+    hub_ref: str,
+    name: str,
+    out: str,
+    site_id: str | None,
+    owner: str | None,
+    connection_type: str | None,
+    data_dir: str | None,
+    database_url: str | None,
+) -> None:
+    """Provision a client identity and write its identity file (mode 0600)."""
+    config = _config(data_dir, database_url, use_saved=True)
+    identity, client_id = _run(lambda: _create_client(config, hub_ref, name, site_id, owner, connection_type))
+    write_identity_file(Path(out), identity)
+    _say(json.dumps({"id": client_id, "hub_id": identity["hub_id"], "name": name, "identity_file": str(out)}))
+
+
+def write_identity_file(path: Path, identity: dict[str, Any]) -> None:
+    """Write ``identity`` as JSON readable by its owner only (0600 from the first byte)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(identity, handle, indent=2)
+        handle.write("\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+async def _create_client(
+    config: ServerConfig,
+    hub_ref: str,
+    name: str,
+    site_id: str | None,
+    owner: str | None,
+    connection_type: str | None,
+) -> tuple[dict[str, Any], str]:
+    from thalovant_server.api.provisioning import ClientRequest, ProvisioningError, provision_client
+    from thalovant_server.app import open_control_plane
+    from thalovant_server.store import accounts, clients, hubs
+
+    async with open_control_plane(config) as plane:
+        async with plane.store.session() as session:
+            found = await hubs.hub_by_ref(session, hub_ref)
+            if found is None:
+                raise _fail(f"no hub {hub_ref}")
+            if owner is not None:
+                owner_user = await _owner(session, owner)
+                owner_id = owner_user.id
+            else:
+                owner_id = found.owner_id
+            workspace = (await accounts.workspace_ids(session, owner_id))[0]
+        try:
+            provisioned = await provision_client(
+                plane,
+                hub=found,
+                owner_id=owner_id,
+                workspace_id=workspace,
+                request=ClientRequest(name=name, site_id=site_id, connection_type=connection_type),
+            )
+        except clients.ClientNameTaken:
+            raise _fail(f"hub {hub_ref} already has a client named {name}") from None
+        except ProvisioningError as exc:
+            raise _fail(str(exc)) from None
+    identity: dict[str, Any] = provisioned.body["initial_identify"]
+    return identity, provisioned.client.id
+
+
+if __name__ == "__main__":
+    main()

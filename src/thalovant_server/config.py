@@ -1,0 +1,160 @@
+"""Server configuration as a plain object, read from CLI options and ``THALOVANT_*`` variables.
+
+Precedence: an explicit argument, then the environment variable, then the default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8443
+DEFAULT_MQTT_PORT = 8883
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable (bad port, bad boolean, ...)."""
+
+
+def _env_bool(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be a boolean, got {value!r}")
+
+
+def _env_port(value: str, name: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a port number, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name} must be between 0 and 65535, got {port}")
+    return port
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server needs to start.
+
+    ``public_host``/``public_port`` are what clients are told to dial (identities, hub
+    endpoints); they default to the bind host and port. ``database_url`` defaults to SQLite
+    at ``DATA_DIR/thalovant.db``; any SQLAlchemy async URL (``postgresql+asyncpg://...``) works.
+    """
+
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    public_host: str | None = None
+    public_port: int | None = None
+    database_url: str | None = None
+    mqtt_enabled: bool = True
+    mqtt_port: int = DEFAULT_MQTT_PORT
+    login_max_failures: int = 5
+    login_window_seconds: float = 300.0
+    psk_concurrency: int = 2
+
+    @property
+    def advertised_host(self) -> str:
+        """The host name clients dial; a wildcard bind address advertises ``localhost``."""
+        host = self.public_host or self.host
+        if host in {"0.0.0.0", "::", ""}:
+            return "localhost"
+        return host
+
+    @property
+    def advertised_port(self) -> int:
+        return self.public_port if self.public_port is not None else self.port
+
+    @property
+    def host_for_url(self) -> str:
+        """``advertised_host`` with IPv6 literals bracketed, ready for a URL."""
+        host = self.advertised_host
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'thalovant.db'}"
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        data_dir: str | Path | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        public_host: str | None = None,
+        public_port: int | None = None,
+        database_url: str | None = None,
+        mqtt_enabled: bool | None = None,
+        mqtt_port: int | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> ServerConfig:
+        """Build a config from explicit values, falling back to ``THALOVANT_*`` variables."""
+        env = os.environ if environ is None else environ
+        raw_dir = data_dir if data_dir is not None else env.get("THALOVANT_DATA_DIR")
+        if not raw_dir:
+            raise ConfigError("a data directory is required: pass --data-dir or set THALOVANT_DATA_DIR")
+        env_port = env.get("THALOVANT_PORT")
+        env_public_port = env.get("THALOVANT_PUBLIC_PORT")
+        env_mqtt_port = env.get("THALOVANT_MQTT_PORT")
+        env_mqtt = env.get("THALOVANT_MQTT_ENABLED")
+        return cls(
+            data_dir=Path(raw_dir).expanduser().resolve(),
+            host=host or env.get("THALOVANT_HOST") or DEFAULT_HOST,
+            port=port if port is not None else (_env_port(env_port, "THALOVANT_PORT") if env_port else DEFAULT_PORT),
+            public_host=public_host or env.get("THALOVANT_PUBLIC_HOST") or None,
+            public_port=(
+                public_port
+                if public_port is not None
+                else (_env_port(env_public_port, "THALOVANT_PUBLIC_PORT") if env_public_port else None)
+            ),
+            database_url=database_url or env.get("THALOVANT_DATABASE_URL") or None,
+            mqtt_enabled=(
+                mqtt_enabled
+                if mqtt_enabled is not None
+                else (_env_bool(env_mqtt, "THALOVANT_MQTT_ENABLED") if env_mqtt is not None else True)
+            ),
+            mqtt_port=(
+                mqtt_port
+                if mqtt_port is not None
+                else (_env_port(env_mqtt_port, "THALOVANT_MQTT_PORT") if env_mqtt_port else DEFAULT_MQTT_PORT)
+            ),
+        )
+
+
+SETTINGS_FILE = "server.json"
+
+
+def save_settings(config: ServerConfig) -> None:
+    """Record what ``serve`` advertises, so ``admin`` commands write matching identities."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "host": config.host,
+        "port": config.port,
+        "public_host": config.public_host,
+        "public_port": config.public_port,
+        "mqtt_enabled": config.mqtt_enabled,
+        "mqtt_port": config.mqtt_port,
+    }
+    path = config.data_dir / SETTINGS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_settings(data_dir: Path) -> dict[str, object]:
+    """The settings the last ``serve`` recorded (empty when it never ran or the file is unreadable)."""
+    try:
+        raw = json.loads((data_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}

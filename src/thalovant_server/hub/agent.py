@@ -1,0 +1,247 @@
+"""The embedded agent: runs a hub's skills in-process and picks the one that handles an input.
+
+Selection rules, deterministic for a given input, session and skill order:
+
+- action (``context.input.kind == "action"``): the skill with the longest matching action
+  prefix (a prefix matches the payload exactly or followed by a space);
+- code (``data.input`` with a ``kind``): the first skill with a handler for that kind, else
+  one for ``*``;
+- utterance: the best intent score (:mod:`matching`); follow-up intents count only while
+  their skill is active; among equal scores an active skill wins, the most recent first,
+  then skill order;
+- raw event: every skill subscribed to the bus type, in skill order.
+
+A handler that raises is logged and treated as no answer; it never breaks the session.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from thalovant_server.hub.matching import CompiledIntent, content_tokens, normalise
+from thalovant_server.hub.session import Conversation
+from thalovant_server.hub.skills.base import HubView, IntentSpec, Request, Skill, SkillReply
+
+__all__ = ["AgentAnswer", "EmbeddedAgent"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAnswer:
+    """A skill's reply to one input, with who answered and through which handler."""
+
+    skill_id: str
+    handler: str
+    reply: SkillReply
+
+
+@dataclass(frozen=True, slots=True)
+class _IntentEntry:
+    skill: Skill
+    spec: IntentSpec
+    order: int
+
+
+class EmbeddedAgent:
+    """The skills of one hub and the dispatch between them."""
+
+    def __init__(self, hub_id: str, skills: Sequence[Skill]) -> None:
+        self.hub = HubView(hub_id, tuple(skills))
+        self._intents: list[CompiledIntent] = []
+        order = 0
+        for skill in skills:
+            for spec in skill.intents:
+                self._intents.append(CompiledIntent(_IntentEntry(skill, spec, order), spec.examples, spec.patterns))
+                order += 1
+        self._actions = sorted(
+            ((spec.prefix.casefold(), skill, spec.method) for skill in skills for spec in skill.actions),
+            key=lambda item: -len(item[0]),
+        )
+        self._codes: dict[str, tuple[Skill, str]] = {}
+        for skill in skills:
+            for code_spec in skill.codes:
+                self._codes.setdefault(code_spec.kind, (skill, code_spec.method))
+        self._subscribers: dict[str, list[tuple[Skill, str]]] = {}
+        for skill in skills:
+            for sub in skill.subscriptions:
+                self._subscribers.setdefault(sub.bus_type, []).append((skill, sub.method))
+
+    @property
+    def skills(self) -> tuple[Skill, ...]:
+        return self.hub.skills
+
+    def subscribed_types(self) -> frozenset[str]:
+        return frozenset(self._subscribers)
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def answer(
+        self,
+        *,
+        kind: str,
+        text: str,
+        lang: str,
+        conversation: Conversation,
+        context: dict[str, Any],
+        data: dict[str, Any],
+        structured: dict[str, Any],
+    ) -> AgentAnswer | None:
+        """The reply of the skill that handles an utterance, action or code; ``None`` if none does."""
+        if kind == "action":
+            return self._action(text, lang, conversation, context, data, structured)
+        if kind == "code":
+            found = self._code(text, lang, conversation, context, data, structured)
+            if found is not None:
+                return found
+            # a code no skill claims is still offered to the intents as text
+        return self._utterance(kind, text, lang, conversation, context, data, structured)
+
+    def event(
+        self, bus_type: str, lang: str, conversation: Conversation, context: dict[str, Any], data: dict[str, Any]
+    ) -> list[AgentAnswer]:
+        """Replies of every skill subscribed to ``bus_type`` (skills returning ``None`` skipped)."""
+        answers: list[AgentAnswer] = []
+        for skill, method in self._subscribers.get(bus_type, ()):
+            request = self._request(skill, "event", "", lang, conversation, context, data, {}, bus_type=bus_type)
+            reply = self._run(skill, method, request)
+            if reply is not None:
+                answers.append(self._finish(skill, method, reply, conversation, request))
+        return answers
+
+    # -- selection -------------------------------------------------------------------------
+
+    def _action(
+        self,
+        payload: str,
+        lang: str,
+        conversation: Conversation,
+        context: dict[str, Any],
+        data: dict[str, Any],
+        structured: dict[str, Any],
+    ) -> AgentAnswer | None:
+        folded = payload.strip().casefold()
+        for prefix, skill, method in self._actions:
+            if folded == prefix or folded.startswith(prefix + " "):
+                request = self._request(skill, "action", payload.strip(), lang, conversation, context, data, structured)
+                reply = self._run(skill, method, request)
+                if reply is not None:
+                    return self._finish(skill, method, reply, conversation, request)
+        return None
+
+    def _code(
+        self,
+        text: str,
+        lang: str,
+        conversation: Conversation,
+        context: dict[str, Any],
+        data: dict[str, Any],
+        structured: dict[str, Any],
+    ) -> AgentAnswer | None:
+        kind = structured.get("kind")
+        target = self._codes.get(kind.casefold()) if isinstance(kind, str) else None
+        target = target or self._codes.get("*")
+        if target is None:
+            return None
+        skill, method = target
+        value = structured.get("value")
+        utterance = value if isinstance(value, str) else text
+        request = self._request(skill, "code", utterance, lang, conversation, context, data, structured)
+        reply = self._run(skill, method, request)
+        return None if reply is None else self._finish(skill, method, reply, conversation, request)
+
+    def _utterance(
+        self,
+        kind: str,
+        text: str,
+        lang: str,
+        conversation: Conversation,
+        context: dict[str, Any],
+        data: dict[str, Any],
+        structured: dict[str, Any],
+    ) -> AgentAnswer | None:
+        normalised = normalise(text)
+        if not normalised:
+            return None
+        tokens = content_tokens(normalised)
+        best: tuple[float, int, int] | None = None
+        chosen: tuple[_IntentEntry, dict[str, str]] | None = None
+        for compiled in self._intents:
+            entry = compiled.key
+            assert isinstance(entry, _IntentEntry)
+            rank = conversation.active_rank(entry.skill.skill_id)
+            if entry.spec.follow_up and rank is None:
+                continue
+            match = compiled.score(normalised, tokens)
+            if match is None:
+                continue
+            key = (match.score, -(rank if rank is not None else 1_000), -entry.order)
+            if best is None or key > best:
+                best = key
+                chosen = (entry, match.slots)
+        if chosen is None:
+            return None
+        entry, slots = chosen
+        request = self._request(entry.skill, kind, text, lang, conversation, context, data, structured)
+        request.slots = slots
+        request.intent = entry.spec.name
+        reply = self._run(entry.skill, entry.spec.method, request)
+        return None if reply is None else self._finish(entry.skill, entry.spec.name, reply, conversation, request)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _request(
+        self,
+        skill: Skill,
+        kind: str,
+        text: str,
+        lang: str,
+        conversation: Conversation,
+        context: dict[str, Any],
+        data: dict[str, Any],
+        structured: dict[str, Any],
+        *,
+        bus_type: str = "recognizer_loop:utterance",
+    ) -> Request:
+        return Request(
+            kind=kind,
+            utterance=text,
+            lang=lang,
+            session_id=conversation.session_id,
+            state=conversation.state_for(skill.skill_id),
+            context=context,
+            hub=self.hub,
+            input=structured,
+            data=data,
+            bus_type=bus_type,
+        )
+
+    @staticmethod
+    def _run(skill: Skill, method: str, request: Request) -> SkillReply | None:
+        try:
+            reply = skill.handler(method)(request)
+        except Exception:
+            log.exception("skill %s handler %s failed", skill.skill_id, method)
+            return None
+        if reply is not None and not isinstance(reply, SkillReply):
+            log.error("skill %s handler %s returned %s, not a SkillReply", skill.skill_id, method, type(reply))
+            return None
+        return reply
+
+    @staticmethod
+    def _finish(
+        skill: Skill, handler: str, reply: SkillReply, conversation: Conversation, request: Request
+    ) -> AgentAnswer:
+        if reply.state is not None:
+            conversation.skill_state[skill.skill_id] = dict(reply.state)
+        elif not request.state:
+            conversation.skill_state.pop(skill.skill_id, None)
+        if request.kind != "event":
+            if reply.stay_active:
+                conversation.activate(skill.skill_id)
+            else:
+                conversation.deactivate(skill.skill_id)
+        return AgentAnswer(skill.skill_id, handler, reply)

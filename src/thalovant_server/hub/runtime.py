@@ -1,0 +1,211 @@
+"""The hub runtime: hubs loaded on demand, their routers, and the registry of live sessions.
+
+Carriers ask the runtime for a hub (:meth:`HubRuntime.host`) and a client's credentials
+(:meth:`HubRuntime.credentials`), persist TOFU pins through it (:meth:`HubRuntime.pin`),
+and register each authenticated session (:meth:`HubRuntime.register`). The control plane
+calls :meth:`HubRuntime.client_revoked` and :meth:`HubRuntime.hub_changed`; services call
+:meth:`HubRuntime.push` to send hub-initiated events to connected clients.
+
+Nothing here runs per message except a dictionary lookup: the router is reached through
+the session's :class:`HubHost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from thalovant.protocol.envelope import BusMessage
+from thalovant_server.hub.agent import EmbeddedAgent
+from thalovant_server.hub.directory import ClientCredentials, ClientDirectory, HubKeys
+from thalovant_server.hub.link import HubLink
+from thalovant_server.hub.router import HubRouter
+from thalovant_server.hub.session import SessionStore
+from thalovant_server.hub.skills.registry import build_skills
+
+__all__ = ["HubHost", "HubRuntime", "LiveSession"]
+
+log = logging.getLogger(__name__)
+
+
+class LiveSession(Protocol):
+    """A carrier's authenticated session, as the runtime drives it."""
+
+    @property
+    def link(self) -> HubLink: ...
+
+    async def deliver(self, messages: list[BusMessage]) -> None:
+        """Seal and send hub-initiated bus messages; never raises."""
+        ...
+
+    async def terminate(self, reason: str) -> None:
+        """Close the session from the hub side (revocation, hub removed); never raises."""
+        ...
+
+
+class HubHost:
+    """One loaded hub: its keys, its router, its live sessions."""
+
+    __slots__ = ("hub_id", "keys", "live", "router")
+
+    def __init__(self, keys: HubKeys, router: HubRouter) -> None:
+        self.hub_id = keys.hub_id
+        self.keys = keys
+        self.router = router
+        self.live: set[LiveSession] = set()
+
+
+def _router_for(keys: HubKeys, sessions: SessionStore | None = None) -> HubRouter:
+    agent = EmbeddedAgent(keys.hub_id, build_skills(keys.skills))
+    return HubRouter(keys.hub_id, agent, sessions)
+
+
+class HubRuntime:
+    """Registry of hubs and live sessions of one server process."""
+
+    def __init__(self, directory: ClientDirectory) -> None:
+        self.directory = directory
+        self._hosts: dict[str, HubHost] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+        self._by_client: dict[str, set[LiveSession]] = {}
+        self._revoked: set[str] = set()
+        self._pins: dict[str, bytes] = {}
+        self.counters: Counter[str] = Counter()
+        """Operational counts: ``sessions``, ``pattern:<name>``, ``refused:<reason>``."""
+
+    # -- hubs ------------------------------------------------------------------------------
+
+    async def host(self, hub_id: str) -> HubHost | None:
+        """The loaded hub ``hub_id`` (loaded from the directory on first use), or ``None``."""
+        found = self._hosts.get(hub_id)
+        if found is not None:
+            return found
+        lock = self._loading.setdefault(hub_id, asyncio.Lock())
+        async with lock:
+            found = self._hosts.get(hub_id)
+            if found is not None:
+                return found
+            keys = await self.directory.load_hub(hub_id)
+            if keys is None:
+                self._loading.pop(hub_id, None)
+                return None
+            found = HubHost(keys, _router_for(keys))
+            self._hosts[hub_id] = found
+            return found
+
+    async def hub_changed(self, hub_id: str) -> None:
+        """Reload a hub's spec; a hub that is gone (or lost WSS) has its sessions closed."""
+        current = self._hosts.get(hub_id)
+        if current is None:
+            return
+        keys = await self.directory.load_hub(hub_id)
+        if keys is None or keys.static.public != current.keys.static.public or keys.node_id != current.keys.node_id:
+            self._hosts.pop(hub_id, None)
+            self._loading.pop(hub_id, None)
+            for live in list(current.live):
+                await live.terminate("hub removed")
+            return
+        current.keys = keys
+        current.router = _router_for(keys, current.router.sessions)
+
+    # -- clients ---------------------------------------------------------------------------
+
+    async def credentials(self, hub_id: str, access_key: str) -> ClientCredentials | None:
+        """The credentials of an active, unrevoked client of ``hub_id``, else ``None``."""
+        creds = await self.directory.find_client(hub_id, access_key)
+        if creds is None or creds.hub_id != hub_id or creds.client_id in self._revoked:
+            return None
+        pinned = self._pins.get(creds.client_id)
+        if pinned is not None and creds.pinned_key != pinned:
+            creds = dataclasses.replace(creds, pinned_key=pinned)
+        return creds
+
+    async def pin(self, creds: ClientCredentials, key: bytes) -> bool:
+        """Pin ``key`` for the client (TOFU); ``False`` if another key won the race."""
+        existing = self._pins.get(creds.client_id) or creds.pinned_key
+        if existing is not None:
+            return existing == key
+        self._pins[creds.client_id] = key
+        await self.directory.pin_client_key(creds.client_id, key)
+        return True
+
+    async def client_revoked(self, client_id: str) -> None:
+        """Refuse the client from now on and close its live sessions at once."""
+        self._revoked.add(client_id)
+        self._pins.pop(client_id, None)
+        for host in self._hosts.values():
+            host.router.sessions.forget_client(client_id)
+        for live in list(self._by_client.pop(client_id, ())):
+            await live.terminate("client revoked")
+
+    def is_revoked(self, client_id: str) -> bool:
+        return client_id in self._revoked
+
+    # -- live sessions -----------------------------------------------------------------------
+
+    def register(self, live: LiveSession) -> bool:
+        """Add an authenticated session; ``False`` if its client or hub is gone meanwhile."""
+        link = live.link
+        host = self._hosts.get(link.host.hub_id)
+        if link.client_id in self._revoked or host is not link.host:
+            return False
+        host.live.add(live)
+        self._by_client.setdefault(link.client_id, set()).add(live)
+        self.counters["sessions"] += 1
+        self.counters[f"pattern:{link.pattern}"] += 1
+        return True
+
+    def count_refusal(self, reason: str) -> None:
+        """Count a refused connection (``unknown``, ``malformed``, ``aborted``, ...)."""
+        self.counters[f"refused:{reason}"] += 1
+
+    def unregister(self, live: LiveSession) -> None:
+        """Forget a session that ended (idempotent)."""
+        link = live.link
+        link.host.live.discard(live)
+        sessions = self._by_client.get(link.client_id)
+        if sessions is not None:
+            sessions.discard(live)
+            if not sessions:
+                del self._by_client[link.client_id]
+
+    def live_sessions(self, hub_id: str | None = None) -> list[LiveSession]:
+        """The live sessions of one hub, or of every hub."""
+        if hub_id is not None:
+            host = self._hosts.get(hub_id)
+            return list(host.live) if host is not None else []
+        return [live for host in self._hosts.values() for live in host.live]
+
+    async def push(self, hub_id: str, bus_message: BusMessage, session_id: str | None = None) -> int:
+        """Send a hub-initiated bus message to the hub's connected clients.
+
+        With ``session_id``, only to sessions whose connection session id matches it, and the
+        message's ``context.session.session_id`` is set to it. Returns how many sessions got it.
+        """
+        host = self._hosts.get(hub_id)
+        if host is None:
+            return 0
+        targets = [live for live in host.live if session_id is None or live.link.session_id == session_id]
+        if not targets:
+            return 0
+        message = bus_message
+        if session_id is not None:
+            context: dict[str, Any] = dict(bus_message.context)
+            raw = context.get("session")
+            session = dict(raw) if isinstance(raw, Mapping) else {}
+            session["session_id"] = session_id
+            context["session"] = session
+            message = BusMessage(bus_message.type, bus_message.data, context)
+        await asyncio.gather(*(live.deliver([message]) for live in targets))
+        return len(targets)
+
+    async def close(self) -> None:
+        """Close every live session (server shutdown)."""
+        for live in self.live_sessions():
+            with contextlib.suppress(Exception):
+                await live.terminate("hub shutting down")

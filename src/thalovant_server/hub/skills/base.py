@@ -1,0 +1,228 @@
+"""The small skill API of the embedded agent.
+
+A skill is a class with a ``skill_id`` and handler methods marked by decorators:
+
+- :func:`intent` -- utterances, matched by example phrases (normalised token overlap) and/or
+  regular expressions with named groups (the groups become ``request.slots``);
+- :func:`action` -- ``send_action`` payloads starting with a prefix such as ``/approve``;
+- :func:`code` -- ``send_code`` inputs of one kind such as ``invoice``;
+- :func:`subscribe` -- raw bus events of one type, as sent by ``emit``.
+
+Handlers take a :class:`Request` and return a :class:`SkillReply` (or ``None`` for an event
+they ignore). They run on the event loop, so they must be quick and must not block.
+``request.state`` is this skill's part of the conversation session: changes made to it
+(or a replacement in ``SkillReply.state``) travel back to the client in the session.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+__all__ = [
+    "ActionSpec",
+    "CodeSpec",
+    "DisplayItems",
+    "HubView",
+    "IntentSpec",
+    "Request",
+    "Skill",
+    "SkillReply",
+    "SubscriptionSpec",
+    "action",
+    "code",
+    "intent",
+    "subscribe",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ATTR = "__thalovant_skill_handler__"
+
+
+@dataclass(frozen=True, slots=True)
+class IntentSpec:
+    """An intent: example phrases and/or regex patterns (named groups give slots).
+
+    ``follow_up`` intents match only while the skill is active in the session (it answered
+    the previous turn), e.g. "another one" after a joke.
+    """
+
+    name: str
+    examples: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    follow_up: bool = False
+    method: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """An action handler for payloads starting with ``prefix`` (e.g. ``/approve``)."""
+
+    prefix: str
+    method: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeSpec:
+    """A code handler for ``send_code`` inputs of one ``kind`` (``*`` for any kind)."""
+
+    kind: str
+    method: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSpec:
+    """A raw-event handler for one bus type."""
+
+    bus_type: str
+    method: str = ""
+
+
+def intent(
+    name: str, *, examples: tuple[str, ...] = (), patterns: tuple[str, ...] = (), follow_up: bool = False
+) -> Callable[[F], F]:
+    """Mark a method as the handler of an intent."""
+    if not examples and not patterns:
+        raise ValueError(f"intent {name!r} needs examples or patterns")
+    for pattern in patterns:
+        re.compile(pattern)
+
+    def mark(func: F) -> F:
+        setattr(func, _ATTR, IntentSpec(name, tuple(examples), tuple(patterns), follow_up, func.__name__))
+        return func
+
+    return mark
+
+
+def action(prefix: str) -> Callable[[F], F]:
+    """Mark a method as the handler of actions whose payload starts with ``prefix``."""
+
+    def mark(func: F) -> F:
+        setattr(func, _ATTR, ActionSpec(prefix, func.__name__))
+        return func
+
+    return mark
+
+
+def code(kind: str) -> Callable[[F], F]:
+    """Mark a method as the handler of scanned or typed codes of ``kind``."""
+
+    def mark(func: F) -> F:
+        setattr(func, _ATTR, CodeSpec(kind.lower(), func.__name__))
+        return func
+
+    return mark
+
+
+def subscribe(bus_type: str) -> Callable[[F], F]:
+    """Mark a method as the handler of raw bus events of ``bus_type``."""
+
+    def mark(func: F) -> F:
+        setattr(func, _ATTR, SubscriptionSpec(bus_type, func.__name__))
+        return func
+
+    return mark
+
+
+DisplayItems = dict[str, Any]
+"""Rich media for ``data.display``: ``table``, ``buttons``/``quick_replies``, ``images``, ..."""
+
+
+@dataclass(frozen=True, slots=True)
+class HubView:
+    """What a skill may know about the hub it runs in."""
+
+    hub_id: str
+    skills: tuple[Skill, ...]
+
+
+@dataclass(slots=True)
+class Request:
+    """One input for a skill handler.
+
+    ``kind`` is ``utterance``, ``action``, ``code`` or ``event``. ``utterance`` is the text
+    (the action payload or the code value for those kinds), ``input`` the structured input
+    (``{kind, title, payload}`` or ``{kind, label, value}``), ``data`` the raw bus data.
+    """
+
+    kind: str
+    utterance: str
+    lang: str
+    session_id: str
+    state: dict[str, Any]
+    context: Mapping[str, Any]
+    hub: HubView
+    slots: dict[str, str] = field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    bus_type: str = "recognizer_loop:utterance"
+    intent: str = ""
+
+
+@dataclass(slots=True)
+class SkillReply:
+    """What a handler answers.
+
+    ``speech``: sentences, each sent as one ``speak``; ``display``: rich media attached to
+    the first ``speak``; ``state``: a replacement for the skill's session state (``None``
+    keeps ``request.state`` with whatever changes the handler made); ``events``: extra bus
+    messages ``(type, data)`` sent with the request's context; ``stay_active``: whether
+    follow-up intents of this skill match on the next turn.
+    """
+
+    speech: list[str] = field(default_factory=list)
+    display: DisplayItems = field(default_factory=dict)
+    state: dict[str, Any] | None = None
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    stay_active: bool = True
+
+    @classmethod
+    def say(cls, *sentences: str, display: DisplayItems | None = None, stay_active: bool = True) -> SkillReply:
+        return cls(list(sentences), dict(display or {}), stay_active=stay_active)
+
+
+class Skill:
+    """Base class of hub skills; subclasses set ``skill_id`` and decorate handlers.
+
+    ``capability`` is the short phrase the capabilities skill lists for this skill (``joke``
+    gives "quick joke ... requests"); ``None`` keeps the skill out of that sentence.
+    """
+
+    skill_id: ClassVar[str] = ""
+    capability: ClassVar[str | None] = None
+    description: ClassVar[str] = ""
+
+    intents: ClassVar[tuple[IntentSpec, ...]] = ()
+    actions: ClassVar[tuple[ActionSpec, ...]] = ()
+    codes: ClassVar[tuple[CodeSpec, ...]] = ()
+    subscriptions: ClassVar[tuple[SubscriptionSpec, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        intents: list[IntentSpec] = []
+        actions: list[ActionSpec] = []
+        codes: list[CodeSpec] = []
+        subscriptions: list[SubscriptionSpec] = []
+        for klass in reversed(cls.__mro__):
+            for value in vars(klass).values():
+                spec = getattr(value, _ATTR, None)
+                if isinstance(spec, IntentSpec):
+                    intents.append(spec)
+                elif isinstance(spec, ActionSpec):
+                    actions.append(spec)
+                elif isinstance(spec, CodeSpec):
+                    codes.append(spec)
+                elif isinstance(spec, SubscriptionSpec):
+                    subscriptions.append(spec)
+        cls.intents = tuple(intents)
+        cls.actions = tuple(actions)
+        cls.codes = tuple(codes)
+        cls.subscriptions = tuple(subscriptions)
+
+    def handler(self, method: str) -> Callable[[Request], SkillReply | None]:
+        """The bound handler method named ``method``."""
+        func: Callable[[Request], SkillReply | None] = getattr(self, method)
+        return func

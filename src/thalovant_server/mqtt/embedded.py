@@ -1,0 +1,302 @@
+"""The embedded MQTT broker: amqtt, in the server's own event loop, TLS only, ACL enforced.
+
+:class:`EmbeddedBroker` runs one amqtt broker with a single TLS listener (by default on
+127.0.0.1:8883), anonymous access off, and one plugin, :class:`BrokerAccessPlugin`, that asks an
+:class:`~thalovant_server.mqtt.acl.MqttAccessControl` for every decision:
+
+- CONNECT: the username must exist and the password match its hash; a last will is accepted only
+  on a topic the user may publish to (else CONNACK 5, not authorised);
+- SUBSCRIBE: each filter must be covered by the user's subscribe grants (else SUBACK 0x80);
+- PUBLISH: a message on a topic the user may not publish to is acknowledged (MQTT 3.1.1 has no
+  negative PUBACK) and dropped;
+- delivery: a message reaches a subscriber only on topics that subscriber may read.
+
+Accounts change at run time with :meth:`EmbeddedBroker.add_account` and
+:meth:`EmbeddedBroker.remove_account`; removing an account also drops its live connections.
+asyncio sets TCP_NODELAY on every TCP transport it creates, so the broker's sockets have it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.contexts import Action, BrokerConfig, ListenerConfig, ListenerType
+from amqtt.errors import AMQTTError, BrokerError, PluginError, PluginLoadError
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+
+from thalovant_server.mqtt.acl import MqttAccessControl
+from thalovant_server.mqtt.broker import DEFAULT_HOST, DEFAULT_PORT, BrokerAddress, BrokerStartError
+from thalovant_server.mqtt.credentials import BrokerAccount
+
+LISTENER = "default"
+# How long the broker keeps the state of a disconnected non-clean session.
+SESSION_EXPIRY_SECONDS = 600
+
+log = logging.getLogger(__name__)
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+class _QuietBroker(Broker):  # type: ignore[misc]
+    """amqtt's broker, where a client that resets its connection costs a debug line, not a traceback."""
+
+    async def stream_connected(self, reader: Any, writer: Any, listener_name: str) -> None:
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
+            log.debug("MQTT connection ended abruptly: %s", type(exc).__name__)
+
+
+class _LiveConnections:
+    """The authenticated connections, by session, with their protocol handlers.
+
+    Kept apart from amqtt's session table, which a new CONNECT with the same client id
+    overwrites before it is authenticated; this list still finds such a displaced connection.
+    """
+
+    def __init__(self) -> None:
+        self.broker: Broker | None = None
+        self._live: dict[int, tuple[Any, Any]] = {}
+
+    def connected(self, client_id: str, session: Any) -> Any:
+        """Record an authenticated connection; returns its protocol handler (None if gone)."""
+        broker = self.broker
+        if broker is None:
+            return None
+        entry = broker.sessions.get(client_id)
+        if entry is None or entry[0] is not session or entry[1] is None:
+            return None
+        self._live[id(session)] = (session, entry[1])
+        return entry[1]
+
+    def disconnected(self, session: Any) -> None:
+        self._live.pop(id(session), None)
+
+    def of_user(self, username: str) -> list[tuple[Any, Any]]:
+        return [(s, h) for s, h in self._live.values() if _text(getattr(s, "username", None)) == username]
+
+    def usernames(self) -> set[str]:
+        return {name for s, _ in self._live.values() if (name := _text(getattr(s, "username", None)))}
+
+    def clear(self) -> None:
+        self._live.clear()
+
+
+class BrokerAccessPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
+    """amqtt plugin: authentication and topic ACL, delegated to an :class:`MqttAccessControl`.
+
+    amqtt builds the plugin from the broker configuration; :class:`EmbeddedBroker` then attaches
+    the access control (:meth:`attach`). Until then every request is refused.
+    """
+
+    access: MqttAccessControl | None = None
+    connections: _LiveConnections | None = None
+
+    def attach(self, access: MqttAccessControl, connections: _LiveConnections) -> None:
+        self.access = access
+        self.connections = connections
+
+    async def on_broker_client_connected(self, *, client_id: str, client_session: Any) -> None:
+        if self.connections is None or self.access is None:
+            return
+        handler = self.connections.connected(client_id, client_session)
+        username = _text(getattr(client_session, "username", None))
+        if handler is not None and (username is None or username not in self.access):
+            # The account was removed between this CONNECT's check and now.
+            self.connections.disconnected(client_session)
+            with contextlib.suppress(AMQTTError, OSError):
+                await handler.handle_connection_closed()
+
+    async def on_broker_client_disconnected(self, *, client_id: str, client_session: Any) -> None:
+        if self.connections is not None:
+            self.connections.disconnected(client_session)
+
+    async def authenticate(self, *, session: Any) -> bool:
+        access = self.access
+        if access is None:
+            return False
+        username = _text(getattr(session, "username", None))
+        password = _text(getattr(session, "password", None))
+        if not access.authenticate(username, password):
+            log.info("MQTT login refused for user %r", username)
+            return False
+        if getattr(session, "will_flag", False):
+            will_topic = _text(getattr(session, "will_topic", None))
+            if will_topic is None or not access.allows_publish(username, will_topic):
+                log.info("MQTT login refused for user %r: last will on a topic it may not publish to", username)
+                return False
+        return True
+
+    async def topic_filtering(self, *, session: Any = None, topic: str | None = None, action: Any = None) -> bool:
+        access = self.access
+        if access is None or session is None or not isinstance(topic, str):
+            return False
+        username = _text(getattr(session, "username", None))
+        if action == Action.PUBLISH:
+            return access.allows_publish(username, topic)
+        if action == Action.SUBSCRIBE:
+            return access.allows_subscribe(username, topic)
+        if action == Action.RECEIVE:
+            return access.allows_receive(username, topic)
+        return False
+
+
+class EmbeddedBroker:
+    """An amqtt broker in the running event loop, with per-account credentials and topic ACLs.
+
+    ``port=0`` picks a free port (read it from :attr:`address` after :meth:`start`). The broker
+    holds the accounts in :attr:`access`; seed it with ``accounts`` or the methods below.
+    """
+
+    def __init__(
+        self,
+        *,
+        cert_file: str | Path,
+        key_file: str | Path,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        accounts: Iterable[BrokerAccount] = (),
+        max_connections: int = 0,
+    ) -> None:
+        self.cert_file = Path(cert_file)
+        self.key_file = Path(key_file)
+        self.host = host
+        self.port = port
+        self.max_connections = max_connections
+        self.access = MqttAccessControl(accounts)
+        self._broker: Broker | None = None
+        self._address: BrokerAddress | None = None
+        self._connections = _LiveConnections()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def _config(self) -> BrokerConfig:
+        listener = ListenerConfig(
+            type=ListenerType.TCP,
+            bind=f"{self.host}:{self.port}",
+            max_connections=self.max_connections,
+            ssl=True,
+            certfile=self.cert_file,
+            keyfile=self.key_file,
+        )
+        return BrokerConfig(
+            listeners={LISTENER: listener},
+            plugins={f"{BrokerAccessPlugin.__module__}.{BrokerAccessPlugin.__qualname__}": {}},
+            session_expiry_interval=SESSION_EXPIRY_SECONDS,
+        )
+
+    async def start(self) -> BrokerAddress:
+        """Open the TLS listener; returns the address it is bound to.
+
+        Raises :class:`BrokerStartError` when the certificate files cannot be used or the port
+        cannot be bound.
+        """
+        if self._broker is not None:
+            raise BrokerStartError("the embedded broker is already running")
+        try:
+            broker = _QuietBroker(self._config())
+        except (OSError, ValueError, AMQTTError, BrokerError, PluginError, PluginLoadError) as exc:
+            raise BrokerStartError(f"cannot configure the embedded MQTT broker: {exc}") from exc
+        plugins = [p for p in broker.plugins_manager.plugins if isinstance(p, BrokerAccessPlugin)]
+        if len(plugins) != 1:
+            raise BrokerStartError("the embedded MQTT broker did not load its access plugin")
+        self._connections.broker = broker
+        plugins[0].attach(self.access, self._connections)
+        try:
+            await broker.start()
+        except (OSError, AMQTTError, BrokerError) as exc:
+            raise BrokerStartError(f"cannot start the embedded MQTT broker on {self.host}:{self.port}: {exc}") from exc
+        self._broker = broker
+        self._address = BrokerAddress(self.host, self._bound_port(broker))
+        log.info("embedded MQTT broker listening on %s", self._address.endpoint)
+        return self._address
+
+    @staticmethod
+    def _bound_port(broker: Broker) -> int:
+        server = broker._servers.get(LISTENER)
+        sockets = getattr(getattr(server, "instance", None), "sockets", None) or ()
+        for sock in sockets:
+            return int(sock.getsockname()[1])
+        raise BrokerStartError("the embedded MQTT broker has no listening socket")
+
+    async def stop(self) -> None:
+        """Close every connection and the listener. Safe to call twice."""
+        broker, self._broker = self._broker, None
+        self._address = None
+        if broker is not None:
+            with contextlib.suppress(AMQTTError, BrokerError):
+                await broker.shutdown()
+        self._connections.clear()
+        self._connections.broker = None
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._broker is not None
+
+    @property
+    def address(self) -> BrokerAddress:
+        if self._address is None:
+            raise RuntimeError("the embedded MQTT broker is not running")
+        return self._address
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    async def add_account(self, account: BrokerAccount) -> None:
+        """Add or replace an account; it can log in at once.
+
+        Replacing an account does not drop its live connections; a changed password or changed
+        grants apply to the next CONNECT, SUBSCRIBE and PUBLISH.
+        """
+        self.access.add(account)
+
+    async def remove_account(self, username: str) -> bool:
+        """Remove an account and drop its live connections. Returns whether it existed."""
+        existed = self.access.remove(username) is not None
+        await self.disconnect_user(username)
+        return existed
+
+    async def replace_accounts(self, accounts: Iterable[BrokerAccount]) -> None:
+        """Make ``accounts`` the complete set; users that are gone are disconnected."""
+        before = {account.username for account in self.access}
+        self.access.replace_all(accounts)
+        for username in before - {account.username for account in self.access}:
+            await self.disconnect_user(username)
+
+    def connected_users(self) -> set[str]:
+        """Usernames with a live, authenticated connection."""
+        return self._connections.usernames()
+
+    async def disconnect_user(self, username: str) -> int:
+        """Close every live connection of ``username``; returns how many were closed.
+
+        The broker then handles each as an abnormal disconnection (a last will is published).
+        """
+        closed = 0
+        for session, handler in self._connections.of_user(username):
+            self._connections.disconnected(session)
+            with contextlib.suppress(AMQTTError, OSError):
+                await handler.handle_connection_closed()
+            closed += 1
+        return closed

@@ -1,0 +1,127 @@
+"""Client identity rows: creation, lookups by id / access key hash / MQTT user, listing, pinning."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from thalovant_server.secrets import new_etag
+from thalovant_server.store.models import Client, Hub, utcnow
+from thalovant_server.store.pagination import Page, keyset_page
+
+
+class ClientNameTaken(ValueError):
+    """The hub already has a client of this name."""
+
+
+class AccessKeyTaken(ValueError):
+    """Another client already uses this access key."""
+
+
+async def create_client(
+    session: AsyncSession,
+    *,
+    hub: Hub,
+    owner_id: str,
+    workspace_id: str,
+    name: str,
+    site_id: str,
+    access_key_hash: str,
+    psk: bytes,
+    connection_type: str | None,
+    spec_extras: dict[str, Any],
+    allowed_types: Sequence[str] = (),
+    active: bool = True,
+    client_id: str | None = None,
+    mqtt_username: str | None = None,
+    mqtt_password_hash: str | None = None,
+    mqtt_topic_prefix: str | None = None,
+) -> Client:
+    existing = await session.scalar(select(Client.id).where(Client.hub_id == hub.id, Client.name == name))
+    if existing is not None:
+        raise ClientNameTaken(name)
+    if await session.scalar(select(Client.id).where(Client.access_key_hash == access_key_hash)) is not None:
+        raise AccessKeyTaken()
+    now = utcnow()
+    client = Client(
+        id=client_id or str(uuid.uuid4()),
+        hub_id=hub.id,
+        owner_id=owner_id,
+        workspace_id=workspace_id,
+        name=name,
+        site_id=site_id,
+        access_key_hash=access_key_hash,
+        psk=psk,
+        allowed_types=list(allowed_types),
+        connection_type=connection_type,
+        spec_extras=spec_extras,
+        mqtt_username=mqtt_username,
+        mqtt_password_hash=mqtt_password_hash,
+        mqtt_topic_prefix=mqtt_topic_prefix,
+        etag=new_etag(),
+        active=active,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(client)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ClientNameTaken(name) from None
+    return client
+
+
+async def client_by_id(session: AsyncSession, client_id: str) -> Client | None:
+    try:
+        canonical = str(uuid.UUID(client_id))
+    except ValueError:
+        return None
+    return await session.get(Client, canonical)
+
+
+async def client_by_access_key_hash(session: AsyncSession, access_key_hash: str) -> Client | None:
+    return await session.scalar(select(Client).where(Client.access_key_hash == access_key_hash))
+
+
+async def client_by_mqtt_username(session: AsyncSession, username: str) -> Client | None:
+    return await session.scalar(select(Client).where(Client.mqtt_username == username))
+
+
+async def list_clients(
+    session: AsyncSession,
+    *,
+    workspace_ids: Sequence[str],
+    hub_id: str | None,
+    owner_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[Client]:
+    statement = select(Client)
+    if hub_id is not None:
+        statement = statement.where(Client.hub_id == hub_id)
+    if len(workspace_ids) == 1:
+        statement = statement.where(Client.workspace_id == workspace_ids[0])
+    else:
+        statement = statement.where(Client.workspace_id.in_(list(workspace_ids)))
+    if owner_id is not None:
+        statement = statement.where(Client.owner_id == owner_id)
+    return await keyset_page(
+        session, statement, created_at=Client.created_at, id_column=Client.id, limit=limit, cursor=cursor
+    )
+
+
+async def pin_client_key(session: AsyncSession, client_id: str, key: bytes) -> None:
+    """Remember the client's Noise static key (the first one it authenticated with)."""
+    await session.execute(
+        update(Client).where(Client.id == client_id).values(pinned_client_key=key, updated_at=utcnow())
+    )
+
+
+async def delete_client(session: AsyncSession, client: Client) -> None:
+    await session.delete(client)
+    await session.flush()

@@ -1,0 +1,91 @@
+"""The hub runtime's view of the store (``thalovant_server.hub.directory.ClientDirectory``).
+
+Lookups run once per connection, never per message. Access keys are matched by SHA-256;
+the PSK comes from the row (derived at provisioning), so nothing CPU-heavy happens here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from thalovant.protocol.noise import KeyPair
+from thalovant_server.hub.directory import ClientCredentials, HubKeys
+from thalovant_server.secrets import constant_time_equal, sha256_hex
+from thalovant_server.store import clients, hubs
+from thalovant_server.store.engine import Store
+from thalovant_server.store.hub_spec import enabled_protocols
+
+
+@dataclass(frozen=True, slots=True)
+class MqttAccount:
+    """An MQTT broker login of one client identity: it may use ``topic_prefix``/# only."""
+
+    client_id: str
+    hub_id: str
+    username: str
+    topic_prefix: str
+
+
+class StoreDirectory:
+    """``ClientDirectory`` and ``load_hub`` over the database, plus the MQTT login check."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def find_client(self, hub_id: str, access_key: str) -> ClientCredentials | None:
+        """The active client of ``hub_id`` with this access key, or None."""
+        if not access_key:
+            return None
+        async with self._store.session() as session:
+            client = await clients.client_by_access_key_hash(session, sha256_hex(access_key))
+        if client is None or not client.active or client.hub_id != hub_id:
+            return None
+        return ClientCredentials(
+            client_id=client.id,
+            hub_id=client.hub_id,
+            name=client.name,
+            site_id=client.site_id,
+            psk=bytes(client.psk),
+            pinned_key=bytes(client.pinned_client_key) if client.pinned_client_key is not None else None,
+            allowed_types=frozenset(client.allowed_types),
+        )
+
+    async def pin_client_key(self, client_id: str, key: bytes) -> None:
+        async with self._store.session() as session:
+            await clients.pin_client_key(session, client_id, key)
+
+    async def load_hub(self, hub_id: str) -> HubKeys | None:
+        """The active hub's keys; ``protocols`` names the enabled ones among wss, http, mqtt."""
+        async with self._store.session() as session:
+            hub = await hubs.hub_by_id(session, hub_id)
+        if hub is None or not hub.active:
+            return None
+        flags = enabled_protocols(hub.spec)
+        skills = hub.spec.get("skills") or []
+        return HubKeys(
+            hub_id=hub.id,
+            node_id=hub.node_id,
+            static=KeyPair.from_private(bytes(hub.noise_private_key)),
+            skills=tuple(str(s) for s in skills),
+            protocols=tuple(name for name, enabled in flags.items() if enabled),
+        )
+
+    async def find_mqtt_client(self, username: str, password: str) -> MqttAccount | None:
+        """The client whose broker credentials these are (active client of an active hub)."""
+        if not username or not password:
+            return None
+        async with self._store.session() as session:
+            client = await clients.client_by_mqtt_username(session, username)
+            if client is None or not client.active or client.mqtt_password_hash is None:
+                return None
+            if not constant_time_equal(client.mqtt_password_hash, sha256_hex(password)):
+                return None
+            hub = await hubs.hub_by_id(session, client.hub_id)
+            if hub is None or not hub.active or client.mqtt_topic_prefix is None:
+                return None
+            return MqttAccount(
+                client_id=client.id,
+                hub_id=client.hub_id,
+                username=username,
+                topic_prefix=client.mqtt_topic_prefix,
+            )

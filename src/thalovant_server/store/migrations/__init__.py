@@ -1,0 +1,1 @@
+"""Alembic migrations of the store, run programmatically at startup (no alembic.ini on disk)."""
