@@ -163,7 +163,7 @@ async def run_ours(identity_file: Path, n: int, text: str, warmup: int) -> dict[
 
 def run_public(identity_file: Path, ca_file: Path, n: int, text: str, warmup: int) -> dict[str, Any]:
     script = shared_dir() / "peers" / "sdk_ask.py"
-    peers = Path(os.environ.get("THALOVANT_PEERS", "/tmp/thalovant-peers"))
+    peers = Path(os.environ.get("THALOVANT_PEERS") or Path(tempfile.gettempdir()) / "thalovant-peers")
     python = peers / "sdk097" / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("THALOVANT_", "PYTHON"))}
     env["THALOVANT_PEERS"] = str(peers)

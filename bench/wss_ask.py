@@ -67,7 +67,7 @@ def shared_dir() -> Path:
 
 
 def peers_dir() -> Path:
-    return Path(os.environ.get("THALOVANT_PEERS", "/tmp/thalovant-peers"))
+    return Path(os.environ.get("THALOVANT_PEERS") or Path(tempfile.gettempdir()) / "thalovant-peers")
 
 
 def free_port() -> int:
