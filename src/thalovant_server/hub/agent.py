@@ -107,9 +107,9 @@ class EmbeddedAgent:
         answers: list[AgentAnswer] = []
         for skill, method in self._subscribers.get(bus_type, ()):
             request = self._request(skill, "event", "", lang, conversation, context, data, {}, bus_type=bus_type)
-            reply = self._run(skill, method, request)
-            if reply is not None:
-                answers.append(self._finish(skill, method, reply, conversation, request))
+            answer = self._invoke(skill, method, request, conversation)
+            if answer is not None:
+                answers.append(answer)
         return answers
 
     # -- selection -------------------------------------------------------------------------
@@ -127,9 +127,9 @@ class EmbeddedAgent:
         for prefix, skill, method in self._actions:
             if folded == prefix or folded.startswith(prefix + " "):
                 request = self._request(skill, "action", payload.strip(), lang, conversation, context, data, structured)
-                reply = self._run(skill, method, request)
-                if reply is not None:
-                    return self._finish(skill, method, reply, conversation, request)
+                answer = self._invoke(skill, method, request, conversation)
+                if answer is not None:
+                    return answer
         return None
 
     def _code(
@@ -150,8 +150,7 @@ class EmbeddedAgent:
         value = structured.get("value")
         utterance = value if isinstance(value, str) else text
         request = self._request(skill, "code", utterance, lang, conversation, context, data, structured)
-        reply = self._run(skill, method, request)
-        return None if reply is None else self._finish(skill, method, reply, conversation, request)
+        return self._invoke(skill, method, request, conversation)
 
     def _utterance(
         self,
@@ -188,8 +187,7 @@ class EmbeddedAgent:
         request = self._request(entry.skill, kind, text, lang, conversation, context, data, structured)
         request.slots = slots
         request.intent = entry.spec.name
-        reply = self._run(entry.skill, entry.spec.method, request)
-        return None if reply is None else self._finish(entry.skill, entry.spec.name, reply, conversation, request)
+        return self._invoke(entry.skill, entry.spec.method, request, conversation, handler=entry.spec.name)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -218,6 +216,14 @@ class EmbeddedAgent:
             data=data,
             bus_type=bus_type,
         )
+
+    @classmethod
+    def _invoke(
+        cls, skill: Skill, method: str, request: Request, conversation: Conversation, handler: str | None = None
+    ) -> AgentAnswer | None:
+        """Run one handler; its answer, or ``None`` when it declines (or fails, see ``_run``)."""
+        reply = cls._run(skill, method, request)
+        return None if reply is None else cls._finish(skill, handler or method, reply, conversation, request)
 
     @staticmethod
     def _run(skill: Skill, method: str, request: Request) -> SkillReply | None:
