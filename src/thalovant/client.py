@@ -87,9 +87,7 @@ def select_protocol(identity: ThalovantIdentity, protocol: str | None) -> str:
         if wanted == "wss" and not identity.endpoint_for("wss"):
             raise ThalovantUnsupportedProtocolError("This identity has no WSS endpoint; it cannot use wss.")
         if wanted == "mqtt" and not identity.mqtt:
-            raise ThalovantUnsupportedProtocolError(
-                "This identity has no MQTT broker credentials; it cannot use mqtt."
-            )
+            raise ThalovantUnsupportedProtocolError("This identity has no MQTT broker credentials; it cannot use mqtt.")
         return wanted
     if identity.supports_protocol("wss") and identity.endpoint_for("wss"):
         return "wss"
@@ -102,7 +100,37 @@ def select_protocol(identity: ThalovantIdentity, protocol: str | None) -> str:
     raise ThalovantUnsupportedProtocolError("This identity enables no protocol this SDK can use.")
 
 
-class AsyncThalovantClient:
+class _FromIdentity:
+    """The guide's constructors, shared by the async client and its sync facade: each loads an
+    identity and passes it, with ``protocol`` and ``options``, to the class's ``__init__``."""
+
+    def __init__(self, identity: ThalovantIdentity, protocol: str | None = None, **options: Any) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | PathLike[str] | None = None,
+        *,
+        profile: str | None = None,
+        protocol: str | None = None,
+        **options: Any,
+    ) -> Self:
+        """A client for the identity of a config profile (spec 1.5)."""
+        return cls(ThalovantIdentity.from_config(path, profile=profile), protocol, **options)
+
+    @classmethod
+    def from_identity_file(cls, path: str | PathLike[str], protocol: str | None = None, **options: Any) -> Self:
+        """A client for an identity file (0600)."""
+        return cls(ThalovantIdentity.from_file(path), protocol, **options)
+
+    @classmethod
+    def from_env(cls, prefix: str = "THALOVANT_", protocol: str | None = None, **options: Any) -> Self:
+        """A client for the identity in ``THALOVANT_*`` environment variables."""
+        return cls(ThalovantIdentity.from_env(prefix), protocol, **options)
+
+
+class AsyncThalovantClient(_FromIdentity):
     """A runtime client for one hub identity (asyncio).
 
     ``protocol`` forces a carrier ("wss", "https", "mqtt"); without it the choice of spec 1.6
@@ -154,32 +182,6 @@ class AsyncThalovantClient:
         self._publish_seq = 0
         self._binary_handlers: list[Callable[[Wire1Frame], Any]] = []
 
-    # ------------------------------------------------------------------ construction helpers
-
-    @classmethod
-    def from_config(
-        cls,
-        path: str | PathLike[str] | None = None,
-        *,
-        profile: str | None = None,
-        protocol: str | None = None,
-        **options: Any,
-    ) -> Self:
-        """A client for the identity of a config profile (spec 1.5)."""
-        return cls(ThalovantIdentity.from_config(path, profile=profile), protocol, **options)
-
-    @classmethod
-    def from_identity_file(
-        cls, path: str | PathLike[str], protocol: str | None = None, **options: Any
-    ) -> Self:
-        """A client for an identity file (0600)."""
-        return cls(ThalovantIdentity.from_file(path), protocol, **options)
-
-    @classmethod
-    def from_env(cls, prefix: str = "THALOVANT_", protocol: str | None = None, **options: Any) -> Self:
-        """A client for the identity in ``THALOVANT_*`` environment variables."""
-        return cls(ThalovantIdentity.from_env(prefix), protocol, **options)
-
     # ------------------------------------------------------------------ state
 
     @property
@@ -210,9 +212,7 @@ class AsyncThalovantClient:
         return self._connect_lock
 
     def _new_carrier(self) -> Carrier:
-        return carrier_for(
-            self.protocol, self.identity, useragent=self.useragent, verify_tls=not self.self_signed
-        )
+        return carrier_for(self.protocol, self.identity, useragent=self.useragent, verify_tls=not self.self_signed)
 
     def connection_info(self) -> ThalovantConnectionInfo:
         """A snapshot of the link: phase, Noise pattern, timings, last error (nothing is sent)."""
@@ -415,9 +415,7 @@ class AsyncThalovantClient:
             identity_metadata=metadata if isinstance(metadata, Mapping) else None,
         )
 
-    async def _publish(
-        self, name: str, data: Mapping[str, Any], context: Mapping[str, Any], link: Link
-    ) -> None:
+    async def _publish(self, name: str, data: Mapping[str, Any], context: Mapping[str, Any], link: Link) -> None:
         self._publish_seq = self._recent.seq
         await link.send_envelope(HiveMessage.bus(name, data, context))
 
@@ -585,9 +583,7 @@ class AsyncThalovantClient:
         self._binary_handlers.append(handler)
         return lambda: self._binary_handlers.remove(handler) if handler in self._binary_handlers else None
 
-    def _queue(
-        self, name: str, request_id: str | None, session_id: str | None, *, prefill: bool
-    ) -> EventQueue:
+    def _queue(self, name: str, request_id: str | None, session_id: str | None, *, prefill: bool) -> EventQueue:
         """A queue for ``name``. With ``prefill`` it starts with the first matching event that
         arrived since the last publication and that no earlier wait took (so 'send, then
         wait' never misses a fast answer)."""
@@ -670,9 +666,7 @@ def _context_session_id(context: Mapping[str, Any] | None) -> str | None:
 class EventStream:
     """The async iterator ``listen`` returns; subscribed from creation until exhausted/closed."""
 
-    def __init__(
-        self, client: AsyncThalovantClient, name: str, *, timeout: float, max_events: int | None
-    ) -> None:
+    def __init__(self, client: AsyncThalovantClient, name: str, *, timeout: float, max_events: int | None) -> None:
         self._client = client
         self._deadline = time.monotonic() + timeout
         self._left = max_events
@@ -740,9 +734,7 @@ class AsyncConversation:
         )
 
     async def send_utterance(self, text: str, *, context: Mapping[str, Any] | None = None) -> str:
-        return await self.client.send_utterance(
-            text, lang=self.lang, session_id=self.session_id, context=context
-        )
+        return await self.client.send_utterance(text, lang=self.lang, session_id=self.session_id, context=context)
 
     def forget(self) -> None:
         """Drop the carried conversation state of this session."""
@@ -758,7 +750,7 @@ class AsyncConversation:
 # ====================================================================== the sync facade
 
 
-class ThalovantClient:
+class ThalovantClient(_FromIdentity):
     """The synchronous client of the guide: an :class:`AsyncThalovantClient` on a private loop
     thread. Same arguments, same methods; handlers given to :meth:`on` run on that thread."""
 
@@ -770,29 +762,6 @@ class ThalovantClient:
         self._runner: LoopThread | None = None
         self._client: AsyncThalovantClient | None = None
         self._ensure_runner()
-
-    @classmethod
-    def from_config(
-        cls,
-        path: str | PathLike[str] | None = None,
-        *,
-        profile: str | None = None,
-        protocol: str | None = None,
-        **options: Any,
-    ) -> ThalovantClient:
-        return cls(ThalovantIdentity.from_config(path, profile=profile), protocol, **options)
-
-    @classmethod
-    def from_identity_file(
-        cls, path: str | PathLike[str], protocol: str | None = None, **options: Any
-    ) -> ThalovantClient:
-        return cls(ThalovantIdentity.from_file(path), protocol, **options)
-
-    @classmethod
-    def from_env(
-        cls, prefix: str = "THALOVANT_", protocol: str | None = None, **options: Any
-    ) -> ThalovantClient:
-        return cls(ThalovantIdentity.from_env(prefix), protocol, **options)
 
     def _ensure_runner(self) -> tuple[LoopThread, AsyncThalovantClient]:
         if self._runner is None or not self._runner.running or self._client is None:
@@ -895,9 +864,7 @@ class ThalovantClient:
         )
         return result
 
-    def emit(
-        self, name: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
-    ) -> None:
+    def emit(self, name: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> None:
         self._call(lambda c: c.emit(name, data, context))
 
     def send_utterance(
@@ -910,9 +877,7 @@ class ThalovantClient:
         context: Mapping[str, Any] | None = None,
     ) -> str:
         result: str = self._call(
-            lambda c: c.send_utterance(
-                text, lang=lang, session_id=session_id, request_id=request_id, context=context
-            )
+            lambda c: c.send_utterance(text, lang=lang, session_id=session_id, request_id=request_id, context=context)
         )
         return result
 
@@ -941,9 +906,7 @@ class ThalovantClient:
         lang: str = "en-us",
     ) -> str:
         result: str = self._call(
-            lambda c: c.send_code(
-                value, kind=kind, label=label, session_id=session_id, context=context, lang=lang
-            )
+            lambda c: c.send_code(value, kind=kind, label=label, session_id=session_id, context=context, lang=lang)
         )
         return result
 
@@ -956,9 +919,7 @@ class ThalovantClient:
         result: ThalovantEvent = self._call(lambda c: c.wait_for_event(name, timeout, request_id, session_id))
         return result
 
-    def listen(
-        self, name: str, timeout: float = 30, max_events: int | None = None
-    ) -> Iterator[ThalovantEvent]:
+    def listen(self, name: str, timeout: float = 30, max_events: int | None = None) -> Iterator[ThalovantEvent]:
         """An iterator of ``name`` events (subscribed at once); ends after ``timeout`` seconds
         in total or ``max_events`` events."""
         runner, client = self._ensure_runner()
