@@ -19,97 +19,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
-import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-TRUST_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+from harness import (
+    TRUST_VARIABLES,
+    OurServer,
+    our_server,
+    percentile,
+    public_sdk_ask,
+    ratio,
+    setup_peers,
+)
 
 
-def shared_dir() -> Path:
-    configured = os.environ.get("THALOVANT_SHARED")
-    return Path(configured) if configured else REPO.parent / "shared"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of an ascending list (as shared/peers/sdk_ask.py computes it)."""
-    if not values:
-        return None
-    rank = max(1, math.ceil(q / 100.0 * len(values)))
-    return values[min(rank, len(values)) - 1]
-
-
-class Server:
-    """``thalovant-server serve --demo`` as a child process."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.demo_password = "demo-" + secrets.token_urlsafe(12)
-        self.process: subprocess.Popen[str] | None = None
-
-    @property
-    def api_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        exe = Path(sys.executable).parent / "thalovant-server"
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "thalovant_server.cli"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("THALOVANT_")}
-        env["THALOVANT_DEMO_PASSWORD"] = self.demo_password
-        self.process = subprocess.Popen(
-            [
-                *cmd,
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--demo",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            start_new_session=True,
-        )
-        assert self.process.stdout is not None
-        output: list[str] = []
-        for line in self.process.stdout:
-            output.append(line)
-            if line.startswith("Thalovant API: "):
-                return
-        raise RuntimeError("server exited before ready:\n" + "".join(output))
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
-
-
-def make_identity(server: Server, folder: Path, name: str) -> Path:
+def make_identity(server: OurServer, folder: Path, name: str) -> Path:
     """Create a client identity for the demo hub with our control-plane SDK; write it 0600."""
     from thalovant import ThalovantControlPlane
 
@@ -161,46 +89,6 @@ async def run_ours(identity_file: Path, n: int, text: str, warmup: int) -> dict[
     }
 
 
-def run_public(identity_file: Path, ca_file: Path, n: int, text: str, warmup: int) -> dict[str, Any]:
-    script = shared_dir() / "peers" / "sdk_ask.py"
-    peers = Path(os.environ.get("THALOVANT_PEERS") or Path(tempfile.gettempdir()) / "thalovant-peers")
-    python = peers / "sdk097" / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("THALOVANT_", "PYTHON"))}
-    env["THALOVANT_PEERS"] = str(peers)
-    cmd = [
-        str(python),
-        str(script),
-        "--identity",
-        str(identity_file),
-        "--protocol",
-        "wss",
-        "--n",
-        str(n),
-        "--settle",
-        "0",
-        "--json",
-        "--ca",
-        str(ca_file),
-        "--expect",
-        "",
-        "--text",
-        text,
-        "--warmup",
-        str(warmup),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"public sdk_ask.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    result["sdk"] = "public 0.9.7"
-    return result
-
-
-def ratio(ours: float | None, theirs: float | None) -> float | None:
-    return round(ours / theirs, 3) if ours is not None and theirs else None
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -211,25 +99,19 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
-    subprocess.run(
-        ["bash", str(shared_dir() / "peers" / "setup.sh")], check=True, capture_output=True, timeout=1200
-    )
-    with tempfile.TemporaryDirectory(prefix="sdk-ask-bench-") as tmp:
-        root = Path(tmp)
-        server = Server(root / "server")
-        server.start()
-        try:
-            ca_file = server.data_dir / "ca.pem"
-            for variable in TRUST_VARIABLES:
-                os.environ[variable] = str(ca_file)
-            os.environ["THALOVANT_API_URL"] = server.api_url
-            os.environ["XDG_CONFIG_HOME"] = str(root / "xdg")
-            ours_identity = make_identity(server, root / "ours", "bench-ours")
-            public_identity = make_identity(server, root / "public", "bench-public")
-            ours = asyncio.run(run_ours(ours_identity, args.n, args.text, args.warmup))
-            public = run_public(public_identity, ca_file, args.n, args.text, args.warmup)
-        finally:
-            server.stop()
+    setup_peers()
+    with our_server() as server:
+        root = server.data_dir
+        for variable in TRUST_VARIABLES:
+            os.environ[variable] = str(server.ca_file)
+        os.environ["THALOVANT_API_URL"] = server.api_url
+        os.environ["XDG_CONFIG_HOME"] = str(root / "xdg")
+        ours_identity = make_identity(server, root / "ours", "bench-ours")
+        public_identity = make_identity(server, root / "public", "bench-public")
+        ours = asyncio.run(run_ours(ours_identity, args.n, args.text, args.warmup))
+        public = public_sdk_ask(public_identity, args.n, ca=server.ca_file, text=args.text, expect="",
+                                warmup=args.warmup)  # fmt: skip
+        public["sdk"] = "public 0.9.7"
 
     summary = {
         "n": args.n,

@@ -28,144 +28,26 @@ import base64
 import contextlib
 import gc
 import json
-import os
 import secrets
-import signal
-import socket
 import ssl
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO, fmt, hm5, hm5_identity, our_server, percentile, public_sdk_ask, setup_peers
+
 sys.path.insert(0, str(REPO / "src"))
 
-import psutil  # noqa: E402
-import websockets  # noqa: E402
+import psutil
+import websockets
 
-from thalovant.protocol.envelope import HiveMessage  # noqa: E402
-from thalovant.protocol.negotiation import ClientNegotiation  # noqa: E402
-from thalovant.protocol.noise import KeyPair  # noqa: E402
-from thalovant.protocol.psk import derive_psk  # noqa: E402
-
-READY = "Thalovant API: "
-
-
-def shared_dir() -> Path:
-    configured = os.environ.get("THALOVANT_SHARED")
-    path = Path(configured) if configured else REPO.parent / "shared"
-    if not (path / "peers" / "setup.sh").is_file():
-        sys.exit(f"shared folder with peers/setup.sh not found at {path}; set THALOVANT_SHARED")
-    return path.resolve()
-
-
-def peers_dir() -> Path:
-    return Path(os.environ.get("THALOVANT_PEERS") or Path(tempfile.gettempdir()) / "thalovant-peers")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def server_command() -> list[str]:
-    exe = Path(sys.executable).parent / "thalovant-server"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "thalovant_server.cli"]
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("THALOVANT_")}
-
-
-@dataclass
-class OurServer:
-    data_dir: Path
-    port: int
-    process: subprocess.Popen[str] | None = None
-    output: list[str] = field(default_factory=list)
-
-    @property
-    def ca_file(self) -> Path:
-        return self.data_dir / "ca.pem"
-
-    def start(self) -> None:
-        env = clean_env()
-        env["THALOVANT_DEMO_PASSWORD"] = "bench-" + secrets.token_urlsafe(12)
-        cmd = [*server_command(), "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
-               "--port", str(self.port), "--demo"]  # fmt: skip
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                        start_new_session=True)  # fmt: skip
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            if line.startswith(READY):
-                break
-        else:
-            sys.exit("our server exited before ready:\n" + "".join(self.output))
-        # keep draining the pipe so the server never blocks on a full stdout
-        stream = self.process.stdout
-        import threading
-
-        threading.Thread(target=lambda: [self.output.append(x) for x in stream], daemon=True).start()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-
-    def identity(self, name: str) -> Path:
-        path = self.data_dir / f"{name}.json"
-        subprocess.run([*server_command(), "admin", "client", "create", "--hub", "joke-garden", "--name", name,
-                        "--out", str(path), "--data-dir", str(self.data_dir)],
-                       check=True, capture_output=True, text=True, env=clean_env())  # fmt: skip
-        return path
-
-
-@contextlib.contextmanager
-def our_server() -> Iterator[OurServer]:
-    with tempfile.TemporaryDirectory(prefix="wss-bench-") as tmp:
-        server = OurServer(Path(tmp), free_port())
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
-
-
-def sdk_ask(identity: Path, n: int, *, ca: Path | None, text: str | None, expect: str | None) -> dict[str, Any]:
-    """The public SDK's timed asks (``shared/peers/sdk_ask.py --json``)."""
-    cmd = [str(peers_dir() / "sdk097" / "bin" / "python"), str(shared_dir() / "peers" / "sdk_ask.py"),
-           "--identity", str(identity), "--protocol", "wss", "--n", str(n), "--settle", "0", "--json",
-           "--warmup", "20"]  # fmt: skip
-    if ca is not None:
-        cmd += ["--ca", str(ca)]
-    if text is not None:
-        cmd += ["--text", text]
-    if expect is not None:
-        cmd += ["--expect", expect]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=clean_env())
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith("{"):
-            result: dict[str, Any] = json.loads(line)
-            return result
-    return {"errors": n, "first_error": (done.stdout + done.stderr)[-500:]}
-
-
-def hm5(*args: str) -> None:
-    subprocess.run(["bash", str(shared_dir() / "peers" / "hm5.sh"), *args], check=True, capture_output=True,
-                   text=True, timeout=300)  # fmt: skip
-
+from thalovant.protocol.envelope import HiveMessage
+from thalovant.protocol.negotiation import ClientNegotiation
+from thalovant.protocol.noise import KeyPair
+from thalovant.protocol.psk import derive_psk
 
 # -- load generator on our engine ------------------------------------------------------------
 
@@ -227,11 +109,6 @@ class EngineSession:
                 return
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))]
-
-
 async def load_test(
     url: str, identity: dict[str, Any], ca: Path, static: KeyPair, sessions: int, duration: float
 ) -> dict[str, Any]:
@@ -266,7 +143,7 @@ async def load_test(
         "sessions": sessions, "asks": len(latencies), "errors": errors, "seconds": round(elapsed, 2),
         "asks_per_s": round(len(latencies) / elapsed, 1),
         "median_ms": round(statistics.median(latencies), 3) if latencies else None,
-        "p99_ms": round(percentile(latencies, 0.99), 3) if latencies else None,
+        "p99_ms": round(percentile(latencies, 99), 3) if latencies else None,
     }  # fmt: skip
 
 
@@ -296,10 +173,6 @@ async def idle_memory(
 # -- main ------------------------------------------------------------------------------------
 
 
-def fmt(value: Any) -> str:
-    return "-" if value is None else f"{value}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=300, help="public SDK asks per hub (default 300)")
@@ -310,12 +183,12 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
 
-    subprocess.run(["bash", str(shared_dir() / "peers" / "setup.sh")], check=True, capture_output=True, timeout=1800)
+    setup_peers()
     results: dict[str, Any] = {}
     with our_server() as server:
         sdk_identity = server.identity("bench-sdk")
-        results["ours"] = sdk_ask(sdk_identity, args.n, ca=server.ca_file, text="Tell me a short clean joke.",
-                                  expect="")  # fmt: skip
+        results["ours"] = public_sdk_ask(sdk_identity, args.n, ca=server.ca_file, text="Tell me a short clean joke.",
+                                         expect="")  # fmt: skip
         load_identity = json.loads(server.identity("bench-load").read_text())
         url = str(load_identity["data_plane_endpoints"]["wss"])
         static = KeyPair.generate()  # one client key: the hub pins it on the first session
@@ -324,15 +197,15 @@ def main() -> None:
         )
         assert server.process is not None
         results["idle"] = asyncio.run(
-            idle_memory(url, load_identity, server.ca_file, static, server.process.pid, args.idle)
+            idle_memory(url, load_identity, server.ca_file, static, server.pid, args.idle)
         )
     if not args.skip_peers:
-        identity = peers_dir() / "hm5-client" / "identity.json"
+        identity = hm5_identity()
         for label, start in (("hm5", ["start"]), ("hm5_nodelay", ["start", "--nodelay"])):
             hm5("stop")
             hm5(*start)
             try:
-                results[label] = sdk_ask(identity, args.n, ca=None, text=None, expect=None)
+                results[label] = public_sdk_ask(identity, args.n)
             finally:
                 hm5("stop")
 

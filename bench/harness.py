@@ -1,0 +1,203 @@
+"""What every bench script shares: our server as a child process, the peers, the statistics.
+
+- :class:`OurServer` / :func:`our_server`: ``thalovant-server serve --demo`` on a free 127.0.0.1
+  port in a temporary data directory (extra ``serve`` arguments allowed), with identities made
+  by the admin CLI;
+- :func:`public_sdk_ask`: ``shared/peers/sdk_ask.py --json`` (the public SDK 0.9.7 in its own
+  venv) over wss, https or mqtt;
+- :func:`hm5`: ``shared/peers/hm5.sh`` (hivemind-core 5.3.10a1 with its three carriers);
+- :func:`percentile`: nearest rank, as ``shared/peers/sdk_ask.py`` computes it.
+
+The shared folder is ``$THALOVANT_SHARED`` or ``../shared`` beside the checkout; the peers'
+state is ``$THALOVANT_PEERS`` or ``thalovant-peers`` in the system temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+READY = "Thalovant API: "
+TRUST_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def shared_dir() -> Path:
+    configured = os.environ.get("THALOVANT_SHARED")
+    path = Path(configured) if configured else REPO.parent / "shared"
+    if not (path / "peers" / "setup.sh").is_file():
+        sys.exit(f"shared folder with peers/setup.sh not found at {path}; set THALOVANT_SHARED")
+    return path.resolve()
+
+
+def peers_dir() -> Path:
+    return Path(os.environ.get("THALOVANT_PEERS") or Path(tempfile.gettempdir()) / "thalovant-peers")
+
+
+def setup_peers() -> None:
+    """Build the peers' venvs (idempotent; about a second once built)."""
+    subprocess.run(["bash", str(shared_dir() / "peers" / "setup.sh")], check=True, capture_output=True, timeout=1800)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command() -> list[str]:
+    exe = Path(sys.executable).parent / "thalovant-server"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "thalovant_server.cli"]
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without THALOVANT_* and PYTHON* settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("THALOVANT_", "PYTHON"))}
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100) of ``values``; ``None`` when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def ratio(ours: float | None, theirs: float | None) -> float | None:
+    return round(ours / theirs, 4) if ours and theirs else None
+
+
+def fmt(value: Any) -> str:
+    return "-" if value is None else f"{value}"
+
+
+@dataclass
+class OurServer:
+    """``thalovant-server serve --demo`` as a child process in its own process group."""
+
+    data_dir: Path
+    port: int
+    extra_args: list[str] = field(default_factory=list)
+    demo_password: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(12))
+    process: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "ca.pem"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        env = clean_env()
+        env["THALOVANT_DEMO_PASSWORD"] = self.demo_password
+        cmd = [*server_command(), "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
+               "--port", str(self.port), "--demo", *self.extra_args]  # fmt: skip
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                        start_new_session=True)  # fmt: skip
+        stream = self.process.stdout
+        assert stream is not None
+        for line in stream:
+            self.output.append(line)
+            if line.startswith(READY):
+                break
+        else:
+            sys.exit("our server exited before ready:\n" + "".join(self.output))
+        # keep draining the pipe so the server never blocks on a full stdout
+        threading.Thread(target=lambda: self.output.extend(stream), daemon=True).start()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+    def admin(self, *args: str) -> str:
+        """Run ``thalovant-server admin ARGS --data-dir DIR``; its standard output."""
+        done = subprocess.run([*server_command(), "admin", *args, "--data-dir", str(self.data_dir)],
+                              check=True, capture_output=True, text=True, env=clean_env())  # fmt: skip
+        return done.stdout
+
+    def identity(self, name: str, hub: str = "joke-garden") -> Path:
+        """A new client identity of ``hub`` written (0600) into the data directory."""
+        path = self.data_dir / f"{name}.json"
+        self.admin("client", "create", "--hub", hub, "--name", name, "--out", str(path))
+        return path
+
+
+@contextlib.contextmanager
+def our_server(extra_args: Sequence[str] = ()) -> Iterator[OurServer]:
+    with tempfile.TemporaryDirectory(prefix="thalovant-bench-") as tmp:
+        server = OurServer(Path(tmp), free_port(), list(extra_args))
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def public_sdk_ask(
+    identity: Path,
+    n: int,
+    *,
+    protocol: str = "wss",
+    ca: Path | None = None,
+    text: str | None = None,
+    expect: str | None = None,
+    warmup: int = 20,
+    self_signed: bool = False,
+) -> dict[str, Any]:
+    """The public SDK's timed asks; on failure ``{"errors": n, "first_error": ...}``."""
+    cmd = [str(peers_dir() / "sdk097" / "bin" / "python"), str(shared_dir() / "peers" / "sdk_ask.py"),
+           "--identity", str(identity), "--protocol", protocol, "--n", str(n), "--settle", "0", "--json",
+           "--warmup", str(warmup)]  # fmt: skip
+    if ca is not None:
+        cmd += ["--ca", str(ca)]
+    if text is not None:
+        cmd += ["--text", text]
+    if expect is not None:
+        cmd += ["--expect", expect]
+    if self_signed:
+        cmd.append("--self-signed")
+    env = clean_env()
+    env["THALOVANT_PEERS"] = str(peers_dir())
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("{"):
+            result: dict[str, Any] = json.loads(line)
+            return result
+    return {"errors": n, "first_error": (done.stdout + done.stderr)[-500:]}
+
+
+def hm5(*args: str) -> None:
+    """``shared/peers/hm5.sh ARGS`` (start [--nodelay] | stop | status | reset)."""
+    subprocess.run(["bash", str(shared_dir() / "peers" / "hm5.sh"), *args], check=True, capture_output=True,
+                   text=True, timeout=300)  # fmt: skip
+
+
+def hm5_identity() -> Path:
+    return peers_dir() / "hm5-client" / "identity.json"
