@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""MQTT and HTTPS carriers: ask latency beside hivemind-core, and the cost of idle HTTPS polling.
+
+    .venv/bin/python bench/carriers.py [--n 200] [--idle 200] [--window 10] [--skip-peers] [--json]
+
+One invocation:
+
+1. our server, ``thalovant-server serve --demo --mqtt-broker mosquitto`` (Debian's Mosquitto,
+   spawned and configured by the server), a hub with MQTT enabled, one identity: the public SDK
+   0.9.7 (``shared/peers/sdk_ask.py``, settle 0) asks it N times over ``mqtts`` and N times over
+   ``https``;
+2. hivemind-core 5.3.10a1 with its MQTT plugin behind Mosquitto (``shared/peers/hm5.sh``), as
+   shipped and with TCP_NODELAY forced: the same client, the same N asks over ``mqtts``;
+3. ``--idle`` HTTPS clients (each its own identity, as the carrier keys sessions by access key)
+   complete a handshake on our engine and then poll like the SDK does (every 100 ms:
+   ``/get_messages`` then ``/get_binary_messages``) from two worker processes; the hub
+   process's CPU is sampled over ``--window`` seconds, beside the polls per second achieved.
+
+Goals printed beside the results: MQTT median ours <= 1/2 of hivemind-core with nodelay; HTTPS
+median <= 1.2 x the client's 100 ms poll; hub CPU with 200 idle HTTPS clients under one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing
+import secrets
+import ssl
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import (
+    REPO,
+    TRUST_VARIABLES,
+    OurServer,
+    fmt,
+    hm5,
+    hm5_identity,
+    our_server,
+    public_sdk_ask,
+    ratio,
+    setup_peers,
+)
+
+sys.path.insert(0, str(REPO / "src"))
+
+import aiohttp
+import psutil
+
+from thalovant.protocol.negotiation import ClientNegotiation
+from thalovant.protocol.noise import KeyPair
+from thalovant.protocol.psk import derive_psk
+
+POLL_INTERVAL = 0.1
+"""The public SDK's poll period after the handshake (spec 4.2)."""
+
+BENCH_HUB = "carrier-bench"
+
+
+# -- idle HTTPS pollers ------------------------------------------------------------------------
+
+
+class IdlePoller:
+    """One HTTPS carrier session: a handshake on our engine, then the SDK's idle poll loop."""
+
+    def __init__(self, http: aiohttp.ClientSession, identity: dict[str, Any]) -> None:
+        self.http = http
+        self.password = str(identity["password"])
+        self.base = str(identity["data_plane_endpoints"]["https"])
+        token = base64.b64encode(f"bench/1:{identity['access_key']}".encode()).decode()
+        self.params = {"authorization": token}
+        self.polls = 0
+        self.errors = 0
+
+    async def _call(self, method: str, path: str, data: dict[str, str] | None = None) -> dict[str, Any]:
+        async with self.http.request(method, self.base + path, params=self.params, data=data,
+                                     allow_redirects=False) as response:  # fmt: skip
+            body: dict[str, Any] = await response.json(content_type=None)
+            if response.status != 200 or body.get("error"):
+                raise RuntimeError(f"{path}: HTTP {response.status} {body}")
+            return body
+
+    async def _send(self, item: str | bytes) -> None:
+        if isinstance(item, bytes):
+            await self._call("POST", "/send_message", {"message": base64.b64encode(item).decode(), "binary": "1"})
+        else:
+            await self._call("POST", "/send_message", {"message": item})
+
+    async def open(self) -> None:
+        await self._call("POST", "/connect")
+        negotiation = ClientNegotiation(
+            static=KeyPair.generate(), site_id="bench", session_id=f"bench-{secrets.token_hex(8)}", hub_pin=None
+        )
+        while not negotiation.complete:
+            messages = (await self._call("GET", "/get_messages")).get("messages") or []
+            if not messages:
+                await asyncio.sleep(0.01)
+            for message in messages:
+                out = negotiation.receive_text(message)
+                if negotiation.needs_psk:
+                    assert negotiation.node_id is not None
+                    psk = await asyncio.to_thread(derive_psk, self.password, negotiation.node_id)
+                    await self._send(negotiation.start(psk))
+                for item in out:
+                    await self._send(item)
+
+    async def idle(self, stop_at: float) -> None:
+        while time.monotonic() < stop_at:
+            await asyncio.sleep(POLL_INTERVAL)
+            try:
+                await self._call("GET", "/get_messages")
+                await self._call("GET", "/get_binary_messages")
+                self.polls += 2
+            except Exception:
+                self.errors += 1
+                return
+
+
+async def _run_pollers(identities: list[dict[str, Any]], ca_file: str, ready: Any, go: Any, seconds: float,
+                       results: Any) -> None:  # fmt: skip
+    context = ssl.create_default_context(cafile=ca_file)
+    connector = aiohttp.TCPConnector(ssl=context, limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        pollers = [IdlePoller(http, identity) for identity in identities]
+        for start in range(0, len(pollers), 4):  # argon2id: 64 MiB and ~0.1 s of CPU per identity
+            await asyncio.gather(*(p.open() for p in pollers[start : start + 4]))
+        ready.set()
+        await asyncio.to_thread(go.wait)
+        began = time.monotonic()
+        await asyncio.gather(*(p.idle(began + seconds) for p in pollers))
+        results.put({"polls": sum(p.polls for p in pollers), "errors": sum(p.errors for p in pollers),
+                     "seconds": time.monotonic() - began})  # fmt: skip
+
+
+def _poller_process(identities: list[dict[str, Any]], ca_file: str, ready: Any, go: Any, seconds: float,
+                    results: Any) -> None:  # fmt: skip
+    asyncio.run(_run_pollers(identities, ca_file, ready, go, seconds, results))
+
+
+async def _provision(server: OurServer, count: int) -> list[dict[str, Any]]:
+    """``count`` identities of the bench hub through the /v1 API (the server derives each PSK)."""
+    from thalovant.control import AsyncThalovantControlPlane
+
+    api = AsyncThalovantControlPlane(server.api_url)
+    await api.login("demo@example.com", server.demo_password)
+    hub = await api.get_public_hub("joke-garden")
+    made: list[dict[str, Any]] = []
+
+    async def one(i: int) -> None:
+        result = await api.create_client_identity(hub["id"], name=f"idle-{i}", preferred_protocols=("https",))
+        made.append(result.identity.as_dict(include_secrets=True))
+
+    for start in range(0, count, 8):
+        await asyncio.gather(*(one(i) for i in range(start, min(count, start + 8))))
+    await api.close()
+    return made
+
+
+def idle_https_cpu(server: OurServer, count: int, window: float) -> dict[str, Any]:
+    import os
+
+    for variable in TRUST_VARIABLES:
+        os.environ[variable] = str(server.ca_file)
+    identities = asyncio.run(_provision(server, count))
+    context = multiprocessing.get_context("spawn")
+    halves = [identities[0::2], identities[1::2]]
+    ready = [context.Event() for _ in halves]
+    go = context.Event()
+    results = context.Queue()
+    workers = [
+        context.Process(target=_poller_process, args=(part, str(server.ca_file), flag, go, window + 2, results))
+        for part, flag in zip(halves, ready, strict=True)
+    ]
+    for worker in workers:
+        worker.start()
+    for flag in ready:
+        if not flag.wait(timeout=600):
+            raise RuntimeError("idle pollers did not finish their handshakes")
+    hub = psutil.Process(server.pid)
+    go.set()
+    time.sleep(1.0)  # let the poll loops reach their steady rate before sampling
+    before, started = hub.cpu_times(), time.monotonic()
+    time.sleep(window)
+    after, elapsed = hub.cpu_times(), time.monotonic() - started
+    counts = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    cpu_seconds = (after.user - before.user) + (after.system - before.system)
+    polls = sum(c["polls"] for c in counts)
+    seconds = max(c["seconds"] for c in counts)
+    return {
+        "clients": count, "errors": sum(c["errors"] for c in counts),
+        "polls_per_s": round(polls / seconds, 1), "expected_polls_per_s": round(count * 2 / POLL_INTERVAL, 1),
+        "hub_cpu_percent": round(100 * cpu_seconds / elapsed, 1),
+    }  # fmt: skip
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def ask(identity: Path, n: int, protocol: str, ca: Path | None, expect: str | None, text: str | None) -> dict[str, Any]:
+    return public_sdk_ask(identity, n, protocol=protocol, ca=ca, text=text, expect=expect)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200, help="public SDK asks per hub and carrier (default 200)")
+    ap.add_argument("--idle", type=int, default=200, help="idle HTTPS clients (default 200)")
+    ap.add_argument("--window", type=float, default=10.0, help="CPU sampling window in seconds (default 10)")
+    ap.add_argument("--broker", default="mosquitto", choices=("mosquitto", "embedded"), help="our server's broker")
+    ap.add_argument("--skip-peers", action="store_true", help="do not run hivemind-core")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+
+    setup_peers()
+    results: dict[str, Any] = {}
+    joke = "Tell me a short clean joke."
+    with our_server(["--mqtt-broker", args.broker]) as server:
+        server.admin("hub", "create", "--slug", BENCH_HUB, "--title", "Carrier bench", "--skill", "jokes",
+                     "--skill", "capabilities", "--mqtt")  # fmt: skip
+        identity = server.identity("bench-carriers", hub=BENCH_HUB)
+        results["ours_mqtt"] = ask(identity, args.n, "mqtt", server.ca_file, "", joke)
+        results["ours_https"] = ask(identity, max(20, args.n // 4), "https", server.ca_file, "", joke)
+        if args.idle:
+            results["idle_https"] = idle_https_cpu(server, args.idle, args.window)
+    if not args.skip_peers:
+        for label, start in (("hm5_mqtt", ["start"]), ("hm5_nodelay_mqtt", ["start", "--nodelay"])):
+            hm5("stop")
+            hm5(*start)
+            try:
+                results[label] = ask(hm5_identity(), args.n, "mqtt", None, None, None)
+            finally:
+                hm5("stop")
+
+    ours_mqtt = results["ours_mqtt"].get("median_ms")
+    https = results["ours_https"].get("median_ms")
+    results["ratios"] = {
+        "mqtt_vs_hm5": ratio(ours_mqtt, results.get("hm5_mqtt", {}).get("median_ms")),
+        "mqtt_vs_hm5_nodelay": ratio(ours_mqtt, results.get("hm5_nodelay_mqtt", {}).get("median_ms")),
+        "https_vs_poll": round(https / (POLL_INTERVAL * 1000), 3) if https else None,
+    }
+    if args.json:
+        print(json.dumps(results))
+        return
+    print("Ask latency, public SDK 0.9.7 (settle 0), sequential asks")
+    print(f"{'hub / carrier':<34}{'median ms':>12}{'p99 ms':>12}{'errors':>8}{'pattern':>10}")
+    rows = (
+        ("ours_mqtt", f"ours, mqtts via {args.broker}"),
+        ("hm5_mqtt", "hivemind-core mqtts (shipped)"),
+        ("hm5_nodelay_mqtt", "hivemind-core mqtts nodelay"),
+        ("ours_https", "ours, https polling"),
+    )
+    for label, title in rows:
+        row = results.get(label)
+        if row:
+            print(f"{title:<34}{fmt(row.get('median_ms')):>12}{fmt(row.get('p99_ms')):>12}"
+                  f"{fmt(row.get('errors')):>8}{fmt(row.get('noise_pattern')):>10}")  # fmt: skip
+            if row.get("first_error"):
+                print(f"  first error: {row['first_error']}")
+    ratios = results["ratios"]
+    for key, goal, what in (("mqtt_vs_hm5_nodelay", 0.5, "MQTT ours / hivemind-core nodelay"),
+                            ("mqtt_vs_hm5", None, "MQTT ours / hivemind-core shipped"),
+                            ("https_vs_poll", 1.2, "HTTPS median / 100 ms poll")):  # fmt: skip
+        if ratios.get(key) is not None:
+            verdict = "" if goal is None else (" ok" if ratios[key] <= goal else " MISSED")
+            print(f"{what}: {ratios[key]}" + (f" (goal <= {goal}){verdict}" if goal else ""))
+    idle = results.get("idle_https")
+    if idle:
+        verdict = "ok" if idle["hub_cpu_percent"] < 100 and idle["errors"] == 0 else "MISSED"
+        print(f"idle HTTPS: {idle['clients']} clients, {idle['polls_per_s']} polls/s "
+              f"(the SDK's rate would be {idle['expected_polls_per_s']}), errors {idle['errors']}, "
+              f"hub CPU {idle['hub_cpu_percent']} % of one core (goal < 100) {verdict}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
