@@ -13,8 +13,9 @@ from thalovant.protocol.channel import SecureChannel
 from thalovant.protocol.envelope import BusMessage, HiveMessage
 from thalovant.protocol.errors import ProtocolError
 from thalovant.protocol.noise import SUITES, CipherState, KeyPair
+from thalovant.protocol.wire1 import encode_binary
 from thalovant_server.hub.directory import ClientCredentials, HubKeys
-from thalovant_server.hub.link import HubLink
+from thalovant_server.hub.link import HubLink, MeshGrantDenied
 from thalovant_server.hub.router import ClientOrigin
 from thalovant_server.hub.runtime import HubHost, HubRuntime
 
@@ -171,6 +172,42 @@ async def test_link_answers_direct_queries(directory: MemoryDirectory) -> None:
     assert all(r["metadata"]["query_id"] == "q-1" for r in replies)
     types = [r["payload"]["payload"]["type"] for r in replies]
     assert types == ["speak", "ovos.utterance.handled", "hive.query.complete"]
+
+
+async def test_mesh_frames_propagate_and_escalate_locally_and_broadcast_is_denied(
+    directory: MemoryDirectory,
+) -> None:
+    runtime = HubRuntime(directory)
+    host = await runtime.host("hub-1")
+    assert host is not None
+    link, client = make_link(host)
+    for kind in ("propagate", "escalate"):
+        inner = HiveMessage.bus("recognizer_loop:utterance", {"utterances": ["tell me a joke"]}, {"request_id": kind})
+        [message] = client.seal_json(HiveMessage(kind, inner.to_dict()).to_bytes())
+        replies = open_all(client, link.receive(message))
+        assert [r["payload"]["type"] for r in replies] == ["speak", "ovos.utterance.handled"]
+        assert replies[0]["payload"]["data"]["utterance"].startswith("Why did the")  # the jokes skill answered
+        assert all(r["payload"]["context"]["request_id"] == kind for r in replies)
+    # a mesh frame whose payload is not a bus envelope has nothing to deliver here
+    [message] = client.seal_json(HiveMessage("propagate", {"msg_type": "hello", "payload": {}}).to_bytes())
+    assert link.receive(message) == []
+    inner = HiveMessage.bus("speak", {"utterance": "to everyone"}, {})
+    [message] = client.seal_json(HiveMessage("broadcast", inner.to_dict()).to_bytes())
+    with pytest.raises(MeshGrantDenied):
+        link.receive(message)
+
+
+async def test_binary_frames_are_accepted_and_dropped(directory: MemoryDirectory) -> None:
+    runtime = HubRuntime(directory)
+    host = await runtime.host("hub-1")
+    assert host is not None
+    link, client = make_link(host)
+    frame = encode_binary(b"\x00audio" * 100, bin_type=1, metadata={"file_name": "a.wav"})
+    [message] = client.seal_binary(frame)
+    assert link.receive(message) == []
+    # the session keeps working afterwards
+    replies = open_all(client, link.receive(ask_frame(client, "What can this hub do?")))
+    assert replies[0]["payload"]["data"]["utterance"] == "This hub can answer quick joke and trivia requests."
 
 
 @pytest.mark.parametrize(

@@ -431,6 +431,18 @@ async def test_bad_frames_close_only_their_own_session(hub: HubServer, hub_data:
     await healthy.close()
 
 
+async def test_a_broadcast_without_a_grant_disconnects_the_client(hub: HubServer, hub_data: HubData) -> None:
+    session = await hub.raw(hub_data.identities[0])
+    assert session.ws is not None
+    inner = HiveMessage.bus("speak", {"utterance": "to everyone"}, {"source": USER_AGENT})
+    for message in session.negotiation.channel.seal_json(HiveMessage("broadcast", inner.to_dict()).to_bytes()):
+        await session.ws.send(message)
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await session.ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
 async def test_revocation_closes_live_sessions_and_refuses_new_ones(hub: HubServer, hub_data: HubData) -> None:
     identity = hub_data.identities[3]
     session = await hub.raw(identity)

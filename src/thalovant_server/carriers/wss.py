@@ -35,7 +35,7 @@ from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.errors import NegotiationAborted, ProtocolError
 from thalovant.protocol.negotiation import ClientHello, HubNegotiation
 from thalovant_server.hub.directory import ClientCredentials
-from thalovant_server.hub.link import HubLink
+from thalovant_server.hub.link import HubLink, MeshGrantDenied
 from thalovant_server.hub.router import ClientOrigin
 from thalovant_server.hub.runtime import HubRuntime
 
@@ -262,6 +262,11 @@ async def _transport(ws: WebSocket, live: WSSSession) -> None:
             return
         try:
             await live.answer(data)
+        except MeshGrantDenied as exc:
+            log.info("client %s sent a frame it holds no grant for: %s", live.link.client_id, exc)
+            live._closed = True
+            await _close(ws, CLOSE_POLICY, "not allowed")
+            return
         except ProtocolError as exc:
             log.info("malformed frame from client %s: %s", live.link.client_id, type(exc).__name__)
             live._closed = True

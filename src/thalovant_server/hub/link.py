@@ -6,6 +6,12 @@ in order). Hub-initiated messages are sealed with :meth:`HubLink.seal_bus`. The 
 send sealed messages in the order they were sealed (nonces are sequential), so it seals and
 writes under one lock per session.
 
+Mesh frames (spec 6.7): this hub has no peers, so ``propagate`` and ``escalate`` are handled
+here as their inner bus message (the same routing and allowed types as a plain ``bus``
+frame); ``broadcast`` needs admin standing, which no client identity has, so it raises
+:class:`MeshGrantDenied` and the carrier disconnects the client, as the spec says a hub does.
+WIRE-1 ``bin`` frames (audio, files) are accepted and dropped: no skill takes binary input.
+
 Errors: a transport message that does not decrypt, breaks the framing or does not parse as
 an envelope raises :class:`~thalovant.protocol.errors.ProtocolError`; the carrier then
 closes this session only.
@@ -19,19 +25,24 @@ from typing import TYPE_CHECKING, Any
 
 from thalovant.protocol.channel import SecureChannel
 from thalovant.protocol.envelope import BusMessage, HiveMessage, parse_envelope
-from thalovant.protocol.errors import EnvelopeError
+from thalovant.protocol.errors import EnvelopeError, ProtocolError
 from thalovant.protocol.wire1 import decode_frame
 from thalovant_server.hub.router import ClientOrigin, reply_context
 
 if TYPE_CHECKING:
     from thalovant_server.hub.runtime import HubHost
 
-__all__ = ["QUERY_COMPLETE", "HubLink"]
+__all__ = ["QUERY_COMPLETE", "HubLink", "MeshGrantDenied"]
 
 log = logging.getLogger(__name__)
 
 QUERY_COMPLETE = "hive.query.complete"
 _QUERY_KINDS = frozenset({"query", "cascade"})
+_LOCAL_MESH_KINDS = frozenset({"propagate", "escalate"})
+
+
+class MeshGrantDenied(ProtocolError):
+    """The client sent a mesh frame it holds no grant for (``broadcast``): disconnect it."""
 
 
 class HubLink:
@@ -76,6 +87,13 @@ class HubLink:
             return self.seal_bus(self.host.router.handle(self.origin, envelope.bus_message()))
         if kind in _QUERY_KINDS:
             return self._query(envelope)
+        if kind in _LOCAL_MESH_KINDS:
+            inner = envelope.inner()
+            if inner is None or inner.msg_type != "bus":
+                return []
+            return self.seal_bus(self.host.router.handle(self.origin, inner.bus_message()))
+        if kind == "broadcast":
+            raise MeshGrantDenied("broadcast needs admin standing")
         log.debug("ignored %s frame from client %s", kind, self.origin.client_id)
         return []
 
