@@ -7,6 +7,7 @@ each test can check exactly what the carrier publishes and how it reads what com
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pwd
@@ -30,6 +31,8 @@ from thalovant.carriers.mqtt import MAX_INBOUND, MqttSettings, hello_text, load_
 from thalovant.client import select_protocol
 from thalovant.errors import ThalovantUnsupportedProtocolError
 from thalovant.identity import MqttBrokerCredentials, ThalovantIdentity
+from thalovant.noise_store import NoiseStore
+from thalovant.runtime.link import Credentials, establish
 from thalovant_server.tls import ensure_dev_tls
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -467,3 +470,30 @@ def test_auto_selection_falls_back_along_wss_https_mqtt() -> None:
     nothing_enabled = identity_with(block)  # defaults: wss on (no endpoint), http and mqtt off
     assert select_protocol(nothing_enabled, None) == "https"  # the endpoint_base() fallback of spec 1.6
     assert isinstance(carrier_for(select_protocol(only_mqtt, None), only_mqtt, useragent="ua"), MQTTCarrier)
+
+
+async def test_the_link_puts_its_session_into_the_cleartext_hello(
+    broker: Broker, hub: ScriptedHub, trusted: None, tmp_path: Path
+) -> None:
+    """The cleartext HELLO is the same object as the encrypted HELLO the negotiation sends (spec 4.3, 3.10)."""
+    carrier = MQTTCarrier(settings(broker), pin_id=PIN, site_id="identity-site")
+    credentials = Credentials(access_key="unused-on-mqtt", password="pw", site_id="link-site")
+    attempt = asyncio.create_task(
+        establish(
+            lambda: carrier,
+            store=NoiseStore(tmp_path / "noise"),
+            credentials=credentials,
+            session_id="link-session-42",
+            connect_timeout=4,
+            handshake_timeout=60,
+        )
+    )
+    try:
+        _topic, payload, _ = await hub.next(f"{PREFIX}/in")
+        hello = json.loads(payload)["payload"]
+        assert hello["session"] == {"session_id": "link-session-42"}
+        assert hello["site_id"] == "link-site"
+    finally:
+        attempt.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await attempt

@@ -86,6 +86,11 @@ class Carrier(abc.ABC):
     def alive(self) -> bool:
         """True while the session is open and the transport is healthy."""
 
+    def bind_session(self, session_id: str, site_id: str | None = None) -> None:
+        """Learn the session id and site id the negotiation's HELLO will carry; call before
+        :meth:`open`. Only a carrier that sends a cleartext HELLO of its own (MQTT) uses them."""
+        return None
+
     def extra_info(self) -> dict[str, Any]:
         """Carrier-specific facts for diagnostics (e.g. ``socket_open_ms``, ``tls``)."""
         return {}

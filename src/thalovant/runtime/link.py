@@ -264,6 +264,7 @@ async def _attempt(
     on_phase: Callable[[str], None],
 ) -> Link:
     on_phase("connecting")
+    carrier.bind_session(session_id, credentials.site_id)
     opened_at = time.perf_counter()
     try:
         await asyncio.wait_for(carrier.open(connect_timeout), connect_timeout)
