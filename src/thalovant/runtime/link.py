@@ -86,6 +86,17 @@ def _refused(message: str) -> ThalovantHubRefusedError:
     return ThalovantHubRefusedError(message)
 
 
+def _key_rejected(store: NoiseStore, when: str) -> ThalovantClientKeyRejectedError:
+    """The hub refused this client's own static key after an XX handshake (spec 3.9)."""
+    error = ThalovantClientKeyRejectedError(
+        f"The hub refused this client's Noise key {when}. The hub has another key pinned for this "
+        f"access key; the key in use is in {store.directory}."
+    )
+    with contextlib.suppress(AttributeError):
+        error.key_folder = str(store.directory)
+    return error
+
+
 class Link:
     """An established session: one carrier and its secure channel.
 
@@ -360,6 +371,9 @@ async def _attempt(
     except ProtocolError as exc:
         raise ThalovantConnectionError(f"Malformed HiveMind negotiation: {exc}") from None
     except CarrierClosed as exc:
+        if exc.refusal_signal and negotiation.complete and negotiation.pattern != KK:
+            # refused while the final XX frames or the encrypted HELLO went out (HTTPS 401/403)
+            raise _key_rejected(store, f"as the handshake completed ({exc})") from None
         if exc.refusal_signal and started_handshake:
             forget_psk()
             if pattern == KK and not force_xx:
@@ -413,13 +427,7 @@ async def _settle_after_xx(
             return frames
         except CarrierClosed as exc:
             if exc.refusal_signal:
-                error = ThalovantClientKeyRejectedError(
-                    f"The hub refused this client's Noise key right after the handshake ({exc}). The hub has "
-                    f"another key pinned for this access key; the key in use is in {store.directory}."
-                )
-                with contextlib.suppress(AttributeError):
-                    error.key_folder = str(store.directory)
-                raise error from None
+                raise _key_rejected(store, f"right after the handshake ({exc})") from None
             raise ThalovantConnectionError(
                 f"The hub closed the connection after the handshake: {exc}"
             ) from None
