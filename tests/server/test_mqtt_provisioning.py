@@ -223,6 +223,12 @@ def test_deleted_identity_is_dropped_and_refused(served: Served, probes: Callabl
     assert not again.connect(a.username, a.password)
     assert not pb.disconnected.is_set()
     assert codes(pb.subscribe(f"{b.prefix}/out")) == [1]
+    # The server logged both account changes at INFO, and never a secret.
+    log = "".join(served.server.output)
+    assert f"MQTT account {a.username} added" in log and f"MQTT account {a.username} removed" in log
+    identify = client["initial_identify"]
+    for secret in (a.password, b.password, identify["password"], identify["access_key"]):
+        assert secret not in log
 
 
 # -- restart, broker off, broker that cannot start -------------------------------------------------
@@ -413,3 +419,21 @@ async def test_broker_accounts_follow_the_hub(in_process: InProcess, probes: Cal
     assert gone.status_code == 204, gone.text
     assert await asyncio.to_thread(last.disconnected.wait, WAIT)
     assert {account.username for account in broker.access} == {in_process.app.state.mqtt_hub_login.username}
+
+
+async def test_a_dead_broker_does_not_fail_the_api(in_process: InProcess, caplog: pytest.LogCaptureFixture) -> None:
+    """The database change stands and the failure is logged (Mosquitto only: it can die apart)."""
+    if in_process.kind != "mosquitto":
+        pytest.skip("only a Mosquitto process can die apart from the server")
+    broker = in_process.app.state.mqtt_broker
+    process = broker._process
+    process.kill()
+    await asyncio.to_thread(process.wait)
+    hub = await _hub(in_process)
+    with caplog.at_level("ERROR", logger="thalovant_server.api.broker_accounts"):
+        client = await _client(in_process, hub["id"])
+    mqtt = client["initial_identify"]["mqtt"]
+    assert any("did not take the account change" in r.getMessage() for r in caplog.records)
+    assert not any(mqtt["password"] in r.getMessage() for r in caplog.records)
+    listed = await in_process.http.get("/v1/clients", params={"hub_id": hub["id"]})
+    assert [item["id"] for item in listed.json()["data"]] == [client["id"]]

@@ -101,7 +101,7 @@ class BrokerAccounts:
                     if username in self.broker.access:
                         await self.broker.remove_account(username)
                         log.info("MQTT account %s removed (client %s)", username, client_id)
-                except (BrokerReloadError, InvalidCredentialsError) as exc:
+                except (BrokerReloadError, InvalidCredentialsError, OSError) as exc:
                     log.error("the MQTT broker did not take the account change of client %s: %s", client_id, exc)
 
     async def refresh_hub(self, hub_id: str) -> None:
@@ -124,7 +124,7 @@ class BrokerAccounts:
                 return
             try:
                 await self.broker.replace_accounts(fresh)
-            except BrokerReloadError as exc:
+            except (BrokerReloadError, OSError) as exc:
                 log.error("the MQTT broker did not take the account changes of hub %s: %s", hub_id, exc)
                 return
             log.info("MQTT accounts of hub %s now %d", hub_id, len(fresh) - len(others))
