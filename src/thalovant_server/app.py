@@ -16,8 +16,9 @@ Unless ``config.mqtt_broker`` is ``off``, the lifespan also runs the MQTT broker
   :class:`~thalovant_server.api.broker_accounts.BrokerAccounts` that keeps the broker's accounts
   equal to the store's.
 
-All four are ``None`` without a broker. A broker that cannot start makes the lifespan raise
-:class:`~thalovant_server.mqtt.BrokerStartError`.
+All four are ``None`` without a broker (and again after shutdown). ``app.state.control.config``
+carries the port the broker actually bound (``app.state.config`` stays as configured). A broker
+that cannot start makes the lifespan raise :class:`~thalovant_server.mqtt.BrokerStartError`.
 """
 
 from __future__ import annotations
@@ -131,7 +132,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 yield
                 return
             async with running_mqtt_broker(plane) as mqtt:
-                app.state.config = plane.config  # carries the bound MQTT port
                 app.state.mqtt_broker = mqtt.broker
                 app.state.mqtt_hub_login = mqtt.hub_login
                 app.state.mqtt_address = mqtt.address
@@ -142,7 +142,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 try:
                     yield
                 finally:
-                    app.state.mqtt_accounts = None
+                    app.state.mqtt_broker = app.state.mqtt_hub_login = None
+                    app.state.mqtt_address = app.state.mqtt_accounts = None
         finally:
             await app.state.runtime.close()
 

@@ -365,7 +365,8 @@ async def test_hub_login_on_app_state_sees_only_what_identities_may_publish(
     in_process: InProcess, probes: Callable[[Path, int], Probe]
 ) -> None:
     state = in_process.app.state
-    assert state.mqtt_broker is not None and state.mqtt_address.port == state.config.mqtt_port != 0
+    assert state.mqtt_broker is not None and state.mqtt_address.port == state.control.config.mqtt_port != 0
+    assert state.config.mqtt_port == 0  # as configured
     hub = await _hub(in_process)
     a = Identity.of(await _client(in_process, hub["id"]))
     b = Identity.of(await _client(in_process, hub["id"]))
