@@ -15,6 +15,7 @@ the observer with a positive marker.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -438,3 +439,24 @@ async def test_a_dead_broker_does_not_fail_the_api(in_process: InProcess, caplog
     assert not any(mqtt["password"] in r.getMessage() for r in caplog.records)
     listed = await in_process.http.get("/v1/clients", params={"hub_id": hub["id"]})
     assert [item["id"] for item in listed.json()["data"]] == [client["id"]]
+
+
+def test_serve_without_mosquitto_installed_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--mqtt-broker mosquitto`` on a machine without the binary: one line, status 1."""
+    from click.testing import CliRunner
+
+    from thalovant_server import cli
+    from thalovant_server.mqtt import mosquitto
+
+    logger = logging.getLogger("thalovant_server")  # serve adds a handler on CliRunner's stderr
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "level", logger.level)
+    monkeypatch.setattr(mosquitto, "find_mosquitto", lambda: None)
+    for name in [k for k in os.environ if k.startswith("THALOVANT_")]:
+        monkeypatch.delenv(name)
+    args = ["serve", "--data-dir", str(tmp_path / "data"), "--port", str(free_port()), "--mqtt-port", "0"]
+    result = CliRunner().invoke(cli.main, [*args, "--mqtt-broker", "mosquitto"])
+    assert result.exit_code == 1, result.output
+    assert "the MQTT broker (mosquitto) did not start" in result.output
+    assert "mosquitto executable was not found" in result.output
+    assert "Traceback" not in result.output and "Thalovant API" not in result.output
