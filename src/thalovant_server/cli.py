@@ -25,7 +25,14 @@ from typing import Any, TypeVar
 
 import click
 
-from thalovant_server.config import MQTT_BROKER_KINDS, ConfigError, ServerConfig, load_settings, save_settings
+from thalovant_server.config import (
+    MQTT_BROKER_KINDS,
+    SETTINGS_FILE,
+    ConfigError,
+    ServerConfig,
+    load_settings,
+    save_settings,
+)
 
 T = TypeVar("T")
 
@@ -90,7 +97,10 @@ def _config(
         overrides["mqtt_broker"] = saved["mqtt_broker"]
     elif saved.get("mqtt_enabled") is False and not broker_from_env:
         overrides["mqtt_broker"] = "off"  # recorded by a server before --mqtt-broker existed
-    return ServerConfig(**{**config.__dict__, **overrides})
+    try:
+        return ServerConfig(**{**config.__dict__, **overrides})
+    except ConfigError as exc:
+        raise _fail(f"{config.data_dir / SETTINGS_FILE}: {exc}") from None
 
 
 def _run(factory: Callable[[], Awaitable[T]]) -> T:
