@@ -107,7 +107,7 @@ async def main() -> None:
     parser.add_argument("--depth", type=int, default=1_000, help="how many pages deep the second page is")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="thalovant-bench-") as tmp:
-        config = ServerConfig(data_dir=Path(tmp))
+        config = ServerConfig(data_dir=Path(tmp), mqtt_port=0)  # the broker on a free port
         url = config.resolved_database_url
         began = time.perf_counter()
         await seed(url, args.hubs)

@@ -46,8 +46,8 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     """Start servers of a test's own (for restarts or isolation); all stopped afterwards."""
     started: list[RunningServer] = []
 
-    def make(extra_args: list[str] | None = None) -> RunningServer:
-        running = new_server(tmp_path_factory.mktemp("server"), extra_args)
+    def make(extra_args: list[str] | None = None, *, mqtt_broker: str = "embedded") -> RunningServer:
+        running = new_server(tmp_path_factory.mktemp("server"), extra_args, mqtt_broker=mqtt_broker)
         running.start()
         started.append(running)
         return running

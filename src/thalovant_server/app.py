@@ -3,27 +3,53 @@
 The lifespan opens the store (running migrations) and exposes ``app.state.store`` and
 ``app.state.control``; ``app.state.runtime`` is the hub runtime once one is attached (the
 control plane calls its ``client_revoked``/``hub_changed`` when set).
+
+Unless ``config.mqtt_broker`` is ``off``, the lifespan also runs the MQTT broker
+(:func:`running_mqtt_broker`) with the server's TLS certificate, and exposes:
+
+- ``app.state.mqtt_broker``: the running :class:`~thalovant_server.mqtt.MqttBroker`;
+- ``app.state.mqtt_hub_login``: the hub service user's
+  :class:`~thalovant_server.mqtt.MqttCredentials` (issued fresh on every start; the password
+  exists only in memory);
+- ``app.state.mqtt_address``: the :class:`~thalovant_server.mqtt.BrokerAddress` it listens on;
+- ``app.state.mqtt_accounts``: the
+  :class:`~thalovant_server.api.broker_accounts.BrokerAccounts` that keeps the broker's accounts
+  equal to the store's.
+
+All four are ``None`` without a broker (and again after shutdown). ``app.state.control.config``
+carries the port the broker actually bound (``app.state.config`` stays as configured). A broker
+that cannot start makes the lifespan raise :class:`~thalovant_server.mqtt.BrokerStartError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from thalovant_server import __version__
 from thalovant_server.api import api_router, problems
+from thalovant_server.api.broker_accounts import BrokerAccounts
 from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.state import ControlPlane
-from thalovant_server.config import ServerConfig
+from thalovant_server.config import ServerConfig, save_settings
 from thalovant_server.hub.routes import mount_data_plane
 from thalovant_server.hub.runtime import HubRuntime
+from thalovant_server.mqtt import BrokerAddress, MqttBroker, MqttCredentials, create_broker, issue_hub_credentials
 from thalovant_server.secrets import SealingKey
 from thalovant_server.store import accounts, idempotency
 from thalovant_server.store.directory import StoreDirectory
 from thalovant_server.store.engine import Store
+from thalovant_server.tls import ensure_dev_tls
+
+MOSQUITTO_DIR = "mosquitto"
+
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -46,14 +72,78 @@ async def open_control_plane(config: ServerConfig) -> AsyncIterator[ControlPlane
         await store.close()
 
 
+@dataclass(frozen=True)
+class RunningBroker:
+    """A started MQTT broker, the hub service user's login, and the accounts keeper."""
+
+    broker: MqttBroker
+    hub_login: MqttCredentials
+    address: BrokerAddress
+    accounts: BrokerAccounts
+
+
+@asynccontextmanager
+async def running_mqtt_broker(plane: ControlPlane) -> AsyncIterator[RunningBroker]:
+    """Start the broker ``plane.config`` asks for, loaded with every account the store allows.
+
+    The broker binds ``config.host:config.mqtt_port`` with the server's development TLS
+    certificate (Mosquitto also gets the CA and ``DATA_DIR/mosquitto`` for its files). When the
+    bound port differs from the configured one (port ``0``), ``plane.config`` is replaced by a
+    copy with the bound port, and recorded for ``admin``, so every identity names the real port.
+    Raises :class:`~thalovant_server.mqtt.BrokerStartError` when the broker does not start. The
+    broker is stopped when the block ends.
+    """
+    config = plane.config
+    if config.mqtt_broker not in ("embedded", "mosquitto"):
+        raise ValueError(f"no MQTT broker to run for {config.mqtt_broker!r}")
+    tls = ensure_dev_tls(config.data_dir, extra_names=(config.advertised_host,))
+    broker = create_broker(
+        "embedded" if config.mqtt_broker == "embedded" else "mosquitto",
+        cert_file=tls.cert,
+        key_file=tls.key,
+        host=config.host,
+        port=config.mqtt_port,
+        config_dir=config.data_dir / MOSQUITTO_DIR,
+        ca_file=tls.ca_cert,
+    )
+    hub_login = issue_hub_credentials()
+    keeper = BrokerAccounts(broker, plane.store, hub_login)
+    try:
+        clients = await keeper.load()
+        address = await broker.start()
+        if address.port != config.mqtt_port:
+            plane.config = dataclasses.replace(config, mqtt_port=address.port)
+            save_settings(plane.config)
+        log.info("MQTT broker (%s) on %s with %d client accounts", config.mqtt_broker, address.endpoint, clients)
+        yield RunningBroker(broker=broker, hub_login=hub_login, address=address, accounts=keeper)
+    finally:
+        await broker.stop()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.mqtt_broker = app.state.mqtt_hub_login = app.state.mqtt_address = app.state.mqtt_accounts = None
     async with open_control_plane(app.state.config) as plane:
         app.state.control = plane
         app.state.store = plane.store
         app.state.runtime = HubRuntime(StoreDirectory(plane.store))
         try:
-            yield
+            if not plane.config.mqtt_enabled:
+                yield
+                return
+            async with running_mqtt_broker(plane) as mqtt:
+                app.state.mqtt_broker = mqtt.broker
+                app.state.mqtt_hub_login = mqtt.hub_login
+                app.state.mqtt_address = mqtt.address
+                app.state.mqtt_accounts = mqtt.accounts
+                # hub-side MQTT carrier starts here (thalovant_server.carriers.mqtt)
+                # It logs in as app.state.mqtt_hub_login at app.state.mqtt_address (TLS, trusting
+                # DATA_DIR/ca.pem) and must be stopped before this block ends (the broker stops then).
+                try:
+                    yield
+                finally:
+                    app.state.mqtt_broker = app.state.mqtt_hub_login = None
+                    app.state.mqtt_address = app.state.mqtt_accounts = None
         finally:
             await app.state.runtime.close()
 

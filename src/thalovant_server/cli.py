@@ -1,22 +1,38 @@
 """``thalovant-server``: run the server (``serve``) and administer it (``admin ...``).
 
-``serve`` prints ``Thalovant API: https://HOST:PORT/v1`` once the socket listens, followed by
-``export SSL_CERT_FILE=DIR/ca.pem``. Nothing secret is printed except a generated demo password.
+``serve`` prints ``Thalovant MQTT: mqtts://HOST:PORT (KIND)`` once the broker listens (unless
+``--mqtt-broker off``), then ``Thalovant API: https://HOST:PORT/v1`` once the API socket listens,
+followed by ``export SSL_CERT_FILE=DIR/ca.pem``. Nothing secret is printed except a generated
+demo password. Log lines (the ``thalovant_server`` logger, INFO by default) go to stderr.
+
+A server that cannot start (the MQTT broker's port is taken, ``mosquitto`` is not installed, ...)
+says why in one line and exits with status 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from thalovant_server.config import ConfigError, ServerConfig, load_settings, save_settings
+from thalovant_server.config import (
+    MQTT_BROKER_KINDS,
+    SETTINGS_FILE,
+    ConfigError,
+    ServerConfig,
+    load_settings,
+    save_settings,
+)
 
 T = TypeVar("T")
 
@@ -24,6 +40,8 @@ DEMO_EMAIL = "demo@example.com"
 DEMO_HUB_SLUG = "joke-garden"
 DEMO_HUB_TITLE = "Joke Garden"
 DEMO_SKILLS = ("jokes", "trivia", "capabilities", "memory")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _say(text: str = "") -> None:
@@ -42,12 +60,20 @@ def _config(
     host: str | None = None,
     port: int | None = None,
     public_host: str | None = None,
+    mqtt_broker: str | None = None,
+    mqtt_port: int | None = None,
     use_saved: bool = False,
 ) -> ServerConfig:
     """Options, then ``THALOVANT_*``, then (for admin) what the last ``serve`` recorded."""
     try:
         config = ServerConfig.from_env(
-            data_dir=data_dir, database_url=database_url, host=host, port=port, public_host=public_host
+            data_dir=data_dir,
+            database_url=database_url,
+            host=host,
+            port=port,
+            public_host=public_host,
+            mqtt_broker=mqtt_broker,
+            mqtt_port=mqtt_port,
         )
     except ConfigError as exc:
         raise _fail(str(exc)) from None
@@ -66,9 +92,15 @@ def _config(
         overrides["public_port"] = saved["public_port"]
     if isinstance(saved.get("mqtt_port"), int) and "THALOVANT_MQTT_PORT" not in env:
         overrides["mqtt_port"] = saved["mqtt_port"]
-    if isinstance(saved.get("mqtt_enabled"), bool) and "THALOVANT_MQTT_ENABLED" not in env:
-        overrides["mqtt_enabled"] = saved["mqtt_enabled"]
-    return ServerConfig(**{**config.__dict__, **overrides})
+    broker_from_env = "THALOVANT_MQTT_BROKER" in env or "THALOVANT_MQTT_ENABLED" in env
+    if saved.get("mqtt_broker") in MQTT_BROKER_KINDS and not broker_from_env:
+        overrides["mqtt_broker"] = saved["mqtt_broker"]
+    elif saved.get("mqtt_enabled") is False and not broker_from_env:
+        overrides["mqtt_broker"] = "off"  # recorded by a server before --mqtt-broker existed
+    try:
+        return ServerConfig(**{**config.__dict__, **overrides})
+    except ConfigError as exc:
+        raise _fail(f"{config.data_dir / SETTINGS_FILE}: {exc}") from None
 
 
 def _run(factory: Callable[[], Awaitable[T]]) -> T:
@@ -92,12 +124,47 @@ def main() -> None:
 # -- serve ---------------------------------------------------------------------------------
 
 
+def configure_logging(level: str | None) -> None:
+    """Send the ``thalovant_server`` log to stderr at ``level`` (default INFO).
+
+    A logging setup that already exists (a handler on that logger or on the root logger) is
+    kept; only an explicit ``level`` is applied to it.
+    """
+    logger = logging.getLogger("thalovant_server")
+    if logger.handlers or logging.getLogger().handlers:
+        if level is not None:
+            logger.setLevel(level.upper())
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel((level or "info").upper())
+
+
 @main.command()
 @data_dir_option
-@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
+@click.option("--host", default=None, help="Bind address of the API and the MQTT broker (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="TLS port for the API and the hubs (default 8443).")
 @click.option("--public-host", default=None, help="Host name clients are told to dial (default: the bind host).")
 @database_option
+@click.option(
+    "--mqtt-broker",
+    type=click.Choice(MQTT_BROKER_KINDS, case_sensitive=False),
+    default=None,
+    help="MQTT broker: embedded (default), mosquitto (Debian's binary) or off (THALOVANT_MQTT_BROKER).",
+)
+@click.option(
+    "--mqtt-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="TLS port of the MQTT broker (default 8883; 0 picks a free one) (THALOVANT_MQTT_PORT).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default=None,
+    help="Level of the server's log on stderr (default info).",
+)
 @click.option("--demo", is_flag=True, help="Also create the demo account and the public hub joke-garden.")
 @click.option("--demo-password", default=None, help="Demo password (THALOVANT_DEMO_PASSWORD; else generated).")
 def serve(
@@ -106,16 +173,29 @@ def serve(
     port: int | None,
     public_host: str | None,
     database_url: str | None,
+    mqtt_broker: str | None,
+    mqtt_port: int | None,
+    log_level: str | None,
     demo: bool,
     demo_password: str | None,
 ) -> None:
-    """Serve the API and every hub's data plane on one TLS port."""
+    """Serve the API and every hub's data plane on one TLS port, and the MQTT broker on its own."""
     import uvicorn
 
     from thalovant_server.app import create_app
+    from thalovant_server.mqtt import BrokerStartError
     from thalovant_server.tls import ensure_dev_tls
 
-    config = _config(data_dir, database_url, host=host, port=port, public_host=public_host)
+    configure_logging(log_level)
+    config = _config(
+        data_dir,
+        database_url,
+        host=host,
+        port=port,
+        public_host=public_host,
+        mqtt_broker=mqtt_broker.lower() if mqtt_broker else None,
+        mqtt_port=mqtt_port,
+    )
     tls = ensure_dev_tls(config.data_dir, extra_names=(config.advertised_host,))
     save_settings(config)
     if demo:
@@ -136,8 +216,24 @@ def serve(
                 _say(f"Thalovant API: https://{config.host_for_url}:{config.advertised_port}/v1")
                 _say(f"export SSL_CERT_FILE={tls.ca_cert}")
 
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # Like uvicorn's, minus re-raising the signal afterwards: the app's lifespan (which
+            # stops the MQTT broker) runs around this server and must finish first.
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    app = create_app(config)
     server_config = uvicorn.Config(
-        create_app(config),
+        app,
         host=config.host,
         port=config.port,
         ssl_certfile=str(tls.cert),
@@ -145,12 +241,26 @@ def serve(
         loop="auto",
         http="auto",
         ws="auto",
-        lifespan="on",
+        lifespan="off",  # run below, so that a failed start is one clear error line
         access_log=False,
         server_header=False,
-        log_level="info",
+        log_level=(log_level or "info").lower(),
     )
-    AnnouncingServer(server_config).run()
+
+    async def run_server() -> None:
+        async with app.router.lifespan_context(app):
+            address = app.state.mqtt_address
+            if address is not None:
+                _say(f"Thalovant MQTT: {address.endpoint} ({config.mqtt_broker})")
+            await AnnouncingServer(server_config).serve()
+
+    try:
+        with asyncio.Runner(loop_factory=server_config.get_loop_factory()) as runner:
+            runner.run(run_server())
+    except BrokerStartError as exc:
+        raise _fail(f"the MQTT broker ({config.mqtt_broker}) did not start: {exc}") from None
+    except OSError as exc:
+        raise _fail(f"the server did not start: {exc}") from None
 
 
 async def _ensure_demo(config: ServerConfig, password: str) -> str:

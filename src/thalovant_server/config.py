@@ -1,6 +1,11 @@
 """Server configuration as a plain object, read from CLI options and ``THALOVANT_*`` variables.
 
 Precedence: an explicit argument, then the environment variable, then the default.
+
+The MQTT broker kind (``mqtt_broker``) is ``embedded`` (amqtt in the server process, the
+default), ``mosquitto`` (a Mosquitto 2 child process) or ``off`` (no broker: hubs serve no MQTT
+and provisioning hands out no MQTT credentials). ``THALOVANT_MQTT_BROKER`` sets it; the older
+``THALOVANT_MQTT_ENABLED=false`` still means ``off``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from pathlib import Path
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8443
 DEFAULT_MQTT_PORT = 8883
+MQTT_BROKER_KINDS = ("embedded", "mosquitto", "off")
+DEFAULT_MQTT_BROKER = "embedded"
 
 
 class ConfigError(ValueError):
@@ -39,6 +46,13 @@ def _env_port(value: str, name: str) -> int:
     return port
 
 
+def _broker_kind(value: str, name: str) -> str:
+    kind = value.strip().lower()
+    if kind not in MQTT_BROKER_KINDS:
+        raise ConfigError(f"{name} must be one of {', '.join(MQTT_BROKER_KINDS)}, got {value!r}")
+    return kind
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything the server needs to start.
@@ -46,6 +60,8 @@ class ServerConfig:
     ``public_host``/``public_port`` are what clients are told to dial (identities, hub
     endpoints); they default to the bind host and port. ``database_url`` defaults to SQLite
     at ``DATA_DIR/thalovant.db``; any SQLAlchemy async URL (``postgresql+asyncpg://...``) works.
+    ``mqtt_broker`` is one of :data:`MQTT_BROKER_KINDS`; the broker binds ``host:mqtt_port``
+    (``0`` picks a free port, and the running server then advertises the port it got).
     """
 
     data_dir: Path
@@ -54,11 +70,23 @@ class ServerConfig:
     public_host: str | None = None
     public_port: int | None = None
     database_url: str | None = None
-    mqtt_enabled: bool = True
+    mqtt_broker: str = DEFAULT_MQTT_BROKER
     mqtt_port: int = DEFAULT_MQTT_PORT
     login_max_failures: int = 5
     login_window_seconds: float = 300.0
     psk_concurrency: int = 2
+
+    def __post_init__(self) -> None:
+        if self.mqtt_broker not in MQTT_BROKER_KINDS:
+            kinds = ", ".join(MQTT_BROKER_KINDS)
+            raise ConfigError(f"the MQTT broker must be one of {kinds}, got {self.mqtt_broker!r}")
+        if not 0 <= self.mqtt_port <= 65535:
+            raise ConfigError(f"the MQTT port must be between 0 and 65535, got {self.mqtt_port}")
+
+    @property
+    def mqtt_enabled(self) -> bool:
+        """Whether the server runs an MQTT broker (so hubs may serve MQTT)."""
+        return self.mqtt_broker != "off"
 
     @property
     def advertised_host(self) -> str:
@@ -94,7 +122,7 @@ class ServerConfig:
         public_host: str | None = None,
         public_port: int | None = None,
         database_url: str | None = None,
-        mqtt_enabled: bool | None = None,
+        mqtt_broker: str | None = None,
         mqtt_port: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> ServerConfig:
@@ -107,6 +135,15 @@ class ServerConfig:
         env_public_port = env.get("THALOVANT_PUBLIC_PORT")
         env_mqtt_port = env.get("THALOVANT_MQTT_PORT")
         env_mqtt = env.get("THALOVANT_MQTT_ENABLED")
+        env_broker = env.get("THALOVANT_MQTT_BROKER")
+        if mqtt_broker is not None:
+            broker = _broker_kind(mqtt_broker, "--mqtt-broker")
+        elif env_broker:
+            broker = _broker_kind(env_broker, "THALOVANT_MQTT_BROKER")
+        elif env_mqtt is not None and not _env_bool(env_mqtt, "THALOVANT_MQTT_ENABLED"):
+            broker = "off"
+        else:
+            broker = DEFAULT_MQTT_BROKER
         return cls(
             data_dir=Path(raw_dir).expanduser().resolve(),
             host=host or env.get("THALOVANT_HOST") or DEFAULT_HOST,
@@ -118,11 +155,7 @@ class ServerConfig:
                 else (_env_port(env_public_port, "THALOVANT_PUBLIC_PORT") if env_public_port else None)
             ),
             database_url=database_url or env.get("THALOVANT_DATABASE_URL") or None,
-            mqtt_enabled=(
-                mqtt_enabled
-                if mqtt_enabled is not None
-                else (_env_bool(env_mqtt, "THALOVANT_MQTT_ENABLED") if env_mqtt is not None else True)
-            ),
+            mqtt_broker=broker,
             mqtt_port=(
                 mqtt_port
                 if mqtt_port is not None
@@ -142,6 +175,7 @@ def save_settings(config: ServerConfig) -> None:
         "port": config.port,
         "public_host": config.public_host,
         "public_port": config.public_port,
+        "mqtt_broker": config.mqtt_broker,
         "mqtt_enabled": config.mqtt_enabled,
         "mqtt_port": config.mqtt_port,
     }

@@ -63,6 +63,11 @@ class Api:
     accounts: list[Account] = field(default_factory=list)
 
     @property
+    def mqtt_endpoint(self) -> str:
+        """``mqtts://127.0.0.1:PORT`` of the app's running broker."""
+        return f"mqtts://127.0.0.1:{self.app.state.mqtt_address.port}"
+
+    @property
     def store(self) -> Store:
         store: Store = self.app.state.store
         return store
@@ -108,7 +113,8 @@ class Api:
 
 @pytest.fixture
 async def api(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    config = ServerConfig(data_dir=tmp_path / "data", database_url=database_url, port=8443, mqtt_port=8883)
+    # The embedded MQTT broker runs in the app, on a free port (read app.state.mqtt_address).
+    config = ServerConfig(data_dir=tmp_path / "data", database_url=database_url, port=8443, mqtt_port=0)
     app = create_app(config)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))

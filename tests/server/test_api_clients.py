@@ -54,11 +54,11 @@ async def test_create_client_like_the_sdk(api: Api) -> None:
     assert identify["data_plane_endpoints"] == {
         "wss": f"wss://127.0.0.1:8443/hubs/{hub['id']}",
         "https": f"https://127.0.0.1:8443/hubs/{hub['id']}",
-        "mqtt": "mqtts://127.0.0.1:8883",
+        "mqtt": api.mqtt_endpoint,
     }
     assert identify["protocols"] == {"wss": True, "https": True, "mqtt": True}
     mqtt = identify["mqtt"]
-    assert mqtt["endpoint"] == "mqtts://127.0.0.1:8883" and mqtt["qos"] == 1 and mqtt["tls"] is True
+    assert mqtt["endpoint"] == api.mqtt_endpoint and mqtt["qos"] == 1 and mqtt["tls"] is True
     assert mqtt["username"] and mqtt["password"] and mqtt["topic_prefix"].startswith("thalovant/")
     assert "operation" not in client
 

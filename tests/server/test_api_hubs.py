@@ -108,7 +108,7 @@ async def test_create_hub_validates_spec_and_answers_the_resource(api: Api) -> N
     assert hub["spec"]["protocols"] == {"wss": {"enabled": True}, "http": {"enabled": False}, "mqtt": {"enabled": True}}
     assert hub["data_plane_endpoints"] == {
         "wss": f"wss://127.0.0.1:8443/hubs/{hub['id']}",
-        "mqtt": "mqtts://127.0.0.1:8883",
+        "mqtt": api.mqtt_endpoint,
     }
     assert hub["owner_id"] == owner.user_id and hub["etag"] and hub["domain"] is None
     for spec in ({}, {"version": ""}, {"version": 3}):

@@ -63,7 +63,7 @@ async def _seed(config: ServerConfig) -> str:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    config = ServerConfig(data_dir=Path(tmp_path_factory.mktemp("fuzz")))
+    config = ServerConfig(data_dir=Path(tmp_path_factory.mktemp("fuzz")), mqtt_port=0)
     token = asyncio.run(_seed(config))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))

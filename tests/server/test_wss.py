@@ -147,7 +147,7 @@ class HubServer:
 
     def __init__(self, data: HubData) -> None:
         self.data = data
-        self.config = ServerConfig(data_dir=data.data_dir, host="127.0.0.1", port=data.port)
+        self.config = ServerConfig(data_dir=data.data_dir, host="127.0.0.1", port=data.port, mqtt_port=0)
         tls = ensure_dev_tls(data.data_dir, extra_names=("127.0.0.1",))
         self.app = create_app(self.config)
         self.server = uvicorn.Server(

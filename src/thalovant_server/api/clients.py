@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant_server.api.auth import Principal, RequireScopes
+from thalovant_server.api.broker_accounts import sync_clients
 from thalovant_server.api.hubs import schema_problem, visible_hub
 from thalovant_server.api.paging import MAX_LIMIT, page_or_400
 from thalovant_server.api.preconditions import idempotency_key, key_reused, request_fingerprint, require_etag
@@ -61,7 +62,11 @@ async def create_client(
     idempotency_key_header: str | None = Header(None, alias="Idempotency-Key"),
     principal: Principal = Depends(RequireScopes("clients:write")),
 ) -> Response:
-    """Provision a client identity of a hub the caller may use (their own, or public)."""
+    """Provision a client identity of a hub the caller may use (their own, or public).
+
+    After the commit, its MQTT account (if any) is added to the running broker; a replay of the
+    same ``Idempotency-Key`` returns the stored answer and touches no account.
+    """
     plane = control(request)
     key = idempotency_key(idempotency_key_header)
     fingerprint = _fingerprint(body)
@@ -138,6 +143,7 @@ async def create_client(
         raise ApiProblem(
             409, "A request with this Idempotency-Key is already in progress", code="idempotency_key_in_progress"
         ) from None
+    await sync_clients(request, [provisioned.client.id])
     return JSONResponse(provisioned.body, status_code=201)
 
 
@@ -192,11 +198,15 @@ async def delete_client(
     if_match: str | None = Header(None, alias="If-Match"),
     principal: Principal = Depends(RequireScopes("clients:write")),
 ) -> Response:
-    """Delete under ``If-Match``; the hub runtime revokes the identity and closes its sessions."""
+    """Delete under ``If-Match``; the hub runtime revokes the identity and closes its sessions.
+
+    Its MQTT broker account goes too, with its live broker connections.
+    """
     async with control(request).store.session() as session:
         client = await _own_client(session, principal, client_id)
         require_etag(if_match, client.etag)
         deleted_id = client.id
         await clients.delete_client(session, client)
     await notify_client_revoked(request, [deleted_id])
+    await sync_clients(request, [deleted_id])
     return Response(status_code=204)

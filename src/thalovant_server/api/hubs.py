@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant_server.api.auth import Principal, RequireScopes
+from thalovant_server.api.broker_accounts import sync_hub
 from thalovant_server.api.paging import MAX_LIMIT, page_or_400
 from thalovant_server.api.preconditions import idempotency_key, key_reused, request_fingerprint, require_etag
 from thalovant_server.api.problems import ApiProblem
@@ -176,7 +177,11 @@ async def update_hub(
     if_match: str | None = Header(None, alias="If-Match"),
     principal: Principal = Depends(RequireScopes("hubs:write")),
 ) -> dict[str, Any]:
-    """Patch a hub under ``If-Match``; name, namespace and domain are immutable."""
+    """Patch a hub under ``If-Match``; name, namespace and domain are immutable.
+
+    Switching MQTT off (or the hub inactive) removes its clients' broker accounts and drops their
+    broker connections; switching it back on restores the accounts.
+    """
     plane = control(request)
     async with plane.store.session() as session:
         hub = await member_hub(session, principal, hub_id)
@@ -206,6 +211,7 @@ async def update_hub(
         await session.flush()
         view = hub_view(hub, plane.config, private=True)
     await notify_hub_changed(request, hub.id)
+    await sync_hub(request, hub.id)
     return view
 
 
@@ -216,7 +222,7 @@ async def delete_hub(
     if_match: str | None = Header(None, alias="If-Match"),
     principal: Principal = Depends(RequireScopes("hubs:write")),
 ) -> Response:
-    """Delete a hub and every client identity of it (their live sessions are closed)."""
+    """Delete a hub and every client identity of it (their live sessions and broker accounts go)."""
     async with control(request).store.session() as session:
         hub = await member_hub(session, principal, hub_id)
         require_etag(if_match, hub.etag)
@@ -224,4 +230,5 @@ async def delete_hub(
         client_ids = await hubs.delete_hub(session, hub)
     await notify_client_revoked(request, client_ids)
     await notify_hub_changed(request, deleted_hub_id)
+    await sync_hub(request, deleted_hub_id)
     return Response(status_code=204)

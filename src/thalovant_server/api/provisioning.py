@@ -3,6 +3,14 @@
 The client password is used once, to derive the PSK (argon2id, 64 MiB) in a worker thread
 under a small semaphore, and is never stored. The access key is stored as its SHA-256. The
 answer's ``initial_identify`` is the only place the plaintext credentials ever appear.
+
+MQTT. When the hub enables MQTT and the server runs a broker (``config.mqtt_enabled``), the
+client also gets broker credentials from
+:func:`thalovant_server.mqtt.credentials.issue_client_credentials`: username ``c_<client id>``,
+topic prefix ``thalovant/<hub-id>/<client-id>``, a random password stored as Mosquitto's ``$7$``
+PBKDF2 hash. With the broker ``off`` no MQTT credentials are minted and ``initial_identify`` has
+no ``mqtt`` block. Adding the account to the running broker is the caller's job, after the commit
+(:mod:`thalovant_server.api.broker_accounts`).
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from thalovant.protocol.psk import derive_psk
 from thalovant_server.api.problems import is_secret_key
 from thalovant_server.api.state import ControlPlane
-from thalovant_server.api.views import client_view, data_plane_endpoints, hub_protocols
+from thalovant_server.api.views import client_view, data_plane_endpoints, hub_protocols, mqtt_endpoint
+from thalovant_server.mqtt.credentials import MqttCredentials, issue_client_credentials
 from thalovant_server.secrets import new_client_secret, sha256_hex
 from thalovant_server.store import clients
 from thalovant_server.store.models import Client, Hub
@@ -84,9 +93,13 @@ def initial_identify(
     *,
     access_key: str,
     password: str,
-    mqtt_password: str | None,
+    mqtt: MqttCredentials | None,
 ) -> dict[str, Any]:
-    """The one-time identity: same shape as an identity file (``--out``)."""
+    """The one-time identity: same shape as an identity file (``--out``).
+
+    ``mqtt`` are the freshly issued broker credentials (their plaintext password goes into the
+    ``mqtt`` block, which appears only when the hub serves MQTT).
+    """
     config = plane.config
     flags = hub_protocols(hub, config)
     identity: dict[str, Any] = {
@@ -101,15 +114,8 @@ def initial_identify(
         "hub_id": hub.id,
         "client_id": client.id,
     }
-    if flags["mqtt"] and client.mqtt_username and mqtt_password:
-        identity["mqtt"] = {
-            "endpoint": f"mqtts://{config.host_for_url}:{config.mqtt_port}",
-            "username": client.mqtt_username,
-            "password": mqtt_password,
-            "topic_prefix": client.mqtt_topic_prefix,
-            "qos": 1,
-            "tls": True,
-        }
+    if flags["mqtt"] and mqtt is not None:
+        identity["mqtt"] = mqtt.identity_block(mqtt_endpoint(config))
     return identity
 
 
@@ -142,11 +148,7 @@ async def provision_client(
     site_id = clean_site_id(request.site_id or request.name)
     client_id = str(uuid.uuid4())
     psk = await derive_psk_off_loop(plane, password, hub.node_id)
-    mqtt_username = mqtt_password = mqtt_prefix = None
-    if hub_protocols(hub, plane.config)["mqtt"]:
-        mqtt_username = "c_" + client_id.replace("-", "")
-        mqtt_password = new_client_secret()
-        mqtt_prefix = f"thalovant/{hub.id}/{client_id}"
+    mqtt = issue_client_credentials(hub.id, client_id) if hub_protocols(hub, plane.config)["mqtt"] else None
     async with plane.store.session() as session:
         client = await clients.create_client(
             session,
@@ -162,13 +164,13 @@ async def provision_client(
             allowed_types=allowed,
             active=request.active,
             client_id=client_id,
-            mqtt_username=mqtt_username,
-            mqtt_password_hash=sha256_hex(mqtt_password) if mqtt_password else None,
-            mqtt_topic_prefix=mqtt_prefix,
+            mqtt_username=mqtt.username if mqtt else None,
+            mqtt_password_hash=mqtt.password_hash if mqtt else None,
+            mqtt_topic_prefix=mqtt.topic_prefix if mqtt else None,
         )
         body = client_view(client)
         body["initial_identify"] = initial_identify(
-            plane, hub, client, access_key=access_key, password=password, mqtt_password=mqtt_password
+            plane, hub, client, access_key=access_key, password=password, mqtt=mqtt
         )
         if on_created is not None:
             await on_created(session, body)

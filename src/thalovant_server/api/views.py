@@ -26,6 +26,11 @@ def hub_protocols(hub: Hub, config: ServerConfig) -> dict[str, bool]:
     return flags
 
 
+def mqtt_endpoint(config: ServerConfig) -> str:
+    """The ``mqtts://host:port`` URL of the server's MQTT broker (the port it actually bound)."""
+    return f"mqtts://{config.host_for_url}:{config.mqtt_port}"
+
+
 def data_plane_endpoints(hub: Hub, config: ServerConfig) -> dict[str, str]:
     """Full URLs of the hub's enabled carriers (never one the hub does not serve)."""
     flags = hub_protocols(hub, config)
@@ -36,7 +41,7 @@ def data_plane_endpoints(hub: Hub, config: ServerConfig) -> dict[str, str]:
     if flags["http"]:
         endpoints["https"] = f"https://{base}/hubs/{hub.id}"
     if flags["mqtt"]:
-        endpoints["mqtt"] = f"mqtts://{config.host_for_url}:{config.mqtt_port}"
+        endpoints["mqtt"] = mqtt_endpoint(config)
     return endpoints
 
 

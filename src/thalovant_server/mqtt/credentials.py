@@ -85,12 +85,20 @@ def validate_topic_prefix(prefix: str) -> str:
     return cleaned
 
 
+def _topic_level(part: str, name: str) -> str:
+    if not isinstance(part, str) or "/" in part or not _PREFIX_LEVEL.fullmatch(part):
+        raise InvalidCredentialsError(f"the {name} is not usable in an MQTT topic")
+    return part
+
+
+def hub_topic_root(hub_id: str) -> str:
+    """``thalovant/<hub-id>``: the parent level of every client prefix of that hub."""
+    return f"{TOPIC_ROOT}/{_topic_level(hub_id, 'hub id')}"
+
+
 def client_topic_prefix(hub_id: str, client_id: str) -> str:
     """The topic prefix of a client identity: ``thalovant/<hub-id>/<client-id>``."""
-    for part, name in ((hub_id, "hub id"), (client_id, "client id")):
-        if not isinstance(part, str) or "/" in part or not _PREFIX_LEVEL.fullmatch(part):
-            raise InvalidCredentialsError(f"the {name} is not usable in an MQTT topic")
-    return f"{TOPIC_ROOT}/{hub_id}/{client_id}"
+    return f"{hub_topic_root(hub_id)}/{_topic_level(client_id, 'client id')}"
 
 
 def client_username(client_id: str) -> str:

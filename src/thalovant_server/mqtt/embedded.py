@@ -62,6 +62,13 @@ class _QuietBroker(Broker):  # type: ignore[misc]
             log.debug("MQTT connection ended abruptly: %s", type(exc).__name__)
 
 
+class _NoStartupTraceback(logging.Filter):
+    """Drops amqtt's own "Broker startup failed" traceback: :class:`BrokerStartError` says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Broker startup failed"
+
+
 class _LiveConnections:
     """The authenticated connections, by session, with their protocol handlers.
 
@@ -217,10 +224,14 @@ class EmbeddedBroker:
             raise BrokerStartError("the embedded MQTT broker did not load its access plugin")
         self._connections.broker = broker
         plugins[0].attach(self.access, self._connections)
+        quiet = _NoStartupTraceback()
+        broker.logger.addFilter(quiet)
         try:
             await broker.start()
         except (OSError, AMQTTError, BrokerError) as exc:
             raise BrokerStartError(f"cannot start the embedded MQTT broker on {self.host}:{self.port}: {exc}") from exc
+        finally:
+            broker.logger.removeFilter(quiet)
         self._broker = broker
         self._address = BrokerAddress(self.host, self._bound_port(broker))
         log.info("embedded MQTT broker listening on %s", self._address.endpoint)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant_server.secrets import new_etag
+from thalovant_server.store.hub_spec import enabled_protocols
 from thalovant_server.store.models import Client, Hub, utcnow
 from thalovant_server.store.pagination import Page, keyset_page
 
@@ -90,6 +91,37 @@ async def client_by_access_key_hash(session: AsyncSession, access_key_hash: str)
 
 async def client_by_mqtt_username(session: AsyncSession, username: str) -> Client | None:
     return await session.scalar(select(Client).where(Client.mqtt_username == username))
+
+
+async def mqtt_logins(
+    session: AsyncSession, *, hub_id: str | None = None, client_ids: Collection[str] | None = None
+) -> list[Client]:
+    """The clients that may log in to the MQTT broker now.
+
+    That is every active client with MQTT credentials (username, password hash, topic prefix)
+    of an active hub whose spec enables MQTT; optionally only of ``hub_id`` or only among
+    ``client_ids``. Ordered by creation.
+    """
+    statement = (
+        select(Client, Hub.spec)
+        .join(Hub, Hub.id == Client.hub_id)
+        .where(
+            Client.active.is_(True),
+            Hub.active.is_(True),
+            Client.mqtt_username.is_not(None),
+            Client.mqtt_password_hash.is_not(None),
+            Client.mqtt_topic_prefix.is_not(None),
+        )
+        .order_by(Client.created_at, Client.id)
+    )
+    if hub_id is not None:
+        statement = statement.where(Client.hub_id == hub_id)
+    if client_ids is not None:
+        if not client_ids:
+            return []
+        statement = statement.where(Client.id.in_(list(client_ids)))
+    rows = (await session.execute(statement)).all()
+    return [client for client, spec in rows if enabled_protocols(spec)["mqtt"]]
 
 
 async def list_clients(

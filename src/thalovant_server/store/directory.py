@@ -2,6 +2,9 @@
 
 Lookups run once per connection, never per message. Access keys are matched by SHA-256;
 the PSK comes from the row (derived at provisioning), so nothing CPU-heavy happens here.
+MQTT broker passwords are checked with :func:`thalovant_server.mqtt.credentials.verify_password`:
+the Mosquitto ``$7$`` PBKDF2 hashes provisioning stores, and the bare SHA-256 digests of rows
+written before migration ``0002`` (still accepted here and by the embedded broker).
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from dataclasses import dataclass
 
 from thalovant.protocol.noise import KeyPair
 from thalovant_server.hub.directory import ClientCredentials, HubKeys
-from thalovant_server.secrets import constant_time_equal, sha256_hex
+from thalovant_server.mqtt.credentials import verify_password
+from thalovant_server.secrets import sha256_hex
 from thalovant_server.store import clients, hubs
 from thalovant_server.store.engine import Store
 from thalovant_server.store.hub_spec import enabled_protocols
@@ -78,7 +82,7 @@ class StoreDirectory:
             client = await clients.client_by_mqtt_username(session, username)
             if client is None or not client.active or client.mqtt_password_hash is None:
                 return None
-            if not constant_time_equal(client.mqtt_password_hash, sha256_hex(password)):
+            if not verify_password(password, client.mqtt_password_hash):
                 return None
             hub = await hubs.hub_by_id(session, client.hub_id)
             if hub is None or not hub.active or client.mqtt_topic_prefix is None:

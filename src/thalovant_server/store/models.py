@@ -148,7 +148,7 @@ class Client(Base):
     connection_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     spec_extras: Mapped[dict[str, Any]] = mapped_column(JSON)
     mqtt_username: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
-    mqtt_password_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mqtt_password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     mqtt_topic_prefix: Mapped[str | None] = mapped_column(String(256), nullable=True)
     etag: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
