@@ -300,13 +300,15 @@ def test_pinned_client_reconnects_after_a_restart(
     run_public_sdk: SdkRunner, server_factory: Callable[..., RunningServer], tmp_path: Path
 ) -> None:
     own = server_factory()
-    identity, _ = make_identity(own, tmp_path)
+    identity, client_id = make_identity(own, tmp_path)
     code = PRELUDE + textwrap.dedent("""
     with client("keys-pinned") as c:
         emit_result(c.ask("Tell me a short clean joke.").text)
     """)
     env = {"IDENTITY_FILE": str(identity)}
     assert result_of(run_public_sdk(code, env=env, ca_file=own.ca_file)) == GUIDE_JOKE
+    # the hub logs each session's pattern: first contact is XX, and the hub pins the client key
+    own.wait_for_output(f"client={client_id} pattern=XXpsk2")
     own.restart()
     assert result_of(run_public_sdk(code, env=env, ca_file=own.ca_file)) == GUIDE_JOKE
-    # (that the reconnect used KKpsk0 is asserted on the hub side in tests/server/test_wss.py)
+    own.wait_for_output(f"client={client_id} pattern=KKpsk0")
