@@ -184,6 +184,7 @@ def serve(
 
     from thalovant_server.app import create_app
     from thalovant_server.mqtt import BrokerStartError
+    from thalovant_server.reload import serving_reloads
     from thalovant_server.tls import ensure_dev_tls
 
     configure_logging(log_level)
@@ -247,8 +248,13 @@ def serve(
         log_level=(log_level or "info").lower(),
     )
 
+    async def reload_from_store() -> None:
+        accounts = app.state.mqtt_accounts
+        if accounts is not None:
+            await accounts.load()
+
     async def run_server() -> None:
-        async with app.router.lifespan_context(app):
+        async with app.router.lifespan_context(app), serving_reloads(config.data_dir, reload_from_store):
             address = app.state.mqtt_address
             if address is not None:
                 _say(f"Thalovant MQTT: {address.endpoint} ({config.mqtt_broker})")
@@ -468,7 +474,16 @@ def client_create(
     config = _config(data_dir, database_url, use_saved=True)
     identity, client_id = _run(lambda: _create_client(config, hub_ref, name, site_id, owner, connection_type))
     write_identity_file(Path(out), identity)
+    _tell_running_server(config)
     _say(json.dumps({"id": client_id, "hub_id": identity["hub_id"], "name": name, "identity_file": str(out)}))
+
+
+def _tell_running_server(config: ServerConfig) -> None:
+    """Have a ``serve`` on the same data directory pick up the change (its broker accounts)."""
+    from thalovant_server.reload import notify_server
+
+    if notify_server(config.data_dir) is False:
+        click.echo("note: the running server did not confirm the reload; its MQTT broker may need a restart", err=True)
 
 
 def write_identity_file(path: Path, identity: dict[str, Any]) -> None:

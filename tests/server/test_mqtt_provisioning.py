@@ -15,6 +15,7 @@ the observer with a positive marker.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -180,6 +181,19 @@ def test_identity_logs_in_at_its_endpoint_and_uses_its_own_topics(
     probe.publish(f"{a.prefix}/in", b"hello hub")  # QoS 1: the broker acknowledged it
     probe.publish(f"{a.prefix}/status", b"online", retain=True)
     assert not probe.disconnected.is_set()
+
+
+def test_an_identity_made_by_the_admin_cli_logs_in_without_a_restart(
+    served: Served, probes: Callable[[Path, int], Probe], tmp_path: Path
+) -> None:
+    """``admin client create`` writes the store from another process; the running server reloads on its signal."""
+    out = tmp_path / "admin-identity.json"
+    served.server.admin("client", "create", "--hub", served.hub["id"], "--name", "admin-made", "--out", str(out))
+    block = json.loads(out.read_text())["mqtt"]
+    who = Identity(block["endpoint"], block["username"], block["password"], block["topic_prefix"])
+    probe = logged_in(probes, served.server.ca_file, who)
+    assert codes(probe.subscribe(f"{who.prefix}/out")) == [1]
+    served.server.wait_for_output("reloaded from the store on request")
 
 
 def test_wrong_password_is_refused(served: Served, probes: Callable[[Path, int], Probe]) -> None:
