@@ -35,6 +35,7 @@ from thalovant import ThalovantIdentity
 from thalovant.client import AsyncThalovantClient
 from thalovant.errors import ThalovantHubKeyChangedError
 from thalovant.noise_store import NoiseStore, https_pin_id
+from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.psk import derive_psk
 from thalovant_server.carriers.mqtt import BrokerRefusedError, MqttHubCarrier, parse_topic
 from thalovant_server.hub.runtime import HubRuntime
@@ -194,9 +195,13 @@ async def world(broker_kind: str, tls: TLSFiles, tmp_path: Path, trusted: None) 
     # a broker account whose prefix names no client in the store (the "unknown prefix")
     stranger = issue_client_credentials(hub_id, str(uuid.uuid4()))
     broker_accounts.append(stranger.account)
+    # a client of a hub that does not serve MQTT (it was turned off after provisioning)
+    _, _, [no_mqtt] = await _provision(store, 1, mqtt=False)
+    broker_accounts.append(no_mqtt.broker.account)
     broker = await _start_broker(broker_kind, tmp_path / "mosquitto", tls, broker_accounts)
     world = World(store, runtime, hub_id, node_id, identities, tls, hub_login, address=broker.address)
     world.extra["stranger"] = stranger
+    world.extra["no_mqtt"] = no_mqtt.broker
     world.extra["broker"] = broker
     for identity in identities:
         identity.endpoint = broker.address.endpoint
@@ -435,9 +440,10 @@ async def test_garbage_storms_and_bad_json_leave_other_prefixes_answered(world: 
     await eventually(lambda: world.carrier is not None and world.carrier.prefix_count == 0, "state is released")
 
 
-async def test_unknown_prefix_and_hub_without_mqtt_are_silent(world: World, tmp_path: Path) -> None:
-    stranger: MqttCredentials = world.extra["stranger"]
-    async with RawClient(world, stranger) as raw:
+@pytest.mark.parametrize("who", ["stranger", "no_mqtt"])
+async def test_unknown_prefix_and_hub_without_mqtt_are_silent(world: World, tmp_path: Path, who: str) -> None:
+    login: MqttCredentials = world.extra[who]
+    async with RawClient(world, login) as raw:
         before = world.runtime.counters["refused:unknown"]
         await raw.send(hello_payload())
         await eventually(lambda: world.runtime.counters["refused:unknown"] == before + 1, "the HELLO is refused")
@@ -507,15 +513,43 @@ async def test_broker_refusing_the_hub_login_is_a_typed_error(world: World) -> N
 async def test_reconnects_after_the_broker_drops_the_hub(world: World, tmp_path: Path) -> None:
     carrier = world.carrier
     broker = world.extra["broker"]
-    if not isinstance(broker, EmbeddedBroker):
-        pytest.skip("dropping one user's connection is the embedded broker's API")
     assert carrier is not None
     async with world.client(world.identities[0], tmp_path / "noise") as client:
         await client.connect()
-        assert await broker.disconnect_user(world.hub_login.username) == 1
-        await eventually(lambda: carrier.connections == 2 and carrier.connected.is_set(), "the carrier reconnects")
+        await eventually(lambda: len(world.runtime.live_sessions(world.hub_id)) == 1, "the session registers")
+        await broker.remove_account(world.hub_login.username)  # both brokers drop the hub's connection
+        await eventually(lambda: not carrier.connected.is_set(), "the broker drops the hub")
         assert not world.runtime.live_sessions(world.hub_id)  # sessions on the old connection ended
+        await broker.add_account(world.hub_login.account)
+        await eventually(lambda: carrier.connections == 2 and carrier.connected.is_set(), "the carrier reconnects")
     await _ask_ok(world, world.identities[0], tmp_path / "noise")
+
+
+async def test_a_new_hello_replaces_the_established_session(world: World, tmp_path: Path) -> None:
+    identity = world.identities[0]
+    client = world.client(identity, tmp_path / "noise")
+    try:
+        await client.connect()
+        await eventually(lambda: len(world.runtime.live_sessions(world.hub_id)) == 1, "the session registers")
+        async with RawClient(world, identity.broker) as raw:
+            await raw.send(hello_payload())
+            assert (await raw.next_json())["msg_type"] == "hello"
+            assert not world.runtime.live_sessions(world.hub_id)  # unregistered before the new HELLO went out
+            assert "noise" in (await raw.next_json())["payload"]
+    finally:
+        await client.close()
+
+
+async def test_hub_initiated_push_reaches_the_mqtt_client(world: World, tmp_path: Path) -> None:
+    async with world.client(world.identities[0], tmp_path / "noise") as client:
+        await client.connect()
+        await eventually(lambda: len(world.runtime.live_sessions(world.hub_id)) == 1, "the session registers")
+        [live] = world.runtime.live_sessions(world.hub_id)
+        waiter = asyncio.ensure_future(client.wait_for_event("thalovant.notice", timeout=20))
+        notice = BusMessage("thalovant.notice", {"text": "door open"}, {})
+        assert await world.runtime.push(world.hub_id, notice, session_id=live.link.session_id) == 1
+        event = await waiter
+        assert event.data["text"] == "door open"
 
 
 # -- latency (printed, never asserted) ---------------------------------------------------------

@@ -537,6 +537,8 @@ class MqttHubCarrier:
         state.generation += 1
         host = await self.runtime.host(state.hub_id)
         creds = await self.runtime.credentials_by_id(state.hub_id, state.client_id) if host is not None else None
+        if self._prefixes.get(state.prefix) is not state:
+            return  # dropped meanwhile (broker connection lost, carrier stopping)
         if host is None or creds is None:
             raise _Silent("unknown hub or client")
         if "mqtt" not in host.keys.protocols:
