@@ -381,29 +381,59 @@ print("RESULT " + json.dumps(out))
 """
 
 
+PUBLIC_SDK_ASK = """
+import json, os
+from thalovant import ThalovantClient, ThalovantIdentity
+
+identity = ThalovantIdentity.from_file(os.environ["IDENTITY_FILE"])
+with ThalovantClient(identity, protocol="mqtt", noise_state_dir="keys", reply_settle_seconds=0,
+                     handshake_timeout=8) as c:
+    print("RESULT " + json.dumps({"joke": c.ask("Tell me a short clean joke.").text}))
+"""
+
+
+async def _run_public_sdk(
+    runner: Callable[..., CompletedProcess[str]], code: str, identity_file: Path, world: World
+) -> dict[str, Any]:
+    """Run ``code`` with the public SDK (in a thread: the broker and the carrier share this loop)."""
+    completed = await asyncio.to_thread(
+        runner, textwrap.dedent(code), env={"IDENTITY_FILE": str(identity_file)}, ca_file=world.tls.ca_cert
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"public SDK failed (rc={completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    return result
+
+
+def _write_identity(path: Path, data: dict[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+
+
 @pytest.mark.interop
-async def test_public_sdk_asks_and_converses(
+async def test_public_sdk_asks_converses_and_survives_a_password_rotation(
     world: World, tmp_path: Path, run_public_sdk: Callable[..., CompletedProcess[str]]
 ) -> None:
     identity = world.identities[2]
     path = tmp_path / "identity.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(identity.mapping(), handle)
-    completed = await asyncio.to_thread(
-        run_public_sdk,
-        textwrap.dedent(PUBLIC_SDK_CODE),
-        env={"IDENTITY_FILE": str(path)},
-        ca_file=world.tls.ca_cert,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, f"public SDK failed (rc={completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
-    result = json.loads(lines[-1][len("RESULT ") :])
+    _write_identity(path, identity.mapping())
+    result = await _run_public_sdk(run_public_sdk, PUBLIC_SDK_CODE, path, world)
     assert result["joke"] == GUIDE_JOKE and result["again"] == GUIDE_JOKE
     assert "blue" in result["first"] and "blue" in result["second"] and "blue" not in result["third"]
     # the first connect ran XX (pinning both ways), the second KK
     assert world.runtime.counters["pattern:XXpsk2"] == 1
     assert world.runtime.counters["pattern:KKpsk0"] == 1
+    # a rotated password: its cached PSK makes KK fail; the decoy makes it retry XX at once
+    identity.password = secrets.token_urlsafe(24)
+    new_psk = await asyncio.to_thread(derive_psk, identity.password, world.node_id)
+    async with world.store.session() as session:
+        await session.execute(update(Client).where(Client.id == identity.client_id).values(psk=new_psk))
+    _write_identity(path, identity.mapping())
+    again = await _run_public_sdk(run_public_sdk, PUBLIC_SDK_ASK, path, world)
+    assert again["joke"] == GUIDE_JOKE
+    assert world.runtime.counters["refused:kk-decoy"] == 1
+    assert world.runtime.counters["pattern:XXpsk2"] == 2
 
 
 # -- robustness -------------------------------------------------------------------------------

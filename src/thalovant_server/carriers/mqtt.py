@@ -374,7 +374,10 @@ class MqttHubCarrier:
             if client is not None:
                 try:
                     async for message in client.messages:
-                        self._dispatch(message)
+                        try:
+                            self._dispatch(message)
+                        except Exception:  # a bug here must not stop the other prefixes
+                            log.exception("MQTT message on %s could not be dispatched", message.topic.value)
                 except aiomqtt.MqttError as exc:
                     log.warning("MQTT broker connection lost: %s", exc)
                 self._drop_all("broker connection lost")
