@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import ssl
@@ -324,9 +325,13 @@ async def test_sdk_conversation_remembers_in_session_only(world: World, tmp_path
     assert "blue" not in third
 
 
-async def test_changed_password_kk_gets_the_decoy_and_xx_connects(world: World, tmp_path: Path) -> None:
+async def test_changed_password_kk_gets_the_decoy_and_xx_connects(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The client's cached PSK is stale (password rotated): KK fails, the decoy makes it retry XX."""
+    caplog.set_level(logging.DEBUG)
     identity = world.identities[0]
+    old_password = identity.password
     noise = tmp_path / "noise"
     async with world.client(identity, noise) as client:
         assert (await client.ask("Tell me a short clean joke.")).text == GUIDE_JOKE
@@ -340,6 +345,28 @@ async def test_changed_password_kk_gets_the_decoy_and_xx_connects(world: World, 
         assert client.connection_info().noise_pattern == "XXpsk2"
         assert (await client.ask("Tell me a short clean joke.")).text == GUIDE_JOKE
     assert world.runtime.counters["refused:kk-decoy"] == 1
+    secrets_seen = [old_password, identity.password, identity.access_key, identity.broker.password]
+    secrets_seen += [world.hub_login.password, new_psk.hex()]
+    assert not [secret for secret in secrets_seen if secret in caplog.text]  # never logged
+
+
+async def test_many_clients_converse_at_once_without_crosstalk(world: World, tmp_path: Path) -> None:
+    colors = ("blue", "green", "purple", "orange")
+
+    async def converse(index: int) -> str:
+        identity = world.identities[index]
+        async with (
+            world.client(identity, tmp_path / f"noise-{index}") as client,
+            client.conversation(lang="en-us") as convo,
+        ):
+            await convo.ask(f"Remember that my favorite color is {colors[index]}.")
+            return (await convo.ask("What color did I mention?")).text
+
+    answers = await asyncio.gather(*(converse(index) for index in range(len(colors))))
+    for index, answer in enumerate(answers):
+        assert colors[index] in answer
+        assert not [other for other in colors if other != colors[index] and other in answer]
+    assert world.runtime.counters["sessions"] == len(colors)
 
 
 async def test_wrong_hub_pin_kk_gets_the_decoy_then_key_changed(world: World, tmp_path: Path) -> None:
