@@ -36,6 +36,12 @@ class MemoryDirectory:
             return None
         return creds
 
+    async def find_client_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
+        for creds in self.clients.values():
+            if creds.client_id == client_id and creds.hub_id == hub_id:
+                return creds
+        return None
+
     async def pin_client_key(self, client_id: str, key: bytes) -> None:
         self.pinned[client_id] = key
 
@@ -123,6 +129,19 @@ async def test_credentials_pins_and_the_pin_race(directory: MemoryDirectory) -> 
     again = await runtime.credentials("hub-1", "key-1")
     assert again is not None and again.pinned_key == b"A" * 32
     assert "k" * 32 not in repr(again) and "psk" not in repr(again)
+
+
+async def test_credentials_by_id_apply_revocation_and_pins(directory: MemoryDirectory) -> None:
+    runtime = HubRuntime(directory)
+    creds = await runtime.credentials_by_id("hub-1", "client-1")
+    assert creds is not None and creds.client_id == "client-1" and creds.pinned_key is None
+    assert await runtime.credentials_by_id("hub-2", "client-1") is None
+    assert await runtime.credentials_by_id("hub-1", "nobody") is None
+    assert await runtime.pin(creds, b"P" * 32) is True
+    again = await runtime.credentials_by_id("hub-1", "client-1")
+    assert again is not None and again.pinned_key == b"P" * 32
+    await runtime.client_revoked("client-1")
+    assert await runtime.credentials_by_id("hub-1", "client-1") is None
 
 
 async def test_link_answers_an_ask_with_speak_then_handled(directory: MemoryDirectory) -> None:

@@ -88,6 +88,10 @@ class ClientDirectory(Protocol):
         """The active client of ``hub_id`` with this access key, or ``None``."""
         ...
 
+    async def find_client_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
+        """The active client ``client_id`` of ``hub_id``, or ``None`` (MQTT: the topic names it)."""
+        ...
+
     async def pin_client_key(self, client_id: str, key: bytes) -> None:
         """Persist the client's static key (TOFU, spec 3.9)."""
         ...

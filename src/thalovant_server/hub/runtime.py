@@ -117,7 +117,14 @@ class HubRuntime:
 
     async def credentials(self, hub_id: str, access_key: str) -> ClientCredentials | None:
         """The credentials of an active, unrevoked client of ``hub_id``, else ``None``."""
-        creds = await self.directory.find_client(hub_id, access_key)
+        return self._current(hub_id, await self.directory.find_client(hub_id, access_key))
+
+    async def credentials_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
+        """Like :meth:`credentials`, for a client named by its id (an MQTT topic prefix)."""
+        return self._current(hub_id, await self.directory.find_client_by_id(hub_id, client_id))
+
+    def _current(self, hub_id: str, creds: ClientCredentials | None) -> ClientCredentials | None:
+        """``creds`` with this process's revocations and newer pins applied."""
         if creds is None or creds.hub_id != hub_id or creds.client_id in self._revoked:
             return None
         pinned = self._pins.get(creds.client_id)

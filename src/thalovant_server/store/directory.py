@@ -18,6 +18,7 @@ from thalovant_server.secrets import sha256_hex
 from thalovant_server.store import clients, hubs
 from thalovant_server.store.engine import Store
 from thalovant_server.store.hub_spec import enabled_protocols
+from thalovant_server.store.models import Client
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,19 @@ class MqttAccount:
     hub_id: str
     username: str
     topic_prefix: str
+
+
+def credentials_of(client: Client) -> ClientCredentials:
+    """The data plane's view of a client row (the PSK, never a password)."""
+    return ClientCredentials(
+        client_id=client.id,
+        hub_id=client.hub_id,
+        name=client.name,
+        site_id=client.site_id,
+        psk=bytes(client.psk),
+        pinned_key=bytes(client.pinned_client_key) if client.pinned_client_key is not None else None,
+        allowed_types=frozenset(client.allowed_types),
+    )
 
 
 class StoreDirectory:
@@ -53,6 +67,16 @@ class StoreDirectory:
             pinned_key=bytes(client.pinned_client_key) if client.pinned_client_key is not None else None,
             allowed_types=frozenset(client.allowed_types),
         )
+
+    async def find_client_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
+        """The active client ``client_id`` of ``hub_id``, or None (an MQTT topic prefix names it)."""
+        if not client_id:
+            return None
+        async with self._store.session() as session:
+            client = await clients.client_by_id(session, client_id)
+        if client is None or not client.active or client.hub_id != hub_id:
+            return None
+        return credentials_of(client)
 
     async def pin_client_key(self, client_id: str, key: bytes) -> None:
         async with self._store.session() as session:

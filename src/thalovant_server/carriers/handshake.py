@@ -1,0 +1,29 @@
+"""Carrier-independent steps of the hub's negotiation that touch the runtime.
+
+The negotiation itself is the engine's (:class:`~thalovant.protocol.negotiation.HubNegotiation`);
+what carriers share here is the TOFU pin of spec 3.9, done the moment an XX handshake completes.
+"""
+
+from __future__ import annotations
+
+from thalovant.protocol.errors import NegotiationAborted
+from thalovant.protocol.negotiation import HubNegotiation
+from thalovant_server.hub.directory import ClientCredentials
+from thalovant_server.hub.runtime import HubRuntime
+
+__all__ = ["pin_when_complete"]
+
+
+async def pin_when_complete(runtime: HubRuntime, creds: ClientCredentials, negotiation: HubNegotiation) -> None:
+    """Pin the client's static key once the handshake completed with a key not yet pinned.
+
+    Does nothing before completion or when the client already had a pin (KK, or an XX the
+    engine checked against the pin). Calling it again after a successful pin is harmless.
+    Raises :class:`NegotiationAborted` when another key was pinned for this client meanwhile
+    (a concurrent session with a different key won the race): the caller must abort.
+    """
+    key = negotiation.key_to_pin
+    if key is None or not negotiation.complete:
+        return
+    if not await runtime.pin(creds, key):
+        raise NegotiationAborted("client static key contradicts the pinned key")
