@@ -29,6 +29,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -37,6 +38,7 @@ from thalovant_server.api import api_router, problems
 from thalovant_server.api.broker_accounts import BrokerAccounts
 from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.state import ControlPlane
+from thalovant_server.carriers.mqtt import MqttHubCarrier
 from thalovant_server.config import ServerConfig, save_settings
 from thalovant_server.hub.routes import mount_data_plane
 from thalovant_server.hub.runtime import HubRuntime
@@ -80,6 +82,16 @@ class RunningBroker:
     hub_login: MqttCredentials
     address: BrokerAddress
     accounts: BrokerAccounts
+    ca_file: Path
+
+
+def dialable(address: BrokerAddress) -> BrokerAddress:
+    """Where a local client reaches a broker bound to ``address`` (a wildcard host means loopback)."""
+    if address.host in ("0.0.0.0", ""):
+        return BrokerAddress("127.0.0.1", address.port)
+    if address.host == "::":
+        return BrokerAddress("::1", address.port)
+    return address
 
 
 @asynccontextmanager
@@ -115,7 +127,7 @@ async def running_mqtt_broker(plane: ControlPlane) -> AsyncIterator[RunningBroke
             plane.config = dataclasses.replace(config, mqtt_port=address.port)
             save_settings(plane.config)
         log.info("MQTT broker (%s) on %s with %d client accounts", config.mqtt_broker, address.endpoint, clients)
-        yield RunningBroker(broker=broker, hub_login=hub_login, address=address, accounts=keeper)
+        yield RunningBroker(broker=broker, hub_login=hub_login, address=address, accounts=keeper, ca_file=tls.ca_cert)
     finally:
         await broker.stop()
 
@@ -123,6 +135,7 @@ async def running_mqtt_broker(plane: ControlPlane) -> AsyncIterator[RunningBroke
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.mqtt_broker = app.state.mqtt_hub_login = app.state.mqtt_address = app.state.mqtt_accounts = None
+    app.state.mqtt_carrier = None
     async with open_control_plane(app.state.config) as plane:
         app.state.control = plane
         app.state.store = plane.store
@@ -136,13 +149,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 app.state.mqtt_hub_login = mqtt.hub_login
                 app.state.mqtt_address = mqtt.address
                 app.state.mqtt_accounts = mqtt.accounts
-                # hub-side MQTT carrier starts here (thalovant_server.carriers.mqtt)
-                # It logs in as app.state.mqtt_hub_login at app.state.mqtt_address (TLS, trusting
-                # DATA_DIR/ca.pem) and must be stopped before this block ends (the broker stops then).
+                # the hub side of the MQTT carrier: the hub service user, stopped before the broker
+                carrier = MqttHubCarrier(
+                    app.state.runtime, address=dialable(mqtt.address), login=mqtt.hub_login, ca_file=mqtt.ca_file
+                )
+                await carrier.start()
+                app.state.mqtt_carrier = carrier
                 try:
                     yield
                 finally:
-                    app.state.mqtt_broker = app.state.mqtt_hub_login = None
+                    await carrier.stop()
+                    app.state.mqtt_broker = app.state.mqtt_hub_login = app.state.mqtt_carrier = None
                     app.state.mqtt_address = app.state.mqtt_accounts = None
         finally:
             await app.state.runtime.close()

@@ -183,6 +183,7 @@ def serve(
     import uvicorn
 
     from thalovant_server.app import create_app
+    from thalovant_server.carriers.mqtt import MqttCarrierError
     from thalovant_server.mqtt import BrokerStartError
     from thalovant_server.reload import serving_reloads
     from thalovant_server.tls import ensure_dev_tls
@@ -265,6 +266,8 @@ def serve(
             runner.run(run_server())
     except BrokerStartError as exc:
         raise _fail(f"the MQTT broker ({config.mqtt_broker}) did not start: {exc}") from None
+    except MqttCarrierError as exc:
+        raise _fail(f"the hub could not subscribe at its MQTT broker ({config.mqtt_broker}): {exc}") from None
     except OSError as exc:
         raise _fail(f"the server did not start: {exc}") from None
 

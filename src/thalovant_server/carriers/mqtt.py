@@ -67,7 +67,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 QOS = 1
-"""QoS of the hub's subscriptions and publishes (the SDK subscribes to ``/out`` at QoS 1)."""
+"""QoS of the hub's subscriptions to every ``/in`` and ``/status``."""
+
+OUT_QOS = 0
+"""QoS of the hub's publishes to ``/out``. At QoS 1 the client would acknowledge every reply,
+and a client without TCP_NODELAY (paho's default) then holds its next publish behind that
+unacknowledged PUBACK until the broker's delayed ACK, about 40 ms per ask. QoS 0 loses nothing
+a client could use: a message can only be lost with its connection, and a new connection means
+a new Noise session."""
 
 SUBSCRIPTIONS = (f"{TOPIC_ROOT}/+/+/in", f"{TOPIC_ROOT}/+/+/status")
 
@@ -399,16 +406,15 @@ class MqttHubCarrier:
     # -- publishing -------------------------------------------------------------------------
 
     async def publish(self, topic: str, payloads: Iterable[bytes]) -> None:
-        """Publish ``payloads`` to ``topic`` in order (QoS 1, never retained); wait for PUBACKs.
+        """Publish ``payloads`` to ``topic`` in order (:data:`OUT_QOS`, never retained).
 
-        The publishes are handed to paho in order before any acknowledgement is awaited, so a
-        batch costs one broker round trip. Raises ``aiomqtt.MqttError`` when not connected or
-        the broker does not acknowledge in time.
+        The publishes are handed to paho in order before any of them is awaited. Raises
+        ``aiomqtt.MqttError`` when not connected.
         """
         client = self._client
         if client is None:
             raise aiomqtt.MqttError("not connected to the MQTT broker")
-        pending = [client.publish(topic, payload, qos=QOS, retain=False) for payload in payloads]
+        pending = [client.publish(topic, payload, qos=OUT_QOS, retain=False) for payload in payloads]
         if len(pending) == 1:
             await pending[0]
         elif pending:
