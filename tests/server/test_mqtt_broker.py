@@ -350,6 +350,24 @@ async def test_other_clients_do_not_see_a_clients_traffic(probes: Callable[[], P
     assert b.messages.empty()
 
 
+async def test_a_new_connection_gets_no_retained_message_it_did_not_subscribe_to(
+    probes: Callable[[], Probe], identities: Identities
+) -> None:
+    """Retained presence is delivered to subscribers of that topic only, never to whoever connects next."""
+    hub = await hub_listening(probes, identities)  # its status filter matches every client's status
+    a = await connected(probes, identities.a)
+    await a.call(a.publish, identities.a.topics.status, b"online", retain=True)
+    assert await hub.call(hub.next_message) == (identities.a.topics.status, b"online", False)
+    b = await connected(probes, identities.b)
+    # anything the broker sends B on connecting arrives before the answer to B's first SUBSCRIBE
+    assert not is_refused(await b.call(b.subscribe, identities.b.topics.outbound))
+    assert b.messages.empty()
+    # a late subscriber to the topic itself still gets the retained message
+    late = await connected(probes, identities.hub)
+    assert not is_refused(await late.call(late.subscribe, identities.a.topics.status))
+    assert await late.call(late.next_message) == (identities.a.topics.status, b"online", True)
+
+
 async def test_hub_sees_presence_and_the_last_will(probes: Callable[[], Probe], identities: Identities) -> None:
     hub = await hub_listening(probes, identities)
     status = identities.a.topics.status

@@ -53,13 +53,24 @@ def _text(value: object) -> str | None:
 
 
 class _QuietBroker(Broker):  # type: ignore[misc]
-    """amqtt's broker, where a client that resets its connection costs a debug line, not a traceback."""
+    """amqtt's broker with two corrections.
+
+    - A client that resets its connection costs a debug line, not a traceback.
+    - Retained messages go only to a session that holds the subscription itself: amqtt 0.12
+      replays, to every new connection, the retained messages matching *any* session's filters
+      (the hub's ``thalovant/+/+/status`` would hand every client the others' presence).
+    """
 
     async def stream_connected(self, reader: Any, writer: Any, listener_name: str) -> None:
         try:
             await super().stream_connected(reader, writer, listener_name)
         except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
             log.debug("MQTT connection ended abruptly: %s", type(exc).__name__)
+
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int], session: Any) -> None:
+        holders = self._subscriptions.get(subscription[0], ())
+        if any(held is session or held.client_id == session.client_id for held, _qos in holders):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
 class _NoStartupTraceback(logging.Filter):
