@@ -6,17 +6,20 @@
 One invocation:
 
 1. our server, ``thalovant-server serve --demo --mqtt-broker mosquitto`` (Debian's Mosquitto,
-   spawned and configured by the server), a hub with MQTT enabled, one identity: the public SDK
-   0.9.7 (``shared/peers/sdk_ask.py``, settle 0) asks it N times over ``mqtts`` and N times over
-   ``https``;
-2. hivemind-core 5.3.10a1 with its MQTT plugin behind Mosquitto (``shared/peers/hm5.sh``), as
-   shipped and with TCP_NODELAY forced: the same client, the same N asks over ``mqtts``;
+   spawned and configured by the server), a hub with MQTT enabled, one identity: N asks over
+   ``mqtts`` from each of three clients: the public SDK 0.9.7 as shipped (``shared/peers/
+   sdk_ask.py``, settle 0; paho leaves Nagle on), the same with the peers' client-side
+   TCP_NODELAY experiment, and our SDK; then the public SDK over ``https``;
+2. hivemind-core 5.3.10a1 with its MQTT plugin behind Mosquitto (``shared/peers/hm5.sh``): as
+   shipped with the public SDK, and with TCP_NODELAY forced (``start --nodelay``) with the same
+   three clients;
 3. ``--idle`` HTTPS clients (each its own identity, as the carrier keys sessions by access key)
    complete a handshake on our engine and then poll like the SDK does (every 100 ms:
    ``/get_messages`` then ``/get_binary_messages``) from two worker processes; the hub
    process's CPU is sampled over ``--window`` seconds, beside the polls per second achieved.
 
-Goals printed beside the results: MQTT median ours <= 1/2 of hivemind-core with nodelay; HTTPS
+Goals printed beside the results: MQTT median ours <= 1/2 of hivemind-core with nodelay, client
+for client; HTTPS
 median <= 1.2 x the client's 100 ms poll; hub CPU with 200 idle HTTPS clients under one core.
 """
 
@@ -41,6 +44,7 @@ from harness import (
     fmt,
     hm5,
     hm5_identity,
+    our_sdk_ask,
     our_server,
     public_sdk_ask,
     ratio,
@@ -203,13 +207,36 @@ def idle_https_cpu(server: OurServer, count: int, window: float) -> dict[str, An
 # -- main --------------------------------------------------------------------------------------
 
 
-def ask(identity: Path, n: int, protocol: str, ca: Path | None, expect: str | None, text: str | None) -> dict[str, Any]:
-    return public_sdk_ask(identity, n, protocol=protocol, ca=ca, text=text, expect=expect)
+def trust(ca_file: Path) -> None:
+    """Point this process's trust variables (our SDK's) at ``ca_file``."""
+    import os
+
+    for variable in TRUST_VARIABLES:
+        os.environ[variable] = str(ca_file)
+
+
+def hm5_ca() -> Path:
+    return Path(json.loads(hm5_identity().read_text())["metadata"]["tls_ca_file"])
+
+
+def mqtt_runs(identity: Path, n: int, ca: Path | None, *, ours_hub: bool) -> dict[str, dict[str, Any]]:
+    """One hub over mqtts: the public SDK as shipped, with client TCP_NODELAY, and our SDK."""
+    text, expect = ("Tell me a short clean joke.", "") if ours_hub else (None, None)
+    runs = {
+        "public": public_sdk_ask(identity, n, protocol="mqtt", ca=ca, text=text, expect=expect),
+        "public_nodelay": public_sdk_ask(identity, n, protocol="mqtt", ca=ca, text=text, expect=expect, nodelay=True),
+    }
+    trust(ca if ca is not None else hm5_ca())
+    runs["our_sdk"] = asyncio.run(our_sdk_ask(identity, n, protocol="mqtt", text=text or "hello {i}"))
+    return runs
+
+
+CLIENTS = (("public", "public SDK 0.9.7"), ("public_nodelay", "public SDK, client nodelay"), ("our_sdk", "our SDK"))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=200, help="public SDK asks per hub and carrier (default 200)")
+    ap.add_argument("--n", type=int, default=200, help="asks per hub, carrier and client (default 200)")
     ap.add_argument("--idle", type=int, default=200, help="idle HTTPS clients (default 200)")
     ap.add_argument("--window", type=float, default=10.0, help="CPU sampling window in seconds (default 10)")
     ap.add_argument("--broker", default="mosquitto", choices=("mosquitto", "embedded"), help="our server's broker")
@@ -219,56 +246,67 @@ def main() -> None:
 
     setup_peers()
     results: dict[str, Any] = {}
-    joke = "Tell me a short clean joke."
     with our_server(["--mqtt-broker", args.broker]) as server:
         server.admin("hub", "create", "--slug", BENCH_HUB, "--title", "Carrier bench", "--skill", "jokes",
                      "--skill", "capabilities", "--mqtt")  # fmt: skip
         identity = server.identity("bench-carriers", hub=BENCH_HUB)
-        results["ours_mqtt"] = ask(identity, args.n, "mqtt", server.ca_file, "", joke)
-        results["ours_https"] = ask(identity, max(20, args.n // 4), "https", server.ca_file, "", joke)
+        results["ours_mqtt"] = mqtt_runs(identity, args.n, server.ca_file, ours_hub=True)
+        results["ours_https"] = public_sdk_ask(identity, max(20, args.n // 4), protocol="https", ca=server.ca_file,
+                                               text="Tell me a short clean joke.", expect="")  # fmt: skip
         if args.idle:
             results["idle_https"] = idle_https_cpu(server, args.idle, args.window)
     if not args.skip_peers:
-        for label, start in (("hm5_mqtt", ["start"]), ("hm5_nodelay_mqtt", ["start", "--nodelay"])):
+        hm5("stop")
+        hm5("start")
+        try:
+            results["hm5_mqtt"] = {"public": public_sdk_ask(hm5_identity(), args.n, protocol="mqtt")}
+        finally:
             hm5("stop")
-            hm5(*start)
-            try:
-                results[label] = ask(hm5_identity(), args.n, "mqtt", None, None, None)
-            finally:
-                hm5("stop")
+        hm5("start", "--nodelay")
+        try:
+            results["hm5_nodelay_mqtt"] = mqtt_runs(hm5_identity(), args.n, None, ours_hub=False)
+        finally:
+            hm5("stop")
 
-    ours_mqtt = results["ours_mqtt"].get("median_ms")
+    ratios: dict[str, float | None] = {}
+    for client, _title in CLIENTS:
+        ours = results["ours_mqtt"].get(client, {}).get("median_ms")
+        peer = results.get("hm5_nodelay_mqtt", {}).get(client, {}).get("median_ms")
+        ratios[f"mqtt_{client}_vs_hm5_nodelay"] = ratio(ours, peer)
+    ratios["mqtt_public_vs_hm5_shipped"] = ratio(
+        results["ours_mqtt"]["public"].get("median_ms"), results.get("hm5_mqtt", {}).get("public", {}).get("median_ms")
+    )
     https = results["ours_https"].get("median_ms")
-    results["ratios"] = {
-        "mqtt_vs_hm5": ratio(ours_mqtt, results.get("hm5_mqtt", {}).get("median_ms")),
-        "mqtt_vs_hm5_nodelay": ratio(ours_mqtt, results.get("hm5_nodelay_mqtt", {}).get("median_ms")),
-        "https_vs_poll": round(https / (POLL_INTERVAL * 1000), 3) if https else None,
-    }
+    ratios["https_vs_poll"] = round(https / (POLL_INTERVAL * 1000), 3) if https else None
+    results["ratios"] = ratios
     if args.json:
         print(json.dumps(results))
         return
-    print("Ask latency, public SDK 0.9.7 (settle 0), sequential asks")
-    print(f"{'hub / carrier':<34}{'median ms':>12}{'p99 ms':>12}{'errors':>8}{'pattern':>10}")
-    rows = (
-        ("ours_mqtt", f"ours, mqtts via {args.broker}"),
-        ("hm5_mqtt", "hivemind-core mqtts (shipped)"),
-        ("hm5_nodelay_mqtt", "hivemind-core mqtts nodelay"),
-        ("ours_https", "ours, https polling"),
-    )
-    for label, title in rows:
-        row = results.get(label)
-        if row:
-            print(f"{title:<34}{fmt(row.get('median_ms')):>12}{fmt(row.get('p99_ms')):>12}"
-                  f"{fmt(row.get('errors')):>8}{fmt(row.get('noise_pattern')):>10}")  # fmt: skip
-            if row.get("first_error"):
-                print(f"  first error: {row['first_error']}")
-    ratios = results["ratios"]
-    for key, goal, what in (("mqtt_vs_hm5_nodelay", 0.5, "MQTT ours / hivemind-core nodelay"),
-                            ("mqtt_vs_hm5", None, "MQTT ours / hivemind-core shipped"),
-                            ("https_vs_poll", 1.2, "HTTPS median / 100 ms poll")):  # fmt: skip
-        if ratios.get(key) is not None:
-            verdict = "" if goal is None else (" ok" if ratios[key] <= goal else " MISSED")
-            print(f"{what}: {ratios[key]}" + (f" (goal <= {goal}){verdict}" if goal else ""))
+    print("MQTT ask latency through the broker (settle 0, sequential asks)")
+    print(f"{'hub':<32}{'client':<30}{'median ms':>10}{'p99 ms':>10}{'errors':>8}{'pattern':>10}")
+    hubs = (("ours_mqtt", f"ours ({args.broker})"), ("hm5_mqtt", "hivemind-core shipped"),
+            ("hm5_nodelay_mqtt", "hivemind-core nodelay"))  # fmt: skip
+    for key, hub_title in hubs:
+        for client, client_title in CLIENTS:
+            row = results.get(key, {}).get(client)
+            if row:
+                print(f"{hub_title:<32}{client_title:<30}{fmt(row.get('median_ms')):>10}{fmt(row.get('p99_ms')):>10}"
+                      f"{fmt(row.get('errors')):>8}{fmt(row.get('noise_pattern')):>10}")  # fmt: skip
+                if row.get("first_error"):
+                    print(f"  first error: {row['first_error']}")
+    for client, client_title in CLIENTS:
+        value = ratios.get(f"mqtt_{client}_vs_hm5_nodelay")
+        if value is not None:
+            verdict = "ok" if value <= 0.5 else "MISSED"
+            print(f"MQTT ours / hivemind-core nodelay, {client_title}: {value} (goal <= 0.5) {verdict}")
+    if ratios.get("mqtt_public_vs_hm5_shipped") is not None:
+        print(f"MQTT ours / hivemind-core shipped, public SDK: {ratios['mqtt_public_vs_hm5_shipped']}")
+    row = results["ours_https"]
+    print(f"HTTPS polling, public SDK: median {fmt(row.get('median_ms'))} ms, p99 {fmt(row.get('p99_ms'))} ms, "
+          f"errors {fmt(row.get('errors'))}")  # fmt: skip
+    if ratios["https_vs_poll"] is not None:
+        verdict = "ok" if ratios["https_vs_poll"] <= 1.2 else "MISSED"
+        print(f"HTTPS median / 100 ms poll: {ratios['https_vs_poll']} (goal <= 1.2) {verdict}")
     idle = results.get("idle_https")
     if idle:
         verdict = "ok" if idle["hub_cpu_percent"] < 100 and idle["errors"] == 0 else "MISSED"

@@ -4,7 +4,7 @@
   port in a temporary data directory (extra ``serve`` arguments allowed), with identities made
   by the admin CLI;
 - :func:`public_sdk_ask`: ``shared/peers/sdk_ask.py --json`` (the public SDK 0.9.7 in its own
-  venv) over wss, https or mqtt;
+  venv) over wss, https or mqtt; :func:`our_sdk_ask`: the same measurement with our SDK;
 - :func:`hm5`: ``shared/peers/hm5.sh`` (hivemind-core 5.3.10a1 with its three carriers);
 - :func:`percentile`: nearest rank, as ``shared/peers/sdk_ask.py`` computes it.
 
@@ -21,10 +21,12 @@ import os
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,8 +172,12 @@ def public_sdk_ask(
     expect: str | None = None,
     warmup: int = 20,
     self_signed: bool = False,
+    nodelay: bool = False,
 ) -> dict[str, Any]:
-    """The public SDK's timed asks; on failure ``{"errors": n, "first_error": ...}``."""
+    """The public SDK's timed asks; on failure ``{"errors": n, "first_error": ...}``.
+
+    ``nodelay`` runs the peers' client-side TCP_NODELAY experiment in the SDK's process.
+    """
     cmd = [str(peers_dir() / "sdk097" / "bin" / "python"), str(shared_dir() / "peers" / "sdk_ask.py"),
            "--identity", str(identity), "--protocol", protocol, "--n", str(n), "--settle", "0", "--json",
            "--warmup", str(warmup)]  # fmt: skip
@@ -183,6 +189,8 @@ def public_sdk_ask(
         cmd += ["--expect", expect]
     if self_signed:
         cmd.append("--self-signed")
+    if nodelay:
+        cmd.append("--nodelay")
     env = clean_env()
     env["THALOVANT_PEERS"] = str(peers_dir())
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
@@ -201,3 +209,44 @@ def hm5(*args: str) -> None:
 
 def hm5_identity() -> Path:
     return peers_dir() / "hm5-client" / "identity.json"
+
+
+async def our_sdk_ask(
+    identity_file: Path, n: int, *, protocol: str, text: str = "Tell me a joke.", warmup: int = 20
+) -> dict[str, Any]:
+    """Our SDK: connect (timed), then ``warmup + n`` sequential asks (settle 0), ``n`` of them timed.
+
+    The caller sets the trust variables; ``src`` of this checkout must be importable.
+    """
+    sys.path.insert(0, str(REPO / "src"))
+    from thalovant import ThalovantIdentity
+    from thalovant.client import AsyncThalovantClient
+
+    identity = ThalovantIdentity.from_file(identity_file)
+    client = AsyncThalovantClient(identity, protocol=protocol, reply_settle_seconds=0)
+    started = time.perf_counter()
+    await client.connect()
+    connect_ms = (time.perf_counter() - started) * 1000
+    pattern = client.connection_info().noise_pattern
+    times: list[float] = []
+    errors = 0
+    first_error: str | None = None
+    try:
+        for i in range(warmup + n):
+            t0 = time.perf_counter()
+            try:
+                await client.ask(text.format(i=i), timeout=10)
+            except Exception as exc:
+                errors += 1
+                first_error = first_error or f"{type(exc).__name__}: {exc}"
+                continue
+            if i >= warmup:
+                times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        await client.close()
+    return {
+        "sdk": "ours", "protocol": protocol, "connect_ms": round(connect_ms, 2), "noise_pattern": pattern,
+        "ok": len(times), "errors": errors, "first_error": first_error,
+        "median_ms": round(statistics.median(times), 3) if times else None,
+        "p99_ms": round(p99, 3) if (p99 := percentile(times, 99)) is not None else None,
+    }  # fmt: skip

@@ -20,17 +20,14 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from harness import (
     TRUST_VARIABLES,
     OurServer,
+    our_sdk_ask,
     our_server,
-    percentile,
     public_sdk_ask,
     ratio,
     setup_peers,
@@ -53,42 +50,6 @@ def make_identity(server: OurServer, folder: Path, name: str) -> Path:
     return path
 
 
-async def run_ours(identity_file: Path, n: int, text: str, warmup: int) -> dict[str, Any]:
-    from thalovant import ThalovantIdentity
-    from thalovant.client import AsyncThalovantClient
-
-    identity = ThalovantIdentity.from_file(identity_file)
-    client = AsyncThalovantClient(identity, protocol="wss", reply_settle_seconds=0)
-    started = time.perf_counter()
-    await client.connect()
-    connect_ms = (time.perf_counter() - started) * 1000
-    pattern = client.connection_info().noise_pattern
-    times: list[float] = []
-    errors = 0
-    try:
-        for i in range(warmup + n):
-            t0 = time.perf_counter()
-            try:
-                await client.ask(text.format(i=i), timeout=5)
-            except Exception:
-                errors += 1
-                continue
-            if i >= warmup:
-                times.append((time.perf_counter() - t0) * 1000)
-    finally:
-        await client.close()
-    times.sort()
-    return {
-        "sdk": "ours",
-        "connect_ms": round(connect_ms, 2),
-        "noise_pattern": pattern,
-        "ok": len(times),
-        "errors": errors,
-        "median_ms": statistics.median(times) if times else None,
-        "p99_ms": percentile(times, 99),
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,7 +69,7 @@ def main() -> int:
         os.environ["XDG_CONFIG_HOME"] = str(root / "xdg")
         ours_identity = make_identity(server, root / "ours", "bench-ours")
         public_identity = make_identity(server, root / "public", "bench-public")
-        ours = asyncio.run(run_ours(ours_identity, args.n, args.text, args.warmup))
+        ours = asyncio.run(our_sdk_ask(ours_identity, args.n, protocol="wss", text=args.text, warmup=args.warmup))
         public = public_sdk_ask(public_identity, args.n, ca=server.ca_file, text=args.text, expect="",
                                 warmup=args.warmup)  # fmt: skip
         public["sdk"] = "public 0.9.7"
