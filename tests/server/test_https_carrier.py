@@ -32,7 +32,8 @@ from thalovant.protocol.negotiation import ClientNegotiation
 from thalovant.protocol.noise import KeyPair
 from thalovant.protocol.psk import derive_psk
 from thalovant_server.app import create_app
-from thalovant_server.carriers.https import IDLE_TIMEOUT_ENV, MAX_OUTBOUND_MESSAGES, REPLICA_COOKIE, PollingCarrier
+from thalovant_server.carriers.https import IDLE_TIMEOUT_ENV, REPLICA_COOKIE, PollingCarrier
+from thalovant_server.carriers.polling import MAX_OUTBOUND_MESSAGES, MAX_POLL_BYTES
 from thalovant_server.config import ServerConfig
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.secrets import hash_password
@@ -655,3 +656,29 @@ async def test_a_client_that_never_polls_loses_its_session_at_the_queue_cap(inpr
     assert delivered == MAX_OUTBOUND_MESSAGES
     assert runtime.live_sessions(identity.hub_id) == []
     await assert_refused_everywhere(poller)
+
+
+async def test_a_large_backlog_is_answered_in_bounded_polls_in_order(inprocess: InProcess) -> None:
+    identity = await inprocess.identity()
+    poller = Poller(inprocess.http, identity.hub_id, identity.access_key)
+    done = await negotiate(poller, identity)
+    assert done.last.status_code == 200
+    await next_envelopes(poller, done.negotiation)  # the hub's HELLO
+    big = "x" * (1024 * 1024)
+    for n in range(6):
+        message = BusMessage("thalovant.tests.big", {"n": n, "big": big}, {})
+        assert await inprocess.runtime.push(identity.hub_id, message) == 1
+    sizes: list[int] = []
+    received: list[int] = []
+    while len(received) < 6:
+        response = await poller.call("GET", "/get_binary_messages")
+        assert response.status_code == 200
+        items = response.json()["b64_messages"]
+        assert items, "the backlog ran dry before every push arrived"
+        sizes.append(sum(len(base64.b64decode(item, validate=True)) for item in items))
+        for item in items:
+            frame = done.negotiation.channel.open(base64.b64decode(item))
+            if frame is not None:
+                received.append(json.loads(frame.body)["payload"]["data"]["n"])
+    assert received == list(range(6))
+    assert len(sizes) >= 2 and max(sizes) <= MAX_POLL_BYTES

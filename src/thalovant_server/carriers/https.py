@@ -25,10 +25,12 @@ Answers, all JSON objects, all at once (no long-poll, no redirect, no rate limit
 
 Once the handshake is complete ``/get_messages`` is always empty; the hub's frames (its own
 encrypted HELLO first, then replies and pushes) wait in the session's outbound queue in the
-order they were sealed. Sealing and queueing happen without an ``await`` in between, so the
-nonce order is the queue order without a lock.
+order they were sealed (:class:`~thalovant_server.carriers.polling.PollingSession`). Sealing
+and queueing happen without an ``await`` in between, so the nonce order is the queue order
+without a lock.
 
-A poll costs a dictionary lookup and a pre-encoded answer; nothing on it touches the database.
+A poll is a bare ASGI endpoint: a dictionary lookup and a pre-encoded answer; nothing on it
+touches the database (only ``/connect`` reads the client's credentials).
 One sweeper task per :class:`PollingCarrier` (running only while it holds sessions) drops the
 sessions nobody polled for ``idle_timeout`` seconds and aborts handshakes older than
 ``handshake_timeout``. The access key is never logged and the query string is replaced in the
@@ -40,40 +42,35 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import enum
-import json
 import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Final
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
-from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.errors import ProtocolError
 from thalovant.protocol.negotiation import HubNegotiation
 from thalovant_server.carriers.handshake import pin_new_client_key
+from thalovant_server.carriers.polling import Phase, PollingSession
 from thalovant_server.carriers.wss import Credential, MalformedAuthorization, parse_authorization
-from thalovant_server.hub.directory import ClientCredentials
 from thalovant_server.hub.link import HubLink
 from thalovant_server.hub.router import ClientOrigin
-from thalovant_server.hub.runtime import HubHost, HubRuntime
+from thalovant_server.hub.runtime import HubRuntime
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
     "IDLE_TIMEOUT",
     "IDLE_TIMEOUT_ENV",
     "MAX_BODY",
-    "MAX_OUTBOUND_BYTES",
-    "MAX_OUTBOUND_MESSAGES",
     "REPLICA_COOKIE",
     "PollingCarrier",
-    "PollingSession",
     "idle_timeout_from_env",
 ]
 
@@ -92,12 +89,6 @@ MAX_BODY: Final = 512 * 1024
 """Largest ``/send_message`` body (a transport message is at most 65535 bytes: 87 KiB of
 base64, at most three times that once percent-encoded)."""
 
-MAX_OUTBOUND_MESSAGES: Final = 4096
-"""Most transport messages queued for a client that does not poll; more ends the session."""
-
-MAX_OUTBOUND_BYTES: Final = 32 * 1024 * 1024
-"""Most bytes of transport messages queued for one client; more ends the session."""
-
 REPLICA_COOKIE: Final = "hivemind_http_replica"
 
 _FORM_FIELDS: Final = 8
@@ -109,8 +100,6 @@ _SENT: Final = b'{"status":"message sent"}'
 _DISCONNECTED: Final = b'{"status":"Disconnected"}'
 _ALREADY_DISCONNECTED: Final = b'{"error":"Already Disconnected"}'
 _UNAUTHORIZED: Final = b'{"error":"Unauthorized"}'
-_NO_MESSAGES: Final = b'{"messages":[]}'
-_NO_BINARY_MESSAGES: Final = b'{"b64_messages":[]}'
 
 
 def idle_timeout_from_env(environ: Mapping[str, str] | None = None) -> float:
@@ -146,159 +135,7 @@ class BadRequest(Exception):
         return _answer(b'{"error":"%s"}' % str(self).encode("ascii"), self.status)
 
 
-class Phase(enum.Enum):
-    """Where a session is: negotiating, authenticated (registered), or over."""
-
-    HANDSHAKE = "handshake"
-    READY = "ready"
-    ENDED = "ended"
-
-
-class PollingSession:
-    """One client's polling session; once READY it is the runtime's ``LiveSession``.
-
-    ``texts`` holds the cleartext negotiation messages not yet polled, ``outbound`` the sealed
-    transport messages not yet polled, both in order. An ENDED session stays in its carrier's
-    table until ``/disconnect``, a new ``/connect`` or the idle sweep, answering 401.
-    """
-
-    __slots__ = (
-        "__weakref__",
-        "_link",
-        "access_key",
-        "creds",
-        "ended",
-        "host",
-        "hub_id",
-        "last_seen",
-        "negotiation",
-        "outbound",
-        "outbound_bytes",
-        "phase",
-        "runtime",
-        "started",
-        "texts",
-    )
-
-    def __init__(
-        self,
-        host: HubHost,
-        access_key: str,
-        runtime: HubRuntime,
-        creds: ClientCredentials,
-        negotiation: HubNegotiation,
-        now: float,
-    ) -> None:
-        self.host = host
-        self.hub_id = host.hub_id
-        self.access_key = access_key
-        self.runtime = runtime
-        self.creds = creds
-        self.negotiation: HubNegotiation | None = negotiation
-        self.phase = Phase.HANDSHAKE
-        self.started = now
-        self.last_seen = now
-        self.texts: list[str] = negotiation.opening()
-        self.outbound: list[bytes] = []
-        self.outbound_bytes = 0
-        self.ended = ""
-        self._link: HubLink | None = None
-
-    def __repr__(self) -> str:  # never show the access key
-        return f"PollingSession(hub={self.hub_id!r}, client={self.creds.client_id!r}, phase={self.phase.value})"
-
-    @property
-    def over(self) -> bool:
-        """True once the session ended (aborted, superseded, expired, terminated)."""
-        return self.phase is Phase.ENDED
-
-    # -- LiveSession ---------------------------------------------------------------------------
-
-    @property
-    def link(self) -> HubLink:
-        """The authenticated link (only READY sessions are ever registered with the runtime)."""
-        if self._link is None:
-            raise RuntimeError("the session has no link before its handshake completed")
-        return self._link
-
-    async def deliver(self, messages: list[BusMessage]) -> None:
-        """Seal hub-initiated bus messages into the outbound queue; never raises."""
-        if self.phase is not Phase.READY or self._link is None:
-            return
-        try:
-            self.enqueue(self._link.seal_bus(messages))
-        except Exception as exc:
-            log.warning("push to HTTPS client %s failed: %s", self.creds.client_id, type(exc).__name__)
-            self.end("push failed")
-
-    async def terminate(self, reason: str) -> None:
-        """End the session from the hub side: later requests get 401; never raises."""
-        if self.phase is not Phase.ENDED:
-            log.info("ending HTTPS session of client %s: %s", self.creds.client_id, reason)
-        self.end(reason)
-
-    # -- state ---------------------------------------------------------------------------------
-
-    def enqueue(self, sealed: list[bytes]) -> None:
-        """Queue sealed transport messages; past the caps the session ends instead."""
-        if not sealed or self.phase is not Phase.READY:
-            return
-        size = self.outbound_bytes + sum(len(message) for message in sealed)
-        if len(self.outbound) + len(sealed) > MAX_OUTBOUND_MESSAGES or size > MAX_OUTBOUND_BYTES:
-            log.warning("outbound queue of HTTPS client %s is full; ending its session", self.creds.client_id)
-            self.end("outbound queue full")
-            return
-        self.outbound.extend(sealed)
-        self.outbound_bytes = size
-
-    def go_live(self, link: HubLink) -> bool:
-        """Become the live session of ``link`` and queue the hub's encrypted HELLO.
-
-        ``False`` (and ENDED) when the runtime refuses it: client revoked, hub reloaded.
-        """
-        self._link = link
-        self.negotiation = None
-        self.phase = Phase.READY
-        if not self.runtime.register(self):
-            self._link = None
-            self.end("refused by the runtime")
-            return False
-        self.enqueue(link.hello())
-        return True
-
-    def end(self, reason: str) -> None:
-        """Move to ENDED (idempotent): unregister, drop queues and negotiation state."""
-        if self.phase is Phase.ENDED:
-            return
-        if self.phase is Phase.READY:
-            self.runtime.unregister(self)
-        self.phase = Phase.ENDED
-        self.ended = reason
-        self.negotiation = None
-        self.texts = []
-        self.outbound = []
-        self.outbound_bytes = 0
-
-    def take_texts(self) -> bytes:
-        """The ``/get_messages`` body, emptying the cleartext queue."""
-        texts = self.texts
-        if not texts:
-            return _NO_MESSAGES
-        self.texts = []
-        return b'{"messages":' + json.dumps(texts).encode("ascii") + b"}"
-
-    def take_outbound(self) -> bytes:
-        """The ``/get_binary_messages`` body, emptying the outbound queue (standard base64)."""
-        outbound = self.outbound
-        if not outbound:
-            return _NO_BINARY_MESSAGES
-        self.outbound = []
-        self.outbound_bytes = 0
-        encoded = b'","'.join(base64.b64encode(message) for message in outbound)
-        return b'{"b64_messages":["' + encoded + b'"]}'
-
-
-def _redact_query(scope: MutableMapping[str, Any]) -> bytes:
+def _redact_query(scope: Scope) -> bytes:
     """The raw query string, replaced in the scope so that no access log can show the key."""
     query = scope.get("query_string", b"")
     if not isinstance(query, bytes):
@@ -398,16 +235,17 @@ class PollingCarrier:
         if task is None or task.done() or task.get_loop() is not loop:
             self._sweeper = loop.create_task(self._sweep(), name="https-session-sweeper")
 
-    def _lookup(self, request: Request) -> tuple[str, Credential] | None:
+    def _lookup(self, scope: Scope) -> tuple[str, Credential] | None:
+        """The hub id and credential of a request (``None`` if malformed); redacts the query."""
         try:
-            credential = parse_authorization(_redact_query(request.scope))
+            credential = parse_authorization(_redact_query(scope))
         except MalformedAuthorization:
             return None
-        return request.path_params["hub_id"], credential
+        return str(scope["path_params"]["hub_id"]), credential
 
-    def _live(self, request: Request) -> PollingSession | None:
-        """The non-ended session this request belongs to, touched; ``None`` means 401."""
-        found = self._lookup(request)
+    def _live(self, scope: Scope) -> PollingSession | None:
+        """The non-ended session a request belongs to, touched; ``None`` means 401."""
+        found = self._lookup(scope)
         if found is None:
             return None
         hub_id, credential = found
@@ -420,7 +258,7 @@ class PollingCarrier:
     # -- endpoints -------------------------------------------------------------------------------
 
     async def connect(self, request: Request) -> Response:
-        found = self._lookup(request)
+        found = self._lookup(request.scope)
         runtime = self._runtime_of(request)
         if runtime is None:
             return _answer(b'{"error":"Service Unavailable"}', 503)
@@ -451,24 +289,14 @@ class PollingCarrier:
         response.headers.append("set-cookie", self._cookie)
         return response
 
-    async def get_messages(self, request: Request) -> Response:
-        session = self._live(request)
-        if session is None:
-            return _unauthorized()
-        return _answer(session.take_texts())
-
-    async def get_binary_messages(self, request: Request) -> Response:
-        session = self._live(request)
-        if session is None:
-            return _unauthorized()
-        return _answer(session.take_outbound())
-
     async def send_message(self, request: Request) -> Response:
-        session = self._live(request)
+        session = self._live(request.scope)
         if session is None:
             return _unauthorized()
         try:
             form = await _read_form(request)
+            if session.over:  # superseded, disconnected or terminated while the body arrived
+                return _unauthorized()
             message = form.get("message")
             if message is None:
                 raise BadRequest("Missing message")
@@ -483,7 +311,7 @@ class PollingCarrier:
             return exc.response()
 
     async def disconnect(self, request: Request) -> Response:
-        found = self._lookup(request)
+        found = self._lookup(request.scope)
         if found is not None:
             hub_id, credential = found
             session = self._sessions.pop((hub_id, credential.access_key), None)
@@ -530,7 +358,8 @@ class PollingCarrier:
                 return _answer(b'{"error":"Internal Server Error"}', 500)
             return _answer(_SENT)
         negotiation = session.negotiation
-        assert negotiation is not None
+        if negotiation is None:
+            return _unauthorized()
         try:
             hello = negotiation.receive_binary(data)
         except ProtocolError as exc:
@@ -555,13 +384,42 @@ class PollingCarrier:
         """The five endpoints under ``base`` (which must have a ``{hub_id}`` parameter)."""
         return [
             Route(f"{base}/connect", self.connect, methods=["POST"], name="hub_https_connect"),
-            Route(f"{base}/get_messages", self.get_messages, methods=["GET"], name="hub_https_get_messages"),
+            Route(
+                f"{base}/get_messages",
+                _Poll(self, PollingSession.take_texts),
+                methods=["GET"],
+                name="hub_https_get_messages",
+            ),
             Route(
                 f"{base}/get_binary_messages",
-                self.get_binary_messages,
+                _Poll(self, PollingSession.take_outbound),
                 methods=["GET"],
                 name="hub_https_get_binary_messages",
             ),
             Route(f"{base}/send_message", self.send_message, methods=["POST"], name="hub_https_send_message"),
             Route(f"{base}/disconnect", self.disconnect, methods=["POST"], name="hub_https_disconnect"),
         ]
+
+
+class _Poll:
+    """A poll endpoint as a bare ASGI app: a dictionary lookup and one pre-encoded answer.
+
+    Polls are most of the port's requests (20 a second per idle client), so they skip the
+    ``Request``/``Response`` objects; ``take`` empties the session's queue into the body.
+    """
+
+    __slots__ = ("_carrier", "_take")
+
+    def __init__(self, carrier: PollingCarrier, take: Callable[[PollingSession], bytes]) -> None:
+        self._carrier = carrier
+        self._take = take
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session = self._carrier._live(scope)
+        if session is None:
+            status, body = 401, _UNAUTHORIZED
+        else:
+            status, body = 200, self._take(session)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
