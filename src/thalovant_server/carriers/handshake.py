@@ -1,33 +1,29 @@
-"""What every hub carrier does around the negotiation engine, written once.
+"""Carrier-independent steps of the hub's negotiation that touch the runtime.
 
-The engine (:class:`~thalovant.protocol.negotiation.HubNegotiation`) decides whether a
-client key contradicts a pin it was given; persisting a key seen for the first time is the
-runtime's job. :func:`pin_new_client_key` joins the two: call it after every
-``receive_text`` of the handshake.
+The negotiation itself is the engine's (:class:`~thalovant.protocol.negotiation.HubNegotiation`);
+what carriers share here is the TOFU pin of spec 3.9, done the moment an XX handshake completes.
 """
 
 from __future__ import annotations
 
-from thalovant.protocol.errors import ClientKeyRejected
+from thalovant.protocol.errors import NegotiationAborted
 from thalovant.protocol.negotiation import HubNegotiation
 from thalovant_server.hub.directory import ClientCredentials
 from thalovant_server.hub.runtime import HubRuntime
 
-__all__ = ["pin_new_client_key"]
+__all__ = ["pin_when_complete"]
 
 
-async def pin_new_client_key(negotiation: HubNegotiation, runtime: HubRuntime, creds: ClientCredentials) -> None:
-    """Pin the client key of a just completed XX handshake (TOFU, spec 3.9).
+async def pin_when_complete(runtime: HubRuntime, creds: ClientCredentials, negotiation: HubNegotiation) -> None:
+    """Pin the client's static key once the handshake completed with a key not yet pinned.
 
-    Does nothing until the handshake is complete, or when the client key was already pinned
-    (KK, or XX with the pinned key). Otherwise the key is persisted through
-    :meth:`HubRuntime.pin` as soon as the handshake completes, so a concurrent session with
-    another key loses at once. Raises :class:`ClientKeyRejected` when another key won that
-    race: the carrier must abort the session. Idempotent: a second call for the same key
-    finds it pinned and returns.
+    Does nothing before completion or when the client already had a pin (KK, or an XX the
+    engine checked against the pin). Calling it again after a successful pin is harmless.
+    Raises :class:`NegotiationAborted` when another key was pinned for this client meanwhile
+    (a concurrent session with a different key won the race): the caller must abort.
     """
     key = negotiation.key_to_pin
     if key is None or not negotiation.complete:
         return
     if not await runtime.pin(creds, key):
-        raise ClientKeyRejected("client static key contradicts the pinned key")
+        raise NegotiationAborted("client static key contradicts the pinned key")

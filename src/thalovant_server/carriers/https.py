@@ -57,7 +57,7 @@ from starlette.types import Receive, Scope, Send
 
 from thalovant.protocol.errors import ProtocolError
 from thalovant.protocol.negotiation import HubNegotiation
-from thalovant_server.carriers.handshake import pin_new_client_key
+from thalovant_server.carriers.handshake import pin_when_complete
 from thalovant_server.carriers.polling import Phase, PollingSession
 from thalovant_server.carriers.wss import Credential, MalformedAuthorization, parse_authorization
 from thalovant_server.hub.link import HubLink
@@ -337,7 +337,7 @@ class PollingCarrier:
         try:
             replies = negotiation.receive_text(text)
             session.texts.extend(replies)
-            await pin_new_client_key(negotiation, session.runtime, session.creds)
+            await pin_when_complete(session.runtime, session.creds, negotiation)
         except ProtocolError as exc:
             return self._abort(session, exc)
         if session.over:  # superseded or disconnected while the pin was written

@@ -34,7 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.errors import NegotiationAborted, ProtocolError
 from thalovant.protocol.negotiation import ClientHello, HubNegotiation
-from thalovant_server.carriers.handshake import pin_new_client_key
+from thalovant_server.carriers.handshake import pin_when_complete
 from thalovant_server.hub.directory import ClientCredentials
 from thalovant_server.hub.link import HubLink
 from thalovant_server.hub.router import ClientOrigin
@@ -175,7 +175,7 @@ async def _negotiate(
                 raise NegotiationAborted("negotiation message too large")
             for reply in negotiation.receive_text(text):
                 await ws.send_text(reply)
-            await pin_new_client_key(negotiation, runtime, creds)
+            await pin_when_complete(runtime, creds, negotiation)
             continue
         data = message.get("bytes")
         if data is not None:
