@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import secrets
 import ssl
 import time
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -489,6 +491,16 @@ async def test_hub_without_http_refuses(trusted: RunningServer, http: httpx.Asyn
     assert (await poller.disconnect()).json() == {"error": "Already Disconnected"}
 
 
+def test_the_server_printed_no_credential(trusted: RunningServer, identities: list[Identity]) -> None:
+    """What the server printed while the tests above ran carries no access key or credential."""
+    printed = "".join(trusted.output)
+    assert "Thalovant API: " in printed
+    for identity in identities:
+        token = authorization(identity.access_key)
+        for secret in (identity.access_key, token, quote(token, safe="")):
+            assert secret not in printed
+
+
 # -- idle expiry on a real server with a short timeout -----------------------------------------
 
 IDLE_SECONDS = 1.0
@@ -682,3 +694,25 @@ async def test_a_large_backlog_is_answered_in_bounded_polls_in_order(inprocess: 
                 received.append(json.loads(frame.body)["payload"]["data"]["n"])
     assert received == list(range(6))
     assert len(sizes) >= 2 and max(sizes) <= MAX_POLL_BYTES
+
+
+async def test_logs_name_the_client_never_its_key(inprocess: InProcess, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    identity = await inprocess.identity()
+    poller = Poller(inprocess.http, identity.hub_id, identity.access_key)
+    done = await negotiate(poller, identity)
+    assert done.last.status_code == 200
+    assert (await poller.send_binary(secrets.token_bytes(40))).status_code == 400  # ends the session
+    assert (await poller.connect()).status_code == 200
+    assert (await poller.send_text("garbage")).status_code == 401  # aborts the negotiation
+    assert (await poller.disconnect()).status_code == 200
+    # the server's records only (the test's own httpx client logs its URLs)
+    logged = "\n".join(
+        f"{record.getMessage()} {record.exc_text or ''}"
+        for record in caplog.records
+        if record.name.startswith(("thalovant", "uvicorn", "starlette", "fastapi"))
+    )
+    assert "HTTPS session open" in logged and str(identity.data["client_id"]) in logged
+    token = authorization(identity.access_key)
+    for secret in (identity.access_key, token, quote(token, safe="")):
+        assert secret not in logged
