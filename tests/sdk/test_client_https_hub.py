@@ -86,14 +86,17 @@ def test_first_contact_is_xx_then_kk(trusted: RunningServer, tmp_path: Path) -> 
         assert second.ask("Tell me a short clean joke.").text == JOKE
 
 
-async def test_async_client_asks_concurrently(identity: ThalovantIdentity, noise_dir: Path) -> None:
-    async with AsyncThalovantClient(identity, protocol="https", noise_state_dir=noise_dir) as client:
+async def test_async_client_asks_concurrently(trusted: RunningServer, tmp_path: Path) -> None:
+    # an identity of its own: the hub holds one HTTPS session per access key, and a second
+    # client with the module's identity would supersede the module client's session
+    identity = new_identity(trusted, "sdk-https-async")
+    async with AsyncThalovantClient(identity, protocol="https", noise_state_dir=tmp_path / "noise") as client:
         replies = await asyncio.gather(*(client.ask("Tell me a short clean joke.") for _ in range(3)))
         assert len(replies) == 3 and all(reply.text in JOKES for reply in replies)
 
 
-def test_wrong_password_is_refused(identity: ThalovantIdentity, tmp_path: Path) -> None:
-    data = identity.as_dict(include_secrets=True)
+def test_wrong_password_is_refused(trusted: RunningServer, tmp_path: Path) -> None:
+    data = new_identity(trusted, "sdk-https-wrong-password").as_dict(include_secrets=True)
     data["password"] = "definitely-not-the-password"
     bad = ThalovantIdentity.from_mapping(data)
     client = ThalovantClient(bad, protocol="https", noise_state_dir=tmp_path / "n", auto_reconnect=False)
