@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import uvicorn
 from tests.fixtures.peers import trust_env
 from tests.fixtures.server import RunningServer, free_port
 
@@ -40,6 +41,7 @@ from thalovant_server.config import ServerConfig
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.secrets import hash_password
 from thalovant_server.store import accounts
+from thalovant_server.tls import ensure_dev_tls
 
 UA = "https-carrier-tests/1.0"
 GUIDE_JOKE = "Why did the hub keep good logs? It wanted every punchline to be traceable."
@@ -716,3 +718,50 @@ async def test_logs_name_the_client_never_its_key(inprocess: InProcess, caplog: 
     token = authorization(identity.access_key)
     for secret in (identity.access_key, token, quote(token, safe="")):
         assert secret not in logged
+
+
+async def test_an_access_log_shows_no_credential(
+    inprocess: InProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With uvicorn's access log on (``serve`` turns it off), the query is already redacted."""
+    caplog.set_level(logging.INFO)
+    identity = await inprocess.identity()
+    tls = ensure_dev_tls(tmp_path / "tls")
+    port = free_port()
+    config = uvicorn.Config(
+        inprocess.app,
+        host="127.0.0.1",
+        port=port,
+        ssl_certfile=str(tls.cert),
+        ssl_keyfile=str(tls.key),
+        lifespan="off",
+        access_log=True,
+        log_config=None,
+        log_level="info",
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    for _ in range(1000):  # bounded wait for the listening socket
+        if server.started or serving.done():
+            break
+        await asyncio.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    context = ssl.create_default_context(cafile=str(tls.ca_cert))
+    try:
+        async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{port}", verify=context) as http:
+            poller = Poller(http, identity.hub_id, identity.access_key)
+            done = await negotiate(poller, identity)
+            assert done.last.status_code == 200
+            assert (await poller.send_binary(b"\x00" * 40)).status_code == 400
+            assert (await poller.call("GET", "/get_messages")).status_code == 401
+            assert (await poller.disconnect()).status_code == 200
+    finally:
+        server.should_exit = True
+        await serving
+    access = [record.getMessage() for record in caplog.records if record.name == "uvicorn.access"]
+    assert any("/get_messages" in line for line in access), access
+    assert any("/send_message" in line for line in access), access
+    token = authorization(identity.access_key)
+    for line in access:
+        for secret in (identity.access_key, token, quote(token, safe="")):
+            assert secret not in line
