@@ -314,6 +314,8 @@ async def test_handshake_then_ask_and_get_messages_stays_empty(
     assert [answer.status_code for answer in done.answers] == [200] * len(done.answers)
     assert done.last.json() == {"status": "message sent"}
     assert done.negotiation.pattern == "XXpsk2"
+    # a HEAD poll does not drain the queue
+    assert (await poller.call("HEAD", "/get_binary_messages")).status_code == 200
     # the hub's own encrypted HELLO comes first, as an authenticated frame
     (hub_hello,) = await next_envelopes(poller, done.negotiation)
     assert hub_hello["msg_type"] == "hello"

@@ -243,8 +243,11 @@ class PollingCarrier:
             return None
         return str(scope["path_params"]["hub_id"]), credential
 
-    def _live(self, scope: Scope) -> PollingSession | None:
-        """The non-ended session a request belongs to, touched; ``None`` means 401."""
+    def session_for(self, scope: Scope) -> PollingSession | None:
+        """The non-ended session a request belongs to, marked active; ``None`` means 401.
+
+        Redacts the query string in ``scope`` (see :func:`_redact_query`).
+        """
         found = self._lookup(scope)
         if found is None:
             return None
@@ -290,7 +293,7 @@ class PollingCarrier:
         return response
 
     async def send_message(self, request: Request) -> Response:
-        session = self._live(request.scope)
+        session = self.session_for(request.scope)
         if session is None:
             return _unauthorized()
         try:
@@ -415,9 +418,11 @@ class _Poll:
         self._take = take
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        session = self._carrier._live(scope)
+        session = self._carrier.session_for(scope)
         if session is None:
             status, body = 401, _UNAUTHORIZED
+        elif scope["method"] == "HEAD":  # answered without a body: must not drain the queue
+            status, body = 200, b""
         else:
             status, body = 200, self._take(session)
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
