@@ -35,10 +35,10 @@ def trusted(server: RunningServer) -> Iterator[RunningServer]:
 
 
 def new_identity(server: RunningServer, name: str) -> ThalovantIdentity:
-    api = ThalovantControlPlane(server.api_url)
-    api.login(server.demo_email, server.demo_password)
-    hub = api.get_public_hub("joke-garden")
-    return api.create_client_identity(hub["id"], name=name, preferred_protocols=("https",)).identity
+    with ThalovantControlPlane(server.api_url) as api:
+        api.login(server.demo_email, server.demo_password)
+        hub = api.get_public_hub("joke-garden")
+        return api.create_client_identity(hub["id"], name=name, preferred_protocols=("https",)).identity
 
 
 @pytest.fixture(scope="module")
