@@ -34,6 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.errors import NegotiationAborted, ProtocolError
 from thalovant.protocol.negotiation import ClientHello, HubNegotiation
+from thalovant_server.carriers.handshake import pin_when_complete
 from thalovant_server.hub.directory import ClientCredentials
 from thalovant_server.hub.link import HubLink, MeshGrantDenied
 from thalovant_server.hub.router import ClientOrigin
@@ -164,7 +165,6 @@ async def _negotiate(
     """
     for opening in negotiation.opening():
         await ws.send_text(opening)
-    pinned = False
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
@@ -175,11 +175,7 @@ async def _negotiate(
                 raise NegotiationAborted("negotiation message too large")
             for reply in negotiation.receive_text(text):
                 await ws.send_text(reply)
-            key = negotiation.key_to_pin
-            if key is not None and not pinned and negotiation.complete:
-                pinned = True
-                if not await runtime.pin(creds, key):
-                    raise NegotiationAborted("client static key contradicts the pinned key")
+            await pin_when_complete(runtime, creds, negotiation)
             continue
         data = message.get("bytes")
         if data is not None:

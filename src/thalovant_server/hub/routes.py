@@ -1,8 +1,17 @@
-"""The data-plane routes of the shared port: ``/hubs/{hub_id}`` (WSS).
+"""The data-plane routes of the shared port, under ``/hubs/{hub_id}``: WSS and HTTPS polling.
 
 ``mount_data_plane(app, runtime)`` adds them to the ASGI app. ``runtime`` may be ``None``
-when the runtime is only created in the app's lifespan: each connection then uses
+when the runtime is only created in the app's lifespan: each connection or request then uses
 ``app.state.runtime``.
+
+Routing table::
+
+    WS   /hubs/{hub_id}                       WSS carrier (spec 4.1)
+    POST /hubs/{hub_id}/connect               HTTPS polling carrier (spec 4.2)
+    GET  /hubs/{hub_id}/get_messages
+    GET  /hubs/{hub_id}/get_binary_messages
+    POST /hubs/{hub_id}/send_message
+    POST /hubs/{hub_id}/disconnect
 """
 
 from __future__ import annotations
@@ -10,9 +19,11 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from starlette.requests import Request
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from thalovant_server.carriers.https import PollingCarrier, idle_timeout_from_env
 from thalovant_server.carriers.wss import serve_websocket
 from thalovant_server.hub.runtime import HubRuntime
 
@@ -21,8 +32,16 @@ __all__ = ["WSS_PATH", "mount_data_plane"]
 WSS_PATH = "/hubs/{hub_id}"
 
 
-def mount_data_plane(app: Any, runtime: HubRuntime | None = None) -> None:
-    """Add the WSS route of every hub to ``app`` (a Starlette or FastAPI application)."""
+def mount_data_plane(
+    app: Any, runtime: HubRuntime | None = None, *, https_idle_timeout: float | None = None
+) -> PollingCarrier:
+    """Add every hub's WSS route and HTTPS polling routes to ``app`` (Starlette or FastAPI).
+
+    ``https_idle_timeout`` defaults to ``THALOVANT_HTTPS_IDLE_TIMEOUT``, else 60 s. The polling
+    routes go first in the routing table (a poll is the most frequent request of the port);
+    their paths are disjoint from the API's. Returns the HTTPS carrier (also at
+    ``app.state.https_carrier``).
+    """
 
     async def hub_websocket(websocket: WebSocket) -> None:
         live = runtime if runtime is not None else getattr(websocket.app.state, "runtime", None)
@@ -32,4 +51,14 @@ def mount_data_plane(app: Any, runtime: HubRuntime | None = None) -> None:
             return
         await serve_websocket(websocket, live)
 
+    def runtime_of(request: Request) -> HubRuntime | None:
+        live = runtime if runtime is not None else getattr(request.app.state, "runtime", None)
+        return live if isinstance(live, HubRuntime) else None
+
+    polling = PollingCarrier(
+        runtime_of, idle_timeout=https_idle_timeout if https_idle_timeout is not None else idle_timeout_from_env()
+    )
+    app.router.routes[0:0] = polling.routes(WSS_PATH)
     app.router.routes.append(WebSocketRoute(WSS_PATH, hub_websocket, name="hub_wss"))
+    app.state.https_carrier = polling
+    return polling
