@@ -60,7 +60,7 @@ def test_guide_quickstart_over_https_prints_the_guides_joke(sdk: Callable[..., A
     api.login({server.demo_email!r}, {server.demo_password!r})
     hub = api.get_public_hub("joke-garden")
     result = api.create_client_identity(
-        hub["id"], name="python-demo-client", preferred_protocols=("wss", "https", "mqtt"),
+        hub["id"], name="python-demo-client-https", preferred_protocols=("wss", "https", "mqtt"),
     )
     with ThalovantClient(result.identity, protocol="https") as client:
         reply = client.ask("Tell me a short clean joke.")
