@@ -73,8 +73,9 @@ def channel_pair(suite: str = SUITES[0]) -> tuple[SecureChannel, SecureChannel]:
 class FakeLive:
     """A carrier session that records what the runtime asks of it."""
 
-    def __init__(self, link: HubLink) -> None:
+    def __init__(self, link: HubLink, carrier: str = "wss") -> None:
         self.link = link
+        self.carrier = carrier
         self.delivered: list[BusMessage] = []
         self.terminated: list[str] = []
 
@@ -296,3 +297,17 @@ async def test_hub_changed_reloads_skills_and_closes_removed_hubs(directory: Mem
     await runtime.hub_changed("hub-1")
     assert live.terminated
     assert await runtime.host("hub-1") is None
+
+
+async def test_switching_a_carrier_off_closes_only_its_sessions(directory: MemoryDirectory) -> None:
+    runtime = HubRuntime(directory)
+    host = await runtime.host("hub-1")
+    assert host is not None
+    sessions = {name: FakeLive(make_link(host, sid=f"conn-{name}")[0], name) for name in ("wss", "http", "mqtt")}
+    for live in sessions.values():
+        assert runtime.register(live)
+    old = directory.hubs["hub-1"]
+    directory.hubs["hub-1"] = HubKeys(old.hub_id, old.node_id, old.static, old.skills, ("wss", "mqtt"))
+    await runtime.hub_changed("hub-1")
+    assert sessions["http"].terminated == ["http switched off for this hub"]
+    assert not sessions["wss"].terminated and not sessions["mqtt"].terminated

@@ -195,6 +195,8 @@ class MqttSession:
 
     __slots__ = ("_carrier", "_lock", "_state", "closed", "link")
 
+    carrier = "mqtt"
+
     def __init__(self, carrier: MqttHubCarrier, state: _Prefix, link: HubLink) -> None:
         self._carrier = carrier
         self._state = state

@@ -68,6 +68,8 @@ class PollingSession:
     table until ``/disconnect``, a new ``/connect`` or the idle sweep, answering 401.
     """
 
+    carrier = "http"
+
     __slots__ = (
         "__weakref__",
         "_link",

@@ -107,6 +107,8 @@ class WSSSession:
 
     __slots__ = ("_closed", "_lock", "link", "ws")
 
+    carrier = "wss"
+
     def __init__(self, ws: WebSocket, link: HubLink) -> None:
         self.ws = ws
         self.link = link

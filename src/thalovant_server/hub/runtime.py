@@ -39,6 +39,11 @@ class LiveSession(Protocol):
     @property
     def link(self) -> HubLink: ...
 
+    @property
+    def carrier(self) -> str:
+        """The hub spec's name of the carrier: ``wss``, ``http`` or ``mqtt``."""
+        ...
+
     async def deliver(self, messages: list[BusMessage]) -> None:
         """Seal and send hub-initiated bus messages; never raises."""
         ...
@@ -99,7 +104,8 @@ class HubRuntime:
             return found
 
     async def hub_changed(self, hub_id: str) -> None:
-        """Reload a hub's spec; a hub that is gone (or lost WSS) has its sessions closed."""
+        """Reload a hub's spec: a hub that is gone, or changed keys, has all its sessions closed;
+        sessions over a carrier the spec no longer enables are closed too."""
         current = self._hosts.get(hub_id)
         if current is None:
             return
@@ -112,6 +118,8 @@ class HubRuntime:
             return
         current.keys = keys
         current.router = _router_for(keys, current.router.sessions)
+        for live in [live for live in current.live if live.carrier not in keys.protocols]:
+            await live.terminate(f"{live.carrier} switched off for this hub")
 
     # -- clients ---------------------------------------------------------------------------
 
