@@ -12,7 +12,9 @@ One invocation:
    polls like an idle SDK: ``GET /get_messages`` then ``GET /get_binary_messages``, every
    ``2/rate`` seconds (``--rate`` requests per second per client, 20 as spec 4.2 describes);
    the hub process's CPU time (user + system, ``psutil``) is sampled over ``--duration`` s;
-3. ask latency: our engine over raw HTTP (send, then poll until ``ovos.utterance.handled``:
+3. the floor: the same polling against a bare ASGI app (constant answers) under uvicorn and
+   TLS, the cost any Python hub on this stack pays before its own code runs;
+4. ask latency: our engine over raw HTTP (send, then poll until ``ovos.utterance.handled``:
    the hub's own cost), our SDK (``ThalovantClient(protocol="https")``) and the public SDK
    0.9.7 (``shared/peers/sdk_ask.py --protocol https``), ``--asks`` sequential asks each.
 
@@ -49,7 +51,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 from tests.fixtures.peers import peers_dir, shared_dir, trust_env  # noqa: E402
-from tests.fixtures.server import RunningServer, new_server  # noqa: E402
+from tests.fixtures.server import RunningServer, free_port, new_server  # noqa: E402
 
 from thalovant.protocol.envelope import BusMessage, HiveMessage  # noqa: E402
 from thalovant.protocol.negotiation import ClientNegotiation  # noqa: E402
@@ -109,7 +111,8 @@ class Client:
 
     def target(self, path: str) -> str:
         token = base64.b64encode(f"{UA}:{self.identity['access_key']}".encode()).decode()
-        return f"/hubs/{self.identity['hub_id']}{path}?authorization={quote(token, safe='')}"
+        base = f"/hubs/{self.identity['hub_id']}" if self.identity["hub_id"] else "/x"
+        return f"{base}{path}?authorization={quote(token, safe='')}"
 
     async def call(self, method: str, path: str, form: dict[str, str] | None = None) -> dict[str, Any]:
         body = urlencode(form).encode() if form is not None else b""
@@ -140,10 +143,10 @@ class Client:
                     await self.send(item)
 
     async def poll_once(self) -> list[dict[str, Any]]:
-        assert self.negotiation is not None
         await self.call("GET", "/get_messages")
         envelopes = []
         for item in (await self.call("GET", "/get_binary_messages"))["b64_messages"]:
+            assert self.negotiation is not None
             frame = self.negotiation.channel.open(base64.b64decode(item))
             if frame is not None:
                 envelopes.append(json.loads(frame.body))
@@ -190,19 +193,8 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def idle_load(
-    server: RunningServer, identities: list[dict[str, Any]], rate: float, duration: float
-) -> dict[str, Any]:
-    context = ssl.create_default_context(cafile=str(server.ca_file))
-    node = node_id(server, identities[0])
-    psks = await asyncio.gather(
-        *(asyncio.to_thread(derive_psk, str(identity["password"]), node) for identity in identities)
-    )
-    clients = [Client(identity, Connection("127.0.0.1", server.port, context)) for identity in identities]
-    for client, psk in zip(clients, psks, strict=True):
-        await client.handshake(psk)
-    for client in clients:
-        await client.poll_once()  # the hub's encrypted HELLO
+async def measure_polling(clients: list[Client], pid: int, rate: float, duration: float) -> dict[str, Any]:
+    """Every client polls like an idle SDK for ``duration`` s; the CPU process ``pid`` used."""
     served = 0
     errors = 0
     stop = asyncio.Event()
@@ -219,31 +211,91 @@ async def idle_load(
                 errors += 1
 
     tasks = [asyncio.create_task(keep_polling(client)) for client in clients]
-    assert server.process is not None
-    hub = psutil.Process(server.process.pid)
+    process = psutil.Process(pid)
     await asyncio.sleep(2)  # warm up
-    before_cpu, before_served, before = hub.cpu_times(), served, time.perf_counter()
+    before_cpu, before_served, before = process.cpu_times(), served, time.perf_counter()
     await asyncio.sleep(duration)
-    after_cpu, after_served, after = hub.cpu_times(), served, time.perf_counter()
+    after_cpu, after_served, after = process.cpu_times(), served, time.perf_counter()
     stop.set()
     await asyncio.gather(*tasks)
     wall = after - before
     cpu = (after_cpu.user - before_cpu.user) + (after_cpu.system - before_cpu.system)
     requests = after_served - before_served
-    latency_client = clients[0]
-    asks = [await latency_client.ask(JOKE) for _ in range(50)]
-    for client in clients:
-        client.connection.close()
     return {
         "clients": len(clients),
         "target_req_per_s": round(len(clients) * rate),
         "served_req_per_s": round(requests / wall),
-        "hub_cpu_cores": round(cpu / wall, 3),
-        "hub_cpu_us_per_request": round(cpu / max(requests, 1) * 1e6, 1),
-        "hub_cpu_cores_at_target": round(cpu / max(requests, 1) * len(clients) * rate, 3),
+        "cpu_cores": round(cpu / wall, 3),
+        "cpu_us_per_request": round(cpu / max(requests, 1) * 1e6, 1),
+        "cpu_cores_at_target": round(cpu / max(requests, 1) * len(clients) * rate, 3),
         "errors": errors,
-        "engine_ask_while_loaded": summary(asks),
     }
+
+
+async def idle_load(
+    server: RunningServer, identities: list[dict[str, Any]], rate: float, duration: float
+) -> dict[str, Any]:
+    """Handshake every identity, then measure the hub while they all poll idly."""
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    node = node_id(server, identities[0])
+    psks = await asyncio.gather(
+        *(asyncio.to_thread(derive_psk, str(identity["password"]), node) for identity in identities)
+    )
+    clients = [Client(identity, Connection("127.0.0.1", server.port, context)) for identity in identities]
+    for client, psk in zip(clients, psks, strict=True):
+        await client.handshake(psk)
+    for client in clients:
+        await client.poll_once()  # the hub's encrypted HELLO
+    assert server.process is not None
+    result = await measure_polling(clients, server.process.pid, rate, duration)
+    asks = [await clients[0].ask(JOKE) for _ in range(50)]
+    for client in clients:
+        client.connection.close()
+    result["engine_ask_while_loaded"] = summary(asks)
+    return result
+
+
+FLOOR_APP = """
+import sys, uvicorn
+ANSWERS = {b"/x/get_messages": b'{"messages":[]}', b"/x/get_binary_messages": b'{"b64_messages":[]}'}
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = ANSWERS.get(scope["raw_path"], b"{}")
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), ssl_certfile=sys.argv[2], ssl_keyfile=sys.argv[3],
+            lifespan="off", access_log=False, log_level="warning")
+"""
+
+
+async def floor_load(directory: Path, clients: int, rate: float, duration: float) -> dict[str, Any]:
+    """The same polling against a bare ASGI app under uvicorn and TLS: what any hub pays."""
+    from thalovant_server.tls import ensure_dev_tls
+
+    tls = ensure_dev_tls(directory / "floor-tls")
+    port = free_port()
+    app = subprocess.Popen([sys.executable, "-c", FLOOR_APP, str(port), str(tls.cert), str(tls.key)])
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_cert))
+        pollers = []
+        for _ in range(clients):
+            poller = Client({"access_key": "floor", "hub_id": ""}, Connection("127.0.0.1", port, context))
+            for _attempt in range(100):  # bounded wait for the listening socket
+                try:
+                    await poller.connection.open()
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+            pollers.append(poller)
+        result = await measure_polling(pollers, app.pid, rate, duration)
+        for poller in pollers:
+            poller.connection.close()
+        return result
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
 
 
 def node_id(server: RunningServer, identity: dict[str, Any]) -> str:
@@ -309,6 +361,7 @@ def main() -> None:
         try:
             identities = provision(server, args.clients + 2)
             result: dict[str, Any] = {"idle": asyncio.run(idle_load(server, identities[2:], args.rate, args.duration))}
+            result["floor"] = asyncio.run(floor_load(Path(tmp), args.clients, args.rate, args.duration))
             result["our_sdk_ask"] = our_sdk_asks(server, identities[0], args.asks)
             result["public_sdk_ask"] = public_sdk_asks(server, identities[1], args.asks, Path(tmp))
         finally:
@@ -319,8 +372,11 @@ def main() -> None:
     idle = result["idle"]
     print(f"idle polling: {idle['clients']} clients, target {idle['target_req_per_s']} req/s, "
           f"served {idle['served_req_per_s']} req/s, errors {idle['errors']}")  # fmt: skip
-    print(f"  hub CPU {idle['hub_cpu_cores']} cores measured, {idle['hub_cpu_us_per_request']} us per request, "
-          f"{idle['hub_cpu_cores_at_target']} cores at the target rate (goal < 0.5)")  # fmt: skip
+    print(f"  hub CPU {idle['cpu_cores']} cores measured, {idle['cpu_us_per_request']} us per request, "
+          f"{idle['cpu_cores_at_target']} cores at the target rate (goal < 0.5)")  # fmt: skip
+    floor = result["floor"]
+    print(f"  floor (bare ASGI app, uvicorn + TLS, same load): {floor['cpu_cores']} cores, "
+          f"{floor['cpu_us_per_request']} us per request, served {floor['served_req_per_s']} req/s")  # fmt: skip
     print(f"  engine ask while loaded: {idle['engine_ask_while_loaded']}")
     print(f"our SDK ask over https: {result['our_sdk_ask']}")
     print(f"public SDK 0.9.7 ask over https: {result['public_sdk_ask']}")
