@@ -42,6 +42,8 @@ DEMO_HUB_TITLE = "Joke Garden"
 DEMO_SKILLS = ("jokes", "trivia", "capabilities", "memory")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+SHUTDOWN_GRACE_SECONDS = 5
+"""How long a stopping server waits for open connections (idle keep-alive ones included)."""
 
 
 def _say(text: str = "") -> None:
@@ -247,6 +249,7 @@ def serve(
         access_log=False,
         server_header=False,
         log_level=(log_level or "info").lower(),
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
 
     async def reload_from_store() -> None:

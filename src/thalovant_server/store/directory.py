@@ -58,15 +58,7 @@ class StoreDirectory:
             client = await clients.client_by_access_key_hash(session, sha256_hex(access_key))
         if client is None or not client.active or client.hub_id != hub_id:
             return None
-        return ClientCredentials(
-            client_id=client.id,
-            hub_id=client.hub_id,
-            name=client.name,
-            site_id=client.site_id,
-            psk=bytes(client.psk),
-            pinned_key=bytes(client.pinned_client_key) if client.pinned_client_key is not None else None,
-            allowed_types=frozenset(client.allowed_types),
-        )
+        return credentials_of(client)
 
     async def find_client_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
         """The active client ``client_id`` of ``hub_id``, or None (an MQTT topic prefix names it)."""
