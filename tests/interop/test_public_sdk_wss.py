@@ -263,6 +263,43 @@ def test_second_client_key_is_refused_every_time(
     assert result["again"] == GUIDE_CAPABILITIES
 
 
+def test_second_client_key_is_rejected_through_the_sdks_hub_session_every_time(
+    sdk: Callable[..., Any], server: RunningServer, tmp_path: Path
+) -> None:
+    """The SDK's ``AsyncHubSession`` keeps a new link for its 0.75 s settle window before trusting it
+    (spec 13), so the hub's close right after message 3 is its verdict in every run, not a race."""
+    identity, _ = make_identity(server, tmp_path)
+    code = """
+    import asyncio
+    from thalovant import AsyncHubSession
+
+    with client("keys-first") as c:
+        first = c.ask("Tell me a short clean joke.").text
+
+    async def attempts():
+        outcomes = []
+        for attempt in range(10):
+            session = AsyncHubSession.for_identity(
+                identity(), protocol="wss", noise_state_dir=f"keys-supervised-{attempt}", auto_reconnect=False
+            )
+            try:
+                await session.connect()
+                outcomes.append("connected")
+            except ThalovantClientKeyRejectedError:
+                outcomes.append("client-key-rejected")
+            except ThalovantError as exc:
+                outcomes.append(type(exc).__name__)
+            finally:
+                await session.close()
+        return outcomes
+
+    emit_result({"first": first, "outcomes": asyncio.run(attempts())})
+    """
+    result = sdk(code, identity)
+    assert result["first"] == GUIDE_JOKE
+    assert result["outcomes"] == ["client-key-rejected"] * 10
+
+
 def test_deleted_identity_is_refused_and_its_session_closed(sdk: Callable[..., Any], server: RunningServer) -> None:
     code = f"""
     api = ThalovantControlPlane({server.api_url!r})
