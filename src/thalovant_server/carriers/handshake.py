@@ -1,17 +1,20 @@
 """Carrier-independent steps of the hub's negotiation that touch the runtime.
 
 The negotiation itself is the engine's (:class:`~thalovant.protocol.negotiation.HubNegotiation`);
-what carriers share here is the TOFU pin of spec 3.9, done the moment an XX handshake completes.
+what carriers share here is the TOFU pin of spec 3.9, done the moment an XX handshake completes,
+and the session's link, built from the completed negotiation and the client's encrypted HELLO.
 """
 
 from __future__ import annotations
 
 from thalovant.protocol.errors import NegotiationAborted
-from thalovant.protocol.negotiation import HubNegotiation
+from thalovant.protocol.negotiation import ClientHello, HubNegotiation
 from thalovant_server.hub.directory import ClientCredentials
-from thalovant_server.hub.runtime import HubRuntime
+from thalovant_server.hub.link import HubLink
+from thalovant_server.hub.router import ClientOrigin
+from thalovant_server.hub.runtime import HubHost, HubRuntime
 
-__all__ = ["pin_when_complete"]
+__all__ = ["link_for", "pin_when_complete"]
 
 
 async def pin_when_complete(runtime: HubRuntime, creds: ClientCredentials, negotiation: HubNegotiation) -> None:
@@ -27,3 +30,16 @@ async def pin_when_complete(runtime: HubRuntime, creds: ClientCredentials, negot
         return
     if not await runtime.pin(creds, key):
         raise NegotiationAborted("client static key contradicts the pinned key")
+
+
+def link_for(negotiation: HubNegotiation, hello: ClientHello, creds: ClientCredentials, host: HubHost) -> HubLink:
+    """The live session's link once ``negotiation`` completed and ``hello`` (the client's
+    encrypted HELLO) arrived: its session id, and its site id unless empty (then the identity's)."""
+    origin = ClientOrigin(
+        client_id=creds.client_id,
+        hub_id=host.hub_id,
+        site_id=hello.site_id or creds.site_id,
+        connection_session_id=hello.session_id,
+        allowed_types=creds.allowed_types,
+    )
+    return HubLink(negotiation.channel, origin, host, negotiation.pattern or "")

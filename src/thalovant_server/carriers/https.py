@@ -57,11 +57,9 @@ from starlette.types import Receive, Scope, Send
 
 from thalovant.protocol.errors import ProtocolError
 from thalovant.protocol.negotiation import HubNegotiation
-from thalovant_server.carriers.handshake import pin_when_complete
+from thalovant_server.carriers.handshake import link_for, pin_when_complete
 from thalovant_server.carriers.polling import Phase, PollingSession
 from thalovant_server.carriers.wss import Credential, MalformedAuthorization, parse_authorization
-from thalovant_server.hub.link import HubLink
-from thalovant_server.hub.router import ClientOrigin
 from thalovant_server.hub.runtime import HubRuntime
 
 __all__ = [
@@ -367,18 +365,10 @@ class PollingCarrier:
             hello = negotiation.receive_binary(data)
         except ProtocolError as exc:
             return self._abort(session, exc)
-        creds = session.creds
-        origin = ClientOrigin(
-            client_id=creds.client_id,
-            hub_id=session.hub_id,
-            site_id=hello.site_id or creds.site_id,
-            connection_session_id=hello.session_id,
-            allowed_types=creds.allowed_types,
-        )
-        pattern = negotiation.pattern or ""
-        if not session.go_live(HubLink(negotiation.channel, origin, session.host, pattern)):
+        link = link_for(negotiation, hello, session.creds, session.host)
+        if not session.go_live(link):
             return _unauthorized()
-        log.info("HTTPS session open: hub=%s client=%s pattern=%s", session.hub_id, creds.client_id, pattern)
+        log.info("HTTPS session open: hub=%s client=%s pattern=%s", session.hub_id, link.client_id, link.pattern)
         return _answer(_SENT)
 
     # -- routing ---------------------------------------------------------------------------------

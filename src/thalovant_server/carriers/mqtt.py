@@ -46,10 +46,9 @@ from aiomqtt.exceptions import MqttConnectError
 from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.errors import NegotiationError, ProtocolError
 from thalovant.protocol.negotiation import HubNegotiation
-from thalovant_server.carriers.handshake import pin_when_complete
+from thalovant_server.carriers.handshake import link_for, pin_when_complete
 from thalovant_server.hub.directory import ClientCredentials
 from thalovant_server.hub.link import HubLink
-from thalovant_server.hub.router import ClientOrigin
 from thalovant_server.hub.runtime import HubHost, HubRuntime
 from thalovant_server.mqtt.broker import BrokerAddress
 from thalovant_server.mqtt.credentials import TOPIC_ROOT, MqttCredentials
@@ -589,14 +588,7 @@ class MqttHubCarrier:
             await pin_when_complete(self.runtime, creds, negotiation)
             return
         hello = negotiation.receive_binary(data)
-        origin = ClientOrigin(
-            client_id=creds.client_id,
-            hub_id=state.hub_id,
-            site_id=hello.site_id or creds.site_id,
-            connection_session_id=hello.session_id,
-            allowed_types=creds.allowed_types,
-        )
-        live = MqttSession(self, state, HubLink(negotiation.channel, origin, host, negotiation.pattern or ""))
+        live = MqttSession(self, state, link_for(negotiation, hello, creds, host))
         self._reset(state, "negotiation complete")
         if not self.runtime.register(live):
             raise _Silent("client revoked or hub reloaded during the negotiation")

@@ -34,10 +34,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.errors import NegotiationAborted, ProtocolError
 from thalovant.protocol.negotiation import ClientHello, HubNegotiation
-from thalovant_server.carriers.handshake import pin_when_complete
+from thalovant_server.carriers.handshake import link_for, pin_when_complete
 from thalovant_server.hub.directory import ClientCredentials
 from thalovant_server.hub.link import HubLink, MeshGrantDenied
-from thalovant_server.hub.router import ClientOrigin
 from thalovant_server.hub.runtime import HubRuntime
 
 __all__ = [
@@ -228,14 +227,7 @@ async def _serve(ws: WebSocket, runtime: HubRuntime) -> None:
         log.info("WSS negotiation for client %s aborted: %s", creds.client_id, type(exc).__name__)
         runtime.count_refusal("aborted")
         return
-    origin = ClientOrigin(
-        client_id=creds.client_id,
-        hub_id=hub_id,
-        site_id=hello.site_id or creds.site_id,
-        connection_session_id=hello.session_id,
-        allowed_types=creds.allowed_types,
-    )
-    live = WSSSession(ws, HubLink(negotiation.channel, origin, host, negotiation.pattern or ""))
+    live = WSSSession(ws, link_for(negotiation, hello, creds, host))
     if not runtime.register(live):
         await _close_without_status(ws)
         return
