@@ -8,50 +8,19 @@ stdout. The helpers are the WSS module's; only the carrier differs.
 
 from __future__ import annotations
 
-import json
-import secrets
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.fixtures.server import RunningServer
-from tests.interop.test_public_sdk_wss import GUIDE_JOKE, SdkRunner, make_identity, result_of
+from tests.interop.test_public_sdk_wss import GUIDE_JOKE, SdkRunner, make_identity, refusal_outcomes, snippet_runner
 
 pytestmark = pytest.mark.interop
 
-PRELUDE = """
-import json, os, sys, time
-from thalovant import ThalovantClient, ThalovantControlPlane, ThalovantIdentity
-from thalovant.errors import (
-    ThalovantClientKeyRejectedError, ThalovantConnectionError, ThalovantError, ThalovantHubRefusedError,
-)
-
-def identity():
-    return ThalovantIdentity.from_file(os.environ["IDENTITY_FILE"])
-
-def client(state_dir="keys-a", **kwargs):
-    kwargs.setdefault("reply_settle_seconds", 0)
-    return ThalovantClient(identity(), protocol="https", noise_state_dir=state_dir, **kwargs)
-
-def emit_result(value):
-    print("RESULT " + json.dumps(value))
-"""
-
-
 @pytest.fixture
 def sdk(run_public_sdk: SdkRunner, server: RunningServer) -> Callable[..., Any]:
-    """Run a snippet (with PRELUDE) against ``server``; returns its RESULT value."""
-
-    def run(code: str, identity: Path | None = None, **env: str) -> Any:
-        extra = {"THALOVANT_API_URL": server.api_url, **env}
-        if identity is not None:
-            extra["IDENTITY_FILE"] = str(identity)
-        completed = run_public_sdk(PRELUDE + textwrap.dedent(code), env=extra, ca_file=server.ca_file)
-        return result_of(completed)
-
-    return run
+    return snippet_runner(run_public_sdk, server, "https")
 
 
 def test_guide_quickstart_over_https_prints_the_guides_joke(sdk: Callable[..., Any], server: RunningServer) -> None:
@@ -96,28 +65,7 @@ def test_conversation_remembers_within_its_session_only(
 def test_unknown_key_and_wrong_password_are_refused(
     sdk: Callable[..., Any], server: RunningServer, tmp_path: Path
 ) -> None:
-    identity, _ = make_identity(server, tmp_path)
-    original = json.loads(identity.read_text())
-    outcomes = {}
-    for label, field, value in (("key", "access_key", "unknown-" + secrets.token_hex(8)),
-                                ("password", "password", "wrong-" + secrets.token_hex(8))):  # fmt: skip
-        broken = tmp_path / f"broken-{label}.json"
-        broken.write_text(json.dumps({**original, field: value}))
-        broken.chmod(0o600)
-        code = """
-        try:
-            with client(auto_reconnect=False) as c:
-                c.connect()
-            emit_result("connected")
-        except ThalovantClientKeyRejectedError:
-            emit_result("client-key-rejected")
-        except ThalovantHubRefusedError:
-            emit_result("refused")
-        except ThalovantError as exc:
-            emit_result(type(exc).__name__)
-        """
-        outcomes[label] = sdk(code, broken)
-    assert outcomes == {"key": "refused", "password": "refused"}
+    assert refusal_outcomes(sdk, server, tmp_path) == {"key": "refused", "password": "refused"}
 
 
 def test_second_client_key_is_rejected_every_time(

@@ -8,7 +8,6 @@ the module; the SDK runs in its own virtual environment and trusts the server's 
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,9 @@ import httpx
 import pytest
 from tests.fixtures.mosquitto import require_mosquitto
 from tests.fixtures.server import RunningServer, new_server
-from tests.interop.test_public_sdk_wss import GUIDE_JOKE, PRELUDE, SdkRunner, make_identity, result_of
+from tests.interop.test_public_sdk_wss import GUIDE_JOKE, SdkRunner, make_identity, snippet_runner
 
 pytestmark = pytest.mark.interop
-
-MQTT_PRELUDE = PRELUDE + """
-def mqtt_client(state_dir="keys-a", **kwargs):
-    kwargs.setdefault("reply_settle_seconds", 0)
-    return ThalovantClient(identity(), protocol="mqtt", noise_state_dir=state_dir, **kwargs)
-"""
-
 
 @pytest.fixture(scope="module", params=["embedded", "mosquitto"])
 def mqtt_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
@@ -43,14 +35,7 @@ def mqtt_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 @pytest.fixture
 def sdk(run_public_sdk: SdkRunner, mqtt_server: RunningServer) -> Callable[..., Any]:
-    def run(code: str, identity: Path | None = None) -> Any:
-        env = {"THALOVANT_API_URL": mqtt_server.api_url}
-        if identity is not None:
-            env["IDENTITY_FILE"] = str(identity)
-        completed = run_public_sdk(MQTT_PRELUDE + textwrap.dedent(code), env=env, ca_file=mqtt_server.ca_file)
-        return result_of(completed)
-
-    return run
+    return snippet_runner(run_public_sdk, mqtt_server, "mqtt")
 
 
 def test_quickstart_over_mqtt_prints_the_guides_joke(sdk: Callable[..., Any], mqtt_server: RunningServer) -> None:
@@ -74,7 +59,7 @@ def test_conversation_over_mqtt_remembers_within_its_session_only(
 ) -> None:
     identity, _ = make_identity(mqtt_server, tmp_path)
     code = """
-    with mqtt_client() as c:
+    with client() as c:
         with c.conversation(lang="en-us") as convo:
             first = convo.ask("Remember that my favorite color is blue.").text
             second = convo.ask("What color did I mention?").text
@@ -95,7 +80,7 @@ def test_a_pinned_client_reconnects_with_kk(
     code = """
     texts = []
     for _ in range(2):
-        with mqtt_client("keys-pinned") as c:
+        with client("keys-pinned") as c:
             texts.append(c.ask("What can this hub do?").text)
     emit_result(texts)
     """
@@ -116,7 +101,7 @@ def test_the_broker_refuses_wrong_credentials_and_a_deleted_identity(
     wrong.chmod(0o600)
     code = """
     try:
-        with mqtt_client(auto_reconnect=False) as c:
+        with client(auto_reconnect=False) as c:
             c.ask("What can this hub do?", timeout=10)
         emit_result("answered")
     except ThalovantHubRefusedError:

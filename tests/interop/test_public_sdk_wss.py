@@ -37,7 +37,8 @@ def identity():
 
 def client(state_dir="keys-a", **kwargs):
     kwargs.setdefault("reply_settle_seconds", 0)
-    return ThalovantClient(identity(), protocol="wss", noise_state_dir=state_dir, **kwargs)
+    return ThalovantClient(identity(), protocol=os.environ.get("SDK_PROTOCOL", "wss"), noise_state_dir=state_dir,
+                           **kwargs)
 
 def emit_result(value):
     print("RESULT " + json.dumps(value))
@@ -62,18 +63,22 @@ def make_identity(server: RunningServer, directory: Path, hub: str = "joke-garde
     return path, str(created["id"])
 
 
-@pytest.fixture
-def sdk(run_public_sdk: SdkRunner, server: RunningServer) -> Callable[..., Any]:
-    """Run a snippet (with PRELUDE) against ``server``; returns its RESULT value."""
+def snippet_runner(run_public_sdk: SdkRunner, server: RunningServer, protocol: str) -> Callable[..., Any]:
+    """Run a snippet (with PRELUDE; its ``client()`` uses ``protocol``) against ``server``; its RESULT."""
 
     def run(code: str, identity: Path | None = None, **env: str) -> Any:
-        extra = {"THALOVANT_API_URL": server.api_url, **env}
+        extra = {"THALOVANT_API_URL": server.api_url, "SDK_PROTOCOL": protocol, **env}
         if identity is not None:
             extra["IDENTITY_FILE"] = str(identity)
         completed = run_public_sdk(PRELUDE + textwrap.dedent(code), env=extra, ca_file=server.ca_file)
         return result_of(completed)
 
     return run
+
+
+@pytest.fixture
+def sdk(run_public_sdk: SdkRunner, server: RunningServer) -> Callable[..., Any]:
+    return snippet_runner(run_public_sdk, server, "wss")
 
 
 @pytest.fixture(scope="module")
@@ -193,9 +198,8 @@ def test_sends_and_emit_reach_their_skills_as_events(
     assert len(result["spoken"]) == 2 and all(text.startswith("It is ") for text in result["spoken"])
 
 
-def test_unknown_key_and_wrong_password_are_refused(
-    sdk: Callable[..., Any], server: RunningServer, tmp_path: Path
-) -> None:
+def refusal_outcomes(sdk: Callable[..., Any], server: RunningServer, tmp_path: Path) -> dict[str, str]:
+    """How ``connect()`` ends with an unknown access key and with a wrong password."""
     identity, _ = make_identity(server, tmp_path)
     original = json.loads(identity.read_text())
     outcomes = {}
@@ -218,7 +222,13 @@ def test_unknown_key_and_wrong_password_are_refused(
             emit_result(type(exc).__name__)
         """
         outcomes[label] = sdk(code, broken)
-    assert outcomes == {"key": "refused", "password": "refused"}
+    return outcomes
+
+
+def test_unknown_key_and_wrong_password_are_refused(
+    sdk: Callable[..., Any], server: RunningServer, tmp_path: Path
+) -> None:
+    assert refusal_outcomes(sdk, server, tmp_path) == {"key": "refused", "password": "refused"}
 
 
 def test_second_client_key_is_refused_every_time(
