@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.fixtures.peers import trust_env
+from tests.fixtures.identities import new_identity as make_identity
+from tests.fixtures.identities import trusting
 from tests.fixtures.server import RunningServer
 
 from thalovant import (
     EVENT_SPEAK,
     EVENT_UTTERANCE_HANDLED,
     ThalovantClient,
-    ThalovantControlPlane,
     ThalovantIdentity,
     build_client_context,
 )
@@ -32,18 +32,12 @@ assert JOKES[0] == JOKE
 
 @pytest.fixture(scope="module")
 def trusted(server: RunningServer) -> Iterator[RunningServer]:
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in trust_env(server.ca_file).items():
-            patch.setenv(key, value)
-        patch.setenv("THALOVANT_API_URL", server.api_url)
+    with trusting(server):
         yield server
 
 
 def new_identity(server: RunningServer, name: str) -> ThalovantIdentity:
-    api = ThalovantControlPlane(server.api_url)
-    api.login(server.demo_email, server.demo_password)
-    hub = api.get_public_hub("joke-garden")
-    return api.create_client_identity(hub["id"], name=name, preferred_protocols=("wss",)).identity
+    return make_identity(server, name, "wss")
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.fixtures.peers import trust_env
+from tests.fixtures.identities import new_identity as make_identity
+from tests.fixtures.identities import trusting
 from tests.fixtures.server import RunningServer
 
-from thalovant import ThalovantClient, ThalovantControlPlane, ThalovantIdentity
+from thalovant import ThalovantClient, ThalovantIdentity
 from thalovant.client import AsyncThalovantClient
 from thalovant.errors import ThalovantHubRefusedError
 from thalovant.noise_store import NoiseStore
@@ -27,18 +28,12 @@ CAPABILITIES = "This hub can answer quick joke and trivia requests."
 
 @pytest.fixture(scope="module")
 def trusted(server: RunningServer) -> Iterator[RunningServer]:
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in trust_env(server.ca_file).items():
-            patch.setenv(key, value)
-        patch.setenv("THALOVANT_API_URL", server.api_url)
+    with trusting(server):
         yield server
 
 
 def new_identity(server: RunningServer, name: str) -> ThalovantIdentity:
-    with ThalovantControlPlane(server.api_url) as api:
-        api.login(server.demo_email, server.demo_password)
-        hub = api.get_public_hub("joke-garden")
-        return api.create_client_identity(hub["id"], name=name, preferred_protocols=("https",)).identity
+    return make_identity(server, name, "https")
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.fixtures.identities import new_identity as make_identity
+from tests.fixtures.identities import trusting
 from tests.fixtures.mosquitto import require_mosquitto
-from tests.fixtures.peers import trust_env
 from tests.fixtures.server import RunningServer, new_server
 
-from thalovant import ThalovantClient, ThalovantControlPlane, ThalovantIdentity
+from thalovant import ThalovantClient, ThalovantIdentity
 from thalovant.client import AsyncThalovantClient
 from thalovant.errors import ThalovantTimeoutError
 
@@ -31,19 +32,14 @@ def mqtt_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     server = new_server(tmp_path_factory.mktemp(f"sdk-mqtt-hub-{kind}"), mqtt_broker=kind)
     server.start()
     try:
-        with pytest.MonkeyPatch.context() as patch:
-            for key, value in trust_env(server.ca_file).items():
-                patch.setenv(key, value)
+        with trusting(server):
             yield server
     finally:
         server.stop()
 
 
 def new_identity(server: RunningServer, name: str) -> ThalovantIdentity:
-    with ThalovantControlPlane(server.api_url) as api:
-        api.login(server.demo_email, server.demo_password)
-        hub = api.get_public_hub("joke-garden")
-        return api.create_client_identity(hub["id"], name=name, preferred_protocols=("mqtt",)).identity
+    return make_identity(server, name, "mqtt")
 
 
 def test_ask_and_a_conversation_over_mqtt(mqtt_server: RunningServer, tmp_path: Path) -> None:
