@@ -44,6 +44,7 @@ from harness import (
     fmt,
     hm5,
     hm5_identity,
+    latency_columns,
     our_sdk_ask,
     our_server,
     public_sdk_ask,
@@ -290,8 +291,7 @@ def main() -> None:
         for client, client_title in CLIENTS:
             row = results.get(key, {}).get(client)
             if row:
-                print(f"{hub_title:<32}{client_title:<30}{fmt(row.get('median_ms')):>10}{fmt(row.get('p99_ms')):>10}"
-                      f"{fmt(row.get('errors')):>8}{fmt(row.get('noise_pattern')):>10}")  # fmt: skip
+                print(f"{hub_title:<32}{client_title:<30}{latency_columns(row, 10)}")
                 if row.get("first_error"):
                     print(f"  first error: {row['first_error']}")
     for client, client_title in CLIENTS:

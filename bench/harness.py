@@ -87,6 +87,12 @@ def fmt(value: Any) -> str:
     return "-" if value is None else f"{value}"
 
 
+def latency_columns(row: dict[str, Any], width: int = 12) -> str:
+    """A timed-asks result as aligned columns: median, p99, errors, Noise pattern."""
+    return (f"{fmt(row.get('median_ms')):>{width}}{fmt(row.get('p99_ms')):>{width}}"
+            f"{fmt(row.get('errors')):>8}{fmt(row.get('noise_pattern')):>10}")  # fmt: skip
+
+
 @dataclass
 class OurServer:
     """``thalovant-server serve --demo`` as a child process in its own process group."""

@@ -37,7 +37,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from harness import REPO, fmt, hm5, hm5_identity, our_server, percentile, public_sdk_ask, setup_peers
+from harness import (
+    REPO,
+    hm5,
+    hm5_identity,
+    latency_columns,
+    our_server,
+    percentile,
+    public_sdk_ask,
+    ratio,
+    setup_peers,
+)
 
 sys.path.insert(0, str(REPO / "src"))
 
@@ -212,9 +222,8 @@ def main() -> None:
     ours = results["ours"].get("median_ms")
     ratios = {}
     for label in ("hm5", "hm5_nodelay"):
-        peer = results.get(label, {}).get("median_ms")
-        if ours and peer:
-            ratios[label] = round(ours / peer, 4)
+        if (value := ratio(ours, results.get(label, {}).get("median_ms"))) is not None:
+            ratios[label] = value
     results["ratios"] = ratios
     if args.json:
         print(json.dumps(results))
@@ -228,8 +237,7 @@ def main() -> None:
     ):
         row = results.get(label)
         if row:
-            print(f"{title:<28}{fmt(row.get('median_ms')):>12}{fmt(row.get('p99_ms')):>12}"
-                  f"{fmt(row.get('errors')):>8}{fmt(row.get('noise_pattern')):>10}")  # fmt: skip
+            print(f"{title:<28}{latency_columns(row)}")
     for label, goal in (("hm5", 0.1), ("hm5_nodelay", 0.5)):
         if label in ratios:
             verdict = "ok" if ratios[label] <= goal else "MISSED"
