@@ -40,6 +40,18 @@ class AgentAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class _Turn:
+    """One input as every skill handler sees it, whoever is chosen to answer."""
+
+    text: str
+    lang: str
+    conversation: Conversation
+    context: dict[str, Any]
+    data: dict[str, Any]
+    structured: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class _IntentEntry:
     skill: Skill
     spec: IntentSpec
@@ -91,78 +103,53 @@ class EmbeddedAgent:
         structured: dict[str, Any],
     ) -> AgentAnswer | None:
         """The reply of the skill that handles an utterance, action or code; ``None`` if none does."""
+        turn = _Turn(text, lang, conversation, context, data, structured)
         if kind == "action":
-            return self._action(text, lang, conversation, context, data, structured)
+            return self._action(turn)
         if kind == "code":
-            found = self._code(text, lang, conversation, context, data, structured)
+            found = self._code(turn)
             if found is not None:
                 return found
             # a code no skill claims is still offered to the intents as text
-        return self._utterance(kind, text, lang, conversation, context, data, structured)
+        return self._utterance(kind, turn)
 
     def event(
         self, bus_type: str, lang: str, conversation: Conversation, context: dict[str, Any], data: dict[str, Any]
     ) -> list[AgentAnswer]:
         """Replies of every skill subscribed to ``bus_type`` (skills returning ``None`` skipped)."""
+        turn = _Turn("", lang, conversation, context, data, {})
         answers: list[AgentAnswer] = []
         for skill, method in self._subscribers.get(bus_type, ()):
-            request = self._request(skill, "event", "", lang, conversation, context, data, {}, bus_type=bus_type)
-            answer = self._invoke(skill, method, request, conversation)
+            answer = self._invoke(skill, method, self._request(skill, "event", "", turn, bus_type=bus_type), turn)
             if answer is not None:
                 answers.append(answer)
         return answers
 
     # -- selection -------------------------------------------------------------------------
 
-    def _action(
-        self,
-        payload: str,
-        lang: str,
-        conversation: Conversation,
-        context: dict[str, Any],
-        data: dict[str, Any],
-        structured: dict[str, Any],
-    ) -> AgentAnswer | None:
-        folded = payload.strip().casefold()
+    def _action(self, turn: _Turn) -> AgentAnswer | None:
+        payload = turn.text.strip()
+        folded = payload.casefold()
         for prefix, skill, method in self._actions:
             if folded == prefix or folded.startswith(prefix + " "):
-                request = self._request(skill, "action", payload.strip(), lang, conversation, context, data, structured)
-                answer = self._invoke(skill, method, request, conversation)
+                answer = self._invoke(skill, method, self._request(skill, "action", payload, turn), turn)
                 if answer is not None:
                     return answer
         return None
 
-    def _code(
-        self,
-        text: str,
-        lang: str,
-        conversation: Conversation,
-        context: dict[str, Any],
-        data: dict[str, Any],
-        structured: dict[str, Any],
-    ) -> AgentAnswer | None:
-        kind = structured.get("kind")
+    def _code(self, turn: _Turn) -> AgentAnswer | None:
+        kind = turn.structured.get("kind")
         target = self._codes.get(kind.casefold()) if isinstance(kind, str) else None
         target = target or self._codes.get("*")
         if target is None:
             return None
         skill, method = target
-        value = structured.get("value")
-        utterance = value if isinstance(value, str) else text
-        request = self._request(skill, "code", utterance, lang, conversation, context, data, structured)
-        return self._invoke(skill, method, request, conversation)
+        value = turn.structured.get("value")
+        utterance = value if isinstance(value, str) else turn.text
+        return self._invoke(skill, method, self._request(skill, "code", utterance, turn), turn)
 
-    def _utterance(
-        self,
-        kind: str,
-        text: str,
-        lang: str,
-        conversation: Conversation,
-        context: dict[str, Any],
-        data: dict[str, Any],
-        structured: dict[str, Any],
-    ) -> AgentAnswer | None:
-        normalised = normalise(text)
+    def _utterance(self, kind: str, turn: _Turn) -> AgentAnswer | None:
+        normalised = normalise(turn.text)
         if not normalised:
             return None
         tokens = content_tokens(normalised)
@@ -171,7 +158,7 @@ class EmbeddedAgent:
         for compiled in self._intents:
             entry = compiled.key
             assert isinstance(entry, _IntentEntry)
-            rank = conversation.active_rank(entry.skill.skill_id)
+            rank = turn.conversation.active_rank(entry.skill.skill_id)
             if entry.spec.follow_up and rank is None:
                 continue
             match = compiled.score(normalised, tokens)
@@ -184,46 +171,36 @@ class EmbeddedAgent:
         if chosen is None:
             return None
         entry, slots = chosen
-        request = self._request(entry.skill, kind, text, lang, conversation, context, data, structured)
+        request = self._request(entry.skill, kind, turn.text, turn)
         request.slots = slots
         request.intent = entry.spec.name
-        return self._invoke(entry.skill, entry.spec.method, request, conversation, handler=entry.spec.name)
+        return self._invoke(entry.skill, entry.spec.method, request, turn, handler=entry.spec.name)
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _request(
-        self,
-        skill: Skill,
-        kind: str,
-        text: str,
-        lang: str,
-        conversation: Conversation,
-        context: dict[str, Any],
-        data: dict[str, Any],
-        structured: dict[str, Any],
-        *,
-        bus_type: str = "recognizer_loop:utterance",
+        self, skill: Skill, kind: str, utterance: str, turn: _Turn, *, bus_type: str = "recognizer_loop:utterance"
     ) -> Request:
         return Request(
             kind=kind,
-            utterance=text,
-            lang=lang,
-            session_id=conversation.session_id,
-            state=conversation.state_for(skill.skill_id),
-            context=context,
+            utterance=utterance,
+            lang=turn.lang,
+            session_id=turn.conversation.session_id,
+            state=turn.conversation.state_for(skill.skill_id),
+            context=turn.context,
             hub=self.hub,
-            input=structured,
-            data=data,
+            input=turn.structured,
+            data=turn.data,
             bus_type=bus_type,
         )
 
     @classmethod
     def _invoke(
-        cls, skill: Skill, method: str, request: Request, conversation: Conversation, handler: str | None = None
+        cls, skill: Skill, method: str, request: Request, turn: _Turn, handler: str | None = None
     ) -> AgentAnswer | None:
         """Run one handler; its answer, or ``None`` when it declines (or fails, see ``_run``)."""
         reply = cls._run(skill, method, request)
-        return None if reply is None else cls._finish(skill, handler or method, reply, conversation, request)
+        return None if reply is None else cls._finish(skill, handler or method, reply, turn.conversation, request)
 
     @staticmethod
     def _run(skill: Skill, method: str, request: Request) -> SkillReply | None:
