@@ -17,7 +17,7 @@ they ignore). They run on the event loop, so they must be quick and must not blo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 _ATTR = "__thalovant_skill_handler__"
 
@@ -160,6 +161,18 @@ class Request:
     data: Mapping[str, Any] = field(default_factory=dict)
     bus_type: str = "recognizer_loop:utterance"
     intent: str = ""
+
+    def next_in_rotation(self, items: Sequence[T]) -> T:
+        """This session's next item of ``items`` (not empty), in order and round again.
+
+        The position is kept in ``state["next"]``; a value there that is not a non-negative
+        integer starts the rotation over.
+        """
+        index = self.state.get("next", 0)
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            index = 0
+        self.state["next"] = (index + 1) % len(items)
+        return items[index % len(items)]
 
 
 @dataclass(slots=True)

@@ -46,8 +46,4 @@ class JokesSkill(Skill):
 
     @staticmethod
     def _next(request: Request) -> SkillReply:
-        index = request.state.get("next", 0)
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            index = 0
-        request.state["next"] = (index + 1) % len(JOKES)
-        return SkillReply.say(JOKES[index % len(JOKES)])
+        return SkillReply.say(request.next_in_rotation(JOKES))

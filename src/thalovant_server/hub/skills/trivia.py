@@ -51,8 +51,4 @@ class TriviaSkill(Skill):
 
     @staticmethod
     def _next(request: Request) -> SkillReply:
-        index = request.state.get("next", 0)
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            index = 0
-        request.state["next"] = (index + 1) % len(FACTS)
-        return SkillReply.say(FACTS[index % len(FACTS)], display=_MORE)
+        return SkillReply.say(request.next_in_rotation(FACTS), display=_MORE)
