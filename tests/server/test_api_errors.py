@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.fixtures.conformance import load_vectors
 from tests.server.conftest import PASSWORD, Api
 from tests.server.test_api_clients import sdk_body
 
 UUID_URN = re.compile(r"^urn:problem:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def vectors_file() -> Path:
-    root = os.environ.get("THALOVANT_SHARED")
-    shared = Path(root) if root else Path(__file__).resolve().parents[2] / ".." / "shared"
-    return shared / "vectors" / "api-error-vectors.json"
 
 
 def read_error(status: int, body_text: str) -> dict[str, Any]:
@@ -45,7 +38,7 @@ def read_error(status: int, body_text: str) -> dict[str, Any]:
     return {"status": status, "code": code, "detail": detail, "problem": problem}
 
 
-VECTORS = json.loads(vectors_file().read_text(encoding="utf-8"))["cases"]
+VECTORS = load_vectors("api-error-vectors.json")["cases"]
 
 
 @pytest.mark.parametrize("case", VECTORS, ids=[case["name"][:60] for case in VECTORS])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 import pickle
 from typing import Any
@@ -13,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.fixtures.peers import shared_dir
+from tests.fixtures.conformance import load_vectors
 
 from thalovant.protocol.errors import DecryptError, HandshakeError, ProtocolError
 from thalovant.protocol.noise import (
@@ -33,7 +32,7 @@ KEY = bytes(range(32))
 
 
 def _transport_vectors() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((shared_dir() / "vectors" / "noise-vectors.json").read_text("utf-8"))
+    data = load_vectors("noise-vectors.json")
     return data["transport"]
 
 

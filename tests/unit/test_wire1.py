@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.fixtures.peers import shared_dir
+from tests.fixtures.conformance import load_vectors
 
 from thalovant.protocol.errors import Wire1Error
 from thalovant.protocol.wire1 import (
@@ -24,14 +23,8 @@ from thalovant.protocol.wire1 import (
     payload_type_name,
 )
 
-
-def _vectors(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((shared_dir() / "vectors" / name).read_text())
-    return data
-
-
-FRAMES = _vectors("binary-frames.json")
-KINDS = _vectors("binary-vectors.json")
+FRAMES = load_vectors("binary-frames.json")
+KINDS = load_vectors("binary-vectors.json")
 
 
 @pytest.mark.parametrize("case", FRAMES["cases"], ids=lambda c: c["name"])
@@ -198,6 +191,5 @@ def test_arbitrary_bytes_raise_only_wire1_error(wire: bytes) -> None:
     assert isinstance(frame.metadata, dict)
 
 
-def test_shared_vectors_present() -> None:
-    assert isinstance(shared_dir(), Path)
+def test_conformance_frames_present() -> None:
     assert len(FRAMES["cases"]) == 11
