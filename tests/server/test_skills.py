@@ -247,7 +247,8 @@ def test_custom_skill_api_slots_state_and_errors() -> None:
     second = router.handle(ORIGIN, utterance("echo again", session=carry(handled_session(first))))
     assert speech(second) == ["again", "count 2"]
     broken = router.handle(ORIGIN, utterance("/boom", context={"input": {"kind": "action", "payload": "/boom"}}))
-    assert "fallback" in broken[0].context["pipeline_id"]
+    assert [m.type for m in broken] == ["hive.query.timeout"]
+    assert broken[0].data["code"] == "skill_failed" and broken[0].context["request_id"] == "req-1"
     coded = router.handle(ORIGIN, utterance("X1", data={"input": {"kind": "serial", "value": "X1"}}))
     assert speech(coded) == ["code serial X1"]
     anything = ClientOrigin("c", "h", "s", "conn", frozenset({"*"}))
