@@ -2,7 +2,9 @@
 
 The lifespan opens the store (running migrations) and exposes ``app.state.store`` and
 ``app.state.control``; ``app.state.runtime`` is the hub runtime once one is attached (the
-control plane calls its ``client_revoked``/``hub_changed`` when set).
+control plane calls its ``client_revoked``/``hub_changed`` when set), and
+``app.state.skill_rollout`` the :class:`~thalovant_server.rollout.SkillRollout` that drives
+skill operations (it takes up unfinished ones at start).
 
 Unless ``config.mqtt_broker`` is ``off``, the lifespan also runs the MQTT broker
 (:func:`running_mqtt_broker`) with the server's TLS certificate, and exposes:
@@ -43,6 +45,7 @@ from thalovant_server.config import ServerConfig, save_settings
 from thalovant_server.hub.routes import mount_data_plane
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import BrokerAddress, MqttBroker, MqttCredentials, create_broker, issue_hub_credentials
+from thalovant_server.rollout import SkillRollout
 from thalovant_server.secrets import SealingKey
 from thalovant_server.store import accounts, idempotency
 from thalovant_server.store.directory import StoreDirectory
@@ -140,6 +143,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.control = plane
         app.state.store = plane.store
         app.state.runtime = HubRuntime(StoreDirectory(plane.store))
+        app.state.skill_rollout = SkillRollout(plane.store, app.state.runtime)
+        await app.state.skill_rollout.resume()
         try:
             if not plane.config.mqtt_enabled:
                 yield
@@ -162,6 +167,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     app.state.mqtt_broker = app.state.mqtt_hub_login = app.state.mqtt_carrier = None
                     app.state.mqtt_address = app.state.mqtt_accounts = None
         finally:
+            await app.state.skill_rollout.close()
             await app.state.runtime.close()
 
 
@@ -178,6 +184,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.state.config = config
     app.state.runtime = None
+    app.state.skill_rollout = None
     problems.install(app)
     app.include_router(api_router())
     mount_data_plane(app)

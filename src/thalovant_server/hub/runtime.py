@@ -215,6 +215,11 @@ class HubRuntime:
         host = self._hosts.get(hub_id)
         return host.observation if host is not None else None
 
+    async def load(self, hub_id: str) -> HubObservation | None:
+        """What the hub runs, loading it first if needed; ``None`` for no (active) such hub."""
+        host = await self.host(hub_id)
+        return host.observation if host is not None else None
+
     def live_sessions(self, hub_id: str | None = None) -> list[LiveSession]:
         """The live sessions of one hub, or of every hub."""
         if hub_id is not None:
