@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from thalovant.context import build_client_context
 from thalovant.control import AsyncThalovantControlPlane, BootstrapIdentityResult, ThalovantControlPlane
 from thalovant.errors import (
+    ThalovantAdmissionFailedError,
+    ThalovantAdmissionTimeoutError,
     ThalovantAlreadyLinkedError,
     ThalovantAPIError,
     ThalovantAPIUnreachableError,
@@ -59,8 +61,10 @@ from thalovant.events import (
     DisplayItem,
     ThalovantEvent,
 )
+from thalovant.hub_skills import HubSkill, HubSkillList, HubSkillOperation, HubSkillOperationState, HubSkillState
 from thalovant.identity import MqttBrokerCredentials, ThalovantIdentity
 from thalovant.models import ThalovantDoctorCheck, ThalovantDoctorReport, ThalovantHealth, ThalovantReply
+from thalovant.operations import OperationResource, OperationStatus
 
 if TYPE_CHECKING:
     from thalovant.client import AsyncThalovantClient, ThalovantClient
@@ -107,9 +111,18 @@ __all__ = [
     "AsyncThalovantControlPlane",
     "BootstrapIdentityResult",
     "DisplayItem",
+    "HubSkill",
+    "HubSkillList",
+    "HubSkillOperation",
+    "HubSkillOperationState",
+    "HubSkillState",
     "MqttBrokerCredentials",
+    "OperationResource",
+    "OperationStatus",
     "ThalovantAPIError",
     "ThalovantAPIUnreachableError",
+    "ThalovantAdmissionFailedError",
+    "ThalovantAdmissionTimeoutError",
     "ThalovantAlreadyLinkedError",
     "ThalovantAuthError",
     "ThalovantClient",

@@ -44,6 +44,7 @@ from thalovant.events import DEFAULT_PROTOCOL_PREFERENCE
 from thalovant.identity import ThalovantIdentity
 from thalovant.protocols import HubProtocolSettings, canonical_protocol, read_endpoints
 from thalovant.runtime.loop import LoopThread
+from thalovant.runtime_control import AsyncRuntimeControl, RuntimeControl
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -274,8 +275,11 @@ def _mentions_connection_type(error: ThalovantAPIError) -> bool:
     return False
 
 
-class AsyncThalovantControlPlane:
-    """The asyncio control-plane client. Use as ``async with``, or call :meth:`close`."""
+class AsyncThalovantControlPlane(AsyncRuntimeControl):
+    """The asyncio control-plane client. Use as ``async with``, or call :meth:`close`.
+
+    Operations, hub skills, runtime groups and the marketplace come from
+    :class:`~thalovant.runtime_control.AsyncRuntimeControl`."""
 
     def __init__(
         self,
@@ -343,10 +347,12 @@ class AsyncThalovantControlPlane:
         params: Mapping[str, Any] | None = None,
         json_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Send one request and return its JSON object (``{}`` for an empty 2xx body).
 
-        Raises the typed errors of controlplane.md 12; ``ThalovantAPIError`` with
+        ``timeout`` (seconds) bounds this request instead of the client's timeout. Raises the
+        typed errors of controlplane.md 12; ``ThalovantAPIError`` with
         :data:`MISSING_TOKEN_MESSAGE` before any I/O when ``auth`` and no token."""
         send_headers: dict[str, str] = dict(headers or {})
         if auth:
@@ -367,7 +373,12 @@ class AsyncThalovantControlPlane:
         }
         try:
             response = await self._client().request(
-                method, url, params=query, json=dict(json_body) if json_body is not None else None, headers=send_headers
+                method,
+                url,
+                params=query,
+                json=dict(json_body) if json_body is not None else None,
+                headers=send_headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise ThalovantAPIError("Could not form a valid Thalovant API URL; check the API URL.") from None
@@ -533,9 +544,6 @@ class AsyncThalovantControlPlane:
                     continue
                 raise
 
-    async def get_operation(self, operation_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"/v1/operations/{quote(str(operation_id), safe='')}")
-
     async def create_client_identity(
         self,
         hub: str | Mapping[str, Any],
@@ -639,7 +647,7 @@ class AsyncThalovantControlPlane:
         )
 
 
-class ThalovantControlPlane:
+class ThalovantControlPlane(RuntimeControl):
     """The synchronous control-plane client: the same methods as
     :class:`AsyncThalovantControlPlane`, each run on a private event-loop thread (started on
     first use, stopped by :meth:`close` or the ``with`` block)."""
@@ -715,9 +723,12 @@ class ThalovantControlPlane:
         params: Mapping[str, Any] | None = None,
         json_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         return self._run(
-            self._async.request(method, path, auth=auth, params=params, json_body=json_body, headers=headers)
+            self._async.request(
+                method, path, auth=auth, params=params, json_body=json_body, headers=headers, timeout=timeout
+            )
         )
 
     def login(
@@ -776,9 +787,6 @@ class ThalovantControlPlane:
 
     def delete_client(self, client_id: str, etag: str | None = None) -> None:
         self._run(self._async.delete_client(client_id, etag))
-
-    def get_operation(self, operation_id: str) -> dict[str, Any]:
-        return self._run(self._async.get_operation(operation_id))
 
     def create_client_identity(
         self,
