@@ -243,24 +243,22 @@ class SkillRollout:
             return OperationStatus.COMMITTED
         requested = details.get("version")
         check = check_package(skill_name, requested if isinstance(requested, str) else None)
-        if check.error is not None:
-            if desired is not None:
-                runtime_groups.set_state(desired, "failed", error=check.error)
-            await self._fail(session, operation, OperationStatus.FAILED, ErrorCode.INSTALL_FAILED, check.error)
-            return OperationStatus.FAILED
-        pin = requested if isinstance(requested, str) and requested != "latest" else None
         if desired is None:
-            package = installed_packages()[skill_name]
+            package = installed_packages().get(skill_name)
             desired = DesiredSkill(
                 runtime_group_id=group_id,
                 skill_id=skill_name,
                 source_type="catalog",
-                source_ref=package.package_name,
+                source_ref=package.package_name if package is not None else skill_name,
                 marketplace_skill_id=details.get("marketplace_skill_id"),
                 state="pending",
             )
             session.add(desired)
-        desired.version_pin = pin
+        if check.error is not None:
+            runtime_groups.set_state(desired, "failed", error=check.error)
+            await self._fail(session, operation, OperationStatus.FAILED, ErrorCode.INSTALL_FAILED, check.error)
+            return OperationStatus.FAILED
+        desired.version_pin = requested if isinstance(requested, str) and requested != "latest" else None
         desired.active = True
         runtime_groups.set_state(desired, "pending")
         operation_rows.advance(operation, OperationStatus.COMMITTED, details={"resolved_version": check.version})
