@@ -124,8 +124,10 @@ async def test_config_revision_guards_writes(api: Api) -> None:
         path, json={"config": {"lang": "en-us"}, "expected_revision": current["revision"]}, headers=account.headers
     )
     assert_problem(stale, 412, "Configuration changed")
-    stale_if_match = await api.http.patch(
-        path, json={"config": {}}, headers={**account.headers, "If-Match": current["revision"]}
+    stale_if_match = await api.http.put(
+        path,
+        json={"config": {}, "expected_revision": second["revision"]},
+        headers={**account.headers, "If-Match": current["revision"]},
     )
     assert_problem(stale_if_match, 412, "Configuration changed")
     replaced = await api.http.patch(path, json={"config": {"skills": {"timeout_seconds": 2}}}, headers=account.headers)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 
 from thalovant_server.api.auth import Principal, authenticate
 from thalovant_server.api.problems import ApiProblem
-from thalovant_server.api.skill_schemas import OperationOut
+from thalovant_server.api.skill_schemas import UUID_PATTERN, OperationOut, documented_pattern
 from thalovant_server.api.skill_views import operation_view
 from thalovant_server.api.state import control
 from thalovant_server.store import operations
@@ -24,7 +24,9 @@ router = APIRouter(prefix="/v1/operations", tags=["operations"])
 
 @router.get("/{operation_id}", response_model=None, responses={200: {"model": OperationOut}})
 async def get_operation(
-    operation_id: str, request: Request, principal: Principal = Depends(authenticate)
+    request: Request,
+    operation_id: str = Path(json_schema_extra=documented_pattern(UUID_PATTERN)),
+    principal: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
     try:
         uuid.UUID(operation_id)

@@ -7,6 +7,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 SKILL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+VERSION_PATTERN = r"^(latest|[0-9]+(\.[0-9]+){0,3}([.+-][0-9A-Za-z.+-]{1,40})?)$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+REVISION_PATTERN = r"^[0-9a-f]{64}$"
+CATALOG_PATTERN = r"^\s*[Cc][Aa][Tt][Aa][Ll][Oo][Gg]\s*$"
+"""The one source type this runtime installs from (any case, spaces around allowed)."""
+
+
+def documented_pattern(pattern: str) -> dict[str, Any]:
+    """A pattern the schema shows but the route checks itself (to answer with its own error code)."""
+    return {"pattern": pattern}
 
 
 class OperationOut(BaseModel):
@@ -89,29 +99,38 @@ class ConfigPut(BaseModel):
     """A guarded replacement: refused with 412 when ``expected_revision`` is not the current one."""
 
     config: dict[str, Any]
-    expected_revision: str = Field(min_length=1, max_length=128)
+    expected_revision: str = Field(pattern=REVISION_PATTERN)
     personas: dict[str, Any] | None = None
 
 
 class ConfigPatch(BaseModel):
-    """An unguarded replacement (unless ``If-Match`` names a revision)."""
+    """An unguarded replacement."""
 
     config: dict[str, Any]
     personas: dict[str, Any] | None = None
+
+
+class ReleaseImages(BaseModel):
+    """Images of a runtime release: ``core`` and the message ``bus``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    core: str | None = Field(default=None, min_length=1, max_length=512)
+    bus: str | None = Field(default=None, min_length=1, max_length=512)
 
 
 class ReleaseRequest(BaseModel):
     channel: str | None = Field(default=None, max_length=32)
     mode: str | None = Field(default=None, max_length=32)
     version: str | None = Field(default=None, max_length=64)
-    images: dict[str, str] | None = None
+    images: ReleaseImages | None = None
     reason: str | None = Field(default=None, max_length=1000)
 
 
 class DesiredSkillIn(BaseModel):
     skill_id: str = Field(min_length=1, max_length=64)
     marketplace_skill_id: str | None = Field(default=None, max_length=64)
-    source_type: str = Field(default="catalog", min_length=1, max_length=32)
+    source_type: str = Field(default="catalog", min_length=1, max_length=32, pattern=CATALOG_PATTERN)
     source_ref: str | None = Field(default=None, max_length=512)
     version_pin: str | None = Field(default=None, max_length=64)
     active: bool = True
@@ -143,11 +162,13 @@ class ObservedList(BaseModel):
 
 class HubSkillInstall(BaseModel):
     skill: str = Field(min_length=1, max_length=64)
-    version: str = Field(default="latest", min_length=1, max_length=64)
+    version: str = Field(
+        default="latest", min_length=1, max_length=64, json_schema_extra=documented_pattern(VERSION_PATTERN)
+    )
 
 
 class HubSkillUpdate(BaseModel):
-    version: str = Field(min_length=1, max_length=64)
+    version: str = Field(min_length=1, max_length=64, json_schema_extra=documented_pattern(VERSION_PATTERN))
 
 
 class HubSkillRow(BaseModel):
