@@ -317,3 +317,34 @@ async def test_operations_are_private_to_their_workspace(api: Api) -> None:
         await api.http.get(f"/v1/operations/{uuid.uuid4()}", headers=account.headers), 404, "Operation not found"
     )
     assert (await api.http.get(f"/v1/operations/{operation_id}")).status_code == 401
+
+
+async def test_hubs_join_groups_of_their_own_workspace_only(api: Api) -> None:
+    owner, stranger = await api.account(), await api.account()
+    theirs = (await api.http.post("/v1/runtime-groups", json={"name": "theirs"}, headers=stranger.headers)).json()
+    body = {"name": unique("join"), "spec": {"version": "1"}, "runtime_group_id": theirs["id"]}
+    assert_problem(await api.http.post("/v1/hubs", json=body, headers=owner.headers), 403, "Ownership required")
+    body["runtime_group_id"] = str(uuid.uuid4())
+    assert_problem(await api.http.post("/v1/hubs", json=body, headers=owner.headers), 404, "Runtime group not found.")
+
+
+async def test_moving_a_hub_to_another_group_changes_its_skills_live(api: Api) -> None:
+    account = await api.account()
+    group = (await api.http.post("/v1/runtime-groups", json={"name": "trivia club"}, headers=account.headers)).json()
+    skills = await api.http.post(
+        f"/v1/runtime-groups/{group['id']}/skills", json={"skill_id": "trivia"}, headers=account.headers
+    )
+    assert skills.status_code == 200
+    hub = await api.create_hub(account, name=unique("move"), spec={"version": "1", "skills": []})
+    assert hub["runtime_group_id"] is None  # the workspace default
+    runtime = api.app.state.runtime
+    assert "trivia" not in (await runtime.load(hub["id"])).skills
+    moved = await api.http.patch(
+        f"/v1/hubs/{hub['id']}",
+        json={"runtime_group_id": group["id"]},
+        headers={**account.headers, "If-Match": hub["etag"]},
+    )
+    assert moved.status_code == 200 and moved.json()["runtime_group_id"] == group["id"]
+    assert "trivia" in runtime.observe(hub["id"]).skills
+    listing = (await api.http.get(f"/v1/hubs/{hub['id']}/skills", headers=account.headers)).json()
+    assert listing["runtime_group_id"] == group["id"] and [r["skill"] for r in listing["data"]] == ["trivia"]
