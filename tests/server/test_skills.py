@@ -207,6 +207,23 @@ def test_skill_and_intent_listing() -> None:
     assert intents[0].context["request_id"] == "q2"
 
 
+def test_intent_descriptions_and_manifests() -> None:
+    router = make_router()
+    asked = {"skill_id": "jokes", "intent_name": "tell_joke", "lang": "en-us"}
+    [described] = router.handle(ORIGIN, BusMessage("ovos.intent.describe", asked, {"request_id": "d1"}))
+    assert described.type == "ovos.intent.describe.response" and described.context["request_id"] == "d1"
+    [definition] = described.data["definitions"]
+    assert definition["method"] == "template"
+    assert definition["definition"]["skill_id"] == "jokes" and "tell me a joke" in definition["definition"]["samples"]
+    missing = {"skill_id": "jokes", "intent_name": "nope", "lang": "en-us"}
+    [refused] = router.handle(ORIGIN, BusMessage("ovos.intent.describe", missing, {"request_id": "d2"}))
+    assert refused.data["ok"] is False and "nope" in refused.data["error"]
+    [padatious] = router.handle(ORIGIN, BusMessage("intent.service.padatious.manifest.get", {"lang": "en-us"}, {}))
+    assert padatious.type == "intent.service.padatious.manifest" and "jokes:tell_joke" in padatious.data["intents"]
+    [adapt] = router.handle(ORIGIN, BusMessage("intent.service.adapt.manifest.get", {"lang": "en-us"}, {}))
+    assert adapt.type == "intent.service.adapt.manifest" and adapt.data == {"intents": []}
+
+
 def test_clock_answers_time_and_date_in_the_request_zone() -> None:
     router = make_router(("clock",))
     time_reply = speech(router.handle(ORIGIN, utterance("What time is it?")))[0]

@@ -7,7 +7,8 @@ all at once (every sentence of one answer leaves together, spec 6.3):
 - ``recognizer_loop:utterance`` (ask, send_utterance, send_action, send_code) gets one
   ``speak`` per sentence, then ``ovos.utterance.handled`` with the updated session; when no
   skill answers, a fallback ``speak`` at once (``pipeline_id`` contains ``fallback``);
-- ``ovos.skills.list`` and ``ovos.intent.list`` are answered from the hub's skills (spec 6.7);
+- ``ovos.skills.list``, ``ovos.intent.list``, ``ovos.intent.describe`` and the adapt and
+  padatious manifest queries are answered from the hub's skills (spec 6.7);
 - any other type goes to the skills subscribed to it.
 
 An ``async`` skill handler answers later: ``handle`` then hands a coroutine producing the
@@ -27,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from thalovant.protocol.envelope import BusMessage
 from thalovant_server.hub.agent import AgentAnswer, EmbeddedAgent, Outcome, PendingAnswer
@@ -156,10 +157,9 @@ class HubRouter:
             return [self.denied(origin, message)]
         if message.type == UTTERANCE:
             return self._utterance(origin, message, later)
-        if message.type == "ovos.skills.list":
-            return [self._skills_list(message)]
-        if message.type == "ovos.intent.list":
-            return [self._intent_list(message)]
+        manifest = self._MANIFESTS.get(message.type)
+        if manifest is not None:
+            return [manifest(self, message)]
         return self._event(origin, message, later)
 
     def _fault(self, message: BusMessage, fault: SkillFault) -> list[BusMessage]:
@@ -363,6 +363,46 @@ class HubRouter:
         session.setdefault("lang", DEFAULT_LANG)
         ctx["session"] = session
         return BusMessage("ovos.intent.list.response", {"ok": True, "intents": intents}, ctx)
+
+    def _describe_intent(self, message: BusMessage) -> BusMessage:
+        """``ovos.intent.describe``: the definition of one intent of one skill, or ``ok: false``."""
+        data = message.data
+        skill_id, intent_name = data.get("skill_id"), data.get("intent_name")
+        lang = data.get("lang") if isinstance(data.get("lang"), str) and data.get("lang") else DEFAULT_LANG
+        ctx = reply_context(message.context)
+        for skill in self.agent.skills:
+            if skill.skill_id != skill_id:
+                continue
+            for spec in skill.intents:
+                if spec.name == intent_name:
+                    definition = {
+                        "skill_id": skill.skill_id,
+                        "intent_name": spec.name,
+                        "lang": lang,
+                        "samples": list(spec.examples),
+                        "patterns": list(spec.patterns),
+                    }
+                    answer = {"ok": True, "definitions": [{"method": "template", "definition": definition}]}
+                    return BusMessage("ovos.intent.describe.response", answer, ctx)
+        error = f"no intent {intent_name!r} of skill {skill_id!r} on this hub"
+        return BusMessage("ovos.intent.describe.response", {"ok": False, "error": error}, ctx)
+
+    def _padatious_manifest(self, message: BusMessage) -> BusMessage:
+        """Every intent of this hub: they are example-based, as padatious intents are."""
+        names = [f"{skill.skill_id}:{spec.name}" for skill in self.agent.skills for spec in skill.intents]
+        return BusMessage("intent.service.padatious.manifest", {"intents": names}, reply_context(message.context))
+
+    def _adapt_manifest(self, message: BusMessage) -> BusMessage:
+        """No keyword (adapt) intents on this hub."""
+        return BusMessage("intent.service.adapt.manifest", {"intents": []}, reply_context(message.context))
+
+    _MANIFESTS: ClassVar[dict[str, Callable[[HubRouter, BusMessage], BusMessage]]] = {
+        "ovos.skills.list": _skills_list,
+        "ovos.intent.list": _intent_list,
+        "ovos.intent.describe": _describe_intent,
+        "intent.service.padatious.manifest.get": _padatious_manifest,
+        "intent.service.adapt.manifest.get": _adapt_manifest,
+    }
 
     def hub_event(self, bus_type: str, data: Mapping[str, Any], session_id: str | None = None) -> BusMessage:
         """A hub-initiated bus message (for :meth:`HubRuntime.push`)."""
