@@ -168,6 +168,15 @@ def test_slow_and_failing_skills_get_the_failure_event(
     with pytest.raises(ThalovantRuntimeError, match="failed while handling"):
         client.ask("Cheer me up.", timeout=10)
     assert client.ask("Tell me a short clean joke.").text == JOKES[0]  # the hub and the session carry on
+    for _ in range(4):  # five failures in a row quarantine grumpy on this hub
+        with pytest.raises(ThalovantRuntimeError):
+            client.ask("Cheer me up.", timeout=10)
+    assert client.ask("Cheer me up.").text == FALLBACK
+    row = {r.skill: r for r in api.list_hub_skills(hub["id"]).data}["grumpy"]
+    assert row.state == "quarantined" and row.operator_last_error and "5 faults in a row" in row.operator_last_error
+    api.install_hub_skill(hub["id"], "grumpy", wait=True)  # installing it again gives it another chance
+    with pytest.raises(ThalovantRuntimeError, match="failed while handling"):
+        client.ask("Cheer me up.", timeout=10)
 
 
 def test_a_skill_that_cannot_start_fails_its_operation(api: ThalovantControlPlane) -> None:

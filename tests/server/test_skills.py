@@ -284,3 +284,37 @@ def test_malformed_session_snapshots_are_tolerated(session: dict[str, Any]) -> N
     router = make_router()
     replies = router.handle(ORIGIN, utterance("Tell me a short clean joke.", session=session))
     assert speech(replies) == [GUIDE_JOKE]
+
+
+class FlakySkill(Skill):
+    skill_id = "flaky"
+    capability = "flaky"
+
+    @intent("flake", examples=("do the flaky thing",))
+    def flake(self, request: Request) -> SkillReply:
+        raise RuntimeError("flaked")
+
+
+def test_a_skill_failing_five_times_in_a_row_is_quarantined_on_its_hub() -> None:
+    from thalovant_server.hub.skill_guard import QUARANTINE_AFTER
+
+    router = HubRouter("h", EmbeddedAgent("h", [FlakySkill(), *build_skills(("jokes", "capabilities"))]))
+    for n in range(QUARANTINE_AFTER):
+        [failure] = router.handle(ORIGIN, utterance("do the flaky thing", request_id=f"f{n}"))
+        assert failure.type == "hive.query.timeout" and failure.data["skill_id"] == "flaky"
+    assert "flaky" in router.health.quarantined
+    after = router.handle(ORIGIN, utterance("do the flaky thing"))
+    assert "fallback" in after[0].context["pipeline_id"]
+    capabilities = speech(router.handle(ORIGIN, utterance("What can this hub do?")))[0]
+    assert "flaky" not in capabilities and "joke" in capabilities
+
+
+def test_an_answer_ends_a_streak_of_faults() -> None:
+    from thalovant_server.hub.skill_guard import SkillFault, SkillHealth
+
+    health = SkillHealth(limit=2)
+    assert health.fault(SkillFault.failed("s", "h")) is False
+    health.answered("s")
+    assert health.fault(SkillFault.failed("s", "h")) is False
+    assert health.fault(SkillFault.busy("s", "h")) is False  # busy is the client's doing
+    assert health.fault(SkillFault.timed_out("s", "h", 1.0)) is True and "s" in health.quarantined

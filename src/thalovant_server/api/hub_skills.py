@@ -67,6 +67,7 @@ _PHASES = {
     "installed": "Ready",
     "drifted": "Ready",
     "unmanaged": "Ready",
+    "quarantined": "Failed",
 }
 
 
@@ -116,6 +117,8 @@ def _row(
         last_error = desired.last_error or failure
         if state == "installed" and available is not None and installed is not None and installed != available:
             state = "drifted"
+    if observation is not None and name in observation.quarantined:
+        state = "quarantined"
     update = available is not None and installed is not None and installed != available
     return {
         "skill": name,
@@ -195,6 +198,12 @@ async def list_hub_skill_history(
 # -- commands --------------------------------------------------------------------------------
 
 
+def _quarantined(request: Request, skill: str, hubs: list[Hub]) -> bool:
+    """Whether a loaded hub of the group has quarantined ``skill`` (installing it again reloads it)."""
+    live = rollout(request)
+    return any(skill in seen.quarantined for seen in map(live.observe, (hub.id for hub in hubs)) if seen is not None)
+
+
 def _checked_version(skill: str, version: str, package: SkillPackage) -> str:
     """The version a command asks for, resolved against the installed package."""
     if version != "latest" and not VERSION.match(version):
@@ -241,6 +250,7 @@ async def _accept(
                     code="skill_unmanaged",
                 )
             raise ApiProblem(404, "Skill is not installed on this hub.")
+        conflict = None
         if (
             action != "remove"
             and desired is not None
@@ -248,8 +258,12 @@ async def _accept(
             and desired.installed_version == resolved
             and desired.version_pin == (None if version in (None, "latest") else version)
         ):
-            raise ApiProblem(409, "Skill version already installed.", code="skill_version_already_installed")
+            conflict = ApiProblem(409, "Skill version already installed.", code="skill_version_already_installed")
         previous = desired.installed_version if desired is not None else None
+        if conflict is not None and not _quarantined(
+            request, skill, await runtime_groups.hubs_of_group(session, group)
+        ):
+            raise conflict
         operation = await operations.create_operation(
             session,
             workspace_id=group.workspace_id,

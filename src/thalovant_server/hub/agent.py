@@ -118,6 +118,10 @@ class EmbeddedAgent:
     def skills(self) -> tuple[Skill, ...]:
         return self.hub.skills
 
+    def without(self, skill_id: str) -> EmbeddedAgent:
+        """The same hub without one skill (a quarantined one)."""
+        return EmbeddedAgent(self.hub.hub_id, [skill for skill in self.skills if skill.skill_id != skill_id])
+
     def subscribed_types(self) -> frozenset[str]:
         return frozenset(self._subscribers)
 

@@ -34,7 +34,7 @@ from thalovant.protocol.envelope import BusMessage
 from thalovant_server.hub.agent import AgentAnswer, EmbeddedAgent, Outcome, PendingAnswer
 from thalovant_server.hub.directory import ALLOW_ALL, DEFAULT_ALLOWED_TYPES, is_type_allowed
 from thalovant_server.hub.session import Conversation, SessionStore
-from thalovant_server.hub.skill_guard import DEFAULT_SKILL_TIMEOUT, SkillFault, failure_message
+from thalovant_server.hub.skill_guard import DEFAULT_SKILL_TIMEOUT, SkillFault, SkillHealth, failure_message
 from thalovant_server.hub.skills.base import Request, SkillReply
 from thalovant_server.hub.skills.fallback import FALLBACK_PIPELINE_ID, FALLBACK_SKILL_ID, fallback_reply
 
@@ -144,6 +144,7 @@ class HubRouter:
         self.agent = agent
         self.sessions = sessions if sessions is not None else SessionStore()
         self.skill_timeout = skill_timeout
+        self.health = SkillHealth()
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -163,6 +164,8 @@ class HubRouter:
         return self._event(origin, message, later)
 
     def _fault(self, message: BusMessage, fault: SkillFault) -> list[BusMessage]:
+        if self.health.fault(fault):
+            self.agent = self.agent.without(fault.skill_id)
         return [failure_message(fault, reply_context(message.context))]
 
     def _defer(
@@ -259,6 +262,7 @@ class HubRouter:
             outcome = AgentAnswer(FALLBACK_SKILL_ID, "fallback", fallback_reply(request))
             pipeline_id = FALLBACK_PIPELINE_ID
         else:
+            self.health.answered(outcome.skill_id)
             pipeline_id = SKILLS_PIPELINE_ID
         session_out = turn.conversation.to_session(turn.session_in)
         self.sessions.save(turn.origin.client_id, turn.conversation, session_out)
@@ -322,6 +326,7 @@ class HubRouter:
     ) -> list[BusMessage]:
         if isinstance(outcome, SkillFault):
             return self._fault(message, outcome)
+        self.health.answered(outcome.skill_id)
         return self._render(message, outcome, SKILLS_PIPELINE_ID, lang, dict(session_in), handled=False)
 
     # -- manifests (spec 6.7) ------------------------------------------------------------------

@@ -56,18 +56,20 @@ class LiveSession(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class HubObservation:
-    """What a loaded hub runs: skill name to package version, and the skills that did not start."""
+    """What a loaded hub runs: skill name to package version, the skills that did not start or
+    were quarantined (with why), and the intents of those it runs."""
 
     hub_id: str
     skills: dict[str, str]
     failures: dict[str, str]
     intents: dict[str, tuple[str, ...]]
+    quarantined: frozenset[str] = frozenset()
 
 
 class HubHost:
     """One loaded hub: its keys, its router, its live sessions, what its skills are."""
 
-    __slots__ = ("hub_id", "keys", "live", "observation", "router")
+    __slots__ = ("_loaded", "hub_id", "keys", "live", "router")
 
     def __init__(self, keys: HubKeys, sessions: SessionStore | None = None) -> None:
         self.hub_id = keys.hub_id
@@ -77,16 +79,30 @@ class HubHost:
     def load(self, keys: HubKeys, sessions: SessionStore | None = None) -> None:
         """Build the router of ``keys``' skills (conversations in ``sessions`` carry over)."""
         loaded = load_skills(keys.skills)
-        packages = installed_packages()
         self.keys = keys
+        self._loaded = loaded
         self.router = HubRouter(
             keys.hub_id, EmbeddedAgent(keys.hub_id, loaded.skills), sessions, skill_timeout=keys.skill_timeout
         )
-        self.observation = HubObservation(
-            keys.hub_id,
-            {name: packages[name].version for name in loaded.by_name},
-            dict(loaded.failures),
-            {name: tuple(spec.name for spec in skill.intents) for name, skill in loaded.by_name.items()},
+
+    @property
+    def observation(self) -> HubObservation:
+        """What the hub runs now (quarantined skills count as failures)."""
+        packages = installed_packages()
+        quarantine = self.router.health.quarantined
+        running = {name: skill for name, skill in self._loaded.by_name.items() if skill.skill_id not in quarantine}
+        failures = dict(self._loaded.failures)
+        benched = set()
+        for name, skill in self._loaded.by_name.items():
+            if skill.skill_id in quarantine:
+                failures[name] = quarantine[skill.skill_id]
+                benched.add(name)
+        return HubObservation(
+            self.hub_id,
+            {name: packages[name].version if name in packages else "" for name in running},
+            failures,
+            {name: tuple(spec.name for spec in skill.intents) for name, skill in running.items()},
+            frozenset(benched),
         )
 
 

@@ -8,7 +8,11 @@ A skill is third-party code; the hub runs it without letting it take anything el
   messages go on meanwhile) and is cancelled after the timeout: a fault ``skill_timeout``;
   raising or a wrong answer type is ``skill_failed`` as above;
 - a session already waiting on :data:`MAX_PENDING_PER_SESSION` async handlers gets the fault
-  ``skill_busy`` at once for the next one, so no client can pile up tasks without bound.
+  ``skill_busy`` at once for the next one, so no client can pile up tasks without bound;
+- a skill that fails or is late :data:`QUARANTINE_AFTER` times in a row on a hub is
+  quarantined there (:class:`SkillHealth`): the hub stops offering it inputs, so they go to
+  the other skills, until the hub reloads its skills (any change to its runtime group, e.g.
+  reinstalling the skill).
 
 Every fault reaches the client as the documented failure event ``hive.query.timeout``
 (dataplane 6.3 rule 5: the SDK ends the ask at once with ``ThalovantRuntimeError`` carrying
@@ -33,7 +37,9 @@ __all__ = [
     "MAX_PENDING_PER_SESSION",
     "MAX_SKILL_TIMEOUT",
     "MIN_SKILL_TIMEOUT",
+    "QUARANTINE_AFTER",
     "SkillFault",
+    "SkillHealth",
     "call_handler",
     "clamp_timeout",
     "discard",
@@ -49,6 +55,7 @@ DEFAULT_SKILL_TIMEOUT = 8.0
 MIN_SKILL_TIMEOUT = 0.05
 MAX_SKILL_TIMEOUT = 60.0
 MAX_PENDING_PER_SESSION = 16
+QUARANTINE_AFTER = 5
 
 SKILL_FAILED = "skill_failed"
 SKILL_TIMEOUT = "skill_timeout"
@@ -132,3 +139,28 @@ def failure_message(fault: SkillFault, reply_context: Mapping[str, Any]) -> BusM
     """The failure event for ``fault``; ``reply_context`` is the context of a reply to the request."""
     data = {"code": fault.code, "reason": fault.reason, "error": fault.reason, "skill_id": fault.skill_id}
     return BusMessage(FAILURE_EVENT, data, {**reply_context, "skill_id": fault.skill_id})
+
+
+class SkillHealth:
+    """Faults in a row per skill of one hub, and the skills quarantined (with why)."""
+
+    def __init__(self, limit: int = QUARANTINE_AFTER) -> None:
+        self.limit = limit
+        self._streak: dict[str, int] = {}
+        self.quarantined: dict[str, str] = {}
+
+    def fault(self, fault: SkillFault) -> bool:
+        """Count a fault; ``True`` when it quarantines the skill (``skill_busy`` does not count)."""
+        if fault.code == SKILL_BUSY or fault.skill_id in self.quarantined:
+            return False
+        streak = self._streak.get(fault.skill_id, 0) + 1
+        self._streak[fault.skill_id] = streak
+        if streak < self.limit:
+            return False
+        self.quarantined[fault.skill_id] = f"quarantined after {streak} faults in a row: {fault.reason}"
+        log.warning("skill %s quarantined on this hub: %s", fault.skill_id, fault.reason)
+        return True
+
+    def answered(self, skill_id: str) -> None:
+        """A skill answered: its streak of faults ends."""
+        self._streak.pop(skill_id, None)
