@@ -1,8 +1,8 @@
 """The control-plane calls about what hubs run: operations, hub skills, runtime groups, marketplace.
 
-:class:`AsyncRuntimeControl` holds the implementation and :class:`RuntimeControl` its
-synchronous twin; the control-plane clients (:mod:`thalovant.control`) inherit them, so these
-are methods of ``AsyncThalovantControlPlane`` and ``ThalovantControlPlane``.
+:class:`AsyncRuntimeControl` holds the implementation; ``AsyncThalovantControlPlane`` inherits
+it and ``ThalovantControlPlane`` has the generated sync twin of each method
+(:mod:`thalovant.runtime.twin`).
 
 Hub-skill commands answer at once with the accepted operation (``wait=False``) or, with
 ``wait=True``, poll it every 2 s until it is ``ready`` (``state`` then ``installed`` or
@@ -16,7 +16,7 @@ import asyncio
 import copy
 import re
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -30,9 +30,9 @@ from thalovant.hub_skills import HubSkillList, HubSkillOperation, HubSkillOperat
 from thalovant.operations import OperationResource, operation_id_of, operation_path, wait_for
 
 if TYPE_CHECKING:
-    from thalovant.control import AsyncThalovantControlPlane, BootstrapIdentityResult
+    from thalovant.control import BootstrapIdentityResult
 
-__all__ = ["AsyncRuntimeControl", "RuntimeControl", "deep_merge"]
+__all__ = ["AsyncRuntimeControl", "deep_merge"]
 
 T = TypeVar("T")
 
@@ -344,145 +344,3 @@ class AsyncRuntimeControl:
         """The skill packages installed on the server: ``{"data": [...]}``."""
         params = {"owner_id": owner_id, "include_inactive": include_inactive, "force_refresh": force_refresh}
         return await self.request("GET", "/v1/marketplace/skills", params=params)
-
-
-class RuntimeControl:
-    """The synchronous twin of :class:`AsyncRuntimeControl` (each call runs the async one)."""
-
-    _async: AsyncThalovantControlPlane
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        raise NotImplementedError  # the control-plane client provides it
-
-    def get_operation(self, operation_id: str) -> OperationResource:
-        return self._run(self._async.get_operation(operation_id))
-
-    def wait_for_operation(
-        self,
-        operation: OperationResource | Mapping[str, Any] | str,
-        *,
-        timeout: float = 120.0,
-        poll_interval: float = 2.0,
-    ) -> OperationResource:
-        return self._run(self._async.wait_for_operation(operation, timeout=timeout, poll_interval=poll_interval))
-
-    def wait_for_admission(
-        self,
-        connection: BootstrapIdentityResult | OperationResource | Mapping[str, Any] | str | None,
-        *,
-        timeout: float = 180.0,
-        poll_interval: float = 2.0,
-    ) -> None:
-        self._run(self._async.wait_for_admission(connection, timeout=timeout, poll_interval=poll_interval))
-
-    def list_hub_skills(self, hub_id: str) -> HubSkillList:
-        return self._run(self._async.list_hub_skills(hub_id))
-
-    def list_hub_skill_history(self, hub_id: str, *, limit: int = 50) -> dict[str, Any]:
-        return self._run(self._async.list_hub_skill_history(hub_id, limit=limit))
-
-    def install_hub_skill(
-        self, hub_id: str, skill: str, *, version: str = "latest", wait: bool = False, timeout: float = 120.0
-    ) -> HubSkillOperation:
-        return self._run(self._async.install_hub_skill(hub_id, skill, version=version, wait=wait, timeout=timeout))
-
-    def update_hub_skill(
-        self, hub_id: str, skill: str, *, version: str, wait: bool = False, timeout: float = 120.0
-    ) -> HubSkillOperation:
-        return self._run(self._async.update_hub_skill(hub_id, skill, version=version, wait=wait, timeout=timeout))
-
-    def remove_hub_skill(
-        self, hub_id: str, skill: str, *, wait: bool = False, timeout: float = 120.0
-    ) -> HubSkillOperation:
-        return self._run(self._async.remove_hub_skill(hub_id, skill, wait=wait, timeout=timeout))
-
-    def list_runtime_groups(self, *, owner_id: str | None = None) -> dict[str, Any]:
-        return self._run(self._async.list_runtime_groups(owner_id=owner_id))
-
-    def get_runtime_group(self, runtime_group_id: str) -> dict[str, Any]:
-        return self._run(self._async.get_runtime_group(runtime_group_id))
-
-    def create_runtime_group(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        return self._run(self._async.create_runtime_group(payload))
-
-    def update_runtime_group(self, runtime_group_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        return self._run(self._async.update_runtime_group(runtime_group_id, payload))
-
-    def delete_runtime_group(self, runtime_group_id: str) -> None:
-        self._run(self._async.delete_runtime_group(runtime_group_id))
-
-    def get_runtime_group_config(self, runtime_group_id: str) -> dict[str, Any]:
-        return self._run(self._async.get_runtime_group_config(runtime_group_id))
-
-    def update_runtime_group_config(
-        self,
-        runtime_group_id: str,
-        config: Mapping[str, Any],
-        *,
-        personas: Mapping[str, Any] | None = None,
-        merge: bool = True,
-    ) -> dict[str, Any]:
-        return self._run(
-            self._async.update_runtime_group_config(runtime_group_id, config, personas=personas, merge=merge)
-        )
-
-    def release_runtime_group(
-        self,
-        runtime_group_id: str,
-        *,
-        channel: str | None = None,
-        mode: str | None = None,
-        version: str | None = None,
-        images: Mapping[str, str] | None = None,
-        reason: str | None = None,
-    ) -> dict[str, Any]:
-        return self._run(
-            self._async.release_runtime_group(
-                runtime_group_id, channel=channel, mode=mode, version=version, images=images, reason=reason
-            )
-        )
-
-    def install_runtime_group_skill(
-        self,
-        runtime_group_id: str,
-        skill_id: str,
-        *,
-        marketplace_skill_id: str | None = None,
-        source_type: str = "catalog",
-        source_ref: str | None = None,
-        version_pin: str | None = None,
-        active: bool = True,
-    ) -> dict[str, Any]:
-        return self._run(
-            self._async.install_runtime_group_skill(
-                runtime_group_id,
-                skill_id,
-                marketplace_skill_id=marketplace_skill_id,
-                source_type=source_type,
-                source_ref=source_ref,
-                version_pin=version_pin,
-                active=active,
-            )
-        )
-
-    def uninstall_runtime_group_skill(self, runtime_group_id: str, skill_id: str) -> None:
-        self._run(self._async.uninstall_runtime_group_skill(runtime_group_id, skill_id))
-
-    def list_runtime_group_marketplace(
-        self, runtime_group_id: str, *, refresh_inventory: bool = False
-    ) -> dict[str, Any]:
-        return self._run(
-            self._async.list_runtime_group_marketplace(runtime_group_id, refresh_inventory=refresh_inventory)
-        )
-
-    def list_runtime_group_inventory(self, runtime_group_id: str, *, refresh: bool = False) -> dict[str, Any]:
-        return self._run(self._async.list_runtime_group_inventory(runtime_group_id, refresh=refresh))
-
-    def list_marketplace_skills(
-        self, *, owner_id: str | None = None, include_inactive: bool = False, force_refresh: bool = False
-    ) -> dict[str, Any]:
-        return self._run(
-            self._async.list_marketplace_skills(
-                owner_id=owner_id, include_inactive=include_inactive, force_refresh=force_refresh
-            )
-        )
