@@ -63,8 +63,16 @@ from thalovant.events import (
 )
 from thalovant.hub_skills import HubSkill, HubSkillList, HubSkillOperation, HubSkillOperationState, HubSkillState
 from thalovant.identity import MqttBrokerCredentials, ThalovantIdentity
-from thalovant.models import ThalovantDoctorCheck, ThalovantDoctorReport, ThalovantHealth, ThalovantReply
+from thalovant.models import (
+    ThalovantBinary,
+    ThalovantDoctorCheck,
+    ThalovantDoctorReport,
+    ThalovantHealth,
+    ThalovantReply,
+)
 from thalovant.operations import OperationResource, OperationStatus
+from thalovant.runtime.info import ThalovantConnectionInfo
+from thalovant.runtime.intents import IntentDefinition, IntentRegistration
 
 if TYPE_CHECKING:
     from thalovant.client import AsyncThalovantClient, ThalovantClient
@@ -116,6 +124,8 @@ __all__ = [
     "HubSkillOperation",
     "HubSkillOperationState",
     "HubSkillState",
+    "IntentDefinition",
+    "IntentRegistration",
     "MqttBrokerCredentials",
     "OperationResource",
     "OperationStatus",
@@ -125,9 +135,11 @@ __all__ = [
     "ThalovantAdmissionTimeoutError",
     "ThalovantAlreadyLinkedError",
     "ThalovantAuthError",
+    "ThalovantBinary",
     "ThalovantClient",
     "ThalovantClientKeyRejectedError",
     "ThalovantConnectionError",
+    "ThalovantConnectionInfo",
     "ThalovantControlPlane",
     "ThalovantDoctorCheck",
     "ThalovantDoctorReport",
