@@ -75,20 +75,26 @@ from thalovant.runtime.info import ThalovantConnectionInfo
 from thalovant.runtime.intents import IntentDefinition, IntentRegistration
 
 if TYPE_CHECKING:
+    from thalovant.agent import AsyncThalovantAgent, ThalovantAgent
     from thalovant.client import AsyncThalovantClient, ThalovantClient
 
 __version__ = "0.1.0"
 
 _RUNTIME_CLIENTS = ("AsyncThalovantClient", "ThalovantClient")
+_AGENTS = ("AsyncThalovantAgent", "ThalovantAgent")
 
 
 def __getattr__(name: str) -> Any:
-    """The runtime clients load on first use, so the control plane and identities import
-    without the data-plane stack; an import error in it surfaces here unchanged."""
+    """The runtime clients and agents load on first use, so the control plane and identities
+    import without the data-plane stack; an import error in it surfaces here unchanged."""
     if name in _RUNTIME_CLIENTS:
         from thalovant import client
 
         return getattr(client, name)
+    if name in _AGENTS:
+        from thalovant import agent
+
+        return getattr(agent, name)
     raise AttributeError(f"module 'thalovant' has no attribute {name!r}")
 
 
@@ -115,6 +121,7 @@ __all__ = [
     "HOME_REQUEST",
     "HOME_RESPONSE",
     "THALOVANT_CLAIMED_META_KEY",
+    "AsyncThalovantAgent",
     "AsyncThalovantClient",
     "AsyncThalovantControlPlane",
     "BootstrapIdentityResult",
@@ -133,6 +140,7 @@ __all__ = [
     "ThalovantAPIUnreachableError",
     "ThalovantAdmissionFailedError",
     "ThalovantAdmissionTimeoutError",
+    "ThalovantAgent",
     "ThalovantAlreadyLinkedError",
     "ThalovantAuthError",
     "ThalovantBinary",
