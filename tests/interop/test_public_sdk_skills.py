@@ -145,6 +145,29 @@ emit_result({"config": config["config"], "outcomes": outcomes})
     assert joke[0] == "answered" and joke[1]
 
 
+def test_a_skills_file_reaches_the_public_sdks_on_binary(sdk: Callable[..., Any], skills_server: RunningServer) -> None:
+    code = (
+        signed_in(skills_server)
+        + """
+group = api.create_runtime_group({"name": "public-sdk-till"})
+hub = api.create_hub({"name": "till-" + os.urandom(4).hex(), "spec": {"version": "1"}, "runtimeGroupId": group["id"]})
+api.install_hub_skill(hub["id"], "receipt", wait=True)
+result = api.create_client_identity(hub["id"], name="public-sdk-till")
+got, arrived = [], threading.Event()
+with ThalovantClient(result.identity, protocol="wss", noise_state_dir="keys", reply_settle_seconds=0) as c:
+    c.on_binary(lambda binary: (got.append(binary), arrived.set()))
+    text = c.ask("Print my receipt.").text
+    arrived.wait(10)
+emit_result({"text": text, "binaries": [[b.kind, b.file_name, b.utterance, b.data.decode()] for b in got]})
+"""
+    )
+    result = sdk(code)
+    assert result["text"] == "Here is your receipt."
+    assert result["binaries"] == [
+        ["file", "receipt.txt", "Here is your receipt.", "RECEIPT\nitem: 1 coffee\ntotal: 2.50\n"]
+    ]
+
+
 def test_runtime_groups_marketplace_and_operations(sdk: Callable[..., Any], skills_server: RunningServer) -> None:
     code = (
         signed_in(skills_server)

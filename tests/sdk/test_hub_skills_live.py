@@ -25,6 +25,7 @@ from thalovant import (
     HubSkillList,
     OperationResource,
     ThalovantAPIError,
+    ThalovantBinary,
     ThalovantClient,
     ThalovantControlPlane,
     ThalovantIdentity,
@@ -152,6 +153,24 @@ def test_an_async_skill_never_holds_up_other_sessions(
         weather.release.set()
         waiting.join(60)
     assert answers == ["The forecast says sunny."]
+
+
+def test_a_file_a_skill_sends_reaches_on_binary(
+    api: ThalovantControlPlane, connect: Callable[[ThalovantIdentity], ThalovantClient]
+) -> None:
+    hub = new_hub(api, group=api.create_runtime_group({"name": "till"})["id"])
+    api.install_hub_skill(hub["id"], "receipt", wait=True)
+    client = connect(identity_of(api, hub))
+    got: list[ThalovantBinary] = []
+    arrived = threading.Event()
+    stop = client.on_binary(lambda binary: (got.append(binary), arrived.set()))
+    assert client.ask("Print my receipt.").text == "Here is your receipt."
+    assert arrived.wait(10)
+    [receipt] = got
+    assert receipt.kind == "file" and receipt.file_name == "receipt.txt"
+    assert receipt.data == b"RECEIPT\nitem: 1 coffee\ntotal: 2.50\n"
+    assert receipt.utterance == "Here is your receipt." and receipt.lang == "en-us"
+    stop()
 
 
 def test_slow_and_failing_skills_get_the_failure_event(

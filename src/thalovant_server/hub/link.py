@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 from thalovant.protocol.channel import SecureChannel
 from thalovant.protocol.envelope import BusMessage, HiveMessage, parse_envelope
 from thalovant.protocol.errors import EnvelopeError, ProtocolError
-from thalovant.protocol.wire1 import decode_frame
-from thalovant_server.hub.router import ClientOrigin, Deferral, reply_context
+from thalovant.protocol.wire1 import Wire1Frame, decode_frame, encode_binary
+from thalovant_server.hub.router import ClientOrigin, Deferral, Reply, reply_context
 from thalovant_server.hub.skill_guard import MAX_PENDING_PER_SESSION
 
 if TYPE_CHECKING:
@@ -47,8 +47,9 @@ QUERY_COMPLETE = "hive.query.complete"
 _QUERY_KINDS = frozenset({"query", "cascade"})
 _LOCAL_MESH_KINDS = frozenset({"propagate", "escalate"})
 
-Outbound = BusMessage | HiveMessage
-"""What a session sends: a bus message (sent in a ``bus`` frame) or a whole hive frame."""
+Outbound = BusMessage | HiveMessage | Wire1Frame
+"""What a session sends: a bus message (sent in a ``bus`` frame), a whole hive frame, or a
+WIRE-1 ``bin`` frame (a file or audio a skill sends)."""
 
 Sink = Callable[[Sequence[Outbound]], Awaitable[None]]
 """Seals and sends outbound messages of one session (its carrier's ``deliver``); never raises."""
@@ -86,10 +87,10 @@ class HubLink:
         """How many late answers are being worked out."""
         return len(self._pending)
 
-    def _later(self, wrap: Callable[[list[BusMessage]], list[Outbound]]) -> Deferral:
+    def _later(self, wrap: Callable[[list[Reply]], list[Outbound]]) -> Deferral:
         """A deferral for the router: runs a late answer as a task, ``wrap`` frames what it gives."""
 
-        def defer(work: Coroutine[Any, Any, list[BusMessage]]) -> bool:
+        def defer(work: Coroutine[Any, Any, list[Reply]]) -> bool:
             if self._sink is None or len(self._pending) >= MAX_PENDING_PER_SESSION:
                 return False
             try:
@@ -103,7 +104,7 @@ class HubLink:
         return defer
 
     async def _send_later(
-        self, work: Coroutine[Any, Any, list[BusMessage]], wrap: Callable[[list[BusMessage]], list[Outbound]]
+        self, work: Coroutine[Any, Any, list[Reply]], wrap: Callable[[list[Reply]], list[Outbound]]
     ) -> None:
         outbound = wrap(await work)
         sink = self._sink
@@ -156,6 +157,11 @@ class HubLink:
         serialised is skipped."""
         out: list[bytes] = []
         for item in messages:
+            if isinstance(item, Wire1Frame):
+                payload = item.payload if isinstance(item.payload, bytes) else b""
+                binary = encode_binary(payload, bin_type=item.bin_type or 0, metadata=item.metadata)
+                out.extend(self.channel.seal_binary(binary))
+                continue
             try:
                 frame = item if isinstance(item, HiveMessage) else HiveMessage("bus", item.to_dict())
                 body = frame.to_bytes()
@@ -180,20 +186,23 @@ class HubLink:
         complete = BusMessage(QUERY_COMPLETE, {"query_id": query_id}, reply_context(request.context))
         outstanding = 0  # late answers still to come; the last one carries the completion
 
-        def frames(replies: list[BusMessage], *, last: bool) -> list[Outbound]:
-            return [
-                HiveMessage(envelope.msg_type, {"msg_type": "bus", "payload": bus.to_dict()}, {"query_id": query_id})
-                for bus in (*replies, complete) if last or bus is not complete
-            ]
+        def framed(reply: Reply) -> Outbound:
+            if isinstance(reply, Wire1Frame):
+                return reply  # a file travels as itself
+            payload = {"msg_type": "bus", "payload": reply.to_dict()}
+            return HiveMessage(envelope.msg_type, payload, {"query_id": query_id})
 
-        def late_frames(replies: list[BusMessage]) -> list[Outbound]:
+        def frames(replies: list[Reply], *, last: bool) -> list[Outbound]:
+            return [framed(reply) for reply in (*replies, complete) if last or reply is not complete]
+
+        def late_frames(replies: list[Reply]) -> list[Outbound]:
             nonlocal outstanding
             outstanding -= 1
             return frames(replies, last=outstanding == 0)
 
         defer = self._later(late_frames)
 
-        def later(work: Coroutine[Any, Any, list[BusMessage]]) -> bool:
+        def later(work: Coroutine[Any, Any, list[Reply]]) -> bool:
             nonlocal outstanding
             taken = defer(work)
             outstanding += taken
@@ -203,5 +212,5 @@ class HubLink:
         return self.seal_bus(frames(replies, last=outstanding == 0))
 
 
-def _as_bus(messages: list[BusMessage]) -> list[Outbound]:
+def _as_bus(messages: list[Reply]) -> list[Outbound]:
     return list(messages)

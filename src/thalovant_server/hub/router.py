@@ -25,17 +25,19 @@ values, so it is indistinguishable on the wire from a deep copy and much cheaper
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from thalovant.protocol.envelope import BusMessage
+from thalovant.protocol.wire1 import PAYLOAD_NUMBERS, Wire1Frame
 from thalovant_server.hub.agent import AgentAnswer, EmbeddedAgent, Outcome, PendingAnswer
 from thalovant_server.hub.directory import ALLOW_ALL, DEFAULT_ALLOWED_TYPES, is_type_allowed
 from thalovant_server.hub.session import Conversation, SessionStore
 from thalovant_server.hub.skill_guard import DEFAULT_SKILL_TIMEOUT, SkillFault, SkillHealth, failure_message
-from thalovant_server.hub.skills.base import Request, SkillReply
+from thalovant_server.hub.skills.base import MAX_FILE_BYTES, Request, SkillReply
 from thalovant_server.hub.skills.fallback import FALLBACK_PIPELINE_ID, FALLBACK_SKILL_ID, fallback_reply
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "ClientOrigin",
     "Deferral",
     "HubRouter",
+    "Reply",
     "reply_context",
 ]
 
@@ -57,7 +60,12 @@ DEFAULT_LANG = "en-us"
 HUB_SOURCE = "thalovant-hub"
 MAX_UTTERANCE = 4096
 
-Deferral = Callable[[Coroutine[Any, Any, list[BusMessage]]], bool]
+log = logging.getLogger(__name__)
+
+Reply = BusMessage | Wire1Frame
+"""What the router answers with: bus messages, and binary frames (files a skill sends)."""
+
+Deferral = Callable[[Coroutine[Any, Any, list[Reply]]], bool]
 """Takes the coroutine of a later answer and runs it; ``False`` when it cannot take more."""
 
 
@@ -115,6 +123,23 @@ def _lang_of(data: Mapping[str, Any], session: Mapping[str, Any], context: Mappi
     return DEFAULT_LANG
 
 
+def _file_frame(attached: Any, skill_id: str, spoken: str, lang: str, ctx: Mapping[str, Any]) -> Wire1Frame | None:
+    """The binary frame of a skill's file (``utterance`` and ``request_id`` let clients match it)."""
+    data = getattr(attached, "data", None)
+    if not isinstance(data, bytes) or len(data) > MAX_FILE_BYTES:
+        log.warning("skill %s sent a file that is not bytes or larger than %d bytes; dropped", skill_id, MAX_FILE_BYTES)
+        return None
+    metadata: dict[str, Any] = {"lang": lang, "skill_id": skill_id}
+    if spoken:
+        metadata["utterance"] = spoken
+    request_id = ctx.get("request_id")
+    if isinstance(request_id, str):
+        metadata["request_id"] = request_id
+    if attached.file_name:
+        metadata["file_name"] = attached.file_name
+    return Wire1Frame("bin", metadata, data, PAYLOAD_NUMBERS[attached.kind])
+
+
 @dataclass(frozen=True, slots=True)
 class _UtteranceTurn:
     """One utterance being answered: what the ending of the turn needs, now or later."""
@@ -148,7 +173,7 @@ class HubRouter:
 
     # -- entry point -------------------------------------------------------------------------
 
-    def handle(self, origin: ClientOrigin, message: BusMessage, later: Deferral | None = None) -> list[BusMessage]:
+    def handle(self, origin: ClientOrigin, message: BusMessage, later: Deferral | None = None) -> list[Reply]:
         """The bus messages answering ``message`` now (possibly none), in sending order.
 
         Answers of ``async`` handlers go to ``later``; without one (or when it refuses) the
@@ -163,7 +188,7 @@ class HubRouter:
             return [manifest(self, message)]
         return self._event(origin, message, later)
 
-    def _fault(self, message: BusMessage, fault: SkillFault) -> list[BusMessage]:
+    def _fault(self, message: BusMessage, fault: SkillFault) -> list[Reply]:
         if self.health.fault(fault):
             self.agent = self.agent.without(fault.skill_id)
         return [failure_message(fault, reply_context(message.context))]
@@ -173,8 +198,8 @@ class HubRouter:
         message: BusMessage,
         later: Deferral | None,
         pending: PendingAnswer,
-        work: Coroutine[Any, Any, list[BusMessage]],
-    ) -> list[BusMessage]:
+        work: Coroutine[Any, Any, list[Reply]],
+    ) -> list[Reply]:
         """Hand ``work`` to ``later``; the ``skill_busy`` failure now when it is not taken."""
         if later is not None and later(work):
             return []
@@ -207,7 +232,7 @@ class HubRouter:
             sid = origin.connection_session_id
         return session, sid
 
-    def _utterance(self, origin: ClientOrigin, message: BusMessage, later: Deferral | None) -> list[BusMessage]:
+    def _utterance(self, origin: ClientOrigin, message: BusMessage, later: Deferral | None) -> list[Reply]:
         data, context = message.data, message.context
         session_in, session_id = self._session_of(origin, context)
         lang = _lang_of(data, session_in, context)
@@ -239,10 +264,10 @@ class HubRouter:
             return self._defer(message, later, outcome, self._settle_utterance(turn, outcome))
         return self._conclude(turn, outcome)
 
-    async def _settle_utterance(self, turn: _UtteranceTurn, pending: PendingAnswer) -> list[BusMessage]:
+    async def _settle_utterance(self, turn: _UtteranceTurn, pending: PendingAnswer) -> list[Reply]:
         return self._conclude(turn, await pending.settle(self.skill_timeout))
 
-    def _conclude(self, turn: _UtteranceTurn, outcome: Outcome) -> list[BusMessage]:
+    def _conclude(self, turn: _UtteranceTurn, outcome: Outcome) -> list[Reply]:
         """The messages ending an utterance turn: the answer (or fallback) and the updated session."""
         assert not isinstance(outcome, PendingAnswer)
         if isinstance(outcome, SkillFault):
@@ -277,10 +302,11 @@ class HubRouter:
         session: dict[str, Any],
         *,
         handled: bool,
-    ) -> list[BusMessage]:
+    ) -> list[Reply]:
         ctx = reply_context(message.context, session=session, pipeline_id=pipeline_id, skill_id=answer.skill_id)
         reply: SkillReply = answer.reply
-        out: list[BusMessage] = []
+        out: list[Reply] = []
+        spoken = " ".join(s for s in reply.speech if isinstance(s, str) and s.strip())
         first = True
         for sentence in reply.speech:
             if not isinstance(sentence, str) or not sentence.strip():
@@ -295,19 +321,23 @@ class HubRouter:
             out.append(BusMessage("speak", {"utterance": "", "lang": lang, "display": reply.display}, ctx))
         for bus_type, data in reply.events:
             out.append(BusMessage(bus_type, dict(data), ctx))
+        for attached in reply.files:
+            frame = _file_frame(attached, answer.skill_id, spoken, lang, ctx)
+            if frame is not None:
+                out.append(frame)
         if handled:
             out.append(BusMessage(UTTERANCE_HANDLED, {"name": f"{answer.skill_id}:{answer.handler}"}, ctx))
         return out
 
     # -- raw events ----------------------------------------------------------------------------
 
-    def _event(self, origin: ClientOrigin, message: BusMessage, later: Deferral | None) -> list[BusMessage]:
+    def _event(self, origin: ClientOrigin, message: BusMessage, later: Deferral | None) -> list[Reply]:
         if message.type not in self.agent.subscribed_types():
             return []
         session_in, session_id = self._session_of(origin, message.context)
         lang = _lang_of(message.data, session_in, message.context)
         conversation = Conversation(session_id, lang)
-        out: list[BusMessage] = []
+        out: list[Reply] = []
         for outcome in self.agent.event(message.type, lang, conversation, message.context, message.data):
             if isinstance(outcome, PendingAnswer):
                 out.extend(self._defer(message, later, outcome, self._settle_event(message, outcome, lang, session_in)))
@@ -317,13 +347,13 @@ class HubRouter:
 
     async def _settle_event(
         self, message: BusMessage, pending: PendingAnswer, lang: str, session_in: dict[str, Any]
-    ) -> list[BusMessage]:
+    ) -> list[Reply]:
         outcome = await pending.settle(self.skill_timeout)
         return [] if outcome is None else self._event_reply(message, outcome, lang, session_in)
 
     def _event_reply(
         self, message: BusMessage, outcome: AgentAnswer | SkillFault, lang: str, session_in: dict[str, Any]
-    ) -> list[BusMessage]:
+    ) -> list[Reply]:
         if isinstance(outcome, SkillFault):
             return self._fault(message, outcome)
         self.health.answered(outcome.skill_id)

@@ -34,6 +34,7 @@ __all__ = [
     "IntentSpec",
     "Request",
     "Skill",
+    "SkillFile",
     "SkillReply",
     "SubscriptionSpec",
     "action",
@@ -180,6 +181,24 @@ class Request:
         return items[index % len(items)]
 
 
+FILE_KINDS = ("file", "tts_audio")
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SkillFile:
+    """Bytes a skill sends with its answer, as a binary frame: ``kind`` is ``file`` or
+    ``tts_audio`` (at most :data:`MAX_FILE_BYTES`; larger files are dropped and logged)."""
+
+    data: bytes
+    kind: str = "file"
+    file_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FILE_KINDS:
+            raise ValueError(f"a skill file is one of {FILE_KINDS}, not {self.kind!r}")
+
+
 @dataclass(slots=True)
 class SkillReply:
     """What a handler answers.
@@ -188,7 +207,8 @@ class SkillReply:
     the first ``speak``; ``state``: a replacement for the skill's session state (``None``
     keeps ``request.state`` with whatever changes the handler made); ``events``: extra bus
     messages ``(type, data)`` sent with the request's context; ``stay_active``: whether
-    follow-up intents of this skill match on the next turn.
+    follow-up intents of this skill match on the next turn; ``files``: binary frames sent
+    after the speech (the client's ``on_binary`` gets them).
     """
 
     speech: list[str] = field(default_factory=list)
@@ -196,6 +216,7 @@ class SkillReply:
     state: dict[str, Any] | None = None
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     stay_active: bool = True
+    files: list[SkillFile] = field(default_factory=list)
 
     @classmethod
     def say(cls, *sentences: str, display: DisplayItems | None = None, stay_active: bool = True) -> SkillReply:
