@@ -135,7 +135,9 @@ type Client struct {
 }
 
 // NewClient is NewClientWithOptions with the default options.
-func NewClient(identity *Identity) (*Client, error) { return NewClientWithOptions(identity, ClientOptions{}) }
+func NewClient(identity *Identity) (*Client, error) {
+	return NewClientWithOptions(identity, ClientOptions{})
+}
 
 // NewClientWithOptions makes a client (no I/O yet); ErrUnsupportedProtocol when the identity
 // cannot use the forced protocol.

@@ -393,7 +393,9 @@ func identityFromEnv(prefix string, getenv func(string) string) (*Identity, erro
 func (id *Identity) EnabledProtocols() []HubProtocol { return id.Protocols.Enabled() }
 
 // SupportsProtocol is the protocol's flag (https and http share one).
-func (id *Identity) SupportsProtocol(protocol HubProtocol) bool { return id.Protocols.IsEnabled(protocol) }
+func (id *Identity) SupportsProtocol(protocol HubProtocol) bool {
+	return id.Protocols.IsEnabled(protocol)
+}
 
 func authorityHasPort(raw string) bool {
 	rest := raw

@@ -152,8 +152,8 @@ func (m *MQTT) Open(ctx context.Context) error {
 		timeout = time.Until(deadline)
 	}
 	options := paho.NewClientOptions().
-		AddBroker("tls://" + net.JoinHostPort(m.settings.Host, strconv.Itoa(m.settings.Port))).
-		SetClientID("thalovant-" + randomHex(16)).
+		AddBroker("tls://"+net.JoinHostPort(m.settings.Host, strconv.Itoa(m.settings.Port))).
+		SetClientID("thalovant-"+randomHex(16)).
 		SetUsername(m.settings.Username).SetPassword(m.settings.Password).
 		SetTLSConfig(tlsConfig).SetProtocolVersion(4).SetCleanSession(true).
 		SetAutoReconnect(false).SetConnectRetry(false).SetKeepAlive(MQTTKeepAlive).
@@ -202,8 +202,15 @@ func (m *MQTT) onMessage(_ paho.Client, message paho.Message) {
 	}
 	payload := append([]byte(nil), message.Payload()...)
 	m.mu.Lock()
-	binary := m.authenticated || !strings.HasPrefix(strings.TrimLeft(string(payload[:min(len(payload), 64)]), " \t\r\n"), "{")
+	authenticated := m.authenticated
 	m.mu.Unlock()
+	binary := authenticated || !strings.HasPrefix(strings.TrimLeft(string(payload[:min(len(payload), 64)]), " \t\r\n"), "{")
+	if binary && !authenticated {
+		// The /out topic outlives sessions: a transport message arriving before this session
+		// is authenticated belongs to an earlier session of the same identity (answers the
+		// hub published after that client left). It can never be part of this handshake.
+		return
+	}
 	select {
 	case m.q.inbound <- Message{Binary: binary, Data: payload}:
 	default:

@@ -91,12 +91,12 @@ func NewWSS(endpoint, accessKey, useragent string, insecure bool) (*WSS, error) 
 		q: newQueue(wssQueue), closing: make(chan struct{})}, nil
 }
 
-func (w *WSS) Protocol() string            { return "wss" }
-func (w *WSS) PinID() string               { return WSSPinID(w.endpoint) }
-func (w *WSS) Endpoint() string            { return w.endpoint }
-func (w *WSS) BindSession(_, _ string)     {}
-func (w *WSS) Alive() bool                 { return w.conn != nil && !w.q.isFailed() }
-func (w *WSS) scrub(text string) string    { return strings.ReplaceAll(text, w.url, w.endpoint) }
+func (w *WSS) Protocol() string                             { return "wss" }
+func (w *WSS) PinID() string                                { return WSSPinID(w.endpoint) }
+func (w *WSS) Endpoint() string                             { return w.endpoint }
+func (w *WSS) BindSession(_, _ string)                      {}
+func (w *WSS) Alive() bool                                  { return w.conn != nil && !w.q.isFailed() }
+func (w *WSS) scrub(text string) string                     { return strings.ReplaceAll(text, w.url, w.endpoint) }
 func (w *WSS) Receive(ctx context.Context) (Message, error) { return w.q.receive(ctx) }
 
 // Open dials the WebSocket (TLS verified, no compression, no subprotocol).

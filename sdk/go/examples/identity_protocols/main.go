@@ -1,0 +1,33 @@
+// Inspect an identity's protocols (the guide's protocol helpers).
+//
+//	THALOVANT_IDENTITY=identity.json go run ./examples/identity_protocols   (default _identity.json)
+package main
+
+import (
+	"fmt"
+	"log"
+	"os"
+
+	thalovant "github.com/thalovant/thalovant-go-sdk"
+)
+
+func main() {
+	path := os.Getenv("THALOVANT_IDENTITY")
+	if path == "" {
+		path = "_identity.json"
+	}
+	identity, err := thalovant.IdentityFromFile(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	fmt.Println(identity.EnabledProtocols())
+	fmt.Println(identity.EndpointFor(thalovant.ProtocolWSS))
+	fmt.Println(identity.EndpointFor(thalovant.ProtocolHTTPS))
+	fmt.Println(identity.EndpointFor(thalovant.ProtocolMQTT))
+	fmt.Println(identity.SupportsProtocol(thalovant.ProtocolWSS))
+
+	if identity.MQTT != nil {
+		fmt.Println(identity.MQTT.Host, identity.MQTT.Port)
+	}
+}
