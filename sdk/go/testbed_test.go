@@ -98,6 +98,7 @@ func provision(t *testing.T, prefix string) (*thalovant.BootstrapIdentityResult,
 	t.Helper()
 	b := liveTestbed(t)
 	api := signedIn(t, b)
+	defer api.CloseIdleConnections() // no connection outlives the call (the leak checks)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	result, err := api.CreateClientIdentityForHubID(ctx, b.hubID, thalovant.BootstrapIdentityOptions{Name: uniqueName(prefix)})

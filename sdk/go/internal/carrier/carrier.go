@@ -14,7 +14,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 )
 
@@ -77,6 +79,17 @@ func (e *ClosedError) Error() string { return e.Message }
 
 func closed(format string, args ...any) *ClosedError {
 	return &ClosedError{Message: fmt.Sprintf(format, args...)}
+}
+
+var authorizationItem = regexp.MustCompile(`authorization=[^&"'\s]*`)
+
+// scrubCredential removes the carrier credential (in every spelling a URL gives it) from text.
+func scrubCredential(text, authorization string) string {
+	text = authorizationItem.ReplaceAllString(text, "authorization=<redacted>")
+	for _, secret := range []string{url.QueryEscape(authorization), authorization} {
+		text = strings.ReplaceAll(text, secret, "<redacted>")
+	}
+	return text
 }
 
 // TrustVariables name the CA bundle files a client trusts, the first one set winning.

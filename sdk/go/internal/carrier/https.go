@@ -128,12 +128,7 @@ func (h *HTTPS) url(path string) string {
 	return u.String()
 }
 
-func (h *HTTPS) scrub(text string) string {
-	for _, secret := range []string{h.authorization, url.QueryEscape(h.authorization)} {
-		text = strings.ReplaceAll(text, secret, "<redacted>")
-	}
-	return text
-}
+func (h *HTTPS) scrub(text string) string { return scrubCredential(text, h.authorization) }
 
 // call sends one request; it returns the hub's JSON object or a *ClosedError with the evidence.
 func (h *HTTPS) call(ctx context.Context, method, path string, form url.Values, timeout time.Duration, alreadyDisconnectedOK bool) (map[string]any, error) {

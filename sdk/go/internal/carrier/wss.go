@@ -66,15 +66,16 @@ func WSSPinID(endpoint string) string {
 
 // WSS is a WebSocket session with a hub's WSS endpoint (coder/websocket).
 type WSS struct {
-	endpoint  string
-	url       string
-	useragent string
-	insecure  bool
-	conn      *websocket.Conn
-	q         *queue
-	closing   chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	endpoint      string
+	url           string
+	authorization string
+	useragent     string
+	insecure      bool
+	conn          *websocket.Conn
+	q             *queue
+	closing       chan struct{}
+	closeOnce     sync.Once
+	wg            sync.WaitGroup
 }
 
 // NewWSS checks the endpoint (ws:// or wss:// with a host) and prepares the carrier.
@@ -87,7 +88,7 @@ func NewWSS(endpoint, accessKey, useragent string, insecure bool) (*WSS, error) 
 	if err != nil {
 		return nil, &OpenError{Message: "The WSS endpoint is not a valid URL."}
 	}
-	return &WSS{endpoint: endpoint, url: authorized, useragent: useragent, insecure: insecure,
+	return &WSS{endpoint: endpoint, url: authorized, authorization: Authorization(useragent, accessKey), useragent: useragent, insecure: insecure,
 		q: newQueue(wssQueue), closing: make(chan struct{})}, nil
 }
 
@@ -96,7 +97,7 @@ func (w *WSS) PinID() string                                { return WSSPinID(w.
 func (w *WSS) Endpoint() string                             { return w.endpoint }
 func (w *WSS) BindSession(_, _ string)                      {}
 func (w *WSS) Alive() bool                                  { return w.conn != nil && !w.q.isFailed() }
-func (w *WSS) scrub(text string) string                     { return strings.ReplaceAll(text, w.url, w.endpoint) }
+func (w *WSS) scrub(text string) string                     { return scrubCredential(text, w.authorization) }
 func (w *WSS) Receive(ctx context.Context) (Message, error) { return w.q.receive(ctx) }
 
 // Open dials the WebSocket (TLS verified, no compression, no subprotocol).
