@@ -3,6 +3,8 @@ package thalovant
 import (
 	"crypto/rand"
 	"encoding/hex"
+
+	"github.com/thalovant/thalovant-go-sdk/internal/jsonvalue"
 )
 
 // Outgoing bus messages: ids, the runtime context (dataplane.md 6.1) and utterance contexts
@@ -98,29 +100,11 @@ func utteranceMessage(text, lang, sessionID, requestID string, context map[strin
 func carriedFields(session map[string]any) map[string]any {
 	out := map[string]any{}
 	for _, key := range ConversationSessionFields {
-		if value, ok := session[key]; ok && truthy(value) {
+		if value, ok := session[key]; ok && jsonvalue.Truthy(value) {
 			out[key] = deepCopy(value)
 		}
 	}
 	return out
-}
-
-func truthy(value any) bool {
-	switch v := value.(type) {
-	case nil:
-		return false
-	case bool:
-		return v
-	case string:
-		return v != ""
-	case float64:
-		return v != 0
-	case []any:
-		return len(v) > 0
-	case map[string]any:
-		return len(v) > 0
-	}
-	return true
 }
 
 // contextSessionID is the caller context's own session id (not "default"), or "".

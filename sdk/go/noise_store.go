@@ -4,12 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/thalovant/thalovant-go-sdk/protocol"
@@ -35,31 +33,7 @@ const (
 	pinnedNoiseKeysKey = "pinned_noise_keys"
 )
 
-var defaultPorts = map[string]int{"wss": 443, "https": 443, "ws": 80, "http": 80, "mqtts": 8883, "mqtt": 1883}
-
 func noiseStateErr(format string, args ...any) *Error { return newErr(ErrIdentity, format, args...) }
-
-// wssPinID is <scheme>://<host>:<port> of a WSS endpoint (IPv6 hosts bracketed).
-func wssPinID(endpoint string) (string, error) {
-	parts, err := url.Parse(strings.TrimSpace(endpoint))
-	if err != nil || parts.Scheme == "" || parts.Hostname() == "" {
-		return "", noiseStateErr("A WSS endpoint needs a scheme and a host to be pinned.")
-	}
-	scheme := strings.ToLower(parts.Scheme)
-	port := defaultPorts[scheme]
-	if port == 0 {
-		port = 443
-	}
-	if parts.Port() != "" {
-		if port, err = strconv.Atoi(parts.Port()); err != nil {
-			return "", noiseStateErr("The WSS endpoint has an invalid port.")
-		}
-	}
-	return scheme + "://" + net.JoinHostPort(parts.Hostname(), strconv.Itoa(port)), nil
-}
-
-// httpsPinID is the pin id of an HTTPS (and MQTT) hub: the identity's EndpointBase itself.
-func httpsPinID(endpointBase string) string { return strings.TrimRight(endpointBase, "/") }
 
 func pskCacheKey(accessKey, nodeID string) string {
 	digest := sha256.Sum256([]byte(accessKey))

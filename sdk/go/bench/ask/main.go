@@ -258,62 +258,37 @@ func sessions(ctx context.Context, api *thalovant.ControlPlane, hubID, root stri
 	}
 	files := make([]string, count)
 	started := time.Now()
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < provisionPar; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				folder := filepath.Join(root, "sessions", strconv.Itoa(i))
-				_ = os.MkdirAll(folder, 0o700)
-				path, err := provision(ctx, api, hubID, fmt.Sprintf("bench-session-%d", i), folder)
-				note(err)
-				files[i] = path
-			}
-		}()
-	}
-	for i := 0; i < count; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	inParallel(count, provisionPar, func(i int) {
+		folder := filepath.Join(root, "sessions", strconv.Itoa(i))
+		_ = os.MkdirAll(folder, 0o700)
+		path, err := provision(ctx, api, hubID, fmt.Sprintf("bench-session-%d", i), folder)
+		note(err)
+		files[i] = path
+	})
 	out.ProvisionS = round(time.Since(started).Seconds(), 2)
 
 	state := filepath.Join(root, "sessions-noise") // one client key for every session: the hub pins per access key
 	clients := make([]*thalovant.Client, count)
 	started = time.Now()
-	work = make(chan int)
-	for w := 0; w < connectPar; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if files[i] == "" {
-					continue
-				}
-				identity, err := thalovant.IdentityFromFile(files[i])
-				if err != nil {
-					note(err)
-					continue
-				}
-				client, err := thalovant.NewClientWithOptions(identity, thalovant.ClientOptions{Protocol: thalovant.ProtocolWSS, NoiseStateDir: state, ReplySettle: -1})
-				if err == nil {
-					err = client.Connect(ctx)
-				}
-				if err != nil {
-					note(err)
-					continue
-				}
-				clients[i] = client
-			}
-		}()
-	}
-	for i := 0; i < count; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	inParallel(count, connectPar, func(i int) {
+		if files[i] == "" {
+			return
+		}
+		identity, err := thalovant.IdentityFromFile(files[i])
+		if err != nil {
+			note(err)
+			return
+		}
+		client, err := thalovant.NewClientWithOptions(identity, thalovant.ClientOptions{Protocol: thalovant.ProtocolWSS, NoiseStateDir: state, ReplySettle: -1})
+		if err == nil {
+			err = client.Connect(ctx)
+		}
+		if err != nil {
+			note(err)
+			return
+		}
+		clients[i] = client
+	})
 	out.ConnectS = round(time.Since(started).Seconds(), 2)
 	for _, client := range clients {
 		if client != nil && client.Connected() {
@@ -325,27 +300,23 @@ func sessions(ctx context.Context, api *thalovant.ControlPlane, hubID, root stri
 	var answered atomic.Int64
 	latencies := make([]float64, count)
 	started = time.Now()
-	for i, client := range clients {
+	inParallel(count, count, func(i int) { // every session asks at once
+		client := clients[i]
 		if client == nil {
-			continue
+			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t0 := time.Now()
-			reply, err := client.Ask(ctx, "Tell me a joke.", thalovant.RequestOptions{Timeout: 60 * time.Second})
-			if err == nil && reply.Text == "" {
-				err = errors.New("empty reply")
-			}
-			if err != nil {
-				note(err)
-				return
-			}
-			latencies[i] = float64(time.Since(t0).Nanoseconds()) / 1e6
-			answered.Add(1)
-		}()
-	}
-	wg.Wait()
+		t0 := time.Now()
+		reply, err := client.Ask(ctx, "Tell me a joke.", thalovant.RequestOptions{Timeout: 60 * time.Second})
+		if err == nil && reply.Text == "" {
+			err = errors.New("empty reply")
+		}
+		if err != nil {
+			note(err)
+			return
+		}
+		latencies[i] = float64(time.Since(t0).Nanoseconds()) / 1e6
+		answered.Add(1)
+	})
 	out.AskS = round(time.Since(started).Seconds(), 2)
 	out.Answered = int(answered.Load())
 	var done []float64
@@ -366,6 +337,26 @@ func sessions(ctx context.Context, api *thalovant.ControlPlane, hubID, root stri
 		out.FirstError = v.(string)
 	}
 	return out
+}
+
+// inParallel runs fn(0..count-1) on at most workers goroutines and waits for them.
+func inParallel(count, workers int, fn func(int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				fn(i)
+			}
+		}()
+	}
+	for i := 0; i < count; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
 
 func main() {

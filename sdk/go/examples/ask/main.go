@@ -7,28 +7,14 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
 
 	thalovant "github.com/thalovant/thalovant-go-sdk"
+	"github.com/thalovant/thalovant-go-sdk/examples/internal/reader"
 )
 
 func main() {
 	ctx := context.Background()
-	path, protocol := os.Getenv("THALOVANT_IDENTITY"), os.Getenv("THALOVANT_PROTOCOL")
-	if path == "" {
-		path = "_identity.json"
-	}
-	if protocol == "" {
-		protocol = "wss"
-	}
-	identity, err := thalovant.IdentityFromFile(path)
-	if err != nil {
-		log.Fatal(err)
-	}
-	client, err := thalovant.NewClientWithOptions(identity, thalovant.ClientOptions{Protocol: thalovant.HubProtocol(protocol)})
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := reader.Client()
 	defer client.Close(ctx)
 
 	reply, err := client.Ask(ctx, "What can this hub do?", thalovant.RequestOptions{})

@@ -12,6 +12,7 @@ import (
 	"os"
 
 	thalovant "github.com/thalovant/thalovant-go-sdk"
+	"github.com/thalovant/thalovant-go-sdk/examples/internal/reader"
 )
 
 func main() {
@@ -26,7 +27,7 @@ func main() {
 	}
 
 	result, err := api.CreateClientIdentityForHubID(ctx, os.Getenv("THALOVANT_HUB_ID"), thalovant.BootstrapIdentityOptions{
-		Name:               name,
+		Name:               reader.Env("THALOVANT_CLIENT_NAME", "checkout-kiosk"),
 		PreferredProtocols: []thalovant.HubProtocol{thalovant.ProtocolWSS, thalovant.ProtocolHTTPS},
 	})
 	if err != nil {

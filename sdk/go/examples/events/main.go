@@ -13,29 +13,15 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
 	"time"
 
 	thalovant "github.com/thalovant/thalovant-go-sdk"
+	"github.com/thalovant/thalovant-go-sdk/examples/internal/reader"
 )
 
 func main() {
 	ctx := context.Background()
-	path, protocol := os.Getenv("THALOVANT_IDENTITY"), os.Getenv("THALOVANT_PROTOCOL")
-	if path == "" {
-		path = "_identity.json"
-	}
-	if protocol == "" {
-		protocol = "wss"
-	}
-	identity, err := thalovant.IdentityFromFile(path)
-	if err != nil {
-		log.Fatal(err)
-	}
-	client, err := thalovant.NewClientWithOptions(identity, thalovant.ClientOptions{Protocol: thalovant.HubProtocol(protocol)})
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := reader.Client()
 	defer client.Close(ctx)
 
 	if err := client.SendUtterance(ctx, "Tell me a joke.", thalovant.RequestOptions{}); err != nil {

@@ -5,21 +5,13 @@ package main
 
 import (
 	"fmt"
-	"log"
-	"os"
 
 	thalovant "github.com/thalovant/thalovant-go-sdk"
+	"github.com/thalovant/thalovant-go-sdk/examples/internal/reader"
 )
 
 func main() {
-	path := os.Getenv("THALOVANT_IDENTITY")
-	if path == "" {
-		path = "_identity.json"
-	}
-	identity, err := thalovant.IdentityFromFile(path)
-	if err != nil {
-		log.Fatal(err)
-	}
+	identity := reader.Identity()
 
 	fmt.Println(identity.EnabledProtocols())
 	fmt.Println(identity.EndpointFor(thalovant.ProtocolWSS))

@@ -17,14 +17,8 @@ import (
 	"os"
 
 	thalovant "github.com/thalovant/thalovant-go-sdk"
+	"github.com/thalovant/thalovant-go-sdk/examples/internal/reader"
 )
-
-func env(name, fallback string) string {
-	if value := os.Getenv(name); value != "" {
-		return value
-	}
-	return fallback
-}
 
 func main() {
 	ctx := context.Background()
@@ -34,15 +28,15 @@ func main() {
 		log.Fatal(err)
 	}
 
-	result, err := api.CreateClientIdentityForHubID(ctx, env("THALOVANT_HUB_ID", "hub-id"), thalovant.BootstrapIdentityOptions{
-		Name:               env("THALOVANT_CLIENT_NAME", "go-demo-client"),
+	result, err := api.CreateClientIdentityForHubID(ctx, reader.Env("THALOVANT_HUB_ID", "hub-id"), thalovant.BootstrapIdentityOptions{
+		Name:               reader.Env("THALOVANT_CLIENT_NAME", "go-demo-client"),
 		PreferredProtocols: []thalovant.HubProtocol{thalovant.ProtocolWSS, thalovant.ProtocolHTTPS, thalovant.ProtocolMQTT},
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
 
-	client, err := thalovant.NewClientWithOptions(result.Identity, thalovant.ClientOptions{Protocol: thalovant.HubProtocol(env("THALOVANT_PROTOCOL", "wss"))})
+	client, err := thalovant.NewClientWithOptions(result.Identity, thalovant.ClientOptions{Protocol: reader.Protocol()})
 	if err != nil {
 		log.Fatal(err)
 	}

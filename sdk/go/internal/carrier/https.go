@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/thalovant/thalovant-go-sdk/internal/jsonvalue"
 )
 
 // The HTTPS polling carrier (dataplane.md 4.2). A session is a sequence of short requests
@@ -199,7 +201,7 @@ func readHubAnswer(path string, status int, raw []byte, alreadyDisconnectedOK bo
 	if err := json.Unmarshal(raw, &data); err != nil || data == nil {
 		return nil, &ClosedError{Message: "Invalid HiveMind HTTP response to " + path + ": not a JSON object.", Code: status}
 	}
-	if hubError, present := data["error"]; present && truthy(hubError) {
+	if hubError, present := data["error"]; present && jsonvalue.Truthy(hubError) {
 		if alreadyDisconnectedOK && hubError == "Already Disconnected" {
 			return data, nil
 		}
@@ -210,24 +212,6 @@ func readHubAnswer(path string, status int, raw []byte, alreadyDisconnectedOK bo
 		return nil, &ClosedError{Message: fmt.Sprintf("The hub answered %s with an error: %s", path, shown), Code: status}
 	}
 	return data, nil
-}
-
-func truthy(value any) bool {
-	switch v := value.(type) {
-	case nil:
-		return false
-	case bool:
-		return v
-	case string:
-		return v != ""
-	case float64:
-		return v != 0
-	case []any:
-		return len(v) > 0
-	case map[string]any:
-		return len(v) > 0
-	}
-	return true
 }
 
 // Open refuses a non-https base, sends the /disconnect a predecessor could not, then /connect,
