@@ -322,7 +322,7 @@ func TestWire1Malformed(t *testing.T) {
 		"empty":      {},
 		"zeros":      {0, 0, 0},
 		"truncated":  {0x80 | BinType<<1},
-		"version 2":  {0xC0 | 0x00, 0x80},
+		"version 2":  {0xC0, 0x80}, // versioned, version byte 0b00000010
 		"bad meta":   {0x80 | BinType<<1, 2, '{', '{'},
 		"bad zlib":   {0x80 | BinType<<1 | 1, 2, 'x', 'y'},
 		"json array": append([]byte{0x80 | 1<<1, 0}, []byte("[1]")...),
