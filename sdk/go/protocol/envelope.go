@@ -97,18 +97,23 @@ func (m HiveMessage) Inner() (HiveMessage, bool) {
 	return inner, err == nil
 }
 
+// withDefaults fills the object fields left nil with {} and the route with [].
+func (m HiveMessage) withDefaults() HiveMessage {
+	if m.Payload == nil {
+		m.Payload = map[string]any{}
+	}
+	if m.Metadata == nil {
+		m.Metadata = map[string]any{}
+	}
+	if m.Route == nil {
+		m.Route = []any{}
+	}
+	return m
+}
+
 // MarshalJSON writes all eight fields (null, {} or [] when unused), compactly.
 func (m HiveMessage) MarshalJSON() ([]byte, error) {
-	payload, metadata, route := m.Payload, m.Metadata, m.Route
-	if payload == nil {
-		payload = map[string]any{}
-	}
-	if metadata == nil {
-		metadata = map[string]any{}
-	}
-	if route == nil {
-		route = []any{}
-	}
+	m = m.withDefaults()
 	return json.Marshal(struct {
 		MsgType      string         `json:"msg_type"`
 		Payload      map[string]any `json:"payload"`
@@ -118,7 +123,7 @@ func (m HiveMessage) MarshalJSON() ([]byte, error) {
 		TargetSiteID any            `json:"target_site_id"`
 		TargetPubkey any            `json:"target_pubkey"`
 		SourcePeer   any            `json:"source_peer"`
-	}{m.MsgType, payload, metadata, route, m.Node, m.TargetSiteID, m.TargetPubkey, m.SourcePeer})
+	}{m.MsgType, m.Payload, m.Metadata, m.Route, m.Node, m.TargetSiteID, m.TargetPubkey, m.SourcePeer})
 }
 
 // Bytes is the compact JSON of the envelope; an error matching ErrEnvelope if it cannot be
@@ -144,20 +149,11 @@ func EnvelopeFromObject(value any) (HiveMessage, error) {
 	payload, _ := obj["payload"].(map[string]any)
 	metadata, _ := obj["metadata"].(map[string]any)
 	route, _ := obj["route"].([]any)
-	if payload == nil {
-		payload = map[string]any{}
-	}
-	if metadata == nil {
-		metadata = map[string]any{}
-	}
-	if route == nil {
-		route = []any{}
-	}
 	return HiveMessage{
 		MsgType: msgType, Payload: payload, Metadata: metadata, Route: route,
 		Node: obj["node"], TargetSiteID: obj["target_site_id"], TargetPubkey: obj["target_pubkey"],
 		SourcePeer: obj["source_peer"],
-	}, nil
+	}.withDefaults(), nil
 }
 
 // ParseJSONObject decodes UTF-8 JSON that must be one object. With exactNumbers the numbers
