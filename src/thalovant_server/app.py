@@ -35,6 +35,7 @@ from fastapi import FastAPI
 
 from thalovant_server import __version__
 from thalovant_server.api import api_router, problems
+from thalovant_server.api.apps import AppRegistry
 from thalovant_server.api.broker_accounts import BrokerAccounts
 from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.state import ControlPlane
@@ -43,6 +44,7 @@ from thalovant_server.config import ServerConfig, save_settings
 from thalovant_server.hub.routes import mount_data_plane
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import BrokerAddress, MqttBroker, MqttCredentials, create_broker, issue_hub_credentials
+from thalovant_server.pages import pages_router
 from thalovant_server.secrets import SealingKey
 from thalovant_server.store import accounts, idempotency
 from thalovant_server.store.directory import StoreDirectory
@@ -178,7 +180,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.state.config = config
     app.state.runtime = None
+    app.state.apps = AppRegistry.load(config.data_dir)
     problems.install(app)
     app.include_router(api_router())
+    app.include_router(pages_router())
     mount_data_plane(app)
     return app
