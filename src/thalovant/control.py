@@ -44,6 +44,7 @@ from thalovant.events import DEFAULT_PROTOCOL_PREFERENCE
 from thalovant.identity import ThalovantIdentity
 from thalovant.protocols import HubProtocolSettings, canonical_protocol, read_endpoints
 from thalovant.runtime.loop import LoopThread
+from thalovant.signin import SignInMethods, SyncSignInMethods
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -274,7 +275,7 @@ def _mentions_connection_type(error: ThalovantAPIError) -> bool:
     return False
 
 
-class AsyncThalovantControlPlane:
+class AsyncThalovantControlPlane(SignInMethods):
     """The asyncio control-plane client. Use as ``async with``, or call :meth:`close`."""
 
     def __init__(
@@ -639,10 +640,12 @@ class AsyncThalovantControlPlane:
         )
 
 
-class ThalovantControlPlane:
+class ThalovantControlPlane(SyncSignInMethods):
     """The synchronous control-plane client: the same methods as
     :class:`AsyncThalovantControlPlane`, each run on a private event-loop thread (started on
     first use, stopped by :meth:`close` or the ``with`` block)."""
+
+    _async: AsyncThalovantControlPlane
 
     def __init__(
         self,
