@@ -2,7 +2,8 @@
 
 The lifespan opens the store (running migrations) and exposes ``app.state.store`` and
 ``app.state.control``; ``app.state.runtime`` is the hub runtime once one is attached (the
-control plane calls its ``client_revoked``/``hub_changed`` when set).
+control plane calls its ``client_revoked``/``hub_changed`` when set), and
+``app.state.write_behind`` the queue through which hubs write their request log and memory.
 
 Unless ``config.mqtt_broker`` is ``off``, the lifespan also runs the MQTT broker
 (:func:`running_mqtt_broker`) with the server's TLS certificate, and exposes:
@@ -46,9 +47,11 @@ from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import BrokerAddress, MqttBroker, MqttCredentials, create_broker, issue_hub_credentials
 from thalovant_server.pages import pages_router
 from thalovant_server.secrets import SealingKey
-from thalovant_server.store import accounts, idempotency
+from thalovant_server.store import accounts, idempotency, memory, request_log, signin
 from thalovant_server.store.directory import StoreDirectory
 from thalovant_server.store.engine import Store
+from thalovant_server.store.models import utcnow
+from thalovant_server.store.write_behind import WriteBehind
 from thalovant_server.tls import ensure_dev_tls
 
 MOSQUITTO_DIR = "mosquitto"
@@ -65,6 +68,9 @@ async def open_control_plane(config: ServerConfig) -> AsyncIterator[ControlPlane
         async with store.session() as session:
             await accounts.purge_expired_tokens(session)
             await idempotency.purge_expired(session)
+            await signin.purge_expired(session)
+            await memory.purge_deleted(session)
+            await request_log.purge_old(session, now=utcnow())
         yield ControlPlane(
             config=config,
             store=store,
@@ -141,7 +147,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with open_control_plane(app.state.config) as plane:
         app.state.control = plane
         app.state.store = plane.store
-        app.state.runtime = HubRuntime(StoreDirectory(plane.store))
+        writer = WriteBehind(plane.store)
+        app.state.write_behind = writer
+        app.state.runtime = HubRuntime(
+            StoreDirectory(plane.store),
+            sink=request_log.RequestLog(writer),
+            memory=memory.memory_book(plane.store, writer),
+        )
+        writer.start()
         try:
             if not plane.config.mqtt_enabled:
                 yield
@@ -165,6 +178,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     app.state.mqtt_address = app.state.mqtt_accounts = None
         finally:
             await app.state.runtime.close()
+            await writer.close()
 
 
 def create_app(config: ServerConfig) -> FastAPI:

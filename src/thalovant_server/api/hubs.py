@@ -18,10 +18,11 @@ from thalovant_server.api.broker_accounts import sync_hub
 from thalovant_server.api.paging import MAX_LIMIT, page_or_400
 from thalovant_server.api.preconditions import idempotency_key, key_reused, request_fingerprint, require_etag
 from thalovant_server.api.problems import ApiProblem
+from thalovant_server.api.releases import check_spec_images
 from thalovant_server.api.schemas import HubCreate, HubOut, HubPage, HubPatch
 from thalovant_server.api.state import control, notify_client_revoked, notify_hub_changed
 from thalovant_server.api.views import hub_view, page_envelope
-from thalovant_server.store import hubs, idempotency
+from thalovant_server.store import hubs, idempotency, ratings
 from thalovant_server.store.hub_spec import SpecError, normalise_spec
 from thalovant_server.store.models import Hub
 
@@ -92,7 +93,8 @@ async def list_hubs(
                 session, workspace_ids=principal.workspace_ids, owner_id=owner_id or None, limit=limit, cursor=cursor
             )
         )
-        items = [hub_view(hub, plane.config, private=True) for hub in page.rows]
+        rated = await ratings.summaries(session, [hub.id for hub in page.rows])
+        items = [hub_view(hub, plane.config, private=True, rating=rated[hub.id]) for hub in page.rows]
     query = {"limit": str(limit)}
     if owner_id:
         query["owner_id"] = owner_id
@@ -166,7 +168,8 @@ async def get_hub(
     plane = control(request)
     async with plane.store.session() as session:
         hub, member = await visible_hub(session, principal, hub_id)
-        return hub_view(hub, plane.config, private=member)
+        rated = await ratings.summaries(session, [hub.id])
+        return hub_view(hub, plane.config, private=member, rating=rated[hub.id])
 
 
 @router.patch("/{hub_id}", response_model=None, responses={200: {"model": HubOut}})
@@ -198,7 +201,9 @@ async def update_hub(
                     raise ApiProblem(409, "Hub slug already exists", code="slug_taken")
                 hub.slug = slug
         if body.spec is not None:
-            hub.spec = _spec(body.spec)
+            spec = _spec(body.spec)
+            check_spec_images(hub.spec, spec, admin=principal.role == "admin")
+            hub.spec = spec
         if body.visibility is not None:
             hub.visibility = _visibility(body.visibility, hub.visibility)
         if body.title is not None:
@@ -209,7 +214,8 @@ async def update_hub(
             hub.active = body.active
         hubs.touch(hub)
         await session.flush()
-        view = hub_view(hub, plane.config, private=True)
+        rated = await ratings.summaries(session, [hub.id])
+        view = hub_view(hub, plane.config, private=True, rating=rated[hub.id])
     await notify_hub_changed(request, hub.id)
     await sync_hub(request, hub.id)
     return view

@@ -11,7 +11,7 @@ from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.schemas import HubOut, HubPage
 from thalovant_server.api.state import control
 from thalovant_server.api.views import hub_view, page_envelope
-from thalovant_server.store import hubs
+from thalovant_server.store import hubs, ratings
 
 router = APIRouter(prefix="/v1/public", tags=["public"])
 
@@ -25,7 +25,8 @@ async def list_public_hubs(
     plane = control(request)
     async with plane.store.session() as session:
         page = await page_or_400(hubs.list_public_hubs(session, limit=limit, cursor=cursor))
-        items = [hub_view(hub, plane.config, private=False) for hub in page.rows]
+        rated = await ratings.summaries(session, [hub.id for hub in page.rows])
+        items = [hub_view(hub, plane.config, private=False, rating=rated[hub.id]) for hub in page.rows]
     return page_envelope(items, page.next_cursor, path="/v1/public/hubs", query={"limit": str(limit)})
 
 
@@ -37,4 +38,5 @@ async def get_public_hub(hub_ref: str, request: Request) -> dict[str, Any]:
         hub = await hubs.hub_by_ref(session, hub_ref)
         if hub is None or hub.visibility != "public" or not hub.active:
             raise ApiProblem(404, "Hub not found")
-        return hub_view(hub, plane.config, private=False)
+        rated = await ratings.summaries(session, [hub.id])
+        return hub_view(hub, plane.config, private=False, rating=rated[hub.id])

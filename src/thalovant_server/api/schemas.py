@@ -76,6 +76,8 @@ class HubOut(BaseModel):
     domain: str | None
     spec: dict[str, Any]
     data_plane_endpoints: dict[str, str]
+    rating_average: float | None
+    rating_count: int
     created_at: str
     updated_at: str
 

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from thalovant_server.config import ServerConfig
 from thalovant_server.store.hub_spec import enabled_protocols
 from thalovant_server.store.models import Client, Hub
+from thalovant_server.store.ratings import UNRATED, RatingSummary
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
@@ -45,8 +46,9 @@ def data_plane_endpoints(hub: Hub, config: ServerConfig) -> dict[str, str]:
     return endpoints
 
 
-def hub_view(hub: Hub, config: ServerConfig, *, private: bool) -> dict[str, Any]:
-    """A hub resource; ``private`` adds the workspace fields and the etag."""
+def hub_view(hub: Hub, config: ServerConfig, *, private: bool, rating: RatingSummary = UNRATED) -> dict[str, Any]:
+    """A hub resource; ``private`` adds the workspace fields and the etag. ``rating`` is the
+    hub's rating summary (only public hubs are rated)."""
     view: dict[str, Any] = {
         "id": hub.id,
         "slug": hub.slug,
@@ -59,6 +61,8 @@ def hub_view(hub: Hub, config: ServerConfig, *, private: bool) -> dict[str, Any]
         "domain": hub.domain,
         "spec": hub.spec,
         "data_plane_endpoints": data_plane_endpoints(hub, config),
+        "rating_average": rating.average,
+        "rating_count": rating.count,
         "created_at": timestamp(hub.created_at),
         "updated_at": timestamp(hub.updated_at),
     }

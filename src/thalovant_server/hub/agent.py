@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thalovant_server.hub.matching import CompiledIntent, content_tokens, normalise
+from thalovant_server.hub.memory_book import MemoryBook
 from thalovant_server.hub.session import Conversation
 from thalovant_server.hub.skills.base import HubView, IntentSpec, Request, Skill, SkillReply
 
@@ -49,6 +50,7 @@ class _Turn:
     context: dict[str, Any]
     data: dict[str, Any]
     structured: dict[str, Any]
+    client_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +63,8 @@ class _IntentEntry:
 class EmbeddedAgent:
     """The skills of one hub and the dispatch between them."""
 
-    def __init__(self, hub_id: str, skills: Sequence[Skill]) -> None:
-        self.hub = HubView(hub_id, tuple(skills))
+    def __init__(self, hub_id: str, skills: Sequence[Skill], memory: MemoryBook | None = None) -> None:
+        self.hub = HubView(hub_id, tuple(skills), memory)
         self._intents: list[CompiledIntent] = []
         order = 0
         for skill in skills:
@@ -101,9 +103,11 @@ class EmbeddedAgent:
         context: dict[str, Any],
         data: dict[str, Any],
         structured: dict[str, Any],
+        client_id: str = "",
     ) -> AgentAnswer | None:
-        """The reply of the skill that handles an utterance, action or code; ``None`` if none does."""
-        turn = _Turn(text, lang, conversation, context, data, structured)
+        """The reply of the skill that handles an utterance, action or code; ``None`` if none does.
+        ``client_id`` names the identity that asked (skills that keep memory need it)."""
+        turn = _Turn(text, lang, conversation, context, data, structured, client_id)
         if kind == "action":
             return self._action(turn)
         if kind == "code":
@@ -192,6 +196,7 @@ class EmbeddedAgent:
             input=turn.structured,
             data=turn.data,
             bus_type=bus_type,
+            client_id=turn.client_id,
         )
 
     @classmethod

@@ -72,13 +72,15 @@ class ClientCredentials:
 
 @dataclass(frozen=True, slots=True)
 class HubKeys:
-    """A hub's stable identity and spec: node id, static key, skills, enabled protocols."""
+    """A hub's stable identity and spec: node id, static key, skills, enabled protocols, and
+    whether its owner turned utterance recording on (analytics)."""
 
     hub_id: str
     node_id: str
     static: KeyPair
     skills: tuple[str, ...]
     protocols: tuple[str, ...]
+    record_utterances: bool = False
 
 
 class ClientDirectory(Protocol):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thalovant.protocol.envelope import BusMessage
+from thalovant_server.hub.activity import Activity, ActivitySink
 from thalovant_server.hub.agent import AgentAnswer, EmbeddedAgent
 from thalovant_server.hub.directory import ALLOW_ALL, DEFAULT_ALLOWED_TYPES, is_type_allowed
 from thalovant_server.hub.session import Conversation, SessionStore
@@ -58,6 +59,7 @@ class ClientOrigin:
     site_id: str
     connection_session_id: str
     allowed_types: frozenset[str]
+    carrier: str = ""
 
 
 def _first_entry(value: Any) -> Any:
@@ -104,12 +106,27 @@ def _lang_of(data: Mapping[str, Any], session: Mapping[str, Any], context: Mappi
 
 
 class HubRouter:
-    """Routes one hub's client bus messages to its embedded agent."""
+    """Routes one hub's client bus messages to its embedded agent.
 
-    def __init__(self, hub_id: str, agent: EmbeddedAgent, sessions: SessionStore | None = None) -> None:
+    With a ``sink``, every answered utterance, action or code is recorded as an
+    :class:`~thalovant_server.hub.activity.Activity` (with its text only when
+    ``record_utterances``).
+    """
+
+    def __init__(
+        self,
+        hub_id: str,
+        agent: EmbeddedAgent,
+        sessions: SessionStore | None = None,
+        *,
+        sink: ActivitySink | None = None,
+        record_utterances: bool = False,
+    ) -> None:
         self.hub_id = hub_id
         self.agent = agent
         self.sessions = sessions if sessions is not None else SessionStore()
+        self.sink = sink
+        self.record_utterances = record_utterances
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -176,6 +193,7 @@ class HubRouter:
             context=context,
             data=data,
             structured=structured,
+            client_id=origin.client_id,
         )
         if answer is None:
             request = Request(kind, text, lang, session_id, {}, context, self.agent.hub, input=structured, data=data)
@@ -185,6 +203,22 @@ class HubRouter:
             pipeline_id = SKILLS_PIPELINE_ID
         session_out = conversation.to_session(session_in)
         self.sessions.save(origin.client_id, conversation, session_out)
+        if self.sink is not None:
+            handled = pipeline_id == SKILLS_PIPELINE_ID
+            self.sink.record(
+                Activity(
+                    hub_id=self.hub_id,
+                    client_id=origin.client_id,
+                    carrier=origin.carrier,
+                    kind=kind,
+                    skill=answer.skill_id,
+                    intent=answer.handler,
+                    handled=handled,
+                    lang=lang,
+                    utterance=text if self.record_utterances else None,
+                    at=time.time(),
+                )
+            )
         return self._render(message, answer, pipeline_id, lang, session_out, handled=True)
 
     def _render(

@@ -21,9 +21,11 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from thalovant.protocol.envelope import BusMessage
+from thalovant_server.hub.activity import ActivitySink
 from thalovant_server.hub.agent import EmbeddedAgent
 from thalovant_server.hub.directory import ClientCredentials, ClientDirectory, HubKeys
 from thalovant_server.hub.link import HubLink
+from thalovant_server.hub.memory_book import MemoryBook
 from thalovant_server.hub.router import HubRouter
 from thalovant_server.hub.session import SessionStore
 from thalovant_server.hub.skills.registry import build_skills
@@ -65,16 +67,23 @@ class HubHost:
         self.live: set[LiveSession] = set()
 
 
-def _router_for(keys: HubKeys, sessions: SessionStore | None = None) -> HubRouter:
-    agent = EmbeddedAgent(keys.hub_id, build_skills(keys.skills))
-    return HubRouter(keys.hub_id, agent, sessions)
+MEMORY_SKILL = "memory"
 
 
 class HubRuntime:
-    """Registry of hubs and live sessions of one server process."""
+    """Registry of hubs and live sessions of one server process.
 
-    def __init__(self, directory: ClientDirectory) -> None:
+    ``sink`` receives an activity for every request a hub answers (the request log); ``memory``
+    is the memory book the hubs' memory skill keeps facts in (a client's facts are loaded when
+    it connects to a hub that runs that skill).
+    """
+
+    def __init__(
+        self, directory: ClientDirectory, *, sink: ActivitySink | None = None, memory: MemoryBook | None = None
+    ) -> None:
         self.directory = directory
+        self.sink = sink
+        self.memory = memory
         self._hosts: dict[str, HubHost] = {}
         self._loading: dict[str, asyncio.Lock] = {}
         self._by_client: dict[str, set[LiveSession]] = {}
@@ -99,7 +108,7 @@ class HubRuntime:
             if keys is None:
                 self._loading.pop(hub_id, None)
                 return None
-            found = HubHost(keys, _router_for(keys))
+            found = HubHost(keys, self._router_for(keys))
             self._hosts[hub_id] = found
             return found
 
@@ -117,19 +126,35 @@ class HubRuntime:
                 await live.terminate("hub removed")
             return
         current.keys = keys
-        current.router = _router_for(keys, current.router.sessions)
+        current.router = self._router_for(keys, current.router.sessions)
         for live in [live for live in current.live if live.carrier not in keys.protocols]:
             await live.terminate(f"{live.carrier} switched off for this hub")
+
+    def _router_for(self, keys: HubKeys, sessions: SessionStore | None = None) -> HubRouter:
+        agent = EmbeddedAgent(keys.hub_id, build_skills(keys.skills), self.memory)
+        return HubRouter(keys.hub_id, agent, sessions, sink=self.sink, record_utterances=keys.record_utterances)
 
     # -- clients ---------------------------------------------------------------------------
 
     async def credentials(self, hub_id: str, access_key: str) -> ClientCredentials | None:
-        """The credentials of an active, unrevoked client of ``hub_id``, else ``None``."""
-        return self._current(hub_id, await self.directory.find_client(hub_id, access_key))
+        """The credentials of an active, unrevoked client of ``hub_id``, else ``None``.
+
+        When the hub runs the memory skill, the client's remembered facts are loaded here,
+        once per connection, so the skill never waits for the database."""
+        return await self._recalled(hub_id, self._current(hub_id, await self.directory.find_client(hub_id, access_key)))
 
     async def credentials_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
         """Like :meth:`credentials`, for a client named by its id (an MQTT topic prefix)."""
-        return self._current(hub_id, await self.directory.find_client_by_id(hub_id, client_id))
+        return await self._recalled(
+            hub_id, self._current(hub_id, await self.directory.find_client_by_id(hub_id, client_id))
+        )
+
+    async def _recalled(self, hub_id: str, creds: ClientCredentials | None) -> ClientCredentials | None:
+        """``creds``, after loading the client's facts when the hub runs the memory skill."""
+        host = self._hosts.get(hub_id)
+        if creds is not None and self.memory is not None and host is not None and MEMORY_SKILL in host.keys.skills:
+            await self.memory.ensure_loaded(creds.client_id)
+        return creds
 
     def _current(self, hub_id: str, creds: ClientCredentials | None) -> ClientCredentials | None:
         """``creds`` with this process's revocations and newer pins applied."""

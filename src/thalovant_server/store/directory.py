@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thalovant.protocol.noise import KeyPair
+from thalovant_server.hub.activity import records_utterances
 from thalovant_server.hub.directory import ClientCredentials, HubKeys
 from thalovant_server.mqtt.credentials import verify_password
 from thalovant_server.secrets import sha256_hex
@@ -88,6 +89,7 @@ class StoreDirectory:
             static=KeyPair.from_private(bytes(hub.noise_private_key)),
             skills=tuple(str(s) for s in skills),
             protocols=tuple(name for name, enabled in flags.items() if enabled),
+            record_utterances=records_utterances(hub.spec),
         )
 
     async def find_mqtt_client(self, username: str, password: str) -> MqttAccount | None:
