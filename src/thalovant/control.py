@@ -41,7 +41,9 @@ from thalovant.errors import (
     api_error_from_response,
 )
 from thalovant.events import DEFAULT_PROTOCOL_PREFERENCE
+from thalovant.hub_extras import HubExtraMethods, SyncHubExtraMethods
 from thalovant.identity import ThalovantIdentity
+from thalovant.memory import MemoryMethods, SyncMemoryMethods
 from thalovant.protocols import HubProtocolSettings, canonical_protocol, read_endpoints
 from thalovant.runtime.loop import LoopThread
 from thalovant.signin import SignInMethods, SyncSignInMethods
@@ -275,7 +277,7 @@ def _mentions_connection_type(error: ThalovantAPIError) -> bool:
     return False
 
 
-class AsyncThalovantControlPlane(SignInMethods):
+class AsyncThalovantControlPlane(SignInMethods, HubExtraMethods, MemoryMethods):
     """The asyncio control-plane client. Use as ``async with``, or call :meth:`close`."""
 
     def __init__(
@@ -325,6 +327,10 @@ class AsyncThalovantControlPlane(SignInMethods):
         if self._http is not None:
             http, self._http = self._http, None
             await http.aclose()
+
+    async def aclose(self) -> None:
+        """Alias of :meth:`close` (the public SDK's name)."""
+        await self.close()
 
     async def __aenter__(self) -> AsyncThalovantControlPlane:
         return self
@@ -640,7 +646,7 @@ class AsyncThalovantControlPlane(SignInMethods):
         )
 
 
-class ThalovantControlPlane(SyncSignInMethods):
+class ThalovantControlPlane(SyncSignInMethods, SyncHubExtraMethods, SyncMemoryMethods):
     """The synchronous control-plane client: the same methods as
     :class:`AsyncThalovantControlPlane`, each run on a private event-loop thread (started on
     first use, stopped by :meth:`close` or the ``with`` block)."""
@@ -683,6 +689,14 @@ class ThalovantControlPlane(SyncSignInMethods):
     @property
     def token_id(self) -> str | None:
         return self._async.token_id
+
+    @property
+    def timeout(self) -> float:
+        return self._async.timeout
+
+    @property
+    def user_agent(self) -> str:
+        return self._async.user_agent
 
     def __repr__(self) -> str:
         signed_in = "yes" if self.access_token else "no"

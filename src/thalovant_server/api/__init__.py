@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from thalovant_server.api import clients, device, hub_extras, hubs, native, public, tokens, users
+from thalovant_server.api import analytics, clients, device, hub_extras, hubs, memory, native, public, tokens, users
 from thalovant_server.api.problems import PROBLEM_RESPONSES
 
 
 def api_router() -> APIRouter:
     """Every ``/v1`` route, each documenting its Problem+JSON refusals."""
     router = APIRouter(responses=PROBLEM_RESPONSES)
-    for module in (tokens, device, native, users, public, hubs, hub_extras, clients):
+    for module in (tokens, device, native, users, public, hubs, hub_extras, clients, memory, analytics):
         router.include_router(module.router)
     return router
 
