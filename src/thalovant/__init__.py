@@ -21,6 +21,9 @@ from thalovant.errors import (
     ThalovantAuthError,
     ThalovantClientKeyRejectedError,
     ThalovantConnectionError,
+    ThalovantDeviceLoginDenied,
+    ThalovantDeviceLoginExpired,
+    ThalovantDeviceLoginPending,
     ThalovantError,
     ThalovantHubKeyChangedError,
     ThalovantHubRefusedError,
@@ -61,6 +64,18 @@ from thalovant.events import (
 )
 from thalovant.identity import MqttBrokerCredentials, ThalovantIdentity
 from thalovant.models import ThalovantDoctorCheck, ThalovantDoctorReport, ThalovantHealth, ThalovantReply
+from thalovant.signin import (
+    DEFAULT_NATIVE_SCOPES,
+    HOME_ASSISTANT_CLIENT_ID,
+    HOME_ASSISTANT_SCOPES,
+    ApiToken,
+    DeviceAuthorization,
+    DeviceLoginRequest,
+    NativeSignIn,
+    begin_native_sign_in,
+    challenge_for,
+    new_verifier,
+)
 
 if TYPE_CHECKING:
     from thalovant.client import AsyncThalovantClient, ThalovantClient
@@ -81,6 +96,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_NATIVE_SCOPES",
     "DEFAULT_PROTOCOL_PREFERENCE",
     "EVENT_AUDIO_QUEUE",
     "EVENT_INTENT_DESCRIBE",
@@ -100,14 +116,20 @@ __all__ = [
     "HIVE_KINDS",
     "HIVE_PROPAGATE",
     "HIVE_RENDEZVOUS",
+    "HOME_ASSISTANT_CLIENT_ID",
+    "HOME_ASSISTANT_SCOPES",
     "HOME_REQUEST",
     "HOME_RESPONSE",
     "THALOVANT_CLAIMED_META_KEY",
+    "ApiToken",
     "AsyncThalovantClient",
     "AsyncThalovantControlPlane",
     "BootstrapIdentityResult",
+    "DeviceAuthorization",
+    "DeviceLoginRequest",
     "DisplayItem",
     "MqttBrokerCredentials",
+    "NativeSignIn",
     "ThalovantAPIError",
     "ThalovantAPIUnreachableError",
     "ThalovantAlreadyLinkedError",
@@ -116,6 +138,9 @@ __all__ = [
     "ThalovantClientKeyRejectedError",
     "ThalovantConnectionError",
     "ThalovantControlPlane",
+    "ThalovantDeviceLoginDenied",
+    "ThalovantDeviceLoginExpired",
+    "ThalovantDeviceLoginPending",
     "ThalovantDoctorCheck",
     "ThalovantDoctorReport",
     "ThalovantError",
@@ -134,5 +159,8 @@ __all__ = [
     "ThalovantUnsupportedConnectionTypeError",
     "ThalovantUnsupportedProtocolError",
     "__version__",
+    "begin_native_sign_in",
     "build_client_context",
+    "challenge_for",
+    "new_verifier",
 ]
