@@ -103,7 +103,8 @@ class RequestLog:
 
 @dataclass(frozen=True)
 class LogFilter:
-    """Which rows an overview counts (``None`` filters nothing)."""
+    """Which rows an overview counts: ``start <= at <= end`` (Unix seconds) and the filters
+    (``None`` filters nothing)."""
 
     workspace_ids: tuple[str, ...]
     start: int
@@ -122,7 +123,7 @@ class LogFilter:
         found: list[Any] = [
             entry.workspace_id.in_(list(self.workspace_ids)),
             entry.at >= self.start,
-            entry.at < self.end,
+            entry.at <= self.end,
         ]
         for column, value in (
             (entry.hub_id, self.hub_id),
@@ -169,7 +170,9 @@ async def overview_counts(session: AsyncSession, where: LogFilter, *, bucket_sec
     series = await session.execute(select(bucket, func.count()).where(*conditions).group_by(bucket))
     by_bucket = {int(index): int(count) for index, count in series.all()}
     buckets = []
-    for index in range(max(0, -(-(where.end - where.start) // bucket_seconds))):
+    # buckets start at ``start``; the last one holds ``end`` itself
+    count = (where.end - where.start) // bucket_seconds + 1 if where.end >= where.start else 0
+    for index in range(count):
         start = where.start + index * bucket_seconds
         buckets.append({"start": _iso(start), "count": by_bucket.get(index, 0)})
     by_intent = [
