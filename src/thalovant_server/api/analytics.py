@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from thalovant_server.api.auth import Principal, authenticate
+from thalovant_server.api.fields import IsoDatetime
 from thalovant_server.api.memory import flush_hub_writes
 from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.state import control
@@ -80,8 +81,8 @@ async def overview(
     message: Literal["utterance", "action", "code"] | None = Query(None),
     utterance: str | None = Query(None, min_length=1, max_length=200),
     intent: str | None = Query(None, min_length=1, max_length=200),
-    time_start: dt.datetime | None = Query(None),
-    time_end: dt.datetime | None = Query(None),
+    time_start: IsoDatetime | None = Query(None),
+    time_end: IsoDatetime | None = Query(None),
     weekday: int | None = Query(None, ge=0, le=6),
     hour: int | None = Query(None, ge=0, le=23),
     principal: Principal = Depends(authenticate),

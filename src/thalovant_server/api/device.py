@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets as _random
-from typing import Any, Literal, get_args
+from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
@@ -28,7 +28,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
 
 from thalovant_server.api.apps import DEVICE_DEFAULT_SCOPES, app_registry
-from thalovant_server.api.auth import ALL_SCOPES, Principal, authenticate
+from thalovant_server.api.auth import Principal, authenticate
+from thalovant_server.api.fields import Scope
 from thalovant_server.api.oauth import NO_STORE, OAUTH_ERROR_RESPONSES, IssuedToken, issue_app_token, oauth_error
 from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.ratelimit import LoginLimiter
@@ -57,8 +58,6 @@ MAX_PENDING = 10_000
 AUTHORIZE_PER_ADDRESS = 30
 AUTHORIZE_WINDOW = 600.0
 
-Scope = Literal["hubs:read", "hubs:write", "hubs:inspect", "hubs:preview", "clients:read", "clients:write"]
-assert set(get_args(Scope)) == set(ALL_SCOPES), "Scope must list every scope of auth.ALL_SCOPES"
 
 
 class DeviceAuthorizeRequest(BaseModel):

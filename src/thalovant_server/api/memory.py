@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant_server.api.auth import Principal, authenticate
+from thalovant_server.api.fields import IsoDatetime
 from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.state import control
 from thalovant_server.api.views import timestamp
@@ -60,7 +61,7 @@ class _ItemFields(BaseModel):
     consent_scope: str | None = Field(default=None, pattern=TOKEN_PATTERN)
     consent_version: str | None = Field(default=None, pattern=TOKEN_PATTERN, max_length=32)
     retention_policy: Retention = "user_controlled"
-    expires_at: dt.datetime | None = None
+    expires_at: IsoDatetime | None = None
 
 
 class WorkspaceItemCreate(_ItemFields):
@@ -90,7 +91,7 @@ class MemoryPatch(BaseModel):
     consent_scope: str | None = Field(default=None, pattern=TOKEN_PATTERN)
     consent_version: str | None = Field(default=None, pattern=TOKEN_PATTERN, max_length=32)
     retention_policy: Retention | None = None
-    expires_at: dt.datetime | None = None
+    expires_at: IsoDatetime | None = None
     clear_expires_at: bool = False
 
 
