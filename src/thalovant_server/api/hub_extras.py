@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from thalovant_server.api.auth import Principal, RequireScopes
 from thalovant_server.api.hubs import member_hub, visible_hub
@@ -42,7 +42,7 @@ CAPABILITY_READS_PER_MINUTE = 60
 
 
 class RatingRequest(BaseModel):
-    rating: int = Field(ge=1, le=5)
+    rating: StrictInt = Field(ge=1, le=5)
 
 
 class RatedHub(HubOut):

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,7 +92,7 @@ class MemoryPatch(BaseModel):
     consent_version: str | None = Field(default=None, pattern=TOKEN_PATTERN, max_length=32)
     retention_policy: Retention | None = None
     expires_at: IsoDatetime | None = None
-    clear_expires_at: bool = False
+    clear_expires_at: StrictBool = False
 
 
 class MemoryItemOut(BaseModel):
