@@ -35,7 +35,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from thalovant_server import __version__
-from thalovant_server.api import api_router, problems
+from thalovant_server.api import api_router, openapi, problems
 from thalovant_server.api.apps import AppRegistry
 from thalovant_server.api.broker_accounts import BrokerAccounts
 from thalovant_server.api.ratelimit import LoginLimiter
@@ -198,5 +198,6 @@ def create_app(config: ServerConfig) -> FastAPI:
     problems.install(app)
     app.include_router(api_router())
     app.include_router(pages_router())
+    openapi.install(app, app.state.apps)
     mount_data_plane(app)
     return app

@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from thalovant_server.api.auth import ALL_SCOPES
 
-__all__ = ["IsoDatetime", "Scope"]
+__all__ = ["IsoDatetime", "JsonInt", "Scope"]
 
 Scope = Literal["hubs:read", "hubs:write", "hubs:inspect", "hubs:preview", "clients:read", "clients:write"]
 """One API scope (the names of :data:`thalovant_server.api.auth.ALL_SCOPES`)."""
@@ -34,3 +34,14 @@ IsoDatetime = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 """A date-time given as RFC 3339 text (a naive one is taken as UTC by the routes)."""
+
+
+def _json_number(value: Any) -> Any:
+    """Only JSON numbers are integers here (``5`` and ``5.0``; not ``"5"`` nor ``true``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_number)]
+"""An integer as JSON Schema counts them: any number without a fractional part."""

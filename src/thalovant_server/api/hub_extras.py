@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
 from thalovant_server.api.auth import Principal, RequireScopes
+from thalovant_server.api.fields import JsonInt
 from thalovant_server.api.hubs import member_hub, visible_hub
 from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.ratelimit import LoginLimiter
@@ -42,7 +43,7 @@ CAPABILITY_READS_PER_MINUTE = 60
 
 
 class RatingRequest(BaseModel):
-    rating: StrictInt = Field(ge=1, le=5)
+    rating: JsonInt = Field(ge=1, le=5)
 
 
 class RatedHub(HubOut):

@@ -7,6 +7,7 @@ private hubs cannot even be probed.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -121,11 +122,11 @@ async def create_hub(
             return JSONResponse(stored.body, status_code=stored.status_code)
     if body.owner_id is not None and body.owner_id != principal.user_id:
         raise ApiProblem(403, "Ownership required")
-    spec = _spec(body.spec)
+    spec = _spec(body.spec.model_dump())
     visibility = _visibility(body.visibility, "workspace")
     slug = _slug(body.slug) if body.slug else hubs.slugify(body.name)
     if not slug or not hubs.SLUG.match(slug):
-        raise schema_problem("name does not give a usable slug; send slug")
+        slug = f"hub-{secrets.token_hex(4)}"  # a name without letters or digits gives no slug
     catalog = spec.get("catalog")
     catalog_title = catalog.get("title") if isinstance(catalog, dict) else None
     title = body.title or (catalog_title if isinstance(catalog_title, str) and catalog_title else body.name)
@@ -201,7 +202,7 @@ async def update_hub(
                     raise ApiProblem(409, "Hub slug already exists", code="slug_taken")
                 hub.slug = slug
         if body.spec is not None:
-            spec = _spec(body.spec)
+            spec = _spec(body.spec.model_dump())
             check_spec_images(hub.spec, spec, admin=principal.role == "admin")
             hub.spec = spec
         if body.visibility is not None:

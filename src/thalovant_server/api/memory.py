@@ -19,6 +19,7 @@ listed. Any valid token may use these routes (memory has no scope of its own).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -210,8 +211,8 @@ async def _check_owner(session: AsyncSession, principal: Principal, owner_id: st
         raise ApiProblem(403, "Ownership required")
 
 
-async def _own_item(session: AsyncSession, principal: Principal, item_id: str) -> MemoryItem:
-    item = await session.get(MemoryItem, item_id) if len(item_id) <= 64 else None
+async def _own_item(session: AsyncSession, principal: Principal, item_id: uuid.UUID) -> MemoryItem:
+    item = await session.get(MemoryItem, str(item_id))
     if item is None or item.workspace_id not in principal.workspace_ids or item.deleted_at is not None:
         raise ApiProblem(404, "Memory item not found")
     return item
@@ -325,16 +326,18 @@ async def create_memory(body: MemoryCreate, request: Request, principal: Princip
     return JSONResponse(view, status_code=201)
 
 
-@router.get("/{memory_id}", response_model=None, responses={200: {"model": MemoryItemOut}})
-async def get_memory(memory_id: str, request: Request, principal: Principal = Depends(authenticate)) -> dict[str, Any]:
+@router.get("/{memory_id:uuid}", response_model=None, responses={200: {"model": MemoryItemOut}})
+async def get_memory(
+    memory_id: uuid.UUID, request: Request, principal: Principal = Depends(authenticate)
+) -> dict[str, Any]:
     await flush_hub_writes(request)
     async with control(request).store.session() as session:
         return item_view(await _own_item(session, principal, memory_id))
 
 
-@router.patch("/{memory_id}", response_model=None, responses={200: {"model": MemoryItemOut}})
+@router.patch("/{memory_id:uuid}", response_model=None, responses={200: {"model": MemoryItemOut}})
 async def update_memory(
-    memory_id: str, body: MemoryPatch, request: Request, principal: Principal = Depends(authenticate)
+    memory_id: uuid.UUID, body: MemoryPatch, request: Request, principal: Principal = Depends(authenticate)
 ) -> dict[str, Any]:
     """Correct an item: any field sent replaces the stored one; ``clear_expires_at`` removes the expiry."""
     await flush_hub_writes(request)
@@ -356,8 +359,10 @@ async def update_memory(
     return view
 
 
-@router.delete("/{memory_id}", status_code=204, response_class=Response)
-async def delete_memory(memory_id: str, request: Request, principal: Principal = Depends(authenticate)) -> Response:
+@router.delete("/{memory_id:uuid}", status_code=204, response_class=Response)
+async def delete_memory(
+    memory_id: uuid.UUID, request: Request, principal: Principal = Depends(authenticate)
+) -> Response:
     """Soft-delete an item: hubs forget it at once; it is purged after 30 days."""
     await flush_hub_writes(request)
     async with control(request).store.session() as session:

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from thalovant_server.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA
 from thalovant_server.api.views import timestamp
 from thalovant_server.secrets import sha256_hex
 from thalovant_server.store import accounts
@@ -54,7 +55,11 @@ class IssuedToken(BaseModel):
 
 
 OAUTH_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "An OAuth error (RFC 6749 5.2)", "model": OAuthError},
+    400: {
+        "description": "An OAuth error (RFC 6749 5.2); a body that is not JSON is a Problem+JSON refusal",
+        "model": OAuthError,
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": PROBLEM_SCHEMA}},
+    },
 }
 
 
