@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from thalovant_server import __version__
 from thalovant_server.api import api_router, openapi, problems
@@ -181,6 +182,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await writer.close()
 
 
+CORS_EXPOSED_HEADERS = ("ETag", "Location", "Retry-After", "Allow")
+
+
+def allow_cross_origin(app: FastAPI) -> None:
+    """Let web pages of any origin call the API and the hubs' HTTPS endpoints (WSS needs nothing).
+
+    Every credential of this server travels in a header (bearer tokens, access keys), never in
+    a cookie, so a page learns nothing that its own user could not send: answers carry
+    ``Access-Control-Allow-Origin: *`` and never ``Allow-Credentials``. Preflights are answered
+    for every method and request header.
+    """
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        allow_credentials=False,
+        expose_headers=list(CORS_EXPOSED_HEADERS),
+        max_age=600,
+    )
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app (no redirects, Problem+JSON for every error)."""
     app = FastAPI(
@@ -195,6 +218,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.config = config
     app.state.runtime = None
     app.state.apps = AppRegistry.load(config.data_dir)
+    allow_cross_origin(app)
     problems.install(app)
     app.include_router(api_router())
     app.include_router(pages_router())
