@@ -10,9 +10,11 @@ import datetime as dt
 import time
 from typing import Any
 
+import pytest
 from tests.server.conftest import Account, Api
 from tests.server.test_api_auth import assert_problem
 
+from thalovant_server.api import memory as memory_routes
 from thalovant_server.hub.activity import Activity
 from thalovant_server.store.models import utcnow
 
@@ -281,3 +283,18 @@ async def test_analytics_overview_counts_the_request_log(api: Api) -> None:
     for params in ({"time_start": "0.5"}, {"range": "7y"}, {"weekday": "7"}, {"message": "shout"}):
         response = await api.http.get("/v1/analytics/overview", params=params, headers=owner.headers)
         assert_problem(response, 422, "Request validation failed")
+
+
+async def test_a_workspace_keeps_a_bounded_number_of_items(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory_routes, "MAX_ITEMS_PER_WORKSPACE", 3)
+    owner = await api.account()
+    made = [await create_item(api, owner, scope="workspace", content=f"n{i}") for i in range(3)]
+    full = await api.http.post("/v1/memory", json={"scope": "workspace", "content": "one more"}, headers=owner.headers)
+    assert assert_problem(full, 409, "A workspace keeps at most 3 memory items; delete some first.")["code"] == (
+        "memory_full"
+    )
+    await api.http.delete(f"/v1/memory/{made[0]['id']}", headers=owner.headers)
+    still_full = await api.http.post("/v1/memory", json={"scope": "workspace", "content": "x"}, headers=owner.headers)
+    assert still_full.status_code == 409  # a soft-deleted item counts until it is purged
+    other = await api.account()  # the limit is per workspace
+    await create_item(api, other, scope="workspace", content="mine")

@@ -347,3 +347,18 @@ async def test_authorize_page_never_redirects_to_an_unregistered_place(api: Api)
         ):
             refused = redirect_query(await person.get(authorize_url(challenge, **overrides)))
             assert refused["error"] == error and refused["state"] == "st-123", overrides
+
+
+async def test_guessing_user_codes_is_limited(api: Api) -> None:
+    grant = await authorize(api)
+    guesser = await api.account()
+    for _ in range(20):
+        response = await api.http.get("/v1/auth/device/codes/BBBB-BBBB", headers=guesser.headers)
+        assert_problem(response, 404, "Device code not found")
+    limited = await api.http.get(f"/v1/auth/device/codes/{grant['user_code']}", headers=guesser.headers)
+    problem = assert_problem(limited, 429, "Too many device codes that matched nothing. Retry later.")
+    assert problem["code"] == "device_code_guesses" and int(limited.headers["retry-after"]) >= 1
+    async with browser(api) as person:  # the page counts the same guesses (same address)
+        await sign_in(person, await api.new_user())
+        page = await person.get("/activate", params={"user_code": grant["user_code"]})
+    assert page.status_code == 429 and "Too many device codes" in page.text

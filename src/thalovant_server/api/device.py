@@ -30,9 +30,9 @@ from sqlalchemy import func, select, update
 from thalovant_server.api.apps import DEVICE_DEFAULT_SCOPES, app_registry
 from thalovant_server.api.auth import Principal, authenticate
 from thalovant_server.api.fields import Scope
+from thalovant_server.api.limits import over_limit, spend
 from thalovant_server.api.oauth import NO_STORE, OAUTH_ERROR_RESPONSES, IssuedToken, issue_app_token, oauth_error
 from thalovant_server.api.problems import ApiProblem
-from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.state import control
 from thalovant_server.api.views import timestamp
 from thalovant_server.secrets import sha256_hex
@@ -57,7 +57,8 @@ SLOW_DOWN_STEP = 5
 MAX_PENDING = 10_000
 AUTHORIZE_PER_ADDRESS = 30
 AUTHORIZE_WINDOW = 600.0
-
+GUESSES_PER_PERSON = 20
+GUESS_WINDOW = 600.0
 
 
 class DeviceAuthorizeRequest(BaseModel):
@@ -118,14 +119,6 @@ def verification_base(request: Request) -> str:
     return str(request.base_url)
 
 
-def _limiter(request: Request) -> LoginLimiter:
-    found: LoginLimiter | None = getattr(request.app.state, "device_limiter", None)
-    if found is None:
-        found = LoginLimiter(max_failures=AUTHORIZE_PER_ADDRESS, window=AUTHORIZE_WINDOW)
-        request.app.state.device_limiter = found
-    return found
-
-
 @router.post(
     "/authorize",
     response_model=None,
@@ -144,18 +137,15 @@ async def authorize(body: DeviceAuthorizeRequest, request: Request) -> JSONRespo
             raise ApiProblem(400, f"{app.name} may ask only for {', '.join(app.scopes)}.", code="invalid_scope")
     else:
         scopes = tuple(body.scopes) if body.scopes else DEVICE_DEFAULT_SCOPES
-    address = f"address:{request.client.host if request.client else 'unknown'}"
-    limiter = _limiter(request)
-    wait = limiter.retry_after(address)
-    if wait is not None:
-        raise ApiProblem(
-            429,
-            "Too many device sign-ins from this address. Retry later.",
-            code="device_rate_limited",
-            headers={"Retry-After": str(wait)},
-            retry_after_seconds=wait,
-        )
-    limiter.failed(address)
+    spend(
+        request,
+        "device-authorize",
+        request.client.host if request.client else "unknown",
+        events=AUTHORIZE_PER_ADDRESS,
+        window=AUTHORIZE_WINDOW,
+        detail="Too many device sign-ins from this address. Retry later.",
+        code="device_rate_limited",
+    )
     device_code = _random.token_urlsafe(32)
     config = plane.config
     now = utcnow()
@@ -249,14 +239,40 @@ async def token(body: DeviceTokenRequest, request: Request) -> JSONResponse:
     return JSONResponse(answer, headers=NO_STORE)
 
 
-async def live_grant(request: Request, user_code: str) -> DeviceGrant | None:
-    """The pending, unexpired grant with this (typed) user code, else ``None``."""
+async def live_grant(request: Request, user_code: str, *, person: str) -> DeviceGrant | None:
+    """The pending, unexpired grant with this (typed) user code, else ``None``.
+
+    Codes are short, so guessing is limited (RFC 8628 5.1): after :data:`GUESSES_PER_PERSON`
+    codes that matched nothing within :data:`GUESS_WINDOW` seconds, ``person`` (a user id) and
+    the client address get 429 until the window moves on, matching code or not."""
+    address = request.client.host if request.client else "unknown"
+    keys = (f"person:{person}", f"address:{address}")
+    wait = over_limit(request, "device-code-guesses", keys[0], events=GUESSES_PER_PERSON, window=GUESS_WINDOW)
+    wait = wait or over_limit(request, "device-code-guesses", keys[1], events=GUESSES_PER_PERSON, window=GUESS_WINDOW)
+    if wait is not None:
+        raise ApiProblem(
+            429,
+            "Too many device codes that matched nothing. Retry later.",
+            code="device_code_guesses",
+            headers={"Retry-After": str(wait)},
+            retry_after_seconds=wait,
+        )
     code = normalise_user_code(user_code)
-    if code is None:
-        return None
-    async with control(request).store.session() as session:
-        grant = await signin.device_grant_by_user_code(session, code)
+    grant = None
+    if code is not None:
+        async with control(request).store.session() as session:
+            grant = await signin.device_grant_by_user_code(session, code)
     if grant is None or grant.status != PENDING or grant.expired():
+        for key in keys:
+            spend(
+                request,
+                "device-code-guesses",
+                key,
+                events=GUESSES_PER_PERSON,
+                window=GUESS_WINDOW,
+                detail="Too many device codes that matched nothing. Retry later.",
+                code="device_code_guesses",
+            )
         return None
     return grant
 
@@ -278,11 +294,11 @@ def describe(grant: DeviceGrant) -> dict[str, Any]:
 async def describe_code(
     request: Request,
     user_code: str = Path(max_length=32),
-    _principal: Principal = Depends(authenticate),
+    principal: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
     """A pending sign-in request, for the signed-in person about to decide on it; a code that is
-    unknown, expired or already decided is 404 ``Device code not found``."""
-    grant = await live_grant(request, user_code)
+    unknown, expired or already decided is 404 ``Device code not found`` (and counts as a guess)."""
+    grant = await live_grant(request, user_code, person=principal.user_id)
     if grant is None:
         raise ApiProblem(404, "Device code not found")
     return describe(grant)

@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 from thalovant_server.api.auth import Principal, RequireScopes
 from thalovant_server.api.fields import JsonInt
 from thalovant_server.api.hubs import member_hub, visible_hub
+from thalovant_server.api.limits import spend
 from thalovant_server.api.problems import ApiProblem
-from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.releases import ReleaseRequest, released_spec
 from thalovant_server.api.schemas import HubOut
 from thalovant_server.api.state import control, notify_hub_changed
@@ -181,14 +181,6 @@ def capabilities_of(skills: Sequence[Skill]) -> tuple[list[dict[str, Any]], list
     return skill_rows, intent_rows
 
 
-def _limiter(request: Request) -> LoginLimiter:
-    found: LoginLimiter | None = getattr(request.app.state, "capabilities_limiter", None)
-    if found is None:
-        found = LoginLimiter(max_failures=CAPABILITY_READS_PER_MINUTE, window=60.0)
-        request.app.state.capabilities_limiter = found
-    return found
-
-
 @router.get("/{hub_id}/runtime-capabilities", response_model=None, responses={200: {"model": RuntimeCapabilities}})
 async def runtime_capabilities(
     hub_id: str, request: Request, principal: Principal = Depends(RequireScopes("hubs:inspect"))
@@ -198,18 +190,15 @@ async def runtime_capabilities(
     async with plane.store.session() as session:
         hub, _member = await visible_hub(session, principal, hub_id)
         hub_key, spec_skills = hub.id, [str(s) for s in hub.spec.get("skills") or []]
-    key = f"{principal.user_id}:{hub_key}"
-    limiter = _limiter(request)
-    wait = limiter.retry_after(key)
-    if wait is not None:
-        raise ApiProblem(
-            429,
-            "Too many runtime capability reads for this hub. Retry later.",
-            code="runtime_capabilities_rate_limited",
-            headers={"Retry-After": str(wait)},
-            retry_after_seconds=wait,
-        )
-    limiter.failed(key)
+    spend(
+        request,
+        "runtime-capabilities",
+        f"{principal.user_id}:{hub_key}",
+        events=CAPABILITY_READS_PER_MINUTE,
+        window=60.0,
+        detail="Too many runtime capability reads for this hub. Retry later.",
+        code="runtime_capabilities_rate_limited",
+    )
     runtime = getattr(request.app.state, "runtime", None)
     host = await runtime.host(hub_key) if runtime is not None else None
     if host is not None:

@@ -9,6 +9,8 @@ one here changes what the hub recalls at once.
 
 ``retention_policy`` is ``user_controlled`` (kept until deleted, or until ``expires_at``) or
 ``30d``/``90d``/``365d`` (expires that long after creation, or at ``expires_at`` if sooner).
+A workspace keeps at most 10 000 items (soft-deleted ones count until purged): past that a
+create is 409 ``memory_full``.
 Expired items are hidden unless ``include_expired=true``; a DELETE is soft (the item is gone
 for every route but a list with ``include_deleted=true``) and purged after 30 days.
 
@@ -26,7 +28,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant_server.api.auth import Principal, authenticate
@@ -36,7 +38,7 @@ from thalovant_server.api.state import control
 from thalovant_server.api.views import timestamp
 from thalovant_server.hub.memory_book import MemoryBook
 from thalovant_server.store import clients, hubs
-from thalovant_server.store.memory import MemoryItem, list_items, summary
+from thalovant_server.store.memory import MemoryItem, list_items, purge_deleted, summary
 from thalovant_server.store.models import Membership, utcnow
 
 __all__ = ["flush_hub_writes", "router"]
@@ -46,6 +48,7 @@ router = APIRouter(prefix="/v1/memory", tags=["memory"])
 KIND_PATTERN = r"^[a-z][a-z0-9_.-]{0,39}$"
 TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 RETENTION_DAYS = {"30d": 30, "90d": 90, "365d": 365}
+MAX_ITEMS_PER_WORKSPACE = 10_000
 MAX_LIMIT = 200
 MAX_OFFSET = 100_000
 
@@ -218,6 +221,21 @@ async def _own_item(session: AsyncSession, principal: Principal, item_id: uuid.U
     return item
 
 
+async def _make_room(session: AsyncSession, workspace_id: str) -> None:
+    """409 ``memory_full`` when the workspace holds :data:`MAX_ITEMS_PER_WORKSPACE` items, soft-
+    deleted ones included (those past their purge date are purged first)."""
+    count = select(func.count(MemoryItem.id)).where(MemoryItem.workspace_id == workspace_id)
+    if (await session.scalar(count) or 0) < MAX_ITEMS_PER_WORKSPACE:
+        return
+    await purge_deleted(session)
+    if (await session.scalar(count) or 0) >= MAX_ITEMS_PER_WORKSPACE:
+        raise ApiProblem(
+            409,
+            f"A workspace keeps at most {MAX_ITEMS_PER_WORKSPACE} memory items; delete some first.",
+            code="memory_full",
+        )
+
+
 def _expiry(policy: str, given: dt.datetime | None, created: dt.datetime) -> dt.datetime | None:
     if given is not None and given.tzinfo is None:
         given = given.replace(tzinfo=dt.UTC)
@@ -302,6 +320,7 @@ async def create_memory(body: MemoryCreate, request: Request, principal: Princip
             if client is None or client.hub_id != hub_id:
                 raise ApiProblem(404, "Client not found")
             client_id = client.id
+        await _make_room(session, workspace_id)
         item = MemoryItem(
             workspace_id=workspace_id,
             owner_id=body.owner_id or principal.user_id,

@@ -13,6 +13,7 @@ from sqlalchemy import update
 from starlette.responses import Response
 
 from thalovant_server.api.device import describe, display_user_code, live_grant
+from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.state import control
 from thalovant_server.pages.browser import (
     FormRefused,
@@ -73,6 +74,17 @@ def _review(request: Request, who: Visitor, grant: DeviceGrant) -> Response:
     return page("Approve this sign-in?", body)
 
 
+async def _guessed(request: Request, who: Visitor, user_code: str) -> DeviceGrant | Response | None:
+    """The live grant of a typed code, or the page saying this person guessed too often."""
+    try:
+        return await live_grant(request, user_code, person=who.user_id)
+    except ApiProblem as exc:
+        body = f'<h1>Too many codes</h1><p class="error" id="error">{esc(exc.detail)}</p>'
+        response = page("Too many codes", body, status=exc.status)
+        response.headers.update(exc.headers)
+        return response
+
+
 @router.get("/activate")
 async def show(request: Request, user_code: str | None = None) -> Response:
     who = await visitor(request)
@@ -81,7 +93,9 @@ async def show(request: Request, user_code: str | None = None) -> Response:
         return _sign_in_page(request, current)
     if not user_code:
         return _code_form(request)
-    grant = await live_grant(request, user_code[:32])
+    grant = await _guessed(request, who, user_code[:32])
+    if isinstance(grant, Response):
+        return grant
     if grant is None:
         return _code_form(request, error="That code is not valid, has expired, or was already used.", status=404)
     return _review(request, who, grant)
@@ -99,7 +113,9 @@ async def decide(request: Request) -> Response:
     decision = form.get("decision")
     if decision not in ("approve", "deny"):
         return page("Request refused", '<p class="error">Choose Approve or Deny.</p>', status=400)
-    grant = await live_grant(request, form.get("user_code", "")[:32])
+    grant = await _guessed(request, who, form.get("user_code", "")[:32])
+    if isinstance(grant, Response):
+        return grant
     if grant is None:
         return _code_form(request, error="That code is not valid, has expired, or was already used.", status=404)
     async with control(request).store.session() as session:

@@ -8,6 +8,7 @@ them for the weekday and hour filters. Rows older than :data:`RETENTION` are pur
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
 RETENTION = dt.timedelta(days=400)
 TOP = 20
 WRITE_KIND = "request_log"
+PURGE_EVERY = 3600.0
 
 
 class RequestLogEntry(Base):
@@ -91,14 +93,23 @@ async def write_activities(session: AsyncSession, activities: Sequence[Activity]
 
 class RequestLog:
     """The hubs' :class:`~thalovant_server.hub.activity.ActivitySink`: queues each activity on
-    the write-behind queue (registered there under :data:`WRITE_KIND`)."""
+    the write-behind queue (registered there under :data:`WRITE_KIND`), and purges rows past
+    :data:`RETENTION` at most once every :data:`PURGE_EVERY` while it writes."""
 
     def __init__(self, writer: WriteBehind) -> None:
         self._writer = writer
-        writer.register(WRITE_KIND, write_activities)
+        self._purged_at = -PURGE_EVERY
+        writer.register(WRITE_KIND, self._write)
 
     def record(self, activity: Activity) -> None:
         self._writer.submit(WRITE_KIND, activity)
+
+    async def _write(self, session: AsyncSession, activities: Sequence[Activity]) -> None:
+        await write_activities(session, activities)
+        now = time.monotonic()
+        if now - self._purged_at >= PURGE_EVERY:
+            self._purged_at = now
+            await purge_old(session, now=dt.datetime.now(dt.UTC))
 
 
 @dataclass(frozen=True)
