@@ -454,9 +454,9 @@ class AsyncThalovantControlPlane(SignInMethods, HubExtraMethods, MemoryMethods):
         """Public, active hubs (no sign-in): ``{"data": [...], "meta": ..., "links": ...}``."""
         return await self.request("GET", "/v1/public/hubs", auth=False, params={"limit": limit, "cursor": cursor})
 
-    async def get_public_hub(self, ref: str) -> dict[str, Any]:
+    async def get_public_hub(self, hub_ref: str) -> dict[str, Any]:
         """One public hub by slug, public ref or id (no sign-in)."""
-        return await self.request("GET", f"/v1/public/hubs/{quote(str(ref), safe='')}", auth=False)
+        return await self.request("GET", f"/v1/public/hubs/{quote(str(hub_ref), safe='')}", auth=False)
 
     async def list_hubs(
         self, limit: int = 100, cursor: str | None = None, owner_id: str | None = None
@@ -757,8 +757,8 @@ class ThalovantControlPlane(SyncSignInMethods, SyncHubExtraMethods, SyncMemoryMe
     def list_public_hubs(self, limit: int = 24, cursor: str | None = None) -> dict[str, Any]:
         return self._run(self._async.list_public_hubs(limit, cursor))
 
-    def get_public_hub(self, ref: str) -> dict[str, Any]:
-        return self._run(self._async.get_public_hub(ref))
+    def get_public_hub(self, hub_ref: str) -> dict[str, Any]:
+        return self._run(self._async.get_public_hub(hub_ref))
 
     def list_hubs(self, limit: int = 100, cursor: str | None = None, owner_id: str | None = None) -> dict[str, Any]:
         return self._run(self._async.list_hubs(limit, cursor, owner_id))
