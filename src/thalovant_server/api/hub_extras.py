@@ -28,7 +28,7 @@ from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.releases import ReleaseRequest, released_spec
 from thalovant_server.api.schemas import HubOut
 from thalovant_server.api.state import control, notify_hub_changed
-from thalovant_server.api.views import hub_view, timestamp
+from thalovant_server.api.views import rated_hub_view, timestamp
 from thalovant_server.hub.skills.base import Skill
 from thalovant_server.hub.skills.registry import build_skills
 from thalovant_server.store import hubs, ratings
@@ -100,8 +100,7 @@ async def release_hub(
         hub.spec = released_spec(hub.spec, body, admin=principal.role == "admin", user_id=principal.user_id)
         hubs.touch(hub)
         await session.flush()
-        rated = await ratings.summaries(session, [hub.id])
-        view = hub_view(hub, plane.config, private=True, rating=rated[hub.id])
+        view = await rated_hub_view(session, hub, plane.config, private=True)
     await notify_hub_changed(request, view["id"])
     return view
 
@@ -117,8 +116,7 @@ async def _rated_view(request: Request, principal: Principal, hub_id: str, ratin
             await ratings.clear_rating(session, hub_id=hub.id, user_id=principal.user_id)
         else:
             await ratings.set_rating(session, hub_id=hub.id, user_id=principal.user_id, rating=rating)
-        rated = await ratings.summaries(session, [hub.id])
-        view = hub_view(hub, plane.config, private=False, rating=rated[hub.id])
+        view = await rated_hub_view(session, hub, plane.config, private=False)
         view["my_rating"] = rating
     return view
 

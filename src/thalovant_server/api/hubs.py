@@ -22,8 +22,8 @@ from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.releases import check_spec_images
 from thalovant_server.api.schemas import HubCreate, HubOut, HubPage, HubPatch
 from thalovant_server.api.state import control, notify_client_revoked, notify_hub_changed
-from thalovant_server.api.views import hub_view, page_envelope
-from thalovant_server.store import hubs, idempotency, ratings
+from thalovant_server.api.views import hub_view, page_envelope, rated_hub_view, rated_hub_views
+from thalovant_server.store import hubs, idempotency
 from thalovant_server.store.hub_spec import SpecError, normalise_spec
 from thalovant_server.store.models import Hub
 
@@ -94,8 +94,7 @@ async def list_hubs(
                 session, workspace_ids=principal.workspace_ids, owner_id=owner_id or None, limit=limit, cursor=cursor
             )
         )
-        rated = await ratings.summaries(session, [hub.id for hub in page.rows])
-        items = [hub_view(hub, plane.config, private=True, rating=rated[hub.id]) for hub in page.rows]
+        items = await rated_hub_views(session, page.rows, plane.config, private=True)
     query = {"limit": str(limit)}
     if owner_id:
         query["owner_id"] = owner_id
@@ -169,8 +168,7 @@ async def get_hub(
     plane = control(request)
     async with plane.store.session() as session:
         hub, member = await visible_hub(session, principal, hub_id)
-        rated = await ratings.summaries(session, [hub.id])
-        return hub_view(hub, plane.config, private=member, rating=rated[hub.id])
+        return await rated_hub_view(session, hub, plane.config, private=member)
 
 
 @router.patch("/{hub_id}", response_model=None, responses={200: {"model": HubOut}})
@@ -215,8 +213,7 @@ async def update_hub(
             hub.active = body.active
         hubs.touch(hub)
         await session.flush()
-        rated = await ratings.summaries(session, [hub.id])
-        view = hub_view(hub, plane.config, private=True, rating=rated[hub.id])
+        view = await rated_hub_view(session, hub, plane.config, private=True)
     await notify_hub_changed(request, hub.id)
     await sync_hub(request, hub.id)
     return view

@@ -10,8 +10,8 @@ from thalovant_server.api.paging import MAX_LIMIT, page_or_400
 from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.schemas import HubOut, HubPage
 from thalovant_server.api.state import control
-from thalovant_server.api.views import hub_view, page_envelope
-from thalovant_server.store import hubs, ratings
+from thalovant_server.api.views import page_envelope, rated_hub_view, rated_hub_views
+from thalovant_server.store import hubs
 
 router = APIRouter(prefix="/v1/public", tags=["public"])
 
@@ -25,8 +25,7 @@ async def list_public_hubs(
     plane = control(request)
     async with plane.store.session() as session:
         page = await page_or_400(hubs.list_public_hubs(session, limit=limit, cursor=cursor))
-        rated = await ratings.summaries(session, [hub.id for hub in page.rows])
-        items = [hub_view(hub, plane.config, private=False, rating=rated[hub.id]) for hub in page.rows]
+        items = await rated_hub_views(session, page.rows, plane.config, private=False)
     return page_envelope(items, page.next_cursor, path="/v1/public/hubs", query={"limit": str(limit)})
 
 
@@ -38,5 +37,4 @@ async def get_public_hub(hub_ref: str, request: Request) -> dict[str, Any]:
         hub = await hubs.hub_by_ref(session, hub_ref)
         if hub is None or hub.visibility != "public" or not hub.active:
             raise ApiProblem(404, "Hub not found")
-        rated = await ratings.summaries(session, [hub.id])
-        return hub_view(hub, plane.config, private=False, rating=rated[hub.id])
+        return await rated_hub_view(session, hub, plane.config, private=False)

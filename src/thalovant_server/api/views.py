@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from thalovant_server.config import ServerConfig
+from thalovant_server.store import ratings
 from thalovant_server.store.hub_spec import enabled_protocols
 from thalovant_server.store.models import Client, Hub
 from thalovant_server.store.ratings import UNRATED, RatingSummary
@@ -69,6 +72,19 @@ def hub_view(hub: Hub, config: ServerConfig, *, private: bool, rating: RatingSum
     if private:
         view.update(owner_id=hub.owner_id, workspace_id=hub.workspace_id, etag=hub.etag)
     return view
+
+
+async def rated_hub_views(
+    session: AsyncSession, rows: Sequence[Hub], config: ServerConfig, *, private: bool
+) -> list[dict[str, Any]]:
+    """:func:`hub_view` of each hub, with its rating summary read in one query."""
+    rated = await ratings.summaries(session, [hub.id for hub in rows])
+    return [hub_view(hub, config, private=private, rating=rated[hub.id]) for hub in rows]
+
+
+async def rated_hub_view(session: AsyncSession, hub: Hub, config: ServerConfig, *, private: bool) -> dict[str, Any]:
+    """:func:`hub_view` of one hub with its rating summary."""
+    return (await rated_hub_views(session, [hub], config, private=private))[0]
 
 
 def client_spec_view(client: Client) -> dict[str, Any]:

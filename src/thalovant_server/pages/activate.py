@@ -15,15 +15,7 @@ from starlette.responses import Response
 from thalovant_server.api.device import describe, display_user_code, live_grant
 from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.state import control
-from thalovant_server.pages.browser import (
-    FormRefused,
-    Visitor,
-    csrf_token,
-    path_with_root,
-    refused_page,
-    require_form,
-    visitor,
-)
+from thalovant_server.pages.browser import Visitor, csrf_token, path_with_root, signed_in_post, visitor
 from thalovant_server.pages.browser import sign_in_page as _sign_in_page
 from thalovant_server.pages.consent import decision_form, request_summary
 from thalovant_server.pages.html import esc, page
@@ -103,13 +95,10 @@ async def show(request: Request, user_code: str | None = None) -> Response:
 
 @router.post("/activate")
 async def decide(request: Request) -> Response:
-    who = await visitor(request)
-    if who is None:
-        return _sign_in_page(request, "/activate", error="Your session ended; sign in again.", status=401)
-    try:
-        form = await require_form(request, who, PURPOSE)
-    except FormRefused:
-        return refused_page()
+    checked = await signed_in_post(request, PURPOSE, "/activate")
+    if isinstance(checked, Response):
+        return checked
+    who, form = checked
     decision = form.get("decision")
     if decision not in ("approve", "deny"):
         return page("Request refused", '<p class="error">Choose Approve or Deny.</p>', status=400)

@@ -23,7 +23,7 @@ from starlette.responses import RedirectResponse, Response
 
 from thalovant_server.api.apps import RegisteredApp, app_registry
 from thalovant_server.api.state import control
-from thalovant_server.pages.browser import FormRefused, csrf_token, path_with_root, refused_page, require_form, visitor
+from thalovant_server.pages.browser import csrf_token, path_with_root, signed_in_post, visitor
 from thalovant_server.pages.browser import sign_in_page as _sign_in_page
 from thalovant_server.pages.consent import decision_form, request_summary
 from thalovant_server.pages.html import esc, page
@@ -153,14 +153,12 @@ async def show(request: Request) -> Response:
 
 @router.post("/authorize")
 async def decide(request: Request) -> Response:
-    who = await visitor(request)
-    if who is None:
-        return _sign_in_page(request, "/authorize", error="Your session ended; sign in again.", status=401)
+    checked = await signed_in_post(request, PURPOSE, "/authorize")
+    if isinstance(checked, Response):
+        return checked
+    who, form = checked
     try:
-        form = await require_form(request, who, PURPOSE)
         wanted = _validate(request, {k: v for k, v in form.items() if k in PARAMS})
-    except FormRefused:
-        return refused_page()
     except (_ErrorPage, _BackToApp) as exc:
         return exc.response()
     answer: dict[str, str]

@@ -41,6 +41,7 @@ __all__ = [
     "require_form",
     "sign_in",
     "sign_in_page",
+    "signed_in_post",
     "visitor",
 ]
 
@@ -123,6 +124,18 @@ async def require_form(request: Request, who: Visitor, purpose: str) -> dict[str
     if not constant_time_equal(form.get("csrf_token", ""), csrf_token(who, purpose)):
         raise FormRefused("CSRF token mismatch")
     return form
+
+
+async def signed_in_post(request: Request, purpose: str, back_to: str) -> tuple[Visitor, dict[str, str]] | Response:
+    """``(visitor, form)`` of a state-changing POST that passed the checks, else the page to
+    answer: the sign-in form (no session, coming back to ``back_to``) or the refusal."""
+    who = await visitor(request)
+    if who is None:
+        return sign_in_page(request, back_to, error="Your session ended; sign in again.", status=401)
+    try:
+        return who, await require_form(request, who, purpose)
+    except FormRefused:
+        return refused_page()
 
 
 def refused_page() -> Response:
