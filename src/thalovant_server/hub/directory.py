@@ -76,7 +76,8 @@ class HubKeys:
     """A hub's stable identity and spec: node id, static key, skills, enabled protocols.
 
     ``skills`` are the hub spec's own skills and the active skills of its runtime group;
-    ``skill_timeout`` bounds each async skill handler (the group's ``skills.timeout_seconds``).
+    ``skill_timeout`` bounds each async skill handler (the group's ``skills.timeout_seconds``);
+    ``record_utterances`` says whether its owner turned utterance recording on (analytics).
     """
 
     hub_id: str
@@ -85,6 +86,7 @@ class HubKeys:
     skills: tuple[str, ...]
     protocols: tuple[str, ...]
     skill_timeout: float = DEFAULT_SKILL_TIMEOUT
+    record_utterances: bool = False
 
 
 class ClientDirectory(Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thalovant.protocol.noise import KeyPair
+from thalovant_server.hub.activity import records_utterances
 from thalovant_server.hub.directory import ClientCredentials, HubKeys
 from thalovant_server.hub.skill_guard import clamp_timeout
 from thalovant_server.mqtt.credentials import verify_password
@@ -101,6 +102,7 @@ class StoreDirectory:
             skills=tuple(dict.fromkeys(skills)),
             protocols=tuple(name for name, enabled in flags.items() if enabled),
             skill_timeout=timeout,
+            record_utterances=records_utterances(hub.spec),
         )
 
     async def find_mqtt_client(self, username: str, password: str) -> MqttAccount | None:
