@@ -9,6 +9,7 @@ import { CipherState, type NoiseSuite } from "../src/protocol/noise.js";
 import { selectNoise } from "../src/protocol/negotiation.js";
 import { derivePsk } from "../src/protocol/psk.js";
 import { decodeFrame, encodeBinary, encodeJson, payloadTypeName } from "../src/protocol/wire1.js";
+import { apiErrorFromResponse, ThalovantAPIError } from "../src/errors.js";
 import { vectors } from "./helpers/paths.js";
 
 interface NoiseVectors {
@@ -149,6 +150,34 @@ describe("binary-vectors.json", () => {
   for (const [number, name] of Object.entries(binary.unnamed_kind_names)) {
     it(`payload type ${number} is named ${name}`, () => {
       assert.equal(payloadTypeName(Number(number)), name);
+    });
+  }
+});
+
+interface ApiErrorVectors {
+  cases: {
+    name: string;
+    response: { status: number; content_type: string; body: string };
+    expect: { status: number; code: string | null; detail: string | null; problem: unknown };
+    message_excludes?: string[];
+  }[];
+}
+
+const apiErrors = vectors<ApiErrorVectors>("api-error-vectors.json");
+
+describe("api-error-vectors.json", () => {
+  for (const c of apiErrors.cases) {
+    it(c.name, () => {
+      const error = apiErrorFromResponse(c.response.status, c.response.body, { "content-type": c.response.content_type });
+      assert.ok(error instanceof ThalovantAPIError);
+      assert.equal(error.status, c.expect.status);
+      assert.equal(error.code ?? null, c.expect.code);
+      assert.equal(error.detail ?? null, c.expect.detail);
+      assert.deepEqual(error.problem ?? null, c.expect.problem);
+      for (const secret of c.message_excludes ?? []) {
+        assert.ok(!error.message.includes(secret), `message repeats ${secret}`);
+        assert.ok(!String(error).includes(secret), `string form repeats ${secret}`);
+      }
     });
   }
 });
