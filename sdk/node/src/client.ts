@@ -43,7 +43,7 @@ export const RECONNECT_MAX_DELAY_MS = 60_000;
 /** Options of a runtime client (all optional). */
 export interface ClientOptions {
   /** Force a carrier: "wss", "https" or "mqtt"; without it the choice of spec 1.6 applies. */
-  protocol?: HubProtocol | "http";
+  protocol?: HubProtocol | "http" | (string & {});
   /** Where the client's Noise key, hub pins and PSK cache live (default: spec 1.8). */
   noiseStore?: NoiseStateStore;
   /** Node.js: the folder of the Noise state (default: `hivemind` beside the identity file). */
