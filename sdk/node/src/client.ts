@@ -22,7 +22,7 @@ import type { NoiseStateStore } from "./noise-store.js";
 import { platform } from "./platform/current.js";
 import { isObject, type JsonObject } from "./protocol/bytes.js";
 import { HiveMessage } from "./protocol/envelope.js";
-import type { PskDeriver } from "./protocol/psk.js";
+import { directDerivation, type PskDeriver } from "./protocol/psk.js";
 import type { Wire1Frame } from "./protocol/wire1.js";
 import type { HubProtocol } from "./protocols.js";
 import { urlParts } from "./protocols.js";
@@ -278,7 +278,10 @@ export class ThalovantClient {
         sessionId: bus.connectionSessionId(),
         connectTimeoutMs: this.connectTimeoutMs,
         handshakeTimeoutMs: this.handshakeTimeoutMs,
-        derive: this.options.derivePsk ?? platform().derivePsk,
+        startDerivation: () => {
+          const custom = this.options.derivePsk;
+          return custom !== undefined ? directDerivation(custom) : platform().startPskDerivation();
+        },
         onPhase: (phase) => {
           this.phase = phase;
         },

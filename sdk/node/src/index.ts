@@ -15,10 +15,13 @@
  *     }
  */
 
-import { nodePlatform } from "./platform/node.js";
 import { installPlatform } from "./platform/current.js";
+import { nodePlatform } from "./platform/node.js";
+import { nodeCryptoPrimitives } from "./platform/node-crypto.js";
+import { useNoisePrimitives } from "./protocol/primitives.js";
 
 installPlatform(nodePlatform);
+useNoisePrimitives(nodeCryptoPrimitives);
 
 export * from "./api.js";
 export { FileNoiseStore } from "./platform/node-files.js";

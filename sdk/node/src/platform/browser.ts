@@ -9,7 +9,7 @@ import { type HttpClient, HttpNetworkError, type HttpRequest, type HttpResponse,
 import type { WebSocketConnection, WebSocketFactory, WebSocketOptions } from "../carriers/websocket.js";
 import { ThalovantIdentityError } from "../errors.js";
 import { LocalStorageNoiseStore, MemoryNoiseStore } from "../noise-store.js";
-import { derivePsk } from "../protocol/psk.js";
+import { derivePsk, directDerivation } from "../protocol/psk.js";
 import { VERSION } from "../version.js";
 import type { Platform } from "./types.js";
 
@@ -128,7 +128,7 @@ export const browserPlatform: Platform = {
   defaultConfigPath: () => noFiles(),
   parseYaml: () => noFiles(),
   configApiUrl: () => undefined,
-  derivePsk,
+  startPskDerivation: () => directDerivation(derivePsk),
   defaultNoiseStore: () =>
     (globalThis as { localStorage?: unknown }).localStorage !== undefined ? new LocalStorageNoiseStore() : new MemoryNoiseStore(),
   httpClient: () => new FetchHttpClient(),

@@ -4,6 +4,7 @@ import { Worker } from "node:worker_threads";
 
 import { ThalovantError } from "../errors.js";
 import { HandshakeError } from "../protocol/errors.js";
+import type { PskDerivation } from "../protocol/psk.js";
 import { VERSION } from "../version.js";
 import {
   absolutePath,
@@ -18,27 +19,43 @@ import {
 import { nodeMqtt, nodeWebSockets, tlsCheck, UndiciHttpClient } from "./node-net.js";
 import type { Platform } from "./types.js";
 
-/** argon2id in a worker thread, so the event loop keeps serving other links meanwhile. */
-export function deriveInWorker(password: string, nodeId: string): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./psk-worker.js", import.meta.url), { workerData: { password, nodeId } });
-    let settled = false;
-    worker.once("message", (message: { psk?: Uint8Array; error?: { name: string; message: string } }) => {
-      settled = true;
-      if (message.psk !== undefined) resolve(new Uint8Array(message.psk));
-      else if (message.error?.name === "HandshakeError") reject(new HandshakeError(message.error.message));
-      else reject(new ThalovantError(`The PSK derivation failed: ${message.error?.message ?? "unknown error"}`));
-      void worker.terminate();
-    });
-    worker.once("error", (error) => {
-      if (!settled) reject(new ThalovantError(`The PSK derivation failed: ${error.message}`));
-      settled = true;
-    });
-    worker.once("exit", (code) => {
-      if (!settled) reject(new ThalovantError(`The PSK derivation worker exited (${code}).`));
-      settled = true;
-    });
+/**
+ * argon2id in a worker thread, so the event loop keeps serving other links meanwhile. The worker
+ * starts (and loads its WebAssembly) as soon as the derivation is created, while the carrier
+ * opens and the hub says HELLO; it gets the password only when the offer has arrived.
+ */
+export function workerDerivation(): PskDerivation {
+  const worker = new Worker(new URL("./psk-worker.js", import.meta.url));
+  worker.unref();
+  let outcome: Promise<Uint8Array> | undefined;
+  let failure: Error | undefined;
+  worker.once("error", (error) => {
+    failure = new ThalovantError(`The PSK derivation failed: ${error.message}`);
   });
+  return {
+    derive(password, nodeId) {
+      outcome ??= new Promise<Uint8Array>((resolve, reject) => {
+        if (failure !== undefined) {
+          reject(failure);
+          return;
+        }
+        worker.once("message", (message: { psk?: Uint8Array; error?: { name: string; message: string } }) => {
+          if (message.psk !== undefined) resolve(new Uint8Array(message.psk));
+          else if (message.error?.name === "HandshakeError") reject(new HandshakeError(message.error.message));
+          else reject(new ThalovantError(`The PSK derivation failed: ${message.error?.message ?? "unknown error"}`));
+          void worker.terminate();
+        });
+        worker.once("error", (error) => reject(new ThalovantError(`The PSK derivation failed: ${error.message}`)));
+        worker.once("exit", (code) => reject(new ThalovantError(`The PSK derivation worker exited (${code}).`)));
+        worker.ref();
+        worker.postMessage({ password, nodeId });
+      });
+      return outcome;
+    },
+    cancel() {
+      void worker.terminate();
+    },
+  };
 }
 
 export const nodePlatform: Platform = {
@@ -52,7 +69,7 @@ export const nodePlatform: Platform = {
   defaultConfigPath,
   parseYaml,
   configApiUrl,
-  derivePsk: deriveInWorker,
+  startPskDerivation: workerDerivation,
   defaultNoiseStore: noiseStoreFor,
   httpClient: (tls, options) => new UndiciHttpClient(tls, options.maxConnections),
   webSocket: nodeWebSockets,

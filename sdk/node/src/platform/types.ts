@@ -9,7 +9,7 @@ import type { HttpClient } from "../carriers/http.js";
 import type { WebSocketFactory } from "../carriers/websocket.js";
 import type { MqttConnector } from "../carriers/mqtt-types.js";
 import type { NoiseStateStore } from "../noise-store.js";
-import type { PskDeriver } from "../protocol/psk.js";
+import type { PskDerivation } from "../protocol/psk.js";
 
 /** Options every network connection of one client shares. */
 export interface TlsOptions {
@@ -41,8 +41,8 @@ export interface Platform {
   configApiUrl(): string | undefined;
 
   // -- data plane ---------------------------------------------------------------------------
-  /** argon2id off the event loop where the host allows it. */
-  readonly derivePsk: PskDeriver;
+  /** argon2id, started at the beginning of a first contact (off the event loop where the host allows it). */
+  startPskDerivation(): PskDerivation;
   /**
    * The Noise state a client uses when none is given: `directory` when set, else the host's
    * default for an identity read from `sourcePath` whose hub is `hubHost` (spec 1.8).

@@ -1,8 +1,8 @@
 /**
  * Noise protocol framework, revision 34, for `XXpsk2` and `KKpsk0` (data-plane spec 3.7).
  *
- * Built on the audited `@noble` primitives: X25519 (`@noble/curves`), ChaCha20-Poly1305 and
- * AES-256-GCM (`@noble/ciphers`), SHA-256 and HMAC (`@noble/hashes`). Both roles, initiator and
+ * Built on audited primitives: SHA-256 and HMAC from `@noble/hashes`, X25519 and the AEADs from
+ * {@link primitives} (`@noble` by default, `node:crypto` in Node.js). Both roles, initiator and
  * responder, are supported, and the psk modifier rules apply: every `e` token mixes the
  * ephemeral key into the chaining key as well as into the handshake hash.
  *
@@ -12,14 +12,12 @@
  * nothing else. A handshake that threw once is dead: every later call throws too.
  */
 
-import { gcm } from "@noble/ciphers/aes.js";
-import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { x25519 } from "@noble/curves/ed25519.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 
 import { concat, toHex, utf8 } from "./bytes.js";
 import { DecryptError, HandshakeError } from "./errors.js";
+import { type Aead, primitives } from "./primitives.js";
 
 export const PATTERNS = ["XXpsk2", "KKpsk0"] as const;
 export const SUITES = ["25519_ChaChaPoly_SHA256", "25519_AESGCM_SHA256"] as const;
@@ -73,7 +71,7 @@ export class KeyPair {
 
   /** A fresh random key pair. */
   static generate(): KeyPair {
-    return KeyPair.fromPrivate(x25519.utils.randomSecretKey());
+    return KeyPair.fromPrivate(primitives().x25519PrivateKey());
   }
 
   /** The key pair of a raw 32-byte private key. */
@@ -82,7 +80,7 @@ export class KeyPair {
       throw new HandshakeError("An X25519 private key is 32 bytes");
     }
     const secret = Uint8Array.from(privateKey);
-    return new KeyPair(secret, x25519.getPublicKey(secret));
+    return new KeyPair(secret, primitives().x25519PublicKey(secret));
   }
 
   toString(): string {
@@ -92,7 +90,7 @@ export class KeyPair {
 
 function dh(local: KeyPair, remote: Uint8Array): Uint8Array {
   try {
-    return x25519.getSharedSecret(local.privateKey, remote);
+    return primitives().x25519(local.privateKey, remote);
   } catch {
     throw new HandshakeError("Invalid X25519 public key");
   }
@@ -140,13 +138,13 @@ export class CipherState {
     return this.nonce;
   }
 
-  private aead(nonce: Uint8Array, ad: Uint8Array): { encrypt(p: Uint8Array): Uint8Array; decrypt(c: Uint8Array): Uint8Array } {
-    return this.littleEndian ? chacha20poly1305(this.key, nonce, ad) : gcm(this.key, nonce, ad);
+  private aead(): Aead {
+    return this.littleEndian ? primitives().chachaPoly : primitives().aesGcm;
   }
 
   /** Ciphertext and tag of `plaintext` at the current nonce; advances the counter. */
   encrypt(plaintext: Uint8Array, ad: Uint8Array = EMPTY): Uint8Array {
-    const ciphertext = this.aead(this.nonceFor(this.counter), ad).encrypt(plaintext);
+    const ciphertext = this.aead().seal(this.key, this.nonceFor(this.counter), ad, plaintext);
     this.counter += 1n;
     return ciphertext;
   }
@@ -157,7 +155,7 @@ export class CipherState {
     if (ciphertext.length < TAGLEN) throw new DecryptError("Noise message is not a valid ciphertext");
     let plaintext: Uint8Array;
     try {
-      plaintext = this.aead(nonce, ad).decrypt(ciphertext);
+      plaintext = this.aead().open(this.key, nonce, ad, ciphertext);
     } catch {
       throw new DecryptError("Noise message failed to authenticate");
     }

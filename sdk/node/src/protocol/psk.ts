@@ -28,6 +28,25 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 export type PskDeriver = (password: string, nodeId: string) => Promise<Uint8Array>;
 
 /**
+ * One derivation, started before its inputs are known (a host may warm a worker meanwhile):
+ * `derive` once, or `cancel` when the PSK turned out to be cached.
+ */
+export interface PskDerivation {
+  derive(password: string, nodeId: string): Promise<Uint8Array>;
+  cancel(): void;
+}
+
+/** A derivation that runs `deriver` when asked (nothing to warm). */
+export function directDerivation(deriver: PskDeriver): PskDerivation {
+  return { derive: deriver, cancel: () => undefined };
+}
+
+/** Compile and instantiate the argon2 WebAssembly ahead of a derivation (a tiny argon2id run). */
+export async function warmPsk(): Promise<void> {
+  await argon2id({ password: "warm", salt: new Uint8Array(8), iterations: 1, memorySize: 8, parallelism: 1, hashLength: 32, outputType: "binary" });
+}
+
+/**
  * argon2id(password, sha256(nodeId)) as above. Strings with lone surrogates, which no peer
  * could encode the same way, throw {@link HandshakeError}.
  */

@@ -33,7 +33,7 @@ import { type HiveMessage, parseEnvelope } from "../protocol/envelope.js";
 import { HandshakeError, HubKeyChanged, KKFailed, NegotiationAborted, NegotiationError, ProtocolError } from "../protocol/errors.js";
 import type { Frame } from "../protocol/framing.js";
 import { ClientNegotiation, KK } from "../protocol/negotiation.js";
-import type { PskDeriver } from "../protocol/psk.js";
+import type { PskDerivation } from "../protocol/psk.js";
 import { decodeFrame, type Wire1Frame } from "../protocol/wire1.js";
 import { log } from "./log.js";
 
@@ -179,7 +179,8 @@ export interface EstablishOptions {
   sessionId: string;
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
-  derive: PskDeriver;
+  /** A PSK derivation to start at a first contact (no hub pin yet). */
+  startDerivation: () => PskDerivation;
   onPhase?: (phase: "connecting" | "handshake") => void;
 }
 
@@ -256,6 +257,27 @@ async function attempt(carrier: Carrier, options: EstablishOptions, forceXX: boo
   const { store, credentials, sessionId } = options;
   options.onPhase?.("connecting");
   carrier.bindSession(sessionId, credentials.siteId);
+  const pinId = carrier.pinId;
+  const hubPin = await store.hubPin(pinId);
+  // a first contact almost surely derives the PSK: warm the derivation while the carrier opens
+  let derivation = hubPin === undefined ? options.startDerivation() : undefined;
+  try {
+    return await negotiate(carrier, options, forceXX, timings, hubPin, () => (derivation ??= options.startDerivation()));
+  } finally {
+    derivation?.cancel();
+  }
+}
+
+async function negotiate(
+  carrier: Carrier,
+  options: EstablishOptions,
+  forceXX: boolean,
+  timings: LinkTimings,
+  hubPin: Uint8Array | undefined,
+  derivation: () => PskDerivation,
+): Promise<Link> {
+  const { store, credentials, sessionId } = options;
+  const pinId = carrier.pinId;
   const openedAt = performance.now();
   try {
     await openWithin(carrier, options.connectTimeoutMs);
@@ -274,8 +296,6 @@ async function attempt(carrier: Carrier, options: EstablishOptions, forceXX: boo
   timings.socketOpenMs = typeof socketOpenMs === "number" ? socketOpenMs : undefined;
   options.onPhase?.("handshake");
 
-  const pinId = carrier.pinId;
-  const hubPin = await store.hubPin(pinId);
   const negotiation = new ClientNegotiation({
     staticKey: await store.staticKey(),
     siteId: credentials.siteId,
@@ -304,7 +324,7 @@ async function attempt(carrier: Carrier, options: EstablishOptions, forceXX: boo
         const nodeId = negotiation.nodeId as string;
         psk = await store.cachedPsk(credentials.accessKey, nodeId);
         pskWasCached = psk !== undefined;
-        if (psk === undefined) psk = await options.derive(credentials.password, nodeId);
+        if (psk === undefined) psk = await derivation().derive(credentials.password, nodeId);
         startedHandshake = true;
         await carrier.sendText(negotiation.start(psk));
       }
