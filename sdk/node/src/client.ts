@@ -477,7 +477,11 @@ export class ThalovantClient {
       (requestId, sessionId) => new ReplyCollector(requestId, sessionId, this.replySettleMs, this.emptyReplyWaitMs),
     );
     try {
-      return await (collector as ReplyCollector).result(options.timeoutMs ?? 12_000);
+      const reply = await (collector as ReplyCollector).result(options.timeoutMs ?? 12_000);
+      // frames that already arrived (the hub's handled event and its conversation state) are
+      // read before the caller's next turn goes out
+      await platform().yieldToIo();
+      return reply;
     } finally {
       this.collectors.delete(rid);
       setTimeout(() => this.carryWatch.delete(rid), CARRY_GRACE_MS).unref?.();

@@ -117,6 +117,18 @@ class FetchHttpClient implements HttpClient {
   async close(): Promise<void> {}
 }
 
+/** A macrotask turn without the clamping of setTimeout: a MessageChannel message. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(undefined);
+  });
+}
+
 export const browserPlatform: Platform = {
   name: "browser",
   userAgent: `ThalovantBrowserSDK/${VERSION}`,
@@ -134,4 +146,5 @@ export const browserPlatform: Platform = {
   httpClient: () => new FetchHttpClient(),
   webSocket: browserWebSockets,
   mqtt: undefined,
+  yieldToIo: nextTurn,
 };

@@ -75,4 +75,5 @@ export const nodePlatform: Platform = {
   webSocket: nodeWebSockets,
   mqtt: nodeMqtt,
   tlsCheck,
+  yieldToIo: () => new Promise((resolve) => setImmediate(resolve)),
 };

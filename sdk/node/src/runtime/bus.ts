@@ -34,8 +34,12 @@ export function newConversationSessionId(): string {
   return `thalovant-session-${randomHex(16)}`;
 }
 
-function deepCopy(value: JsonObject | undefined): JsonObject {
-  return value === undefined ? {} : structuredClone(value);
+/**
+ * A copy of a caller's context that may be changed at the top level and in `session` (both are
+ * copied); nested values are shared, never mutated, and serialised before the caller regains control.
+ */
+function ownCopy(value: JsonObject | undefined): JsonObject {
+  return value === undefined ? {} : { ...value };
 }
 
 /** What every outgoing bus context gets from the client. */
@@ -53,7 +57,7 @@ export interface RuntimeContextOptions {
  * metadata is merged under `metadata` with the caller's keys winning.
  */
 export function runtimeContext(context: JsonObject | undefined, options: RuntimeContextOptions): JsonObject {
-  const result = deepCopy(context);
+  const result = ownCopy(context);
   if (!("source" in result)) result.source = options.userAgent;
   if (!("platform" in result)) result.platform = options.userAgent;
   if (!("destination" in result)) result.destination = DEFAULT_DESTINATION;
@@ -90,7 +94,7 @@ export interface UtteranceOptions {
 export function utteranceMessage(text: string, options: UtteranceOptions): [string, JsonObject, JsonObject] {
   const rid = options.requestId || newRequestId();
   const data: JsonObject = { utterances: [text.trim()], lang: options.lang };
-  const ctx = deepCopy(options.context);
+  const ctx = ownCopy(options.context);
   const session: JsonObject = isObject(ctx.session) ? { ...ctx.session } : {};
   const explicit = options.sessionId || (typeof ctx.session_id === "string" ? ctx.session_id : undefined);
   if (explicit) session.session_id = explicit;
@@ -98,7 +102,7 @@ export function utteranceMessage(text: string, options: UtteranceOptions): [stri
   if (!("lang" in session)) session.lang = options.lang;
   session.request_id = rid;
   for (const [key, value] of Object.entries(options.carried ?? {})) {
-    if (!(key in session)) session[key] = structuredClone(value);
+    if (!(key in session)) session[key] = value;
   }
   ctx.session = session;
   ctx.request_id = rid;
