@@ -30,7 +30,7 @@ import { EMPTY_REPLY_WAIT_MS, ReplyCollector } from "./runtime/ask.js";
 import * as bus from "./runtime/bus.js";
 import { runDoctor } from "./runtime/doctor.js";
 import { busEvent, busOf, RecentEvents } from "./runtime/inbound.js";
-import { type ConnectionPhase, redactError, type ThalovantConnectionInfo } from "./runtime/info.js";
+import { type ConnectionPhase, NO_TIMINGS, redactError, type ThalovantConnectionInfo } from "./runtime/info.js";
 import { establish, type Link } from "./runtime/link.js";
 import { log } from "./runtime/log.js";
 import { type EventHandler, EventQueue, eventMatches, type Subscription, SubscriptionRegistry } from "./runtime/subscriptions.js";
@@ -232,18 +232,12 @@ export class ThalovantClient {
     let phase = this.phase;
     if (phase === "ready" && !this.connected) phase = "error";
     return {
+      ...(timings ?? NO_TIMINGS),
       phase,
       protocol: this.protocol,
       endpoint,
       sessionId: link?.sessionId,
       noisePattern: link?.pattern,
-      startedAt: timings?.startedAt,
-      connectedAt: timings?.connectedAt,
-      transportOpenMs: timings?.transportOpenMs,
-      socketOpenMs: timings?.socketOpenMs,
-      handshakeMs: timings?.handshakeMs,
-      connectMs: timings?.connectMs,
-      attempts: timings?.attempts ?? 0,
       reconnects: this.reconnects,
       lastError: redactError(this.lastError),
     };

@@ -33,6 +33,7 @@ import type { TlsOptions } from "../platform/types.js";
 import { fromBase64, fromUtf8, isObject, type JsonObject, toBase64, toHex, utf8 } from "../protocol/bytes.js";
 import { type Carrier, CarrierClosed, CarrierOpenError, CarrierRefused, CarrierTimeout, type CarrierMessage, Inbox } from "./base.js";
 import { type HttpClient, type HttpResponse, HttpTimeoutError } from "./http.js";
+import { Serial } from "../runtime/serial.js";
 import { authorizationValue } from "./wss.js";
 
 export const POLL_INTERVAL_MS = 100;
@@ -70,17 +71,6 @@ function hubErrorText(value: unknown): string {
 /** A request that got no answer within its timeout. */
 class RequestTimedOut extends CarrierClosed {
   override name = "RequestTimedOut";
-}
-
-/** A mutex as a promise chain: requests of one carrier never overlap. */
-class Serial {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task, task);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
 }
 
 /** An HTTPS polling session with a hub (spec 4.2). */

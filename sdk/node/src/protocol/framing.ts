@@ -6,6 +6,7 @@
  * and with nothing else in between. This module neither encrypts nor does I/O.
  */
 
+import { concat } from "./bytes.js";
 import { FramingError } from "./errors.js";
 
 /** The first byte of every decrypted transport message. */
@@ -98,13 +99,7 @@ export class Reassembler {
       parts.push(body);
       if (marker === Marker.MIDDLE) return undefined;
       this.parts = undefined;
-      const whole = new Uint8Array(this.size);
-      let at = 0;
-      for (const part of parts) {
-        whole.set(part, at);
-        at += part.length;
-      }
-      return { binary: this.binary, body: whole };
+      return { binary: this.binary, body: concat(...parts) };
     }
     throw this.error(`unknown marker 0x${marker.toString(16).padStart(2, "0")}`);
   }

@@ -20,8 +20,8 @@
 
 import { Unzlib, zlibSync } from "fflate";
 
-import { fromUtf8, isObject, type JsonObject, utf8 } from "./bytes.js";
-import { HiveMessage, messageTypeName, messageTypeNumber } from "./envelope.js";
+import { concat, type JsonObject, utf8 } from "./bytes.js";
+import { HiveMessage, messageTypeName, messageTypeNumber, parseJsonObject } from "./envelope.js";
 import { CanonicalJSONError, Wire1Error } from "./errors.js";
 import { PYTHON_DEFAULT_STYLE, pythonJson } from "./json.js";
 
@@ -113,30 +113,15 @@ function inflate(data: Uint8Array): Uint8Array {
     throw new Wire1Error(/EOF/i.test(String(error)) ? "truncated zlib stream" : "corrupt zlib stream");
   }
   if (!ended) throw new Wire1Error("truncated zlib stream");
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+  return concat(...chunks);
 }
 
 function jsonObject(data: Uint8Array, what: string): JsonObject {
-  let text: string;
   try {
-    text = fromUtf8(data);
-  } catch {
-    throw new Wire1Error(`${what} is not valid UTF-8`);
+    return parseJsonObject(data, what);
+  } catch (error) {
+    throw new Wire1Error((error as Error).message);
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new Wire1Error(`${what} is not valid JSON`);
-  }
-  if (!isObject(value)) throw new Wire1Error(`${what} is not a JSON object`);
-  return value;
 }
 
 /** All whole bytes of `data` starting at absolute bit offset `bit` (tail bits dropped). */
@@ -246,20 +231,13 @@ export interface EncodeOptions {
   versioned?: boolean;
 }
 
-function joined(head: Uint8Array, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(head.length + body.length);
-  out.set(head);
-  out.set(body, head.length);
-  return out;
-}
-
 /** Encode a `bin` frame; `binType` must fit the 4-bit field (0-15). The payload is never compressed. */
 export function encodeBinary(payload: Uint8Array, binType: number, options: EncodeOptions = {}): Uint8Array {
   if (!Number.isInteger(binType) || binType < 0 || binType > 15) {
     throw new Wire1Error(`payload type ${binType} does not fit in 4 bits`);
   }
   const [meta, compressed] = metadataBytes(options.metadata ?? {}, options.compress);
-  return joined(pack(BIN_TYPE, compressed, meta, 4, binType, options.versioned ?? true), payload);
+  return concat(pack(BIN_TYPE, compressed, meta, 4, binType, options.versioned ?? true), payload);
 }
 
 /** Encode a JSON-carrying message type as a WIRE-1 frame (the payload is compressed with the metadata). */
@@ -271,5 +249,5 @@ export function encodeJson(msgType: string, payload: JsonObject, options: Encode
   const [meta, compressed] = metadataBytes(options.metadata ?? {}, options.compress);
   let body: Uint8Array = pythonText(payload, "payload");
   if (compressed) body = zlibSync(body);
-  return joined(pack(number, compressed, meta, 0, 0, options.versioned ?? true), body);
+  return concat(pack(number, compressed, meta, 0, 0, options.versioned ?? true), body);
 }

@@ -3,19 +3,11 @@
  * Pure functions over plain objects, so the rules are testable without a hub.
  */
 
+import { CONVERSATION_SESSION_FIELDS } from "../events.js";
 import { isObject, type JsonObject, toHex } from "../protocol/bytes.js";
 
 export const UTTERANCE = "recognizer_loop:utterance";
 export const DEFAULT_DESTINATION = "HiveMind";
-/** Session fields a conversation carries from one turn's `ovos.utterance.handled` to the next. */
-export const CARRIED_SESSION_FIELDS = [
-  "converse_handlers",
-  "active_handlers",
-  "active_skills",
-  "context",
-  "utterance_states",
-  "response_mode",
-] as const;
 
 function randomHex(bytes: number): string {
   return toHex(crypto.getRandomValues(new Uint8Array(bytes)));
@@ -113,7 +105,7 @@ export function utteranceMessage(text: string, options: UtteranceOptions): [stri
 /** The truthy conversation fields of a handled event's session (spec 6.6). */
 export function carriedFields(session: JsonObject): JsonObject {
   const fields: JsonObject = {};
-  for (const key of CARRIED_SESSION_FIELDS) {
+  for (const key of CONVERSATION_SESSION_FIELDS) {
     const value = session[key];
     const truthy = Array.isArray(value) ? value.length > 0 : isObject(value) ? Object.keys(value).length > 0 : Boolean(value);
     if (truthy) fields[key] = structuredClone(value);

@@ -8,13 +8,8 @@ export function redactError(message: string | undefined): string | undefined {
   return message === undefined ? undefined : (message.split("?", 1)[0] as string);
 }
 
-/** A snapshot of the client's connection; timings in milliseconds, times in UTC ISO. */
-export interface ThalovantConnectionInfo {
-  phase: ConnectionPhase;
-  protocol: string;
-  endpoint: string | undefined;
-  sessionId: string | undefined;
-  noisePattern: string | undefined;
+/** When and how fast a link was set up; milliseconds, UTC ISO times. */
+export interface LinkTimings {
   startedAt: string | undefined;
   connectedAt: string | undefined;
   transportOpenMs: number | undefined;
@@ -22,6 +17,26 @@ export interface ThalovantConnectionInfo {
   handshakeMs: number | undefined;
   connectMs: number | undefined;
   attempts: number;
+}
+
+/** The timings of no link yet. */
+export const NO_TIMINGS: LinkTimings = {
+  startedAt: undefined,
+  connectedAt: undefined,
+  transportOpenMs: undefined,
+  socketOpenMs: undefined,
+  handshakeMs: undefined,
+  connectMs: undefined,
+  attempts: 0,
+};
+
+/** A snapshot of the client's connection: its phase, its link and that link's timings. */
+export interface ThalovantConnectionInfo extends LinkTimings {
+  phase: ConnectionPhase;
+  protocol: string;
+  endpoint: string | undefined;
+  sessionId: string | undefined;
+  noisePattern: string | undefined;
   reconnects: number;
   lastError: string | undefined;
 }

@@ -35,38 +35,18 @@ import type { Frame } from "../protocol/framing.js";
 import { ClientNegotiation, KK } from "../protocol/negotiation.js";
 import type { PskDerivation } from "../protocol/psk.js";
 import { decodeFrame, type Wire1Frame } from "../protocol/wire1.js";
+import type { LinkTimings } from "./info.js";
 import { log } from "./log.js";
+import { Serial } from "./serial.js";
 
 /** A refusal-code close this soon after an XX handshake means the hub refused our static key. */
 export const REFUSAL_SETTLE_MS = 750;
-
-/** When and how fast the session was set up (for `connectionInfo`). */
-export interface LinkTimings {
-  startedAt: string;
-  connectedAt: string | undefined;
-  transportOpenMs: number | undefined;
-  socketOpenMs: number | undefined;
-  handshakeMs: number | undefined;
-  connectMs: number | undefined;
-  attempts: number;
-}
 
 /** What the negotiation needs from the identity. */
 export interface Credentials {
   accessKey: string;
   password: string;
   siteId: string;
-}
-
-/** A mutex as a promise chain: one send at a time keeps nonces and send order together. */
-class Serial {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task, task);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
 }
 
 /**
