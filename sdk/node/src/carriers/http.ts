@@ -1,5 +1,8 @@
 /** The HTTP client a host provides to the control plane and the HTTPS carrier (undici or fetch). */
 
+/** Largest response body read; a larger one fails the request (no hub or API answer comes near it). */
+export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
 /** One HTTP request. Redirects are never followed. */
 export interface HttpRequest {
   method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD";

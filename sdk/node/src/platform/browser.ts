@@ -5,7 +5,7 @@
  */
 
 import { CarrierOpenError, CarrierTimeout } from "../carriers/base.js";
-import { type HttpClient, HttpNetworkError, type HttpRequest, type HttpResponse, HttpTimeoutError } from "../carriers/http.js";
+import { type HttpClient, HttpNetworkError, type HttpRequest, type HttpResponse, HttpTimeoutError, MAX_RESPONSE_BYTES } from "../carriers/http.js";
 import type { WebSocketConnection, WebSocketFactory, WebSocketOptions } from "../carriers/websocket.js";
 import { ThalovantIdentityError } from "../errors.js";
 import { LocalStorageNoiseStore, MemoryNoiseStore } from "../noise-store.js";
@@ -100,7 +100,10 @@ class FetchHttpClient implements HttpClient {
         cache: "no-store",
         signal,
       });
+      const declared = Number(response.headers.get("content-length") ?? "0");
+      if (declared > MAX_RESPONSE_BYTES) throw new HttpNetworkError(`The response is larger than ${MAX_RESPONSE_BYTES} bytes.`);
       const body = new Uint8Array(await response.arrayBuffer());
+      if (body.length > MAX_RESPONSE_BYTES) throw new HttpNetworkError(`The response is larger than ${MAX_RESPONSE_BYTES} bytes.`);
       const out: Record<string, string> = {};
       response.headers.forEach((value, name) => {
         out[name.toLowerCase()] = value;
@@ -110,6 +113,7 @@ class FetchHttpClient implements HttpClient {
       return { status, headers: out, setCookies: [], body };
     } catch (error) {
       if (timeout.aborted) throw new HttpTimeoutError(`No answer within ${request.timeoutMs} ms.`);
+      if (error instanceof HttpNetworkError) throw error;
       throw new HttpNetworkError(`${(error as Error).message} (network, TLS or CORS: the browser shows no more)`);
     }
   }

@@ -18,7 +18,7 @@ import { Agent, request as undiciRequest } from "undici";
 import { WebSocket } from "ws";
 
 import { CarrierOpenError, CarrierRefused, CarrierTimeout } from "../carriers/base.js";
-import { type HttpClient, HttpNetworkError, type HttpRequest, type HttpResponse, HttpTimeoutError } from "../carriers/http.js";
+import { type HttpClient, HttpNetworkError, type HttpRequest, type HttpResponse, HttpTimeoutError, MAX_RESPONSE_BYTES } from "../carriers/http.js";
 import type { MqttConnectOptions, MqttConnector, MqttSession } from "../carriers/mqtt-types.js";
 import type { WebSocketConnection, WebSocketFactory, WebSocketOptions } from "../carriers/websocket.js";
 import { urlParts } from "../protocols.js";
@@ -97,11 +97,23 @@ export class UndiciHttpClient implements HttpClient {
         body: request.body === undefined ? undefined : typeof request.body === "string" ? request.body : Buffer.from(request.body),
         signal,
       });
-      const body = new Uint8Array(await response.body.arrayBuffer());
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > MAX_RESPONSE_BYTES) {
+          response.body.destroy();
+          throw new HttpNetworkError(`The response is larger than ${MAX_RESPONSE_BYTES} bytes.`);
+        }
+        chunks.push(chunk);
+      }
+      const joined = Buffer.concat(chunks);
+      const body = new Uint8Array(joined.buffer, joined.byteOffset, joined.byteLength);
       const [headers, setCookies] = headerRecord(response.headers);
       return { status: response.statusCode, headers, setCookies, body };
     } catch (error) {
       if (timeout.aborted) throw new HttpTimeoutError(`No answer within ${request.timeoutMs} ms.`);
+      if (error instanceof HttpNetworkError) throw error;
       throw new HttpNetworkError(describe(error));
     }
   }
