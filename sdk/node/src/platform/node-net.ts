@@ -28,6 +28,8 @@ export const TRUST_VARIABLES = ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"] as const
 const PING_INTERVAL_MS = 20_000;
 const PING_TIMEOUT_MS = 10_000;
 const CLOSE_TIMEOUT_MS = 8000;
+/** Bytes queued on a WebSocket above which a send waits for the queue to drain. */
+const SEND_HIGH_WATER = 1024 * 1024;
 
 /** The CA bundle files the trust variables name (those that exist). */
 export function trustFiles(): string[] {
@@ -170,12 +172,18 @@ class NodeWebSocket implements WebSocketConnection {
     return this.socket.readyState === WebSocket.OPEN;
   }
 
+  /**
+   * Queue one message. Like the Python SDK's WebSocket, this does not wait for the bytes to be
+   * flushed (a failed write closes the socket, which the link reports); it waits only when more
+   * than {@link SEND_HIGH_WATER} bytes are still queued.
+   */
   send(data: string | Uint8Array): Promise<void> {
+    if (this.socket.readyState !== WebSocket.OPEN) return Promise.reject(new CarrierOpenError("The WebSocket is closed."));
+    if (this.socket.bufferedAmount <= SEND_HIGH_WATER) {
+      this.socket.send(data, { binary: typeof data !== "string" }, () => undefined);
+      return Promise.resolve();
+    }
     return new Promise((resolve, reject) => {
-      if (this.socket.readyState !== WebSocket.OPEN) {
-        reject(new CarrierOpenError("The WebSocket is closed."));
-        return;
-      }
       this.socket.send(data, { binary: typeof data !== "string" }, (error) => (error ? reject(error) : resolve()));
     });
   }
