@@ -75,6 +75,7 @@ interface PageResult {
   error?: string;
   errorName?: string;
   isConnectionError?: boolean;
+  workers?: number;
 }
 
 describe("the browser build in headless Chromium", () => {
@@ -102,10 +103,18 @@ describe("the browser build in headless Chromium", () => {
     await new Promise((resolve) => server?.close(resolve));
   });
 
-  it("asks the joke over WSS from a page: XX, then KK with the Noise state in localStorage", async () => {
+  it("asks the joke over WSS from a page: XX (argon2id started in a Web Worker), then KK with the Noise state in localStorage", async () => {
     const { identity } = await newIdentity("node-browser-wss");
     const result = (await page.evaluate(async (identityJson) => {
       const sdk = (window as unknown as { sdk: typeof import("../src/browser.js") }).sdk;
+      let workers = 0;
+      const PageWorker = window.Worker;
+      window.Worker = class extends PageWorker {
+        constructor(url: string | URL, options?: WorkerOptions) {
+          super(url, options);
+          workers += 1;
+        }
+      };
       try {
         const identity = sdk.ThalovantIdentity.fromMapping(identityJson);
         const patterns: (string | undefined)[] = [];
@@ -120,14 +129,17 @@ describe("the browser build in headless Chromium", () => {
             await client.close();
           }
         }
-        return { ok: true, text, patterns };
+        return { ok: true, text, patterns, workers };
       } catch (error) {
         return { ok: false, error: String(error), errorName: (error as Error).name };
+      } finally {
+        window.Worker = PageWorker;
       }
     }, identity.asDict(true))) as PageResult;
     assert.ok(result.ok, result.error);
     assert.equal(result.text, JOKE);
     assert.deepEqual(result.patterns, ["XXpsk2", "KKpsk0"]);
+    assert.equal(result.workers, 1, "the first contact started one PSK worker; the KK reconnect derived nothing");
   });
 
   it("over HTTPS, a hub without CORS headers (server bug, NOTES.md) gives the page a typed ThalovantConnectionError", async () => {

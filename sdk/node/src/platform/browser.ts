@@ -9,7 +9,9 @@ import { type HttpClient, HttpNetworkError, type HttpRequest, type HttpResponse,
 import type { WebSocketConnection, WebSocketFactory, WebSocketOptions } from "../carriers/websocket.js";
 import { ThalovantIdentityError } from "../errors.js";
 import { LocalStorageNoiseStore, MemoryNoiseStore } from "../noise-store.js";
-import { derivePsk, directDerivation } from "../protocol/psk.js";
+import { ThalovantError } from "../errors.js";
+import { HandshakeError } from "../protocol/errors.js";
+import { derivePsk, directDerivation, type PskDerivation } from "../protocol/psk.js";
 import { VERSION } from "../version.js";
 import type { Platform } from "./types.js";
 
@@ -133,6 +135,54 @@ function nextTurn(): Promise<void> {
   });
 }
 
+/** The PSK worker's code, put in by the one-file browser bundle; undefined in other builds. */
+declare const THALOVANT_PSK_WORKER_SOURCE: string | undefined;
+
+function workerSource(): string | undefined {
+  return typeof THALOVANT_PSK_WORKER_SOURCE === "string" ? THALOVANT_PSK_WORKER_SOURCE : undefined;
+}
+
+/**
+ * argon2id in a Web Worker started from the bundle's own code (a Blob URL), so the page stays
+ * responsive; on the main thread when the build carries no worker or the page forbids it (CSP).
+ */
+function browserDerivation(): PskDerivation {
+  const source = workerSource();
+  let worker: Worker | undefined;
+  if (source !== undefined && typeof Worker !== "undefined" && typeof Blob !== "undefined") {
+    try {
+      const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+      worker = new Worker(url, { type: "module" });
+      URL.revokeObjectURL(url);
+    } catch {
+      worker = undefined;
+    }
+  }
+  if (worker === undefined) return directDerivation(derivePsk);
+  const running = worker;
+  return {
+    derive(password, nodeId) {
+      return new Promise<Uint8Array>((resolve, reject) => {
+        running.onmessage = (event: MessageEvent) => {
+          const message = event.data as { psk?: Uint8Array; error?: { name: string; message: string } };
+          running.terminate();
+          if (message.psk !== undefined) resolve(new Uint8Array(message.psk));
+          else if (message.error?.name === "HandshakeError") reject(new HandshakeError(message.error.message));
+          else reject(new ThalovantError(`The PSK derivation failed: ${message.error?.message ?? "unknown error"}`));
+        };
+        running.onerror = () => {
+          running.terminate();
+          derivePsk(password, nodeId).then(resolve, reject); // a worker the page could not run
+        };
+        running.postMessage({ password, nodeId });
+      });
+    },
+    cancel() {
+      running.terminate();
+    },
+  };
+}
+
 export const browserPlatform: Platform = {
   name: "browser",
   userAgent: `ThalovantBrowserSDK/${VERSION}`,
@@ -144,7 +194,7 @@ export const browserPlatform: Platform = {
   defaultConfigPath: () => noFiles(),
   parseYaml: () => noFiles(),
   configApiUrl: () => undefined,
-  startPskDerivation: () => directDerivation(derivePsk),
+  startPskDerivation: browserDerivation,
   defaultNoiseStore: () =>
     (globalThis as { localStorage?: unknown }).localStorage !== undefined ? new LocalStorageNoiseStore() : new MemoryNoiseStore(),
   httpClient: () => new FetchHttpClient(),
