@@ -82,3 +82,67 @@ export function refuseUnhandledRejections(): () => void {
     if (seen.length > 0) throw new Error(`unhandled rejection(s): ${seen.map(String).join("; ")}`);
   };
 }
+
+/** A `serve --demo` of a test's own (restart, down), on fixed ports and data folder. */
+export class OwnServer {
+  readonly folder = tempFolder("thalovant-node-server-");
+  readonly password = `own-${Math.random().toString(36).slice(2)}`;
+  private child: import("node:child_process").ChildProcess | undefined;
+
+  constructor(
+    readonly port: number,
+    readonly mqttPort: number,
+  ) {}
+
+  get apiUrl(): string {
+    return `https://127.0.0.1:${this.port}`;
+  }
+
+  get caFile(): string {
+    return join(this.folder, "data", "ca.pem");
+  }
+
+  /** Start and resolve once it prints its API URL. */
+  async start(): Promise<void> {
+    const { spawn } = await import("node:child_process");
+    const [command, ...args] = testbed().server_command as [string, ...string[]];
+    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("THALOVANT_")));
+    const child = spawn(command, [...args, "serve", "--data-dir", join(this.folder, "data"), "--host", "127.0.0.1", "--port", String(this.port), "--mqtt-port", String(this.mqttPort), "--demo"], {
+      env: { ...env, THALOVANT_DEMO_PASSWORD: this.password },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    child.stderr?.resume();
+    await new Promise<void>((ready, fail) => {
+      let seen = "";
+      child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+        seen += chunk;
+        if (seen.includes("Thalovant API: ")) ready();
+      });
+      child.once("exit", (code) => fail(new Error(`the server exited (${code}) before it was ready:\n${seen}`)));
+    });
+    child.stdout?.resume();
+  }
+
+  /** SIGTERM, and resolve once it has exited. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (child === undefined || child.exitCode !== null) return;
+    const exited = new Promise((done) => child.once("exit", done));
+    child.kill("SIGTERM");
+    await exited;
+  }
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
