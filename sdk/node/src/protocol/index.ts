@@ -17,6 +17,7 @@ export {
   type NoiseSuite,
 } from "./noise.js";
 export { derivePsk, type PskDeriver } from "./psk.js";
+export { noblePrimitives, useNoisePrimitives, type Aead, type NoisePrimitives } from "./primitives.js";
 export { SecureChannel } from "./channel.js";
 export { HiveMessage, busMessageFrom, envelopeFromObject, parseEnvelope, parseJsonObject, type BusMessage } from "./envelope.js";
 export { CHUNK_SIZE, MAX_REASSEMBLY, MAX_TRANSPORT_MESSAGE, Marker, Reassembler, splitPlaintext, type Frame } from "./framing.js";
