@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from thalovant_server import __version__
 from thalovant_server.api import api_router, problems
@@ -165,6 +166,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await app.state.runtime.close()
 
 
+CORS_EXPOSED_HEADERS = ("ETag", "Location", "Retry-After", "Allow")
+
+
+def allow_cross_origin(app: FastAPI) -> None:
+    """Let web pages of any origin call the API and the hubs' HTTPS endpoints (WSS needs nothing).
+
+    Every credential of this server travels in a header (bearer tokens, access keys), never in
+    a cookie, so a page learns nothing that its own user could not send: answers carry
+    ``Access-Control-Allow-Origin: *`` and never ``Allow-Credentials``. Preflights are answered
+    for every method and request header.
+    """
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        allow_credentials=False,
+        expose_headers=list(CORS_EXPOSED_HEADERS),
+        max_age=600,
+    )
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     """The whole server as one ASGI app (no redirects, Problem+JSON for every error)."""
     app = FastAPI(
@@ -178,6 +201,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.state.config = config
     app.state.runtime = None
+    allow_cross_origin(app)
     problems.install(app)
     app.include_router(api_router())
     mount_data_plane(app)

@@ -74,7 +74,6 @@ interface PageResult {
   patterns?: (string | undefined)[];
   error?: string;
   errorName?: string;
-  isConnectionError?: boolean;
   workers?: number;
 }
 
@@ -142,31 +141,54 @@ describe("the browser build in headless Chromium", () => {
     assert.equal(result.workers, 1, "the first contact started one PSK worker; the KK reconnect derived nothing");
   });
 
-  it("over HTTPS, a hub without CORS headers (server bug, NOTES.md) gives the page a typed ThalovantConnectionError", async () => {
+  it("asks the joke over HTTPS polling from a page (the hub answers CORS): XX, then KK", async () => {
     const { identity } = await newIdentity("node-browser-https");
-    // the cause, checked from Node.js: the hub answers a preflight of /connect without CORS
-    const connect = new URL(`${identity.endpointBase()}/connect`);
-    const preflight = await fetch(connect, {
-      method: "OPTIONS",
-      headers: { origin: "http://127.0.0.1", "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
-    });
-    assert.equal(preflight.headers.get("access-control-allow-origin"), null);
     const result = (await page.evaluate(async (identityJson) => {
       const sdk = (window as unknown as { sdk: typeof import("../src/browser.js") }).sdk;
-      const identity = sdk.ThalovantIdentity.fromMapping(identityJson);
-      const client = new sdk.ThalovantClient(identity, { protocol: "https", noiseStore: new sdk.MemoryNoiseStore(), autoReconnect: false });
       try {
-        const reply = await client.ask("Tell me a short clean joke.");
-        return { ok: true, text: reply.text };
+        const identity = sdk.ThalovantIdentity.fromMapping(identityJson);
+        const patterns: (string | undefined)[] = [];
+        let text = "";
+        for (let i = 0; i < 2; i++) {
+          const client = new sdk.ThalovantClient(identity, { protocol: "https", noiseStore: new sdk.LocalStorageNoiseStore({ prefix: "https-test/" }) });
+          try {
+            text = (await client.ask("Tell me a short clean joke.")).text;
+            patterns.push(client.connectionInfo().noisePattern);
+          } finally {
+            await client.close();
+          }
+        }
+        return { ok: true, text, patterns };
       } catch (error) {
-        return { ok: false, error: String(error), errorName: (error as Error).name, isConnectionError: error instanceof sdk.ThalovantConnectionError };
-      } finally {
-        await client.close();
+        return { ok: false, error: String(error), errorName: (error as Error).name };
       }
     }, identity.asDict(true))) as PageResult;
-    assert.equal(result.ok, false);
-    assert.equal(result.errorName, "ThalovantConnectionError");
-    assert.equal(result.isConnectionError, true);
-    assert.match(result.error ?? "", /\/connect failed/);
+    assert.ok(result.ok, result.error);
+    assert.equal(result.text, JOKE);
+    assert.deepEqual(result.patterns, ["XXpsk2", "KKpsk0"]);
+  });
+
+  it("reads the public hubs of the control plane from a page, and a wrong password is a typed ThalovantAuthError", async () => {
+    const bed = testbed();
+    const result = (await page.evaluate(
+      async ({ apiUrl, email, slug }) => {
+        const sdk = (window as unknown as { sdk: typeof import("../src/browser.js") }).sdk;
+        const api = new sdk.ThalovantControlPlane({ apiUrl });
+        const hub = await api.getPublicHub(slug);
+        const listed = (await api.listPublicHubs({ limit: 12 })).data.some((item) => item.slug === slug);
+        let refusal = "";
+        try {
+          await api.login(email, "not-the-password");
+        } catch (error) {
+          refusal = (error as Error).name;
+        }
+        return { title: hub.title, publicRef: hub.publicRef, listed, refusal };
+      },
+      { apiUrl: bed.demo.api_url, email: bed.demo.email, slug: bed.demo.hub_slug },
+    )) as { title: string; publicRef: string; listed: boolean; refusal: string };
+    assert.equal(result.title, "Joke Garden");
+    assert.match(result.publicRef, /^hub_\w+$/);
+    assert.equal(result.listed, true);
+    assert.equal(result.refusal, "ThalovantAuthError");
   });
 });
