@@ -60,6 +60,14 @@ with ThalovantClient.from_identity_file(sys.argv[1], protocol=sys.argv[2]) as cl
     print(reply.text)
 `;
 
+/** The hub node id a store's PSK cache holds a derivation for (entries are `<key hash>@<node id>`). */
+async function cachedNodeId(store: MemoryNoiseStore): Promise<string> {
+  const text = await store.files.read(`${await store.name()}_noise_psks.json`);
+  const [entry] = Object.keys(JSON.parse(text ?? "{}") as Record<string, string>);
+  assert.ok(entry, "the first connect cached its PSK");
+  return entry.slice(entry.indexOf("@") + 1);
+}
+
 /** A TCP port on 127.0.0.1 with nothing listening. */
 function closedPort(): Promise<number> {
   return new Promise((resolve) => {
@@ -80,6 +88,26 @@ for (const protocol of PROTOCOLS) {
       try {
         await again.connect();
         assert.equal(again.connectionInfo().noisePattern, "KKpsk0");
+        assert.equal((await again.ask("Tell me a short clean joke.")).text, JOKE);
+      } finally {
+        await again.close();
+      }
+    });
+
+    it("a stale PSK in the cache: KK fails, the same connect retries at once with XX and succeeds", async () => {
+      const { identity } = await newIdentity(`node-stale-${protocol}`);
+      const store = new MemoryNoiseStore();
+      const first = new ThalovantClient(identity, { protocol, noiseStore: store });
+      assert.equal(await connectedPattern(first), "XXpsk2");
+      const nodeId = await cachedNodeId(store);
+      await store.storePsk(identity.accessKey, nodeId, new Uint8Array(32).fill(7));
+      const again = new ThalovantClient(identity, { protocol, noiseStore: store });
+      try {
+        await again.connect();
+        const info = again.connectionInfo();
+        assert.equal(info.noisePattern, "XXpsk2");
+        assert.equal(info.attempts, 2);
+        assert.notDeepEqual(await store.cachedPsk(identity.accessKey, nodeId), new Uint8Array(32).fill(7));
         assert.equal((await again.ask("Tell me a short clean joke.")).text, JOKE);
       } finally {
         await again.close();
