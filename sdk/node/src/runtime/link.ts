@@ -35,7 +35,7 @@ import type { Frame } from "../protocol/framing.js";
 import { ClientNegotiation, KK } from "../protocol/negotiation.js";
 import type { PskDerivation } from "../protocol/psk.js";
 import { decodeFrame, type Wire1Frame } from "../protocol/wire1.js";
-import type { LinkTimings } from "./info.js";
+import { type LinkTimings, NO_TIMINGS } from "./info.js";
 import { log } from "./log.js";
 import { Serial } from "./serial.js";
 
@@ -185,15 +185,7 @@ function keyRejected(store: NoiseStateStore, when: string): ThalovantClientKeyRe
  * errors of spec 12; always closes the carrier of a failed attempt.
  */
 export async function establish(makeCarrier: () => Carrier, options: EstablishOptions): Promise<Link> {
-  const timings: LinkTimings = {
-    startedAt: utcNow(),
-    connectedAt: undefined,
-    transportOpenMs: undefined,
-    socketOpenMs: undefined,
-    handshakeMs: undefined,
-    connectMs: undefined,
-    attempts: 0,
-  };
+  const timings: LinkTimings = { ...NO_TIMINGS, startedAt: utcNow() };
   const started = performance.now();
   let forceXX = false;
   for (;;) {
