@@ -1,0 +1,4 @@
+//! Thalovant SDK for Rust.
+#![forbid(unsafe_code)]
+
+pub mod protocol;
