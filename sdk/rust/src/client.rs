@@ -130,23 +130,51 @@ pub struct ConversationOptions {
     pub session_id: Option<String>,
 }
 
-/// The client's event stream.
-#[derive(Clone)]
+/// The client's event stream. Receivers end (`RecvError::Closed`) when the client closes;
+/// a receiver taken later gets the events of the next connection.
+#[derive(Clone, Default)]
 pub struct Transport {
-    events: broadcast::Sender<Event>,
-    binary: broadcast::Sender<Wire1Frame>,
+    shared: Arc<TransportShared>,
+}
+
+#[derive(Default)]
+struct TransportShared {
+    events: StdMutex<Option<broadcast::Sender<Event>>>,
+    binary: StdMutex<Option<broadcast::Sender<Wire1Frame>>>,
+}
+
+fn sender<T: Clone>(slot: &StdMutex<Option<broadcast::Sender<T>>>, capacity: usize) -> broadcast::Sender<T> {
+    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert_with(|| broadcast::channel(capacity).0).clone()
 }
 
 impl Transport {
     /// A receiver of every bus event the hub sends from now on (context normalised as spec
     /// 7.3 says). A receiver that falls more than 1024 events behind gets `Lagged`.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+        sender(&self.shared.events, EVENT_CAPACITY).subscribe()
     }
 
     /// A receiver of every WIRE-1 `bin` frame (TTS audio, files...).
     pub fn subscribe_binary(&self) -> broadcast::Receiver<Wire1Frame> {
-        self.binary.subscribe()
+        sender(&self.shared.binary, 64).subscribe()
+    }
+
+    fn publish(&self, event: Event) {
+        if let Some(events) = self.shared.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+            let _ = events.send(event);
+        }
+    }
+
+    fn publish_binary(&self, frame: Wire1Frame) {
+        if let Some(binary) = self.shared.binary.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+            let _ = binary.send(frame);
+        }
+    }
+
+    /// End every receiver (after it has read what was already sent).
+    fn close(&self) {
+        self.shared.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        self.shared.binary.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     }
 }
 
@@ -259,9 +287,7 @@ impl Client {
         let protocol = select_protocol(&identity, options.protocol)?;
         // fail now, not at connect, on a carrier this identity cannot use
         Carrier::new(protocol, &identity, &options.useragent, "check")?;
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        let (binary, _) = broadcast::channel(64);
-        let transport = Transport { events, binary };
+        let transport = Transport::default();
         let inner = Arc::new(Inner {
             identity,
             protocol,
@@ -331,6 +357,7 @@ impl Client {
             link.close().await;
         }
         self.inner.state().phase = "closed";
+        self.transport.close();
         Ok(())
     }
 
@@ -641,7 +668,7 @@ impl Inner {
                 }
             }
             LinkEvent::Binary(frame) => {
-                let _ = self.transport.binary.send(frame);
+                self.transport.publish_binary(frame);
             }
             LinkEvent::Lost(error) => self.on_lost(&error),
         }
@@ -673,7 +700,7 @@ impl Inner {
                 }
             }
         }
-        let _ = self.transport.events.send(event);
+        self.transport.publish(event);
     }
 
     fn on_lost(self: &Arc<Self>, error: &Error) {

@@ -470,6 +470,16 @@ impl ControlPlane {
         self.request("POST", "/v1/clients", true, &[], Some(payload), &[("Idempotency-Key", key)]).await
     }
 
+    /// Client identities in the cursor envelope, filtered by hub.
+    pub async fn list_clients(&mut self, hub_id: Option<&str>, limit: Option<u32>, cursor: Option<&str>) -> Result<Map<String, Value>> {
+        let params = [
+            ("limit", Some(limit.unwrap_or(100).to_string())),
+            ("hub_id", hub_id.map(str::to_string)),
+            ("cursor", cursor.map(str::to_string)),
+        ];
+        self.request("GET", "/v1/clients", true, &params, None, &[]).await
+    }
+
     /// One client identity resource.
     pub async fn get_client(&mut self, client_id: &str) -> Result<Map<String, Value>> {
         self.request("GET", &format!("/v1/clients/{}", percent_encode(client_id)), true, &[], None, &[]).await
