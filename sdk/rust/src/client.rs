@@ -364,11 +364,10 @@ impl Client {
     /// Connect if needed, then report the link state (no network round trip).
     pub async fn healthcheck(&self) -> Health {
         let mut error = None;
-        if !self.connected() {
-            if let Err(e) = self.connect().await {
+        if !self.connected()
+            && let Err(e) = self.connect().await {
                 error = Some(redact(&e.to_string()));
             }
-        }
         let link = self.inner.current_link();
         let alive = link.as_ref().is_some_and(|l| l.alive());
         Health {
@@ -668,7 +667,7 @@ impl Inner {
                 }
             }
             LinkEvent::Binary(frame) => {
-                self.transport.publish_binary(frame);
+                self.transport.publish_binary(*frame);
             }
             LinkEvent::Lost(error) => self.on_lost(&error),
         }
@@ -693,11 +692,10 @@ impl Inner {
                 // untracked utterance went out in the last 10 s (spec 6.5)
                 let recent_untracked = state.last_untracked.is_some_and(|at| at.elapsed() < UNTRACKED_UTTERANCE_GRACE);
                 let is_utterance = event.data.get("denied_type").and_then(Value::as_str) == Some(bus::UTTERANCE);
-                if is_utterance && state.collectors.len() == 1 && !recent_untracked {
-                    if let Some(tx) = state.collectors.values().next() {
+                if is_utterance && state.collectors.len() == 1 && !recent_untracked
+                    && let Some(tx) = state.collectors.values().next() {
                         let _ = tx.send(AskInput::Event(event.clone()));
                     }
-                }
             }
         }
         self.transport.publish(event);

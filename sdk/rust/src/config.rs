@@ -29,11 +29,10 @@ pub fn default_config_path() -> PathBuf {
     if let Some(xdg) = env_nonempty("XDG_CONFIG_HOME") {
         return PathBuf::from(xdg).join("thalovant").join("config.yaml");
     }
-    if cfg!(windows) {
-        if let Some(appdata) = env_nonempty("APPDATA") {
+    if cfg!(windows)
+        && let Some(appdata) = env_nonempty("APPDATA") {
             return PathBuf::from(appdata).join("Thalovant").join("config.yaml");
         }
-    }
     home_dir().join(".config").join("thalovant").join("config.yaml")
 }
 
@@ -142,4 +141,22 @@ pub fn config_api_url() -> Option<String> {
     }
     let document = load_config_document(&path, false).ok()?;
     document.get("api_url")?.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_are_selected_as_the_python_sdk_does() {
+        let doc = parse_yaml("profile: prod\nprofiles:\n  prod:\n    identity: {key: a}\n  dev: {key: b}\n").unwrap();
+        assert_eq!(select_identity_mapping(&doc, None, "c").unwrap()["key"], "a");
+        assert_eq!(select_identity_mapping(&doc, Some("dev"), "c").unwrap()["key"], "b");
+        assert!(select_identity_mapping(&doc, Some("nope"), "c").unwrap_err().to_string().contains("prod, dev"));
+        let flat = parse_yaml("identity:\n  key: c\n").unwrap();
+        assert_eq!(select_identity_mapping(&flat, None, "c").unwrap()["key"], "c");
+        assert!(select_identity_mapping(&flat, Some("prod"), "c").is_err());
+        assert!(select_identity_mapping(&parse_yaml("- 1").unwrap(), None, "c").is_err());
+        assert!(parse_yaml("a: [1,").is_err());
+    }
 }

@@ -104,3 +104,33 @@ pub fn build_client_context(base: Option<&Map<String, Value>>, options: ClientCo
     }
     context
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_guides_context_and_composition() {
+        let mut metadata = Map::new();
+        metadata.insert("trace_id".into(), json!("req-1"));
+        let context = build_client_context(None, ClientContextOptions {
+            user_id: Some("user-42".into()),
+            user_name: Some("Ada".into()),
+            platform: Some("kiosk".into()),
+            device_id: Some("d1".into()),
+            metadata: Some(metadata),
+            session_id: Some("s1".into()),
+            ..Default::default()
+        });
+        assert_eq!(Value::Object(context.clone()), json!({
+            "user": {"id": "user-42", "name": "Ada"}, "user_id": "user-42", "user_name": "Ada",
+            "platform": "kiosk", "device": {"id": "d1", "platform": "kiosk"},
+            "metadata": {"trace_id": "req-1"}, "session_id": "s1", "session": {"session_id": "s1"},
+        }));
+        let more = build_client_context(Some(&context), ClientContextOptions { locale: Some("en-US".into()), roles: Some(vec!["admin".into()]), ..Default::default() });
+        assert_eq!(more["user"], json!({"id": "user-42", "name": "Ada", "roles": ["admin"]}));
+        assert_eq!(more["locale"], "en-US");
+    }
+}

@@ -587,11 +587,10 @@ impl ControlPlane {
             let mut merged = endpoints.clone();
             let given = read_endpoints(initial);
             for protocol in DEFAULT_PROTOCOL_PREFERENCE {
-                if merged.get(protocol).is_none() {
-                    if let Some(value) = given.get(protocol) {
+                if merged.get(protocol).is_none()
+                    && let Some(value) = given.get(protocol) {
                         merged.set(protocol, value.to_string());
                     }
-                }
             }
             material.insert("data_plane_endpoints".into(), Value::Object(merged.to_map(false)));
             material.insert("protocols".into(), flags.to_value());

@@ -274,8 +274,8 @@ fn strip_tags(text: &str) -> String {
 /// or the event is `write`), then its rich media.
 pub fn display_items_from(name: &str, data: &Map<String, Value>, include_text: bool) -> Vec<DisplayItem> {
     let mut items = Vec::new();
-    if include_text {
-        if let Some(raw) = event_text(data) {
+    if include_text
+        && let Some(raw) = event_text(data) {
             let text = strip_tags(raw);
             if !text.is_empty() {
                 let mut item = DisplayItem::new("text");
@@ -284,7 +284,6 @@ pub fn display_items_from(name: &str, data: &Map<String, Value>, include_text: b
                 items.push(item);
             }
         }
-    }
     if let Some(rich) = rich_media_of(data) {
         rich_items(&rich, &mut items);
     }
@@ -372,5 +371,39 @@ impl fmt::Display for Event {
             Some(text) => write!(f, "{}: {text}", self.name),
             None => f.write_str(&self.name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(data: Value, context: Value) -> Event {
+        Event { name: "speak".into(), data: data.as_object().cloned().unwrap_or_default(), context: context.as_object().cloned().unwrap_or_default() }
+    }
+
+    #[test]
+    fn accessors_follow_spec_7_2() {
+        let e = event(json!({"utterances": ["u"], "request_id": "d"}), json!({"session": {"thalovant_request_id": "s", "session_id": "sid", "lang": "fr"}}));
+        assert_eq!((e.text(), e.request_id(), e.session_id(), e.lang()), ("u", Some("s"), Some("sid"), Some("fr")));
+        let e = event(json!({}), json!({"correlation_id": "c"}));
+        assert_eq!((e.text(), e.text_opt(), e.request_id()), ("", None, Some("c")));
+    }
+
+    #[test]
+    fn display_items_read_text_and_rich_media() {
+        let data = json!({
+            "utterance": "<speak>Hello <b>there</b></speak>",
+            "rich_media": "{\"table\": {\"title\": \"T\"}, \"attachments\": [{\"type\": \"image\", \"payload\": {\"src\": \"http://i\"}}], \"quick_replies\": [\"yes\", {\"label\": \"No\", \"value\": 0}]}",
+        });
+        let items = display_items_from("speak", data.as_object().unwrap(), true);
+        let kinds: Vec<&str> = items.iter().map(|i| i.kind.as_str()).collect();
+        assert_eq!(kinds, ["text", "table", "image", "choices"]);
+        assert_eq!(items[0].text.as_deref(), Some("Hello there"));
+        assert_eq!(items[2].url.as_deref(), Some("http://i"));
+        assert_eq!(items[3].to_string(), "[choices] yes, No");
+        assert!(display_items_from("write", json!({"text": "x"}).as_object().unwrap(), true)[0].silent);
     }
 }

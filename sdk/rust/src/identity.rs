@@ -499,3 +499,106 @@ impl Identity {
         Ok(target)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn minimal() -> Value {
+        json!({"key": " k ", "password": "p", "host": "wss://hub.example.com/base/", "siteId": "s"})
+    }
+
+    #[test]
+    fn aliases_defaults_and_the_port_rule() {
+        let identity = Identity::from_value(&minimal(), None).unwrap();
+        assert_eq!(identity.access_key, "k");
+        assert_eq!(identity.default_port, DEFAULT_PORT);
+        assert_eq!(identity.enabled_protocols(), vec![HubProtocol::Wss]);
+        assert_eq!(identity.endpoint_for(HubProtocol::Wss).as_deref(), Some("wss://hub.example.com/base"));
+        let mut value = minimal();
+        value["port"] = json!(443);
+        value["path"] = json!("/hivemind/public/");
+        let identity = Identity::from_value(&value, None).unwrap();
+        assert_eq!(identity.endpoint_base(), "https://hub.example.com:443/base/hivemind/public");
+        value["data_plane_endpoints"] = json!({"https": "https://api.example.com/hivemind/public"});
+        let identity = Identity::from_value(&value, None).unwrap();
+        assert_eq!(identity.endpoint_for(HubProtocol::Https).as_deref(), Some("https://api.example.com:443/hivemind/public"));
+        assert_eq!(identity.endpoint_for(HubProtocol::Mqtt), None);
+    }
+
+    #[test]
+    fn bad_material_is_an_identity_error() {
+        for broken in [
+            json!({"password": "p", "host": "h", "site_id": "s"}),
+            json!({"key": "k", "password": "p", "host": "h", "site_id": "s", "port": true}),
+            json!({"key": "k", "password": "p", "host": "h", "site_id": "s", "port": "x"}),
+            json!({"key": "k", "password": "p", "host": "h", "site_id": "s", "port": 70000}),
+            json!({"key": "k", "password": "", "host": "h", "site_id": "s"}),
+            json!({"key": "k", "password": "p", "host": "h", "site_id": "s", "metadata": []}),
+            json!([]),
+        ] {
+            assert!(Identity::from_value(&broken, None).unwrap_err().is_identity(), "{broken}");
+        }
+    }
+
+    #[test]
+    fn mqtt_block_flags_and_redaction() {
+        let mut value = minimal();
+        value["mqtt"] = json!({"brokerUrl": "mqtts://broker.example.com", "username": "u", "password": "secret-pw", "topicPrefix": "hive/x/", "qos": "0"});
+        value["protocols"] = json!({"wss": "off", "http": {"enabled": true}, "mqtt": "yes"});
+        value["metadata"] = json!({"apiKey": "m-secret", "apiKeyRef": "ref", "zone": "a"});
+        let identity = Identity::from_value(&value, None).unwrap();
+        let mqtt = identity.mqtt.as_ref().unwrap();
+        assert_eq!((mqtt.host.as_str(), mqtt.port, mqtt.qos, mqtt.tls), ("broker.example.com", 8883, 0, true));
+        assert_eq!(mqtt.topic_prefix.as_deref(), Some("hive/x"));
+        assert_eq!(identity.enabled_protocols(), vec![HubProtocol::Https, HubProtocol::Mqtt]);
+        let public = identity.as_value(false).to_string();
+        for secret in ["secret-pw", "m-secret", "\"k\"", "\"p\""] {
+            assert!(!public.contains(secret), "{public}");
+        }
+        assert!(public.contains("\"apiKeyRef\":\"ref\""));
+        let debug = format!("{identity:?} {mqtt:?}");
+        assert!(!debug.contains("secret-pw") && !debug.contains("\"u\""), "{debug}");
+    }
+
+    #[test]
+    fn environment_variables_build_an_identity() {
+        let env: std::collections::HashMap<&str, &str> = [
+            ("T_ACCESS_KEY", "ak"),
+            ("T_PASSWORD", "pw"),
+            ("T_SITE_ID", "site"),
+            ("T_HUB_HTTP_HOST", "https://hub.example.com"),
+            ("T_HUB_HTTP_PORT", "443"),
+            ("T_HUB_WSS_HOST", "wss://hub.example.com/ws"),
+            ("T_MQTT_ENDPOINT", "mqtts://b.example.com:9883"),
+            ("T_MQTT_USERNAME", "u"),
+            ("T_MQTT_PASSWORD", "m"),
+            ("T_MQTT_TOPIC_PREFIX", "hive/a"),
+        ]
+        .into_iter()
+        .collect();
+        let identity = Identity::from_env_map("T_", |name| env.get(name).map(|v| v.to_string())).unwrap();
+        assert_eq!(identity.endpoint_for(HubProtocol::Https).as_deref(), Some("https://hub.example.com:443"));
+        assert_eq!(identity.endpoint_for(HubProtocol::Wss).as_deref(), Some("wss://hub.example.com/ws"));
+        assert_eq!(identity.mqtt.as_ref().map(|m| m.port), Some(9883));
+        let missing = Identity::from_env_map("T_", |_| None).unwrap_err();
+        assert!(missing.to_string().contains("T_ACCESS_KEY"), "{missing}");
+    }
+
+    #[test]
+    fn saved_files_are_private_and_load_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("thalovant-identity-{}", crate::control::random_hex(6)));
+        let mut identity = Identity::from_value(&minimal(), None).unwrap();
+        let path = identity.save(dir.join("id.json")).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let loaded = Identity::from_file(&path).unwrap();
+        assert_eq!(loaded.access_key, "k");
+        assert_eq!(loaded.source_path.as_deref(), identity.source_path.as_deref());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(Identity::from_file(&path).unwrap_err().to_string().contains("too permissive"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -41,11 +41,10 @@ pub struct Reply {
 fn strings_in_order<'a>(values: impl Iterator<Item = Option<&'a Value>>) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
     for value in values.flatten() {
-        if let Some(text) = value.as_str().filter(|s| !s.is_empty()) {
-            if !seen.iter().any(|s| s == text) {
+        if let Some(text) = value.as_str().filter(|s| !s.is_empty())
+            && !seen.iter().any(|s| s == text) {
                 seen.push(text.to_string());
             }
-        }
     }
     seen
 }

@@ -237,11 +237,10 @@ impl NoiseStore {
     pub fn for_identity(explicit: Option<&Path>, source_path: Option<&Path>, hub_host: Option<&str>) -> Self {
         let directory = resolve_noise_dir(explicit, source_path);
         let store = Self::new(directory);
-        if explicit.is_none() && source_path.is_some() && store.directory != default_noise_dir() {
-            if let Some(host) = hub_host {
+        if explicit.is_none() && source_path.is_some() && store.directory != default_noise_dir()
+            && let Some(host) = hub_host {
                 store.copy_legacy_state(&default_noise_dir(), host);
             }
-        }
         store
     }
 
@@ -451,5 +450,67 @@ impl NoiseStore {
             Value::Object(pins.into_iter().map(|(k, v)| (k, Value::String(hex::encode(v)))).collect()),
         );
         let _ = write_state(&self.store_path(), &dump(&document));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch() -> PathBuf {
+        std::env::temp_dir().join(format!("thalovant-store-{}", crate::control::random_hex(6)))
+    }
+
+    #[test]
+    fn pin_ids_and_cache_keys_follow_spec_1_8() {
+        assert_eq!(wss_pin_id("wss://Hub.Example.com/hivemind?x=1").unwrap(), "wss://hub.example.com:443");
+        assert_eq!(wss_pin_id("ws://127.0.0.1:5678/").unwrap(), "ws://127.0.0.1:5678");
+        assert_eq!(wss_pin_id("wss://[::1]:9/").unwrap(), "wss://[::1]:9");
+        assert_eq!(https_pin_id("https://h:443/base/"), "https://h:443/base");
+        let key = psk_cache_key("key", "node");
+        assert_eq!(key, format!("{}@node", &hex::encode(Sha256::digest(b"key"))[..16]));
+    }
+
+    #[test]
+    fn the_layout_is_the_python_sdks_and_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch();
+        let store = NoiseStore::new(&dir);
+        let key = store.static_key().unwrap();
+        assert_eq!(store.static_key().unwrap(), key, "the key is created once");
+        let key_file = dir.join("unnamed-node_noise.key");
+        assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), hex::encode(key.private_bytes()));
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        store.pin_hub("wss://h:443", &[1u8; 32]).unwrap();
+        store.pin_hub("wss://h:443", &[2u8; 32]).unwrap();
+        assert_eq!(store.hub_pin("wss://h:443").unwrap(), Some([1u8; 32]), "a pin is never replaced");
+        let document: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("_identity.json")).unwrap()).unwrap();
+        assert_eq!(document["name"], "unnamed-node");
+        assert_eq!(document["pinned_noise_keys"]["wss://h:443"], hex::encode([1u8; 32]));
+        for i in 0..40u8 {
+            store.store_psk("ak", &format!("node-{i}"), &[i; 32]).unwrap();
+        }
+        assert_eq!(store.cached_psk("ak", "node-39"), Some([39u8; 32]));
+        assert_eq!(store.cached_psk("ak", "node-0"), None, "the oldest entries go beyond 32");
+        store.forget_psk("ak", "node-39").unwrap();
+        assert_eq!(store.cached_psk("ak", "node-39"), None);
+        let psks = dir.join("unnamed-node_noise_psks.json");
+        std::fs::set_permissions(&psks, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(store.cached_psk("ak", "node-38"), None, "a readable cache is ignored");
+        assert!(store.remove_pin("wss://h:443").unwrap());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn symlinks_and_garbage_are_refused() {
+        let dir = scratch();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("unnamed-node_noise.key"), "not hex").unwrap();
+        assert!(NoiseStore::new(&dir).static_key().unwrap_err().is_identity());
+        std::fs::remove_file(dir.join("unnamed-node_noise.key")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.join("unnamed-node_noise.key")).unwrap();
+        assert!(NoiseStore::new(&dir).static_key().unwrap_err().to_string().contains("symlink"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -159,11 +159,10 @@ pub fn read_endpoints(source: &Map<String, Value>) -> Endpoints {
         (HubProtocol::Wss, ["wss", "ws"]),
         (HubProtocol::Mqtt, ["mqtt", "mqtts"]),
     ] {
-        if let Some(value) = keys.iter().find_map(|k| container.get(*k).filter(|v| !v.is_null())) {
-            if let Some(endpoint) = normalize_endpoint(value) {
+        if let Some(value) = keys.iter().find_map(|k| container.get(*k).filter(|v| !v.is_null()))
+            && let Some(endpoint) = normalize_endpoint(value) {
                 endpoints.set(protocol, endpoint);
             }
-        }
     }
     endpoints
 }
@@ -213,11 +212,10 @@ impl HubProtocolSettings {
             (&mut settings.http, ["http", "https"]),
             (&mut settings.mqtt, ["mqtt", "mqtt"]),
         ] {
-            if let Some(value) = keys.iter().find_map(|k| flags.get(*k)) {
-                if let Some(flag) = parse_flag(value) {
+            if let Some(value) = keys.iter().find_map(|k| flags.get(*k))
+                && let Some(flag) = parse_flag(value) {
                     *slot = flag;
                 }
-            }
         }
         settings
     }

@@ -52,11 +52,10 @@ fn roots(bundle: Option<&str>) -> Result<RootCertStore> {
 pub fn client_config() -> Result<Arc<ClientConfig>> {
     let bundle = trust_store_file();
     let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((key, config)) = cache.as_ref() {
-        if *key == bundle {
+    if let Some((key, config)) = cache.as_ref()
+        && *key == bundle {
             return Ok(config.clone());
         }
-    }
     // ring, not aws-lc-rs: it builds in seconds on the 2-core CI machines (aws-lc-sys takes
     // minutes). Its key exchange is classical (X25519, P-256), which every hub here offers.
     #[allow(deprecated)]

@@ -1,5 +1,6 @@
 //! The shared conformance vectors (`conformance/` at the repository root) against the Rust
 //! protocol engine and error model.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
@@ -145,5 +146,31 @@ fn binary_payload_kinds_and_metadata_match_vectors() {
         assert_eq!(decoded.utterance(), expected["utterance"].as_str());
         assert_eq!(decoded.lang(), expected["lang"].as_str());
         assert_eq!(decoded.file_name(), expected["file_name"].as_str());
+    }
+}
+
+#[test]
+fn api_errors_expose_status_code_detail_and_problem_and_never_echo_inputs() {
+    let doc = vectors("api-error-vectors.json");
+    let cases = doc["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 15);
+    for case in cases {
+        let response = &case["response"];
+        let status = response["status"].as_u64().unwrap() as u16;
+        let headers = vec![("content-type".to_string(), response["content_type"].as_str().unwrap().to_string())];
+        let error = thalovant::errors::api_error_from_response(status, response["body"].as_str().unwrap().as_bytes(), &headers);
+        let expect = &case["expect"];
+        let name = case["name"].as_str().unwrap();
+        assert_eq!(error.status, Some(status), "{name}");
+        assert_eq!(error.code.as_deref(), expect["code"].as_str(), "{name}");
+        assert_eq!(error.detail.as_deref(), expect["detail"].as_str(), "{name}");
+        let problem = error.problem.clone().map_or(Value::Null, Value::Object);
+        assert_eq!(problem, expect["problem"], "{name}");
+        let shown = thalovant::Error::from(error.clone());
+        for secret in case["message_excludes"].as_array().into_iter().flatten() {
+            let secret = secret.as_str().unwrap();
+            assert!(!error.message.contains(secret) && !shown.to_string().contains(secret), "{name}: {}", error.message);
+        }
+        assert!(error.message.starts_with(&format!("Thalovant API request failed with HTTP {status}")), "{name}");
     }
 }

@@ -4,6 +4,7 @@
 //! hivemind-core pins the first client Noise key it sees for an access key, so every client
 //! here uses one key, kept beside `testbed.json` for the whole testbed run. Each carrier gets
 //! a state folder of its own holding that key and no hub pin, so each starts with XX.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

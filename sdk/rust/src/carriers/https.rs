@@ -50,7 +50,9 @@ struct Admission {
     held: bool,
 }
 
-static ADMISSIONS: LazyLock<StdMutex<HashMap<(String, String), Arc<StdMutex<Admission>>>>> = LazyLock::new(Default::default);
+type Admissions = HashMap<(String, String), Arc<StdMutex<Admission>>>;
+
+static ADMISSIONS: LazyLock<StdMutex<Admissions>> = LazyLock::new(Default::default);
 
 fn admission_for(base: &str, access_key: &str) -> Arc<StdMutex<Admission>> {
     let digest = hex::encode(Sha256::digest(access_key.as_bytes()));
@@ -269,11 +271,10 @@ impl HttpsCarrier {
             Err(closed) if shared.unreachable.load(Ordering::Acquire) && closed.message.contains("in time") => return Err(OpenError::Timeout),
             Err(closed) => return Err(OpenError::Failed(closed.message)),
         };
-        if let Some(status) = data.get("status") {
-            if status.as_str() != Some("Connected") {
+        if let Some(status) = data.get("status")
+            && status.as_str() != Some("Connected") {
                 return Err(OpenError::Failed(format!("The hub answered /connect with status {status}.")));
             }
-        }
         shared.admission().held = true;
         self.open.store(true, Ordering::Release);
         let (tx, rx) = mpsc::channel(MAX_QUEUED);

@@ -231,3 +231,62 @@ impl ReplyCollector {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(name: &str, data: Value) -> Event {
+        Event { name: name.into(), data: data.as_object().cloned().unwrap_or_default(), context: Default::default() }
+    }
+
+    #[test]
+    fn speech_settles_and_handled_finishes_at_once() {
+        let now = Instant::now();
+        let mut collector = ReplyCollector::new("r", None, Duration::from_millis(250), EMPTY_REPLY_WAIT);
+        assert!(collector.feed(event(EVENT_SPEAK, json!({"utterance": "One  two."})), now).is_none());
+        assert!(collector.feed(event(EVENT_SPEAK, json!({"utterance": "One two."})), now).is_none(), "a repeat is dropped");
+        assert!(collector.feed(event(EVENT_OVOS_UTTERANCE_SPEAK, json!({"text": "Three."})), now).is_none());
+        assert_eq!(collector.deadline(), Some(now + Duration::from_millis(250)));
+        let reply = collector.feed(event(EVENT_UTTERANCE_HANDLED, json!({})), now).unwrap().unwrap();
+        assert_eq!(reply.text, "One two. Three.");
+        assert!(reply.handled && reply.claimed);
+        let mut settling = ReplyCollector::new("r", None, Duration::from_millis(250), EMPTY_REPLY_WAIT);
+        settling.feed(event(EVENT_SPEAK, json!({"utterance": "Hi."})), now);
+        assert!(settling.on_timer(now).is_none(), "not before the window closes");
+        assert_eq!(settling.on_timer(now + Duration::from_secs(1)).unwrap().unwrap().text, "Hi.");
+    }
+
+    #[test]
+    fn failures_and_empty_replies_are_typed_errors() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(6);
+        let mut empty = ReplyCollector::new("r", None, Duration::ZERO, EMPTY_REPLY_WAIT);
+        assert!(empty.feed(event(EVENT_UTTERANCE_HANDLED, json!({})), now).is_none());
+        assert!(empty.on_timer(later).unwrap().unwrap_err().is_timeout());
+        let mut unmatched = ReplyCollector::new("r", None, Duration::ZERO, EMPTY_REPLY_WAIT);
+        unmatched.feed(event(EVENT_INTENT_UNMATCHED, json!({"utterance": "blah"})), now);
+        match unmatched.on_timer(later).unwrap().unwrap_err() {
+            Error::Unanswered { said, .. } => assert_eq!(said.as_deref(), Some("blah")),
+            other => panic!("{other:?}"),
+        }
+        let mut late_speech = ReplyCollector::new("r", None, Duration::ZERO, EMPTY_REPLY_WAIT);
+        late_speech.feed(event(EVENT_INTENT_FAILURE, json!({})), now);
+        assert_eq!(late_speech.feed(event(EVENT_SPEAK, json!({"utterance": "Fallback."})), now).unwrap().unwrap().text, "Fallback.");
+        let mut denied = ReplyCollector::new("r", None, Duration::ZERO, EMPTY_REPLY_WAIT);
+        let data = json!({"denied_type": "recognizer_loop:utterance", "code": "intent_quota_exceeded", "reason": "Quota", "data": {"period": "daily", "limit": 5, "used": 5.0, "reset_after": 60}});
+        match denied.feed(event(EVENT_POLICY_DENIED, data), now).unwrap().unwrap_err() {
+            Error::PolicyDenied(denial) => {
+                assert_eq!(denial.code.as_deref(), Some("intent_quota_exceeded"));
+                assert_eq!(denial.quota.unwrap()["used"], 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut timeout = ReplyCollector::new("r", None, Duration::ZERO, EMPTY_REPLY_WAIT);
+        timeout.feed(event(EVENT_QUERY_TIMEOUT, json!({"reason": "slow"})), now);
+        let mut nothing = ReplyCollector::new("r", None, Duration::ZERO, EMPTY_REPLY_WAIT);
+        assert!(nothing.on_deadline(Duration::from_secs(12)).unwrap_err().is_timeout());
+    }
+}

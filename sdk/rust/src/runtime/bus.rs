@@ -122,3 +122,44 @@ pub fn context_session_id(context: Option<&Map<String, Value>>) -> Option<String
         .or_else(|| usable_sid(context.get("session_id")))
         .map(str::to_string)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn map(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn utterance_context_carries_ids_session_and_conversation_state() {
+        let carried = map(json!({"active_skills": ["memory"], "lang": "xx"}));
+        let caller = map(json!({"session": {"active_skills": ["mine"]}}));
+        let (rid, data, ctx) = utterance_message(" hello ", "en-us", Some("sess-1"), Some("req-1"), Some(&caller), "site", Some(&carried));
+        assert_eq!(rid, "req-1");
+        assert_eq!(data["utterances"], json!(["hello"]));
+        assert_eq!(ctx["request_id"], "req-1");
+        assert_eq!(ctx["thalovant_request_id"], "req-1");
+        let session = &ctx["session"];
+        assert_eq!(session["session_id"], "sess-1");
+        assert_eq!(session["request_id"], "req-1");
+        assert_eq!(session["site_id"], "site");
+        assert_eq!(session["lang"], "en-us");
+        assert_eq!(session["active_skills"], json!(["mine"]), "the caller's own field wins");
+        let ctx = runtime_context(Some(&ctx), "UA/1", "conn-sid", "site", &map(json!({"zone": "a", "trace": "id"})));
+        assert_eq!((ctx["source"].as_str(), ctx["platform"].as_str(), ctx["destination"].as_str()), (Some("UA/1"), Some("UA/1"), Some("HiveMind")));
+        assert_eq!(ctx["session"]["session_id"], "sess-1");
+        let plain = runtime_context(Some(&map(json!({"session": {"session_id": "default"}, "metadata": {"trace": "mine"}}))), "UA", "conn", "s", &map(json!({"trace": "id"})));
+        assert_eq!(plain["session"]["session_id"], "conn");
+        assert_eq!(plain["metadata"]["trace"], "mine");
+        assert!(new_request_id().starts_with("thalovant-request-") && connection_session_id() != "default");
+    }
+
+    #[test]
+    fn only_truthy_conversation_fields_are_carried() {
+        let session = map(json!({"active_skills": ["a"], "context": {}, "lang": "en", "session_id": "s", "response_mode": "x"}));
+        assert_eq!(Value::Object(carried_fields(&session)), json!({"active_skills": ["a"], "response_mode": "x"}));
+    }
+}

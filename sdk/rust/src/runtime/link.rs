@@ -50,9 +50,9 @@ pub struct Credentials {
 #[derive(Debug)]
 pub enum LinkEvent {
     /// A JSON envelope (or a non-`bin` WIRE-1 frame read as one).
-    Envelope(HiveMessage),
+    Envelope(Box<HiveMessage>),
     /// A WIRE-1 `bin` frame.
-    Binary(Wire1Frame),
+    Binary(Box<Wire1Frame>),
     /// The session ended (not by [`Link::close`]).
     Lost(Error),
 }
@@ -143,12 +143,12 @@ fn dispatch(frame: Frame, deliver: &(dyn Fn(LinkEvent) + Send + Sync)) -> std::r
     if frame.binary {
         let decoded = decode_frame(&frame.body)?;
         if decoded.msg_type == "bin" {
-            deliver(LinkEvent::Binary(decoded));
+            deliver(LinkEvent::Binary(Box::new(decoded)));
         } else {
-            deliver(LinkEvent::Envelope(decoded.to_envelope()?));
+            deliver(LinkEvent::Envelope(Box::new(decoded.to_envelope()?)));
         }
     } else {
-        deliver(LinkEvent::Envelope(parse_envelope(&frame.body)?));
+        deliver(LinkEvent::Envelope(Box::new(parse_envelope(&frame.body)?)));
     }
     Ok(())
 }
@@ -188,7 +188,7 @@ pub struct Timeouts {
 }
 
 enum Attempt {
-    Done(Link),
+    Done(Box<Link>),
     RetryWithXx,
 }
 
@@ -210,7 +210,7 @@ pub async fn establish(
             Attempt::Done(mut link) => {
                 link.timings.attempts = attempts;
                 link.timings.connect_ms = started.elapsed().as_secs_f64() * 1000.0;
-                return Ok(link);
+                return Ok(*link);
             }
             Attempt::RetryWithXx if !force_xx => force_xx = true,
             Attempt::RetryWithXx => return Err(refused("The hub refused the XX handshake.".into())),
@@ -432,13 +432,12 @@ async fn attempt(
         return Err(error);
     }
     let mut early = Vec::new();
-    if pattern != KK {
-        if let Err(error) = settle_after_xx(&mut inbound, &mut opener, &mut early, store).await {
+    if pattern != KK
+        && let Err(error) = settle_after_xx(&mut inbound, &mut opener, &mut early, store).await {
             carrier.close().await;
             return Err(error);
         }
-    }
-    Ok(Attempt::Done(Link {
+    Ok(Attempt::Done(Box::new(Link {
         carrier,
         sealer: Mutex::new(sealer),
         pattern,
@@ -454,7 +453,7 @@ async fn attempt(
         reader: StdMutex::new(None),
         lost: Arc::new(AtomicBool::new(false)),
         closing: Arc::new(AtomicBool::new(false)),
-    }))
+    })))
 }
 
 /// Wait up to 750 ms for the first authenticated frame after an XX handshake; a refusal close
