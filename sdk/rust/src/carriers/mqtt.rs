@@ -370,6 +370,10 @@ async fn event_loop(
                     && payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
                 let item = match (text, String::from_utf8(payload)) {
                     (true, Ok(text)) => Incoming::Text(text),
+                    // A binary publish before this side's handshake completed cannot be for this
+                    // session (it has no keys yet): it is a late frame of the previous session on
+                    // the same topic, so it is dropped rather than read as a protocol violation.
+                    _ if !shared.authenticated.load(Ordering::Acquire) => continue,
                     (_, Ok(text)) => Incoming::Binary(text.into_bytes()),
                     (_, Err(e)) => Incoming::Binary(e.into_bytes()),
                 };
