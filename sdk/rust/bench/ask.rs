@@ -173,12 +173,12 @@ async fn sessions(args: &HashMap<String, String>) -> serde_json::Value {
     })
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let (mode, args) = args();
+    // one client on one thread for latency; every core for many sessions
     let result = match mode.as_str() {
-        "ask" => ask(&args).await,
-        "sessions" => sessions(&args).await,
+        "ask" => tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(ask(&args)),
+        "sessions" => tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(sessions(&args)),
         _ => {
             eprintln!("usage: ask --identity FILE ... | sessions --count N ...");
             std::process::exit(2);

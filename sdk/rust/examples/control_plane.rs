@@ -1,6 +1,5 @@
 //! The guide's control-plane recipes: create the API client, sign in, discover public hubs,
-//! read one by reference, list the workspace's hubs, read one by id, create a client identity
-//! and look at its protocols.
+//! read one by reference, list the workspace's hubs, read one by id, create a client identity.
 //!
 //! `THALOVANT_EMAIL` / `THALOVANT_PASSWORD` are the account to sign in with and
 //! `THALOVANT_HUB_ID` the guide's `"hub-id"`.
@@ -54,16 +53,7 @@ async fn main() -> thalovant::Result<()> {
 
     let identity = result.identity.clone();
 
-    // Protocol helpers
-    println!("{:?}", identity.enabled_protocols());
-    println!("{:?}", identity.endpoint_for(HubProtocol::Wss));
-    println!("{:?}", identity.endpoint_for(HubProtocol::Https));
-    println!("{:?}", identity.endpoint_for(HubProtocol::Mqtt));
-    println!("{}", identity.supports_protocol(HubProtocol::Wss));
-
-    if let Some(mqtt) = &identity.mqtt {
-        println!("{} {}", mqtt.host, mqtt.port);
-    }
+    println!("{identity:?}");
 
     Ok(())
 }

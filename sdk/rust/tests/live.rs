@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::*;
 use thalovant::{Client, ClientOptions, ControlPlane, Error, HubProtocol, Identity, RequestOptions};
 
@@ -53,9 +51,10 @@ async fn control_plane_example_discovers_hubs_and_creates_an_identity() {
     assert!(stdout.contains(&format!("{} joke-garden {}", public.id, public.title)), "{stdout}");
     assert!(stdout.contains(&format!("{} {}", public.title, public.public_ref)), "{stdout}");
     assert!(stdout.contains(&format!("{} {}", public.id, public.title)), "{stdout}");
-    assert!(stdout.contains("[Wss, Https"), "{stdout}");
-    assert!(stdout.contains(&"Some(\"wss://".to_string()), "{stdout}");
-    assert!(stdout.lines().any(|l| l == "true"), "{stdout}");
+    let identity_line = stdout.lines().last().unwrap();
+    assert!(identity_line.starts_with("Identity(site_id=\"checkout-kiosk\""), "{stdout}");
+    assert!(identity_line.contains("protocols=[Wss, Https"), "{stdout}");
+    assert!(identity_line.contains("\"wss\": String(\"wss://"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,13 +63,15 @@ async fn identity_example_loads_config_file_and_environment() {
     let (identity, _) = provision_in(scratch.path(), "_identity.json", "identity-example").await;
     let config = scratch.path().join("config").join("thalovant");
     std::fs::create_dir_all(&config).unwrap();
+    // a YAML profile whose identity is written in flow style (JSON is YAML), mode 0600
     let yaml = format!(
         "profile: prod\nprofiles:\n  prod:\n    identity: {}\n",
         serde_json::to_string(&identity.as_value(true)).unwrap()
     );
-    let mut identity_file = Identity::from_value(&identity.as_value(true), None).unwrap();
-    identity_file.save(config.join("config.yaml")).unwrap();
-    std::fs::write(config.join("config.yaml"), yaml).unwrap();
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(config.join("config.yaml")).unwrap();
+    file.write_all(yaml.as_bytes()).unwrap();
     let envs = [
         ("THALOVANT_ACCESS_KEY", identity.access_key.clone()),
         ("THALOVANT_PASSWORD", identity.password.clone()),
@@ -190,12 +191,10 @@ async fn a_wrong_password_is_a_refusal() {
         let (mut identity, _) = provision_in(scratch.path(), "identity.json", "wrong-password").await;
         identity.password.push('x');
         let client = client_in(&identity, protocol, &scratch.path().join("state"));
-        let error = tokio::time::timeout(Duration::from_secs(60), client.connect()).await.unwrap().unwrap_err();
-        match protocol {
-            // MQTT has no refusal channel: the hub stays silent (spec 4.3) and the client times out
-            HubProtocol::Mqtt => assert!(error.is_hub_refused() || error.is_timeout(), "{protocol}: {error:?}"),
-            _ => assert!(error.is_hub_refused(), "{protocol}: {error:?}"),
-        }
+        // XXpsk2 mixes the PSK into the hub's message 2, which then fails to authenticate here:
+        // a refusal on every carrier, MQTT included
+        let error = client.connect().await.unwrap_err();
+        assert!(error.is_hub_refused() && !error.is_client_key_rejected(), "{protocol}: {error:?}");
         assert!(!error.to_string().contains(&identity.password));
     }
 }

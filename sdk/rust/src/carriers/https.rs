@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use super::{Closed, Inbound, Incoming, OpenError, authorization_value};
+use super::{Closed, FirstFailure, Inbound, Incoming, OpenError, authorization_value};
 use crate::noise_store::https_pin_id;
 
 /// Idle poll interval.
@@ -67,7 +67,7 @@ struct Shared {
     lock: Mutex<()>,
     admission: Arc<StdMutex<Admission>>,
     binary_phase: AtomicBool,
-    failed: StdMutex<Option<Closed>>,
+    failed: FirstFailure,
     unreachable: AtomicBool,
     active_until: StdMutex<Instant>,
     wake: Notify,
@@ -167,14 +167,11 @@ impl Shared {
     }
 
     fn fail(&self, closed: &Closed) {
-        let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if failed.is_none() {
-            *failed = Some(closed.clone());
-        }
+        self.failed.set(closed);
     }
 
     fn failure(&self) -> Option<Closed> {
-        self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.failed.get()
     }
 }
 
@@ -252,7 +249,7 @@ impl HttpsCarrier {
             lock: Mutex::new(()),
             admission: admission_for(&self.base, &self.access_key),
             binary_phase: AtomicBool::new(false),
-            failed: StdMutex::new(None),
+            failed: FirstFailure::default(),
             unreachable: AtomicBool::new(false),
             active_until: StdMutex::new(Instant::now()),
             wake: Notify::new(),

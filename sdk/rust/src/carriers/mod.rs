@@ -54,6 +54,29 @@ impl std::fmt::Display for Closed {
     }
 }
 
+/// The first way a session ended, kept for every later caller.
+#[derive(Debug, Default)]
+pub(crate) struct FirstFailure(std::sync::Mutex<Option<Closed>>);
+
+impl FirstFailure {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Closed>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Record `closed` unless an earlier failure is already recorded.
+    pub(crate) fn set(&self, closed: &Closed) {
+        let mut slot = self.slot();
+        if slot.is_none() {
+            *slot = Some(closed.clone());
+        }
+    }
+
+    /// The recorded failure.
+    pub(crate) fn get(&self) -> Option<Closed> {
+        self.slot().clone()
+    }
+}
+
 /// Why a carrier did not open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenError {

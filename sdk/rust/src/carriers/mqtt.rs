@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Closed, Inbound, Incoming, OpenError};
+use super::{Closed, FirstFailure, Inbound, Incoming, OpenError};
 use crate::errors::{Error, Result};
 use crate::identity::Identity;
 
@@ -129,7 +129,7 @@ struct Shared {
     client: AsyncClient,
     acks: StdMutex<Acks>,
     publish_lock: Mutex<()>,
-    failed: StdMutex<Option<Closed>>,
+    failed: FirstFailure,
     alive: AtomicBool,
     authenticated: AtomicBool,
 }
@@ -141,17 +141,14 @@ impl Shared {
 
     fn fail(&self, closed: Closed) {
         self.alive.store(false, Ordering::Release);
-        let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if failed.is_none() {
-            *failed = Some(closed);
-        }
+        self.failed.set(&closed);
         let mut acks = self.acks();
         acks.queued.clear();
         acks.by_pkid.clear();
     }
 
     fn failure(&self) -> Option<Closed> {
-        self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.failed.get()
     }
 
     /// Publish and, with `wait`, wait for the broker's acknowledgement.
@@ -246,7 +243,7 @@ impl MqttCarrier {
             client,
             acks: StdMutex::new(Acks::default()),
             publish_lock: Mutex::new(()),
-            failed: StdMutex::new(None),
+            failed: FirstFailure::default(),
             alive: AtomicBool::new(false),
             authenticated: AtomicBool::new(false),
         });

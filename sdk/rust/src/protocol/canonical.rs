@@ -89,6 +89,13 @@ fn write_object(map: &Map<String, Value>, depth: usize, out: &mut String) -> Res
 }
 
 fn write_string(text: &str, out: &mut String) {
+    write_json_string(text, out, false);
+}
+
+/// A JSON string as Python's `json.dumps` writes it: `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`,
+/// other control characters as lowercase `\u00xx`, and with `ensure_ascii` every non-ASCII
+/// character as `\uXXXX` (UTF-16 units); without it non-ASCII text is written raw.
+pub(crate) fn write_json_string(text: &str, out: &mut String, ensure_ascii: bool) {
     out.push('"');
     for ch in text.chars() {
         match ch {
@@ -99,7 +106,12 @@ fn write_string(text: &str, out: &mut String) {
             '\t' => out.push_str("\\t"),
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 || (ensure_ascii && (c as u32) > 0x7e) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
             c => out.push(c),
         }
     }

@@ -14,7 +14,8 @@ use std::io::Write;
 use flate2::{Decompress, FlushDecompress, Status};
 use serde_json::{Map, Value};
 
-use super::envelope::{HiveMessage, message_type_name, message_type_number};
+use super::canonical::write_json_string;
+use super::envelope::{HiveMessage, message_type_name, message_type_number, parse_json_object};
 use super::errors::{ProtocolError, Result};
 
 /// Message type number of `bin` frames.
@@ -169,12 +170,10 @@ fn inflate(data: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn json_object(data: &[u8], what: &str) -> Result<Map<String, Value>> {
-    let text = std::str::from_utf8(data).map_err(|_| ProtocolError::Wire1(format!("{what} is not valid UTF-8")))?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ProtocolError::Wire1(format!("{what} is not a JSON object"))),
-        Err(_) => Err(ProtocolError::Wire1(format!("{what} is not valid JSON"))),
-    }
+    parse_json_object(data, what).map_err(|e| match e {
+        ProtocolError::Envelope(reason) => ProtocolError::Wire1(reason),
+        other => other,
+    })
 }
 
 /// Decode one WIRE-1 frame; every malformation is a [`ProtocolError::Wire1`].
@@ -264,38 +263,15 @@ fn write_python(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_ascii_string(key, out);
+                write_json_string(key, out, true);
                 out.push_str(": ");
                 write_python(item, out);
             }
             out.push('}');
         }
-        Value::String(text) => write_ascii_string(text, out),
+        Value::String(text) => write_json_string(text, out, true),
         other => out.push_str(&other.to_string()),
     }
-}
-
-fn write_ascii_string(text: &str, out: &mut String) {
-    out.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Start bit, versioned header, metadata and `tail_bits` of `tail`, left-padded with zero

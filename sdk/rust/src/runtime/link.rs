@@ -139,6 +139,16 @@ impl Link {
     }
 }
 
+impl Drop for Link {
+    fn drop(&mut self) {
+        // dropping the reader drops its carrier handle: the transport closes with the last one
+        let reader = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(reader) = reader {
+            reader.abort();
+        }
+    }
+}
+
 fn dispatch(frame: Frame, deliver: &(dyn Fn(LinkEvent) + Send + Sync)) -> std::result::Result<(), ProtocolError> {
     if frame.binary {
         let decoded = decode_frame(&frame.body)?;
