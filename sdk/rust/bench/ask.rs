@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! ask      --identity FILE [--n 300] [--warmup 5] [--text T] [--protocol wss] [--state DIR]
-//! sessions --count 1000 [--concurrency 16] [--dir DIR] [--protocol wss]
+//! sessions --count 1000 [--provision-concurrency 4] [--concurrency 16] [--dir DIR] [--protocol wss]
 //!          (THALOVANT_API_URL, THALOVANT_EMAIL, THALOVANT_PASSWORD name the hub's API and account)
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -85,16 +85,19 @@ async fn ask(args: &HashMap<String, String>) -> serde_json::Value {
 async fn sessions(args: &HashMap<String, String>) -> serde_json::Value {
     let count: usize = args.get("count").map_or(1000, |v| v.parse().unwrap());
     let concurrency: usize = args.get("concurrency").map_or(16, |v| v.parse().unwrap());
+    let provision_concurrency: usize = args.get("provision-concurrency").map_or(4, |v| v.parse().unwrap());
     let protocol = HubProtocol::parse(args.get("protocol").map_or("wss", String::as_str)).unwrap();
     let dir = args.get("dir").map_or_else(|| std::env::temp_dir().join("thalovant-rust-sessions"), PathBuf::from);
     std::fs::create_dir_all(&dir).unwrap();
     let mut api = ControlPlane::default();
+    // the server derives each new identity's PSK (argon2id) while provisioning: allow for a queue
+    api.timeout = Duration::from_secs(120);
     api.login(&std::env::var("THALOVANT_EMAIL").unwrap(), &std::env::var("THALOVANT_PASSWORD").unwrap(), None).await.unwrap();
     let hub = api.get_public_hub("joke-garden").await.unwrap();
 
     // one client identity per session, provisioned through the API with bounded concurrency
     let started = Instant::now();
-    let gate = Arc::new(Semaphore::new(concurrency));
+    let gate = Arc::new(Semaphore::new(provision_concurrency));
     let mut tasks = Vec::new();
     for index in 0..count {
         let (gate, mut api, hub) = (gate.clone(), api.clone(), hub.clone());
@@ -112,6 +115,7 @@ async fn sessions(args: &HashMap<String, String>) -> serde_json::Value {
 
     // open every session (bounded concurrency: each first connect derives a PSK), keep them open
     let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::new();
     for identity in identities {
         let (gate, state) = (gate.clone(), dir.join("state"));

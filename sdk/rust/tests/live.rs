@@ -326,3 +326,24 @@ async fn errors_on_the_wire_never_panic_and_keep_secrets_out() {
     assert!(!debug.contains(&identity.password) && !debug.contains(&identity.access_key), "{debug}");
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_verified_against_the_trusted_bundle() {
+    let scratch = Scratch::new("tls");
+    provision_in(scratch.path(), "_identity.json", "tls").await;
+    // a bundle that does not hold the development CA: every TLS carrier must refuse the hub
+    let system = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("a system CA bundle");
+    for protocol in [HubProtocol::Wss, HubProtocol::Https, HubProtocol::Mqtt] {
+        let mut envs = vec![protocol_env(protocol)];
+        for variable in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"] {
+            envs.push((variable, system.to_string()));
+        }
+        let output = run_example("runtime_client", scratch.path(), &envs);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{protocol}: connected without trusting the hub's CA");
+        assert!(stderr.contains("Connection(") && stderr.to_lowercase().contains("certificate"), "{protocol}: {stderr}");
+    }
+}

@@ -117,7 +117,7 @@ impl Shared {
             Ok(response) => response,
             Err(e) => {
                 self.unreachable.store(true, Ordering::Release);
-                let what = if e.is_timeout() { "did not answer in time".to_string() } else { self.scrub(&e.to_string()) };
+                let what = if e.is_timeout() { "did not answer in time".to_string() } else { self.scrub(&with_causes(&e.without_url())) };
                 return Err(Closed::new(format!("HTTPS request {path} failed: {what}")));
             }
         };
@@ -332,6 +332,18 @@ impl Drop for HttpsCarrier {
             poller.abort();
         }
     }
+}
+
+/// An error and its causes on one line (reqwest shows the TLS or socket failure only there).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn strings(data: &Map<String, Value>, key: &str, path: &str) -> std::result::Result<Vec<String>, Closed> {
