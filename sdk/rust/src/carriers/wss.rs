@@ -232,10 +232,13 @@ async fn read_loop(
                 }
                 Some(Err(e)) => break Closed::new(format!("The WebSocket broke: {}", scrub(&e.to_string()))),
             },
-            _ = ping.tick() => {
-                if awaiting_pong.is_some_and(|sent| sent.elapsed() >= PING_TIMEOUT) {
-                    break Closed::new("The hub did not answer a WebSocket ping in time.");
+            () = async {
+                match awaiting_pong {
+                    Some(sent) => tokio::time::sleep_until(sent + PING_TIMEOUT).await,
+                    None => std::future::pending().await,
                 }
+            } => break Closed::new("The hub did not answer a WebSocket ping in time."),
+            _ = ping.tick() => {
                 if awaiting_pong.is_none() {
                     awaiting_pong = Some(tokio::time::Instant::now());
                     let mut sink = sink.lock().await;
