@@ -61,6 +61,8 @@ pub struct ClientOptions {
     pub useragent: String,
     /// Redial a dropped link in the background.
     pub auto_reconnect: bool,
+    /// A CA file trusted alone instead of the trust variables (see [`crate::tls`]).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -74,6 +76,7 @@ impl Default for ClientOptions {
             handshake_timeout: Duration::from_secs(20),
             useragent: DEFAULT_USERAGENT.to_string(),
             auto_reconnect: true,
+            ca_file: None,
         }
     }
 }
@@ -286,7 +289,7 @@ impl Client {
     pub fn with_options(identity: Identity, options: ClientOptions) -> Result<Self> {
         let protocol = select_protocol(&identity, options.protocol)?;
         // fail now, not at connect, on a carrier this identity cannot use
-        Carrier::new(protocol, &identity, &options.useragent, "check")?;
+        Carrier::new(protocol, &identity, &options.useragent, "check", options.ca_file.as_deref())?;
         let transport = Transport::default();
         let inner = Arc::new(Inner {
             identity,
@@ -548,7 +551,7 @@ impl Inner {
     }
 
     fn new_carrier(&self, session_id: &str) -> Result<Carrier> {
-        Carrier::new(self.protocol, &self.identity, &self.options.useragent, session_id)
+        Carrier::new(self.protocol, &self.identity, &self.options.useragent, session_id, self.options.ca_file.as_deref())
     }
 
     async fn connect(self: &Arc<Self>) -> Result<Arc<Link>> {

@@ -277,6 +277,8 @@ pub struct ControlPlane {
     pub token_id: Option<String>,
     /// The per-request timeout.
     pub timeout: Duration,
+    /// A CA file trusted alone instead of the trust variables (see [`crate::tls`]).
+    pub ca_file: Option<std::path::PathBuf>,
     http: Option<reqwest::Client>,
 }
 
@@ -297,7 +299,7 @@ impl ControlPlane {
     /// token comes from `THALOVANT_API_TOKEN` when set.
     pub fn new(api_url: Option<&str>) -> Self {
         let token = std::env::var("THALOVANT_API_TOKEN").ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-        Self { api_url: resolve_api_url(api_url), access_token: token, token_id: None, timeout: Duration::from_secs(10), http: None }
+        Self { api_url: resolve_api_url(api_url), access_token: token, token_id: None, timeout: Duration::from_secs(10), ca_file: None, http: None }
     }
 
     /// The same client with `token` as its bearer token.
@@ -310,7 +312,7 @@ impl ControlPlane {
         if let Some(http) = &self.http {
             return Ok(http.clone());
         }
-        let tls = (*crate::tls::client_config()?).clone();
+        let tls = (*crate::tls::client_config_for(self.ca_file.as_deref())?).clone();
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .redirect(reqwest::redirect::Policy::none())

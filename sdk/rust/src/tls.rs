@@ -3,8 +3,9 @@
 //! Trust: the CA bundle named by the first of `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE` and
 //! `SSL_CERT_FILE` that is set to a file (the Python SDK's order), else the system store
 //! (`rustls-native-certs`, which honours `SSL_CERT_FILE` and `SSL_CERT_DIR` itself).
-//! Certificate verification is never off. The configuration is built once per trust setting
-//! and shared.
+//! A client or control plane may instead name one CA file of its own (`ca_file`), trusted
+//! alone. Certificate verification is never off. The configuration is built once per trust
+//! setting and shared.
 
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +27,9 @@ pub fn trust_store_file() -> Option<String> {
         .find(|value| !value.is_empty() && std::path::Path::new(value).is_file())
 }
 
-static CACHE: Mutex<Option<(Option<String>, Arc<ClientConfig>)>> = Mutex::new(None);
+type Cache = Vec<(Option<String>, Arc<ClientConfig>)>;
+
+static CACHE: Mutex<Cache> = Mutex::new(Vec::new());
 
 fn roots(bundle: Option<&str>) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
@@ -50,12 +53,20 @@ fn roots(bundle: Option<&str>) -> Result<RootCertStore> {
 
 /// The TLS client configuration for the current trust setting (no ALPN).
 pub fn client_config() -> Result<Arc<ClientConfig>> {
-    let bundle = trust_store_file();
+    client_config_for(None)
+}
+
+/// The TLS client configuration trusting `ca_file` alone, or the current trust setting when
+/// it is `None`.
+pub fn client_config_for(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>> {
+    let bundle = match ca_file {
+        Some(path) => Some(path.to_string_lossy().into_owned()),
+        None => trust_store_file(),
+    };
     let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((key, config)) = cache.as_ref()
-        && *key == bundle {
-            return Ok(config.clone());
-        }
+    if let Some((_, config)) = cache.iter().find(|(key, _)| *key == bundle) {
+        return Ok(config.clone());
+    }
     // ring, not aws-lc-rs: it builds in seconds on the 2-core CI machines (aws-lc-sys takes
     // minutes). Its key exchange is classical (X25519, P-256), which every hub here offers.
     #[allow(deprecated)]
@@ -66,6 +77,6 @@ pub fn client_config() -> Result<Arc<ClientConfig>> {
         .with_root_certificates(roots(bundle.as_deref())?)
         .with_no_client_auth();
     let config = Arc::new(config);
-    *cache = Some((bundle, config.clone()));
+    cache.push((bundle, config.clone()));
     Ok(config)
 }

@@ -347,3 +347,131 @@ async fn certificates_are_verified_against_the_trusted_bundle() {
         assert!(stderr.contains("Connection(") && stderr.to_lowercase().contains("certificate"), "{protocol}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_client_key_for_a_pinned_identity_is_rejected() {
+    // MQTT has no refusal channel (the hub goes silent), so this is a WSS and HTTPS matter
+    for protocol in [HubProtocol::Wss, HubProtocol::Https] {
+        let scratch = Scratch::new("second-key");
+        let (identity, _) = provision_in(scratch.path(), "identity.json", "second-key").await;
+        let first = client_in(&identity, protocol, &scratch.path().join("state-a"));
+        first.connect().await.unwrap();
+        first.close().await.unwrap();
+        let other_state = scratch.path().join("state-b");
+        let error = client_in(&identity, protocol, &other_state).connect().await.unwrap_err();
+        match &error {
+            Error::ClientKeyRejected { key_folder, .. } => assert_eq!(key_folder.as_deref(), Some(other_state.as_path())),
+            other => panic!("{protocol}: {other:?}"),
+        }
+        assert!(error.is_hub_refused() && error.is_connection());
+    }
+}
+
+/// `thalovant-server serve --demo` of this test only (it is stopped and started again).
+struct OwnServer {
+    child: std::process::Child,
+    data_dir: std::path::PathBuf,
+    port: u16,
+    mqtt_port: u16,
+    password: String,
+}
+
+impl OwnServer {
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    fn start(data_dir: &std::path::Path, port: u16, mqtt_port: u16, password: &str) -> Self {
+        use std::io::BufRead;
+        let command: Vec<String> =
+            testbed()["server_command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let mut child = std::process::Command::new(&command[0])
+            .args(&command[1..])
+            .args(["serve", "--data-dir", data_dir.to_str().unwrap(), "--host", "127.0.0.1", "--demo"])
+            .args(["--port", &port.to_string(), "--mqtt-port", &mqtt_port.to_string()])
+            .env("THALOVANT_DEMO_PASSWORD", password)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("the server printed its API URL before exiting").unwrap();
+            if line.starts_with("Thalovant API: ") {
+                break;
+            }
+        }
+        // keep draining its output so it never blocks on a full pipe
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, data_dir: data_dir.to_path_buf(), port, mqtt_port, password: password.to_string() }
+    }
+
+    /// SIGTERM, then wait for the exit (idempotent).
+    fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn restart(mut self) -> Self {
+        self.stop();
+        let (data_dir, password) = (self.data_dir.clone(), self.password.clone());
+        Self::start(&data_dir, self.port, self.mqtt_port, &password)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_goes_down_is_a_connection_error_and_its_return_a_kk_reconnect() {
+    let scratch = Scratch::new("own-server");
+    let data_dir = scratch.path().join("data");
+    let password = unique("own-demo");
+    let server = OwnServer::start(&data_dir, OwnServer::free_port(), OwnServer::free_port(), &password);
+    // this server has a development CA of its own: trust exactly that file
+    let ca_file = data_dir.join("ca.pem");
+    let mut api = ControlPlane::new(Some(&format!("https://127.0.0.1:{}", server.port)));
+    api.ca_file = Some(ca_file.clone());
+    api.login("demo@example.com", &password, None).await.unwrap();
+    let hub = api.get_public_hub("joke-garden").await.unwrap();
+    let identity = api
+        .create_client_identity_for_hub(hub, thalovant::BootstrapIdentityOptions { name: "down-and-up".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .identity;
+    let options = |protocol| ClientOptions {
+        protocol: Some(protocol),
+        noise_state_dir: Some(scratch.path().join("state")),
+        ca_file: Some(ca_file.clone()),
+        auto_reconnect: false,
+        ..ClientOptions::default()
+    };
+    let clients: Vec<Client> = CARRIERS.iter().map(|p| Client::with_options(identity.clone(), options(*p)).unwrap()).collect();
+    for client in &clients {
+        client.connect().await.unwrap();
+        assert_eq!(client.ask("What can this hub do?", RequestOptions::default()).await.unwrap().text, CAPABILITIES);
+    }
+    let mut server = server;
+    server.stop();
+    for client in &clients {
+        let error = client.ask("What can this hub do?", RequestOptions::default()).await.unwrap_err();
+        assert!(error.is_connection() || error.is_timeout(), "{}: {error:?}", client.protocol());
+        assert!(!error.is_hub_refused(), "{}: a stopped server is not a refusal: {error:?}", client.protocol());
+        assert!(!client.healthcheck().await.ok());
+    }
+    // the same data directory comes back with the same keys: each client redials with KK
+    let server = server.restart();
+    for client in &clients {
+        let reply = client.ask("What can this hub do?", RequestOptions::default()).await.unwrap();
+        assert_eq!(reply.text, CAPABILITIES, "{}", client.protocol());
+        assert_eq!(client.connection_info().noise_pattern.as_deref(), Some("KKpsk0"), "{}", client.protocol());
+        client.close().await.unwrap();
+    }
+    drop(server);
+}

@@ -180,6 +180,7 @@ pub struct HttpsCarrier {
     base: String,
     access_key: String,
     useragent: String,
+    tls: Arc<rustls::ClientConfig>,
     shared: Option<Arc<Shared>>,
     poller: Option<JoinHandle<()>>,
     open: AtomicBool,
@@ -188,11 +189,12 @@ pub struct HttpsCarrier {
 
 impl HttpsCarrier {
     /// A carrier for the identity's `endpoint_base()`.
-    pub fn new(base: &str, access_key: &str, useragent: &str) -> Self {
+    pub fn new(base: &str, access_key: &str, useragent: &str, tls: Arc<rustls::ClientConfig>) -> Self {
         Self {
             base: base.trim().to_string(),
             access_key: access_key.to_string(),
             useragent: useragent.to_string(),
+            tls,
             shared: None,
             poller: None,
             open: AtomicBool::new(false),
@@ -232,9 +234,8 @@ impl HttpsCarrier {
         if !kept.is_empty() {
             base.query_pairs_mut().extend_pairs(kept);
         }
-        let tls = crate::tls::client_config().map_err(|e| OpenError::Failed(e.to_string()))?;
         let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
+            .use_preconfigured_tls((*self.tls).clone())
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(self.useragent.clone())
             .tcp_nodelay(true)

@@ -125,19 +125,21 @@ pub enum Carrier {
 }
 
 impl Carrier {
-    /// A fresh carrier of `protocol` for `identity`.
-    pub fn new(protocol: HubProtocol, identity: &Identity, useragent: &str, session_id: &str) -> Result<Self> {
+    /// A fresh carrier of `protocol` for `identity`; `ca_file` replaces the trust variables
+    /// (see [`crate::tls`]).
+    pub fn new(protocol: HubProtocol, identity: &Identity, useragent: &str, session_id: &str, ca_file: Option<&std::path::Path>) -> Result<Self> {
+        let tls = crate::tls::client_config_for(ca_file)?;
         Ok(match protocol {
             HubProtocol::Wss => {
                 let endpoint = identity
                     .endpoint_for(HubProtocol::Wss)
                     .ok_or_else(|| Error::UnsupportedProtocol("This identity has no WSS endpoint; it cannot use wss.".into()))?;
-                Self::Wss(wss::WssCarrier::new(&endpoint, &identity.access_key, useragent)?)
+                Self::Wss(wss::WssCarrier::new(&endpoint, &identity.access_key, useragent, tls)?)
             }
-            HubProtocol::Https => Self::Https(https::HttpsCarrier::new(&identity.endpoint_base(), &identity.access_key, useragent)),
+            HubProtocol::Https => Self::Https(https::HttpsCarrier::new(&identity.endpoint_base(), &identity.access_key, useragent, tls)),
             HubProtocol::Mqtt => {
                 let settings = mqtt::MqttSettings::from_identity(identity)?;
-                Self::Mqtt(mqtt::MqttCarrier::new(settings, https_pin_id(&identity.endpoint_base()), &identity.site_id, session_id))
+                Self::Mqtt(mqtt::MqttCarrier::new(settings, https_pin_id(&identity.endpoint_base()), &identity.site_id, session_id, tls))
             }
         })
     }

@@ -187,6 +187,7 @@ pub struct MqttCarrier {
     pin_id: String,
     site_id: String,
     session_id: String,
+    tls: Arc<rustls::ClientConfig>,
     shared: Option<Arc<Shared>>,
     task: Option<JoinHandle<()>>,
     closed: AtomicBool,
@@ -194,12 +195,13 @@ pub struct MqttCarrier {
 
 impl MqttCarrier {
     /// A carrier; `session_id` goes into the cleartext HELLO.
-    pub fn new(settings: MqttSettings, pin_id: String, site_id: &str, session_id: &str) -> Self {
+    pub fn new(settings: MqttSettings, pin_id: String, site_id: &str, session_id: &str, tls: Arc<rustls::ClientConfig>) -> Self {
         Self {
             settings,
             pin_id,
             site_id: site_id.to_string(),
             session_id: session_id.to_string(),
+            tls,
             shared: None,
             task: None,
             closed: AtomicBool::new(false),
@@ -224,7 +226,7 @@ impl MqttCarrier {
 
     /// CONNECT, SUBSCRIBE and the cleartext HELLO, within `timeout`.
     pub async fn open(&mut self, timeout: Duration) -> std::result::Result<Inbound, OpenError> {
-        let tls = crate::tls::client_config().map_err(|e| OpenError::Failed(e.to_string()))?;
+        let tls = self.tls.clone();
         let client_id = format!("thalovant-{}", crate::control::random_hex(16));
         let mut options = MqttOptions::new(client_id, self.settings.host.clone(), self.settings.port);
         options

@@ -56,6 +56,7 @@ pub struct WssCarrier {
     endpoint: String,
     url: url::Url,
     useragent: String,
+    tls: Arc<rustls::ClientConfig>,
     sink: Option<Arc<Mutex<Sink>>>,
     alive: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
@@ -63,7 +64,7 @@ pub struct WssCarrier {
 
 impl WssCarrier {
     /// A carrier for a `ws://` or `wss://` endpoint.
-    pub fn new(endpoint: &str, access_key: &str, useragent: &str) -> Result<Self> {
+    pub fn new(endpoint: &str, access_key: &str, useragent: &str, tls: Arc<rustls::ClientConfig>) -> Result<Self> {
         let url = authorized_url(endpoint, useragent, access_key).map_err(|e| Error::Connection(format!("The WSS endpoint is not usable: {e}")))?;
         if !matches!(url.scheme(), "ws" | "wss") || url.host_str().is_none_or(str::is_empty) {
             return Err(Error::UnsupportedProtocol("The WSS endpoint must be a ws:// or wss:// URL with a host.".into()));
@@ -72,6 +73,7 @@ impl WssCarrier {
             endpoint: endpoint.to_string(),
             url,
             useragent: useragent.to_string(),
+            tls,
             sink: None,
             alive: Arc::new(AtomicBool::new(false)),
             reader: None,
@@ -102,7 +104,7 @@ impl WssCarrier {
             .map_err(|e| OpenError::Failed(format!("Cannot open the WebSocket: TCP connect to {host}:{port} failed: {e}")))?;
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Io> = if secure {
-            let config = crate::tls::client_config().map_err(|e| OpenError::Failed(e.to_string()))?;
+            let config = self.tls.clone();
             let name = ServerName::try_from(host.clone()).map_err(|_| OpenError::Failed(format!("Invalid TLS server name {host:?}")))?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
