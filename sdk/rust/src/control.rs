@@ -22,6 +22,8 @@ pub const DEFAULT_API_URL: &str = "https://localhost:8443";
 /// The error message of a private call without a token.
 pub const MISSING_TOKEN_MESSAGE: &str =
     "Missing Thalovant API access token. Sign in with login(email, password, scope) or set THALOVANT_API_TOKEN.";
+/// Largest API answer read.
+pub const MAX_ANSWER: usize = 16 * 1024 * 1024;
 const USER_AGENT: &str = concat!("ThalovantRustSDK/", env!("CARGO_PKG_VERSION"));
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 const SCRUBBED_KEYS: [&str; 16] = [
@@ -389,7 +391,9 @@ impl ControlPlane {
             .iter()
             .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
             .collect();
-        let bytes = response.bytes().await.map_err(|_| ApiError::new(ApiErrorKind::Unreachable, "The Thalovant API connection broke."))?;
+        let bytes = crate::http::read_capped(response, MAX_ANSWER)
+            .await
+            .map_err(|e| ApiError { status: Some(status), ..ApiError::new(ApiErrorKind::Other, format!("Unusable Thalovant API answer: {e}.")) })?;
         if !(200..300).contains(&status) {
             return Err(api_error_from_response(status, &bytes, &header_list).into());
         }

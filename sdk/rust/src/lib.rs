@@ -29,6 +29,7 @@ pub mod context;
 pub mod control;
 pub mod errors;
 pub mod events;
+mod http;
 pub mod identity;
 pub mod models;
 pub mod noise_store;

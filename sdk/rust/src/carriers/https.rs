@@ -43,6 +43,8 @@ pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The replica cookie's name.
 pub const REPLICA_COOKIE: &str = "hivemind_http_replica";
 const MAX_QUEUED: usize = 1024;
+/// Largest answer read from the hub (a poll may carry many queued messages).
+pub const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 struct Admission {
@@ -130,7 +132,7 @@ impl Shared {
             }
         }
         let status = response.status().as_u16();
-        let body = response.bytes().await;
+        let body = crate::http::read_capped(response, MAX_ANSWER).await;
         drop(guard);
         if (300..400).contains(&status) {
             return Err(Closed {
@@ -146,8 +148,9 @@ impl Shared {
             return Err(Closed { message: format!("The hub answered {path} with HTTP {status}."), code: Some(status), refusal_signal: false });
         }
         let invalid = || Closed { message: format!("Invalid HiveMind HTTP response to {path}: not a JSON object."), code: Some(status), refusal_signal: false };
-        let data = match body.ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
-            Some(Value::Object(map)) => map,
+        let body = body.map_err(|e| Closed { message: format!("Invalid HiveMind HTTP response to {path}: {e}."), code: Some(status), refusal_signal: false })?;
+        let data = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => map,
             _ => return Err(invalid()),
         };
         if let Some(error) = data.get("error").filter(|e| crate::events::truthy(e)) {
