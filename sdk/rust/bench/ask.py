@@ -43,9 +43,9 @@ def build_rust_bench() -> Path:
     )  # fmt: skip
     for line in done.stdout.splitlines():
         message = json.loads(line)
-        if message.get("reason") == "compiler-artifact" and message.get("target", {}).get("name") == "ask":
-            if message.get("executable"):
-                return Path(message["executable"])
+        built = message.get("reason") == "compiler-artifact" and message.get("target", {}).get("name") == "ask"
+        if built and message.get("executable"):
+            return Path(message["executable"])
     sys.exit("cargo built no bench executable named ask")
 
 
@@ -68,7 +68,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server and the client each hold every session
     binary = build_rust_bench()
     with our_server() as server:
@@ -79,17 +79,19 @@ def main() -> int:
         os.environ["XDG_CONFIG_HOME"] = str(root / "xdg")
         rust_identity = make_identity(server, root / "rust", "bench-rust")
         python_identity = make_identity(server, root / "python", "bench-python")
-        rust = run_rust(binary, "ask", "--identity", str(rust_identity), "--n", str(args.n), "--warmup", str(args.warmup),
-                        "--text", args.text, "--state", str(root / "rust-state"))  # fmt: skip
+        rust = run_rust(binary, "ask", "--identity", str(rust_identity), "--n", str(args.n),
+                        "--warmup", str(args.warmup), "--text", args.text,
+                        "--state", str(root / "rust-state"))  # fmt: skip
         python = asyncio.run(
             our_sdk_ask(python_identity, args.n, protocol="wss", text=args.text, warmup=args.warmup)
         )
         sessions = None
         if args.sessions:
             env = dict(os.environ, THALOVANT_EMAIL="demo@example.com", THALOVANT_PASSWORD=server.demo_password)
-            sessions = run_rust(binary, "sessions", "--count", str(args.sessions), "--concurrency", str(args.concurrency),
-                                "--provision-concurrency", str(args.provision_concurrency), "--dir", str(root / "sessions"),
-                                env=env)  # fmt: skip
+            sessions = run_rust(binary, "sessions", "--count", str(args.sessions),
+                                "--concurrency", str(args.concurrency),
+                                "--provision-concurrency", str(args.provision_concurrency),
+                                "--dir", str(root / "sessions"), env=env)  # fmt: skip
 
     if "failed" in rust:
         sys.exit(f"the Rust ask bench failed: {rust['failed']}")
@@ -115,7 +117,8 @@ def main() -> int:
             print(f"sessions: the run failed: {sessions['failed']}")
         elif sessions:
             print(
-                f"sessions: {sessions['answered']}/{sessions['sessions']} answered, {sessions['open_at_once']} open at once; "
+                f"sessions: {sessions['answered']}/{sessions['sessions']} answered, "
+                f"{sessions['open_at_once']} open at once; "
                 f"provisioned in {sessions['provision_s']:.1f} s, connected in {sessions['connect_s']:.1f} s, "
                 f"all asked and answered in {sessions['ask_all_s']:.2f} s"
             )
