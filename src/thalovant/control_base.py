@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["ApiCalls"]
+__all__ = ["ApiCalls", "release_body"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,6 +33,23 @@ class ApiCalls:
         params: Mapping[str, Any] | None = None,
         json_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """One API call returning its JSON object; implemented by the control-plane client."""
         raise NotImplementedError
+
+
+def release_body(
+    *,
+    channel: str | None,
+    mode: str | None,
+    version: str | None,
+    images: Mapping[str, str] | None,
+    reason: str | None,
+) -> dict[str, Any]:
+    """The body of a release request (a hub's or a runtime group's): the options given."""
+    options = {"channel": channel, "mode": mode, "version": version, "reason": reason}
+    body: dict[str, Any] = {key: value for key, value in options.items() if value is not None}
+    if images is not None:
+        body["images"] = dict(images)
+    return body

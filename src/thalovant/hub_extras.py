@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from thalovant.control_base import ApiCalls
+from thalovant.control_base import ApiCalls, release_body
 from thalovant.errors import ThalovantUnsupportedProtocolError
 from thalovant.protocols import canonical_protocol
 
@@ -38,12 +38,7 @@ class HubExtraMethods(ApiCalls):
         Options left out keep the hub's current release (else the workspace default); passing
         ``images`` means ``mode="custom"`` unless a mode is given. Only an administrator may
         name an image outside the platform's repositories (403 ``platform_image_required``)."""
-        body: dict[str, Any] = {}
-        for key, value in (("channel", channel), ("mode", mode), ("version", version), ("reason", reason)):
-            if value is not None:
-                body[key] = value
-        if images is not None:
-            body["images"] = dict(images)
+        body = release_body(channel=channel, mode=mode, version=version, images=images, reason=reason)
         return await self.request("POST", _hub_path(hub_id, "release"), json_body=body)
 
     async def set_hub_rating(self, hub_id: str, rating: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
+from thalovant.control_base import ApiCalls, release_body
 from thalovant.errors import (
     ThalovantAdmissionFailedError,
     ThalovantAdmissionTimeoutError,
@@ -58,23 +59,10 @@ def _hub_skills_path(hub_id: str, skill: str | None = None) -> str:
     return path if skill is None else f"{path}/{quote(str(skill), safe='')}"
 
 
-class AsyncRuntimeControl:
+class AsyncRuntimeControl(ApiCalls):
     """Operations, hub skills, runtime groups and the marketplace (asyncio)."""
 
     api_url: str
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        auth: bool = True,
-        params: Mapping[str, Any] | None = None,
-        json_body: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        raise NotImplementedError  # the control-plane client provides it
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -293,10 +281,7 @@ class AsyncRuntimeControl:
         images: Mapping[str, str] | None = None,
         reason: str | None = None,
     ) -> dict[str, Any]:
-        options = {"channel": channel, "mode": mode, "version": version, "reason": reason}
-        body: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
-        if images is not None:
-            body["images"] = dict(images)
+        body = release_body(channel=channel, mode=mode, version=version, images=images, reason=reason)
         return await self.request("POST", f"/v1/runtime-groups/{runtime_group_id}/release", json_body=body)
 
     async def install_runtime_group_skill(
