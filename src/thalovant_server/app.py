@@ -40,13 +40,14 @@ from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.state import ControlPlane
 from thalovant_server.carriers.mqtt import MqttHubCarrier
 from thalovant_server.config import ServerConfig, save_settings
+from thalovant_server.files import ensure_private_dir
 from thalovant_server.hub.routes import mount_data_plane
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import BrokerAddress, MqttBroker, MqttCredentials, create_broker, issue_hub_credentials
 from thalovant_server.secrets import SealingKey
 from thalovant_server.store import accounts, idempotency
-from thalovant_server.store.directory import StoreDirectory
 from thalovant_server.store.engine import Store
+from thalovant_server.store.sealed import noise_static_key
 from thalovant_server.tls import ensure_dev_tls
 
 MOSQUITTO_DIR = "mosquitto"
@@ -56,17 +57,24 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def open_control_plane(config: ServerConfig) -> AsyncIterator[ControlPlane]:
-    """The store (migrated), the sealing key and the limiters of one server."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(config.resolved_database_url)
+    """The store (migrated), the server's keys and the limiters of one server.
+
+    Raises :class:`~thalovant_server.store.sealed.SealedSecretUnreadable` when the database's
+    sealed keys do not open with the data directory's ``server.key``.
+    """
+    ensure_private_dir(config.data_dir)
+    sealing = SealingKey.load_or_create(config.data_dir)
+    store = await Store.open(config.resolved_database_url, sealing=sealing)
     try:
+        noise_key = await noise_static_key(store, sealing)
         async with store.session() as session:
             await accounts.purge_expired_tokens(session)
             await idempotency.purge_expired(session)
         yield ControlPlane(
             config=config,
             store=store,
-            sealing=SealingKey.load_or_create(config.data_dir),
+            sealing=sealing,
+            noise_key=noise_key,
             login_limiter=LoginLimiter(max_failures=config.login_max_failures, window=config.login_window_seconds),
             psk_slots=asyncio.Semaphore(config.psk_concurrency),
         )
@@ -139,7 +147,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with open_control_plane(app.state.config) as plane:
         app.state.control = plane
         app.state.store = plane.store
-        app.state.runtime = HubRuntime(StoreDirectory(plane.store))
+        app.state.runtime = HubRuntime(plane.directory())
         try:
             if not plane.config.mqtt_enabled:
                 yield

@@ -188,6 +188,7 @@ def serve(
     from thalovant_server.carriers.mqtt import MqttCarrierError
     from thalovant_server.mqtt import BrokerStartError
     from thalovant_server.reload import serving_reloads
+    from thalovant_server.store.sealed import SealedSecretUnreadable
     from thalovant_server.tls import ensure_dev_tls
 
     configure_logging(log_level)
@@ -208,7 +209,10 @@ def serve(
         from thalovant_server.secrets import new_password
 
         password = password or new_password()
-        hub_id = _run(lambda: _ensure_demo(config, password))
+        try:
+            hub_id = _run(lambda: _ensure_demo(config, password))
+        except SealedSecretUnreadable as exc:
+            raise _fail(str(exc)) from None
         _say(f"Demo account: {DEMO_EMAIL}")
         _say(f"Demo password: {password}" if generated else "Demo password: (as given)")
         _say(f"Demo hub: {DEMO_HUB_SLUG} (id {hub_id})")
@@ -271,6 +275,8 @@ def serve(
         raise _fail(f"the MQTT broker ({config.mqtt_broker}) did not start: {exc}") from None
     except MqttCarrierError as exc:
         raise _fail(f"the hub could not subscribe at its MQTT broker ({config.mqtt_broker}): {exc}") from None
+    except SealedSecretUnreadable as exc:
+        raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"the server did not start: {exc}") from None
 

@@ -22,6 +22,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from thalovant_server.files import create_private, ensure_private_dir
+
 API_TOKEN_PREFIX = "tvpat_"
 SESSION_TOKEN_PREFIX = "tvst_"
 SEALING_KEY_FILE = "server.key"
@@ -95,17 +97,19 @@ class SealingKey:
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> SealingKey:
-        """Read ``data_dir/server.key``, creating it (mode 0600) on first use."""
+        """Read ``data_dir/server.key``, creating it (mode 0600, data directory 0700) on first use.
+
+        Two processes starting on a fresh directory at once end up with the same key.
+        """
         path = data_dir / SEALING_KEY_FILE
-        if path.is_file():
-            raw = base64.b64decode(path.read_bytes().strip())
-            return cls(raw)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        key = AESGCM.generate_key(bit_length=256)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(base64.b64encode(key) + b"\n")
-        return cls(key)
+        if not path.is_file():
+            ensure_private_dir(data_dir)
+            create_private(path, base64.b64encode(AESGCM.generate_key(bit_length=256)) + b"\n")
+        try:
+            raw = base64.b64decode(path.read_bytes().strip(), validate=True)
+        except ValueError:
+            raise ValueError(f"{path} does not hold a base64 key") from None
+        return cls(raw)
 
     def seal(self, plaintext: bytes, *, context: bytes) -> bytes:
         nonce = os.urandom(12)

@@ -12,6 +12,7 @@ observable state, never on the wall clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -38,7 +39,9 @@ from thalovant.errors import ThalovantHubKeyChangedError
 from thalovant.noise_store import NoiseStore, https_pin_id
 from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.psk import derive_psk
+from thalovant_server.app import open_control_plane
 from thalovant_server.carriers.mqtt import BrokerRefusedError, MqttHubCarrier, parse_topic
+from thalovant_server.config import ServerConfig
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import (
     BrokerAddress,
@@ -49,7 +52,6 @@ from thalovant_server.mqtt import (
 from thalovant_server.mqtt.embedded import EmbeddedBroker
 from thalovant_server.secrets import hash_password, sha256_hex
 from thalovant_server.store import accounts, clients, hubs
-from thalovant_server.store.directory import StoreDirectory
 from thalovant_server.store.engine import Store
 from thalovant_server.store.hub_spec import normalise_spec
 from thalovant_server.store.models import Client
@@ -188,10 +190,12 @@ async def _start_broker(kind: str, folder: Path, tls: TLSFiles, accounts_: list[
 
 @pytest.fixture
 async def world(broker_kind: str, tls: TLSFiles, tmp_path: Path, trusted: None) -> AsyncIterator[World]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'thalovant.db'}")
+    planes = contextlib.AsyncExitStack()
+    plane = await planes.enter_async_context(open_control_plane(ServerConfig(data_dir=tmp_path / "data")))
+    store = plane.store
     hub_id, node_id, identities = await _provision(store, 4)
     hub_login = issue_hub_credentials()
-    runtime = HubRuntime(StoreDirectory(store))
+    runtime = HubRuntime(plane.directory())
     broker_accounts = [hub_login.account, *(identity.broker.account for identity in identities)]
     # a broker account whose prefix names no client in the store (the "unknown prefix")
     stranger = issue_client_credentials(hub_id, str(uuid.uuid4()))
@@ -215,7 +219,7 @@ async def world(broker_kind: str, tls: TLSFiles, tmp_path: Path, trusted: None) 
         await carrier.stop()
         await runtime.close()
         await broker.stop()
-        await store.close()
+        await planes.aclose()
 
 
 async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 20) -> None:

@@ -45,10 +45,14 @@ def credentials_of(client: Client) -> ClientCredentials:
 
 
 class StoreDirectory:
-    """``ClientDirectory`` and ``load_hub`` over the database, plus the MQTT login check."""
+    """``ClientDirectory`` and ``load_hub`` over the database, plus the MQTT login check.
 
-    def __init__(self, store: Store) -> None:
+    ``noise_key`` is the server's Noise static key: every hub presents it.
+    """
+
+    def __init__(self, store: Store, *, noise_key: KeyPair) -> None:
         self._store = store
+        self._noise_key = noise_key
 
     async def find_client(self, hub_id: str, access_key: str) -> ClientCredentials | None:
         """The active client of ``hub_id`` with this access key, or None."""
@@ -85,7 +89,7 @@ class StoreDirectory:
         return HubKeys(
             hub_id=hub.id,
             node_id=hub.node_id,
-            static=KeyPair.from_private(bytes(hub.noise_private_key)),
+            static=self._noise_key,
             skills=tuple(str(s) for s in skills),
             protocols=tuple(name for name, enabled in flags.items() if enabled),
         )

@@ -1,8 +1,12 @@
 """The async engine, sessions, and migrations of the store.
 
-One :class:`Store` per application: ``await Store.open(url)`` creates the engine, applies the
-Alembic migrations up to ``head`` on the same database and returns a store whose
+One :class:`Store` per application: ``await Store.open(url, sealing=key)`` creates the engine,
+applies the Alembic migrations up to ``head`` on the same database and returns a store whose
 ``session()`` hands out ``AsyncSession`` objects. SQLite runs in WAL mode with a busy timeout.
+
+Migrations that seal existing secrets read the server's sealing key from
+``config.attributes["sealing_key"]``; a database that holds such secrets cannot be migrated
+without it (a fresh one can).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from thalovant_server.secrets import SealingKey
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -38,9 +44,10 @@ def alembic_config() -> Config:
     return config
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, sealing: SealingKey | None) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
+    config.attributes["sealing_key"] = sealing
     command.upgrade(config, "head")
 
 
@@ -68,17 +75,17 @@ class Store:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+    async def open(cls, url: str, *, sealing: SealingKey | None = None, migrate: bool = True) -> Store:
         engine = create_engine(url)
         store = cls(engine)
         if migrate:
-            await store.migrate()
+            await store.migrate(sealing)
         return store
 
-    async def migrate(self) -> None:
-        """Apply every pending migration (idempotent)."""
+    async def migrate(self, sealing: SealingKey | None = None) -> None:
+        """Apply every pending migration (idempotent); ``sealing`` seals secrets found in clear."""
         async with self.engine.begin() as connection:
-            await connection.run_sync(_upgrade)
+            await connection.run_sync(_upgrade, sealing)
 
     @property
     def dialect(self) -> str:

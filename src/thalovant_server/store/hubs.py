@@ -1,4 +1,7 @@
-"""Hub rows: creation (with the hub's stable node id and Noise static key), lookups, listing."""
+"""Hub rows: creation (with the hub's stable node id), lookups, listing.
+
+Every hub presents the server's one Noise static key (:mod:`thalovant_server.store.sealed`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from thalovant.protocol.noise import KeyPair
 from thalovant_server.secrets import new_etag, new_node_id, new_public_ref
 from thalovant_server.store.models import Client, Hub, utcnow
 from thalovant_server.store.pagination import Page, keyset_page
@@ -52,7 +54,7 @@ async def create_hub(
     description: str = "",
     domain: str | None = None,
 ) -> Hub:
-    """A new hub with a fresh node id and Noise static key (both stable for its lifetime)."""
+    """A new hub with a fresh node id (stable for its lifetime: the salt of its clients' PSKs)."""
     now = utcnow()
     hub = Hub(
         slug=slug,
@@ -68,7 +70,6 @@ async def create_hub(
         spec=spec,
         etag=new_etag(),
         node_id=new_node_id(),
-        noise_private_key=KeyPair.generate().private,
         created_at=now,
         updated_at=now,
     )

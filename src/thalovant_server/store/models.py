@@ -120,9 +120,22 @@ class Hub(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     etag: Mapped[str] = mapped_column(String(64))
     node_id: Mapped[str] = mapped_column(String(64), unique=True)
-    noise_private_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ServerKey(Base):
+    """A key of the whole server, sealed with the data directory's ``server.key``.
+
+    ``noise_static`` is the Noise static private key every hub presents on every carrier:
+    clients pin it per endpoint, so it is created once and kept for ever.
+    """
+
+    __tablename__ = "server_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Client(Base):
