@@ -7,10 +7,10 @@ One invocation:
 
 1. our server, ``thalovant-server serve --demo --mqtt-broker mosquitto`` (Debian's Mosquitto,
    spawned and configured by the server), a hub with MQTT enabled, one identity: N asks over
-   ``mqtts`` from each of three clients: the public SDK 0.9.7 as shipped (``shared/peers/
+   ``mqtts`` from each of three clients: the public SDK 0.9.7 as shipped (``peers/
    sdk_ask.py``, settle 0; paho leaves Nagle on), the same with the peers' client-side
    TCP_NODELAY experiment, and our SDK; then the public SDK over ``https``;
-2. hivemind-core 5.3.10a1 with its MQTT plugin behind Mosquitto (``shared/peers/hm5.sh``): as
+2. hivemind-core 5.3.10a1 with its MQTT plugin behind Mosquitto (``peers.hm5``): as
    shipped with the public SDK, and with TCP_NODELAY forced (``start --nodelay``) with the same
    three clients;
 3. ``--idle`` HTTPS clients (each its own identity, as the carrier keys sessions by access key)
@@ -42,8 +42,7 @@ from harness import (
     TRUST_VARIABLES,
     OurServer,
     fmt,
-    hm5,
-    hm5_identity,
+    hm5_running,
     latency_columns,
     our_sdk_ask,
     our_server,
@@ -216,18 +215,14 @@ def trust(ca_file: Path) -> None:
         os.environ[variable] = str(ca_file)
 
 
-def hm5_ca() -> Path:
-    return Path(json.loads(hm5_identity().read_text())["metadata"]["tls_ca_file"])
-
-
-def mqtt_runs(identity: Path, n: int, ca: Path | None, *, ours_hub: bool) -> dict[str, dict[str, Any]]:
+def mqtt_runs(identity: Path, n: int, ca: Path, *, ours_hub: bool) -> dict[str, dict[str, Any]]:
     """One hub over mqtts: the public SDK as shipped, with client TCP_NODELAY, and our SDK."""
     text, expect = ("Tell me a short clean joke.", "") if ours_hub else (None, None)
     runs = {
         "public": public_sdk_ask(identity, n, protocol="mqtt", ca=ca, text=text, expect=expect),
         "public_nodelay": public_sdk_ask(identity, n, protocol="mqtt", ca=ca, text=text, expect=expect, nodelay=True),
     }
-    trust(ca if ca is not None else hm5_ca())
+    trust(ca)
     runs["our_sdk"] = asyncio.run(our_sdk_ask(identity, n, protocol="mqtt", text=text or "hello {i}"))
     return runs
 
@@ -257,17 +252,10 @@ def main() -> None:
         if args.idle:
             results["idle_https"] = idle_https_cpu(server, args.idle, args.window)
     if not args.skip_peers:
-        hm5("stop")
-        hm5("start")
-        try:
-            results["hm5_mqtt"] = {"public": public_sdk_ask(hm5_identity(), args.n, protocol="mqtt")}
-        finally:
-            hm5("stop")
-        hm5("start", "--nodelay")
-        try:
-            results["hm5_nodelay_mqtt"] = mqtt_runs(hm5_identity(), args.n, None, ours_hub=False)
-        finally:
-            hm5("stop")
+        with hm5_running() as stack:
+            results["hm5_mqtt"] = {"public": public_sdk_ask(stack.identity_file(), args.n, protocol="mqtt")}
+        with hm5_running(nodelay=True) as stack:
+            results["hm5_nodelay_mqtt"] = mqtt_runs(stack.identity_file(), args.n, stack.ca_file, ours_hub=False)
 
     ratios: dict[str, float | None] = {}
     for client, _title in CLIENTS:

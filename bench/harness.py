@@ -3,13 +3,13 @@
 - :class:`OurServer` / :func:`our_server`: ``thalovant-server serve --demo`` on a free 127.0.0.1
   port in a temporary data directory (extra ``serve`` arguments allowed), with identities made
   by the admin CLI;
-- :func:`public_sdk_ask`: ``shared/peers/sdk_ask.py --json`` (the public SDK 0.9.7 in its own
+- :func:`public_sdk_ask`: ``peers/sdk_ask.py --json`` (the public SDK 0.9.7 in its own
   venv) over wss, https or mqtt; :func:`our_sdk_ask`: the same measurement with our SDK;
-- :func:`hm5`: ``shared/peers/hm5.sh`` (hivemind-core 5.3.10a1 with its three carriers);
-- :func:`percentile`: nearest rank, as ``shared/peers/sdk_ask.py`` computes it.
+- :func:`hm5_running`: hivemind-core 5.3.10a1 with its three carriers (``peers.hm5``);
+- :func:`percentile`: nearest rank, as ``peers/sdk_ask.py`` computes it.
 
-The shared folder is ``$THALOVANT_SHARED`` or ``../shared`` beside the checkout; the peers'
-state is ``$THALOVANT_PEERS`` or ``thalovant-peers`` in the system temporary folder.
+The peers' venvs and state live in ``$THALOVANT_PEERS`` or ``thalovant-peers`` in the system
+temporary folder (``python -m peers setup`` builds them).
 """
 
 from __future__ import annotations
@@ -33,25 +33,18 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from peers import peers_dir, sdk097_python, venvs  # noqa: E402
+from peers.hm5 import HM5Stack  # noqa: E402
+
 READY = "Thalovant API: "
 TRUST_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-def shared_dir() -> Path:
-    configured = os.environ.get("THALOVANT_SHARED")
-    path = Path(configured) if configured else REPO.parent / "shared"
-    if not (path / "peers" / "setup.sh").is_file():
-        sys.exit(f"shared folder with peers/setup.sh not found at {path}; set THALOVANT_SHARED")
-    return path.resolve()
-
-
-def peers_dir() -> Path:
-    return Path(os.environ.get("THALOVANT_PEERS") or Path(tempfile.gettempdir()) / "thalovant-peers")
-
-
 def setup_peers() -> None:
     """Build the peers' venvs (idempotent; about a second once built)."""
-    subprocess.run(["bash", str(shared_dir() / "peers" / "setup.sh")], check=True, capture_output=True, timeout=1800)
+    venvs.ensure(quiet=True)
 
 
 def free_port() -> int:
@@ -184,7 +177,7 @@ def public_sdk_ask(
 
     ``nodelay`` runs the peers' client-side TCP_NODELAY experiment in the SDK's process.
     """
-    cmd = [str(peers_dir() / "sdk097" / "bin" / "python"), str(shared_dir() / "peers" / "sdk_ask.py"),
+    cmd = [str(sdk097_python()), str(REPO / "peers" / "sdk_ask.py"),
            "--identity", str(identity), "--protocol", protocol, "--n", str(n), "--settle", "0", "--json",
            "--warmup", str(warmup)]  # fmt: skip
     if ca is not None:
@@ -207,14 +200,18 @@ def public_sdk_ask(
     return {"errors": n, "first_error": (done.stdout + done.stderr)[-500:]}
 
 
-def hm5(*args: str) -> None:
-    """``shared/peers/hm5.sh ARGS`` (start [--nodelay] | stop | status | reset)."""
-    subprocess.run(["bash", str(shared_dir() / "peers" / "hm5.sh"), *args], check=True, capture_output=True,
-                   text=True, timeout=300)  # fmt: skip
+_HM5_STATE: list[Path] = []
 
 
-def hm5_identity() -> Path:
-    return peers_dir() / "hm5-client" / "identity.json"
+@contextlib.contextmanager
+def hm5_running(*, nodelay: bool = False) -> Iterator[HM5Stack]:
+    """hivemind-core for the ``with`` block; every stack of this process shares one state folder
+    (one client identity, which the hub keeps pinned across the shipped and nodelay runs)."""
+    if not _HM5_STATE:
+        peers_dir().mkdir(parents=True, exist_ok=True)
+        _HM5_STATE.append(Path(tempfile.mkdtemp(prefix="bench-hm5-", dir=peers_dir())))
+    with HM5Stack(_HM5_STATE[0], nodelay=nodelay) as stack:
+        yield stack
 
 
 async def our_sdk_ask(

@@ -16,7 +16,7 @@ One invocation:
    TLS, the cost any Python hub on this stack pays before its own code runs;
 4. ask latency: our engine over raw HTTP (send, then poll until ``ovos.utterance.handled``:
    the hub's own cost), our SDK (``ThalovantClient(protocol="https")``) and the public SDK
-   0.9.7 (``shared/peers/sdk_ask.py --protocol https``), ``--asks`` sequential asks each.
+   0.9.7 (``peers/sdk_ask.py --protocol https``), ``--asks`` sequential asks each.
 
 Goal printed beside the result: 200 idle clients at 20 req/s cost the hub well under one core
 (< 0.5). The load generator runs on the same machine and competes for the CPU: the requests
@@ -47,12 +47,14 @@ from urllib.parse import quote, urlencode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
-from tests.fixtures.peers import peers_dir, shared_dir, trust_env  # noqa: E402
+from tests.fixtures.peers import trust_env  # noqa: E402
 from tests.fixtures.server import RunningServer, free_port, new_server  # noqa: E402
 
+from harness import public_sdk_ask  # noqa: E402
 from thalovant.protocol.envelope import BusMessage, HiveMessage  # noqa: E402
 from thalovant.protocol.negotiation import ClientNegotiation  # noqa: E402
 from thalovant.protocol.noise import KeyPair  # noqa: E402
@@ -329,16 +331,7 @@ def public_sdk_asks(server: RunningServer, identity: dict[str, Any], count: int,
     path = directory / "public-sdk-identity.json"
     path.write_text(json.dumps(identity))
     path.chmod(0o600)
-    cmd = [str(peers_dir() / "sdk097" / "bin" / "python"), str(shared_dir() / "peers" / "sdk_ask.py"),
-           "--identity", str(path), "--protocol", "https", "--n", str(count), "--settle", "0", "--json",
-           "--warmup", "10", "--ca", str(server.ca_file), "--expect", ""]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THALOVANT_")}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith("{"):
-            result: dict[str, Any] = json.loads(line)
-            return result
-    return {"error": (done.stdout + done.stderr)[-500:]}
+    return public_sdk_ask(path, count, protocol="https", ca=server.ca_file, expect="", warmup=10)
 
 
 def main() -> None:

@@ -8,10 +8,10 @@ directory, sign in as the demo user, create one client identity per SDK for the 
 (``joke-garden``), then
 
 - ours: connect (timed; first contact, XXpsk2), N sequential ``ask()`` with settle 0;
-- the public SDK: ``shared/peers/sdk_ask.py --json`` in its own venv (same settings);
+- the public SDK: ``peers/sdk_ask.py --json`` in its own venv (same settings);
 
 and print median / p99 ask latency, connect time, and the ratios ours / public (goal <= 1.0).
-``shared/peers/setup.sh`` must have built the public SDK's venv (it is run, idempotently).
+The public SDK's venv is built first if needed (``python -m peers setup``).
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@
 One invocation:
 
 1. our hub: ``thalovant-server serve --demo`` on a free 127.0.0.1 port in a temporary data
-   directory; the public SDK 0.9.7 (``shared/peers/sdk_ask.py --json``, settle 0) asks it N
+   directory; the public SDK 0.9.7 (``peers/sdk_ask.py --json``, settle 0) asks it N
    times over WSS;
-2. hivemind-core 5.3.10a1 as shipped (``shared/peers/hm5.sh start``), then with
-   ``start --nodelay``: the same client, the same N asks;
+2. hivemind-core 5.3.10a1 as shipped (``peers.hm5``), then with TCP_NODELAY
+   forced in its processes: the same client, the same N asks;
 3. a load generator built on our engine (``ClientNegotiation`` + the ``websockets`` client):
    ``--sessions`` concurrent sessions asking as fast as answers come back, for ``--duration``
    seconds: asks/s, latency, errors;
@@ -17,7 +17,7 @@ One invocation:
 
 Goals printed beside the results: our median <= 1/10 of hivemind-core as shipped and <= 1/2
 with nodelay; >= 2,000 asks/s with 50 sessions and no error; <= 100 KiB per idle session.
-``shared/peers/setup.sh`` is run first (idempotent).
+The peers' venvs are built first (``python -m peers setup``, idempotent).
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ from urllib.parse import quote
 
 from harness import (
     REPO,
-    hm5,
-    hm5_identity,
+    hm5_running,
     latency_columns,
     our_server,
     percentile,
@@ -210,14 +209,9 @@ def main() -> None:
             idle_memory(url, load_identity, server.ca_file, static, server.pid, args.idle)
         )
     if not args.skip_peers:
-        identity = hm5_identity()
-        for label, start in (("hm5", ["start"]), ("hm5_nodelay", ["start", "--nodelay"])):
-            hm5("stop")
-            hm5(*start)
-            try:
-                results[label] = public_sdk_ask(identity, args.n)
-            finally:
-                hm5("stop")
+        for label, nodelay in (("hm5", False), ("hm5_nodelay", True)):
+            with hm5_running(nodelay=nodelay) as stack:
+                results[label] = public_sdk_ask(stack.identity_file(), args.n)
 
     ours = results["ours"].get("median_ms")
     ratios = {}

@@ -9,14 +9,8 @@ from subprocess import CompletedProcess
 import pytest
 
 from tests.fixtures.peers import ensure_peers, run_python, trust_env
-from tests.fixtures.peers import shared_dir as _shared_dir
 from tests.fixtures.postgres import PostgresServer, start_postgres
 from tests.fixtures.server import RunningServer, new_server
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    return _shared_dir()
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +53,7 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
 
 @pytest.fixture(scope="session")
 def public_sdk_python() -> Path:
-    """Interpreter of the public Thalovant SDK 0.9.7 venv (built by shared/peers/setup.sh)."""
+    """Interpreter of the public Thalovant SDK 0.9.7 venv (built by ``python -m peers setup``)."""
     return ensure_peers()
 
 

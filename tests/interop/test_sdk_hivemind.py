@@ -1,7 +1,7 @@
-"""Our SDK against an independent hub: hivemind-core 5.3.10a1 (shared/peers hm5 stack).
+"""Our SDK against an independent hub: hivemind-core 5.3.10a1 (``peers.hm5``).
 
-The stack is the session fixture of ``tests/interop/conftest.py`` (shared/peers ``hm5.sh`` on
-free loopback ports). The hub's ws carrier is plain ``ws://``.
+The stack is the session fixture of ``tests/interop/conftest.py`` (on free loopback ports).
+The hub's ws carrier is plain ``ws://``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Our SDK's HTTPS polling and MQTT carriers against hivemind-core 5.3.10a1 (shared/peers hm5).
+"""Our SDK's HTTPS polling and MQTT carriers against hivemind-core 5.3.10a1 (``peers.hm5``).
 
-The hub's https carrier has a self-signed certificate (so ``self_signed=True``); its mqtt
-carrier sits behind mosquitto's TLS listener, whose test CA the client trusts through
-``SSL_CERT_FILE`` and friends. HTTPS and MQTT share one hub pin, ``endpoint_base()`` (spec 1.8).
+The hub's https carrier and the mosquitto TLS listener in front of its mqtt carrier present
+certificates of the stack's test CA, which the client trusts through ``SSL_CERT_FILE`` and
+friends. HTTPS and MQTT share one hub pin, ``endpoint_base()`` (spec 1.8).
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ def trusted(hm5_ca_file: Path) -> Iterator[None]:
         yield
 
 
-def test_https_ask_with_xx_then_kk_after_reconnect(hm5_identity: Path, hm5_noise_dir: Path) -> None:
+def test_https_ask_with_xx_then_kk_after_reconnect(hm5_identity: Path, hm5_noise_dir: Path, trusted: None) -> None:
     identity = ThalovantIdentity.from_file(hm5_identity)
     pin_id = https_pin_id(identity.endpoint_base())
     assert pin_id.startswith("https://127.0.0.1:")
     assert NoiseStore(hm5_noise_dir).hub_pin(pin_id) is None  # first contact with this endpoint
 
     with ThalovantClient(
-        identity, protocol="https", self_signed=True, noise_state_dir=hm5_noise_dir, reply_settle_seconds=0
+        identity, protocol="https", noise_state_dir=hm5_noise_dir, reply_settle_seconds=0
     ) as client:
         info = client.connection_info()
         assert (info.protocol, info.noise_pattern, info.phase) == ("https", "XXpsk2", "ready")
@@ -44,17 +44,17 @@ def test_https_ask_with_xx_then_kk_after_reconnect(hm5_identity: Path, hm5_noise
     assert NoiseStore(hm5_noise_dir).hub_pin(pin_id) is not None
 
     with ThalovantClient(
-        identity, protocol="https", self_signed=True, noise_state_dir=hm5_noise_dir, reply_settle_seconds=0
+        identity, protocol="https", noise_state_dir=hm5_noise_dir, reply_settle_seconds=0
     ) as client:
         assert client.connection_info().noise_pattern == "KKpsk0"
         assert client.ask("hello 1").text == "You said hello 1"
         assert client.healthcheck().ok
 
 
-async def test_https_async_several_asks(hm5_identity: Path, hm5_noise_dir: Path) -> None:
+async def test_https_async_several_asks(hm5_identity: Path, hm5_noise_dir: Path, trusted: None) -> None:
     identity = ThalovantIdentity.from_file(hm5_identity)
     async with AsyncThalovantClient(
-        identity, "https", self_signed=True, noise_state_dir=hm5_noise_dir, reply_settle_seconds=0
+        identity, "https", noise_state_dir=hm5_noise_dir, reply_settle_seconds=0
     ) as client:
         for i in range(5):
             reply = await client.ask(f"hello {i}")
@@ -84,7 +84,7 @@ def _with(identity_file: Path, **changes: str) -> ThalovantIdentity:
 def test_wrong_password_is_refused(hm5_identity: Path, tmp_path: Path, trusted: None, protocol: str) -> None:
     identity = _with(hm5_identity, password="not-the-password-" + "x" * 20)
     client = ThalovantClient(
-        identity, protocol=protocol, self_signed=True, noise_state_dir=tmp_path / "noise", auto_reconnect=False
+        identity, protocol=protocol, noise_state_dir=tmp_path / "noise", auto_reconnect=False
     )
     try:
         with pytest.raises(ThalovantHubRefusedError):
@@ -93,10 +93,10 @@ def test_wrong_password_is_refused(hm5_identity: Path, tmp_path: Path, trusted: 
         client.close()
 
 
-def test_unknown_access_key_is_refused_over_https(hm5_identity: Path, tmp_path: Path) -> None:
+def test_unknown_access_key_is_refused_over_https(hm5_identity: Path, tmp_path: Path, trusted: None) -> None:
     identity = _with(hm5_identity, access_key="unknown-access-key-0123456789")
     client = ThalovantClient(
-        identity, protocol="https", self_signed=True, noise_state_dir=tmp_path / "noise", auto_reconnect=False
+        identity, protocol="https", noise_state_dir=tmp_path / "noise", auto_reconnect=False
     )
     try:
         with pytest.raises(ThalovantHubRefusedError):

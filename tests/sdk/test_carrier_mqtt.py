@@ -42,10 +42,11 @@ HUB_USER, HUB_PASSWORD = "hub", "hub-password-0123456789abcdef"
 PREFIX = "tv/client-a"
 PIN = "https://hub.example.com:443/hubs/h1"
 
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(MOSQUITTO) and os.path.exists(MOSQUITTO_PASSWD)),
-    reason="mosquitto is not installed (shared/peers/setup.sh installs it)",
-)
+
+@pytest.fixture(autouse=True)
+def _mosquitto_installed() -> None:
+    if not (os.path.exists(MOSQUITTO) and os.path.exists(MOSQUITTO_PASSWD)):
+        pytest.fail("mosquitto is not installed (apt-get install mosquitto; ./scripts/test does it)")
 
 
 @dataclass

@@ -1,13 +1,13 @@
-"""Control-plane error reading (controlplane.md 12) against the shared api-error vectors, and the
+"""Control-plane error reading (controlplane.md 12) against the api-error vectors of ``conformance/``, and the
 data-plane error types."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.fixtures.conformance import load_vectors
 
 from thalovant.errors import (
     ThalovantAlreadyLinkedError,
@@ -32,15 +32,14 @@ from thalovant.errors import (
 from thalovant.events import EVENT_POLICY_DENIED, ThalovantEvent
 
 
-def _vector_cases(shared: Path) -> list[dict[str, Any]]:
-    document = json.loads((shared / "vectors" / "api-error-vectors.json").read_text(encoding="utf-8"))
-    cases = document["cases"]
+def _vector_cases() -> list[dict[str, Any]]:
+    cases = load_vectors("api-error-vectors.json")["cases"]
     assert cases, "the vector file has no cases"
     return list(cases)
 
 
-def test_every_api_error_vector(shared_dir: Path) -> None:
-    cases = _vector_cases(shared_dir)
+def test_every_api_error_vector() -> None:
+    cases = _vector_cases()
     for case in cases:
         response = case["response"]
         headers = {"content-type": response["content_type"]}
@@ -59,8 +58,8 @@ def test_every_api_error_vector(shared_dir: Path) -> None:
         assert str(error).startswith(f"Thalovant API request failed with HTTP {expect['status']}"), name
 
 
-def test_vector_classes(shared_dir: Path) -> None:
-    by_name = {case["name"]: case for case in _vector_cases(shared_dir)}
+def test_vector_classes() -> None:
+    by_name = {case["name"]: case for case in _vector_cases()}
     plan = by_name["a plan limit keeps its numbers beside its sentence"]["response"]
     error = api_error_from_response(plan["status"], plan["body"])
     assert isinstance(error, ThalovantPlanError)

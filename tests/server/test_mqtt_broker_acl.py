@@ -247,7 +247,7 @@ def test_hash_format_is_mosquittos_pbkdf2() -> None:
 def test_hash_written_by_mosquitto_passwd_verifies(tmp_path: Path) -> None:
     tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     if not Path(tool).exists():
-        pytest.skip("mosquitto_passwd is not installed (apt-get install mosquitto)")
+        pytest.fail("mosquitto_passwd is not installed (apt-get install mosquitto; ./scripts/test does it)")
     passwd = tmp_path / "passwd"
     subprocess.run([tool, "-c", "-b", str(passwd), "alice", PASSWORD], check=True, capture_output=True)
     username, stored = passwd.read_text().strip().split(":", 1)

@@ -9,19 +9,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.fixtures.peers import shared_dir
+from tests.fixtures.conformance import load_vectors
 
 from thalovant.protocol.canonical import MAX_DEPTH, build_prologue, canonical_json
 from thalovant.protocol.errors import CanonicalJSONError, ProtocolError
 from thalovant.protocol.noise import PATTERNS, SUITES, protocol_name
 
-
-def _vectors() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((shared_dir() / "vectors" / "noise-vectors.json").read_text("utf-8"))
-    return data
-
-
-VECTORS = _vectors()
+VECTORS = load_vectors("noise-vectors.json")
 
 
 @pytest.mark.parametrize("case", VECTORS["canonical_json"], ids=lambda c: c["output"][:24])

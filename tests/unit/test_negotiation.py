@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.fixtures.peers import shared_dir
+from tests.fixtures.conformance import load_vectors
 
 from thalovant.protocol.canonical import build_prologue, canonical_json
 from thalovant.protocol.channel import SecureChannel
@@ -532,7 +532,7 @@ def test_client_message_formats() -> None:
 
 def test_client_against_the_prologue_vector() -> None:
     """A foreign hub's HELLO and offer: the client's prologue equals the reference bytes."""
-    vector = json.loads((shared_dir() / "vectors" / "noise-vectors.json").read_text())["prologue"]
+    vector = load_vectors("noise-vectors.json")["prologue"]
     client = make_client()
     client.receive_text(json.dumps({"msg_type": "hello", "payload": vector["hello"]}).encode())
     client.receive_text(json.dumps({"msg_type": "handshake", "payload": vector["handshake"]}))
@@ -557,7 +557,7 @@ def test_client_against_the_prologue_vector() -> None:
     assert recv.decrypt(out[1])[1:] == client.encrypted_hello_body()
 
 
-@pytest.mark.parametrize("case", json.loads((shared_dir() / "vectors" / "noise-vectors.json").read_text())["selection"])
+@pytest.mark.parametrize("case", load_vectors("noise-vectors.json")["selection"])
 def test_selection_vectors(case: dict[str, Any]) -> None:
     noise = {"patterns": case["patterns"], "suites": case["suites"]}
     if case["expect"] is None:

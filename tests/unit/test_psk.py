@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from tests.fixtures.peers import shared_dir
+from tests.fixtures.conformance import load_vectors
 
 from thalovant.protocol import psk as psk_module
 from thalovant.protocol.errors import HandshakeError
@@ -14,7 +13,7 @@ from thalovant.protocol.psk import derive_psk
 
 
 def _cases() -> list[dict[str, str]]:
-    data: dict[str, Any] = json.loads((shared_dir() / "vectors" / "noise-vectors.json").read_text("utf-8"))
+    data = load_vectors("noise-vectors.json")
     cases: list[dict[str, str]] = data["psk"]["cases"]
     return cases
 
