@@ -40,7 +40,7 @@ from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.state import ControlPlane
 from thalovant_server.carriers.mqtt import MqttHubCarrier
 from thalovant_server.config import ServerConfig, save_settings
-from thalovant_server.files import ensure_private_dir
+from thalovant_server.files import secure_tree
 from thalovant_server.hub.routes import mount_data_plane
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import BrokerAddress, MqttBroker, MqttCredentials, create_broker, issue_hub_credentials
@@ -62,7 +62,7 @@ async def open_control_plane(config: ServerConfig) -> AsyncIterator[ControlPlane
     Raises :class:`~thalovant_server.store.sealed.SealedSecretUnreadable` when the database's
     sealed keys do not open with the data directory's ``server.key``.
     """
-    ensure_private_dir(config.data_dir)
+    secure_tree(config.data_dir)
     sealing = SealingKey.load_or_create(config.data_dir)
     store = await Store.open(config.resolved_database_url, sealing=sealing)
     try:

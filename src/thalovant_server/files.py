@@ -21,6 +21,8 @@ __all__ = [
     "create_private",
     "ensure_private_dir",
     "restrict",
+    "secure_tree",
+    "touch_private",
     "write_private",
 ]
 
@@ -87,6 +89,30 @@ def create_private(path: Path, data: bytes | str) -> bool:
     finally:
         with contextlib.suppress(OSError):
             temp.unlink()
+
+
+def touch_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist; make an existing one 0600."""
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    os.close(os.open(path, flags, PRIVATE_FILE_MODE))
+    restrict(path)
+
+
+def secure_tree(root: Path) -> None:
+    """Make ``root`` and every directory under it 0700 and every regular file 0600.
+
+    Symbolic links are neither followed nor changed. Run at startup, it brings a data directory
+    written by an older server (a database 0644 in a directory 0755) to the modes this one keeps.
+    """
+    ensure_private_dir(root)
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        base = Path(folder)
+        for name in dirs:
+            path = base / name
+            if not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
+                path.chmod(PRIVATE_DIR_MODE)
+        for name in files:
+            restrict(base / name)
 
 
 def restrict(path: Path) -> None:

@@ -83,7 +83,7 @@ async def _client(
             name=f"c-{client_id[:8]}",
             site_id="s",
             access_key_hash=hashlib.sha256(client_id.encode()).hexdigest(),
-            psk=b"\x01" * 32,
+            psk_sealed=b"\x01" * 60,  # never opened here
             connection_type=None,
             spec_extras={},
             active=active,
@@ -105,7 +105,7 @@ async def test_migration_0002_widens_the_hash_and_keeps_legacy_rows(legacy_store
     async with legacy_store.session() as session:
         assert await session.scalar(select(Client.mqtt_password_hash).where(Client.id == row.id)) == legacy_digest
     # The legacy digest still logs in (control plane and embedded broker); Mosquitto leaves it out.
-    directory = StoreDirectory(legacy_store, noise_key=await noise_static_key(legacy_store, sealing))
+    directory = StoreDirectory(legacy_store, noise_key=await noise_static_key(legacy_store, sealing), sealing=sealing)
     found = await directory.find_mqtt_client(row.mqtt_username, password)
     assert found is not None and found.client_id == row.id
     broker = EmbeddedBroker(cert_file="unused.pem", key_file="unused.pem")

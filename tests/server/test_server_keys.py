@@ -72,7 +72,7 @@ async def test_migration_keeps_the_oldest_hubs_key_for_every_hub_sealed(store_at
         columns = await session.run_sync(lambda s: sa.inspect(s.connection()).get_columns("hubs"))
         assert "noise_private_key" not in {column["name"] for column in columns}
         assert await session.scalar(sa.text("SELECT count(*) FROM clients")) == 2
-    directory = StoreDirectory(store_at_0002, noise_key=key)
+    directory = StoreDirectory(store_at_0002, noise_key=key, sealing=sealing)
     for hub in (newer, oldest):
         keys = await directory.load_hub(hub.id)
         assert keys is not None and keys.static.public == key.public and keys.node_id == hub.node_id

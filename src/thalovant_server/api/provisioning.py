@@ -1,8 +1,9 @@
 """Client provisioning: mint or accept credentials, derive the PSK off-loop, build the identity.
 
 The client password is used once, to derive the PSK (argon2id, 64 MiB) in a worker thread
-under a small semaphore, and is never stored. The access key is stored as its SHA-256. The
-answer's ``initial_identify`` is the only place the plaintext credentials ever appear.
+under a small semaphore, and is never stored; the PSK is stored sealed with the server key.
+The access key is stored as its SHA-256. The answer's ``initial_identify`` is the only place
+the plaintext credentials ever appear.
 
 MQTT. When the hub enables MQTT and the server runs a broker (``config.mqtt_enabled``), the
 client also gets broker credentials from
@@ -33,6 +34,7 @@ from thalovant_server.mqtt.credentials import MqttCredentials, issue_client_cred
 from thalovant_server.secrets import new_client_secret, sha256_hex
 from thalovant_server.store import clients
 from thalovant_server.store.models import Client, Hub
+from thalovant_server.store.sealed import seal_psk
 
 CONNECTION_TYPES = ("voice_satellite", "web_chat", "developer", "embedded", "home_assistant")
 RESERVED_SPEC_KEYS = frozenset({"apiKey", "password", "siteId", "connection_type", "allowed_types"})
@@ -158,7 +160,7 @@ async def provision_client(
             name=request.name,
             site_id=site_id,
             access_key_hash=sha256_hex(access_key),
-            psk=psk,
+            psk_sealed=seal_psk(plane.sealing, client_id, psk),
             connection_type=request.connection_type,
             spec_extras=extras,
             allowed_types=allowed,

@@ -37,7 +37,7 @@ class ControlPlane:
 
     def directory(self) -> StoreDirectory:
         """The hub runtime's view of this server's store (every hub presents :attr:`noise_key`)."""
-        return StoreDirectory(self.store, noise_key=self.noise_key)
+        return StoreDirectory(self.store, noise_key=self.noise_key, sealing=self.sealing)
 
 
 def control(request: Request) -> ControlPlane:

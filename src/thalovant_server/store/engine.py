@@ -2,7 +2,8 @@
 
 One :class:`Store` per application: ``await Store.open(url, sealing=key)`` creates the engine,
 applies the Alembic migrations up to ``head`` on the same database and returns a store whose
-``session()`` hands out ``AsyncSession`` objects. SQLite runs in WAL mode with a busy timeout.
+``session()`` hands out ``AsyncSession`` objects. SQLite runs in WAL mode with a busy timeout
+and ``secure_delete``; its database file (and so its WAL and SHM files) is mode 0600.
 
 Migrations that seal existing secrets read the server's sealing key from
 ``config.attributes["sealing_key"]``; a database that holds such secrets cannot be migrated
@@ -22,6 +23,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from thalovant_server.files import touch_private
 from thalovant_server.secrets import SealingKey
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -33,6 +35,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA secure_delete=ON")  # deleted or rewritten secrets are zeroed, not left in free space
     cursor.close()
 
 
@@ -57,7 +60,10 @@ def create_engine(url: str) -> AsyncEngine:
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            database = Path(parsed.database)
+            database.parent.mkdir(parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's mode: create it 0600 first
+            touch_private(database)
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
@@ -83,9 +89,16 @@ class Store:
         return store
 
     async def migrate(self, sealing: SealingKey | None = None) -> None:
-        """Apply every pending migration (idempotent); ``sealing`` seals secrets found in clear."""
+        """Apply every pending migration (idempotent); ``sealing`` seals secrets found in clear.
+
+        On SQLite the write-ahead log is then checkpointed and truncated, so no page a migration
+        rewrote (a secret it sealed) survives in it.
+        """
         async with self.engine.begin() as connection:
             await connection.run_sync(_upgrade, sealing)
+        if self.dialect == "sqlite":
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @property
     def dialect(self) -> str:

@@ -139,7 +139,8 @@ class ServerKey(Base):
 
 
 class Client(Base):
-    """A client identity of one hub. The password is never stored: only the derived PSK."""
+    """A client identity of one hub. The password is never stored: only the derived PSK, sealed
+    (:mod:`thalovant_server.store.sealed`)."""
 
     __tablename__ = "clients"
     __table_args__ = (
@@ -155,7 +156,7 @@ class Client(Base):
     name: Mapped[str] = mapped_column(String(200))
     site_id: Mapped[str] = mapped_column(String(200))
     access_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    psk: Mapped[bytes] = mapped_column(LargeBinary(32))
+    psk_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     pinned_client_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
     allowed_types: Mapped[list[str]] = mapped_column(JSON)
     connection_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
