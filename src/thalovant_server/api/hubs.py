@@ -54,7 +54,9 @@ def _visibility(raw: str | None, default: str) -> str:
 def _slug(raw: str) -> str:
     slug = raw.strip().lower()
     if not hubs.SLUG.match(slug):
-        raise schema_problem(f"{raw!r} is not a valid slug (lowercase letters, digits and '-') at slug")
+        raise schema_problem(
+            f"{raw!r} is not a valid slug (lowercase letters, digits and '-', not spelled like a hub id) at slug"
+        )
     return slug
 
 
@@ -194,7 +196,7 @@ async def update_hub(
         if body.slug is not None:
             slug = _slug(body.slug)
             if slug != hub.slug:
-                if await hubs.hub_by_ref(session, slug) is not None:
+                if await hubs.slug_taken(session, slug):
                     raise ApiProblem(409, "Hub slug already exists", code="slug_taken")
                 hub.slug = slug
         if body.spec is not None:

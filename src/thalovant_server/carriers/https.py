@@ -234,12 +234,13 @@ class PollingCarrier:
             self._sweeper = loop.create_task(self._sweep(), name="https-session-sweeper")
 
     def _lookup(self, scope: Scope) -> tuple[str, Credential] | None:
-        """The hub id and credential of a request (``None`` if malformed); redacts the query."""
+        """The hub id (lowercased: a hub's canonical spelling) and credential of a request
+        (``None`` if malformed); redacts the query."""
         try:
             credential = parse_authorization(_redact_query(scope))
         except MalformedAuthorization:
             return None
-        return str(scope["path_params"]["hub_id"]), credential
+        return str(scope["path_params"]["hub_id"]).lower(), credential
 
     def session_for(self, scope: Scope) -> PollingSession | None:
         """The non-ended session a request belongs to, marked active; ``None`` means 401.
@@ -280,7 +281,7 @@ class PollingCarrier:
         except ProtocolError as exc:
             log.error("cannot negotiate with client %s of hub %s: %s", creds.client_id, hub_id, exc)
             return _unauthorized()
-        key = (hub_id, credential.access_key)
+        key = (host.hub_id, credential.access_key)
         previous = self._sessions.pop(key, None)
         if previous is not None:
             previous.end("superseded")

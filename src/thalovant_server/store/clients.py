@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant_server.secrets import new_etag
 from thalovant_server.store.hub_spec import enabled_protocols
-from thalovant_server.store.models import Client, Hub, utcnow
+from thalovant_server.store.models import Client, Hub, canonical_id, utcnow
 from thalovant_server.store.pagination import Page, keyset_page
 
 
@@ -78,11 +78,8 @@ async def create_client(
 
 
 async def client_by_id(session: AsyncSession, client_id: str) -> Client | None:
-    try:
-        canonical = str(uuid.UUID(client_id))
-    except ValueError:
-        return None
-    return await session.get(Client, canonical)
+    canonical = canonical_id(client_id)
+    return None if canonical is None else await session.get(Client, canonical)
 
 
 async def client_by_access_key_hash(session: AsyncSession, access_key_hash: str) -> Client | None:

@@ -1,29 +1,42 @@
 """Hub rows: creation (with the hub's stable node id), lookups, listing.
 
 Every hub presents the server's one Noise static key (:mod:`thalovant_server.store.sealed`).
+
+A hub is named three ways, and the three namespaces never overlap by shape, so no hub can take
+another's name: its ``id`` is a UUID; its ``public_ref`` is ``hub_`` and lowercase letters and
+digits (it always holds ``_``); its ``slug`` is lowercase letters, digits and ``-`` (never ``_``)
+and never anything a UUID could be read from (32 hex digits and hyphens, however placed).
+:func:`hub_by_ref` resolves one namespace at a time, in that order.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant_server.secrets import new_etag, new_node_id, new_public_ref
-from thalovant_server.store.models import Client, Hub, utcnow
+from thalovant_server.store.models import Client, Hub, canonical_id, utcnow
 from thalovant_server.store.pagination import Page, keyset_page
 
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+SLUG = re.compile(
+    r"^(?!(?:-*[0-9a-f]){32}-*$)"  # nothing a UUID could be read from: 32 hex digits and hyphens
+    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+)
+PUBLIC_REF = re.compile(r"^hub_[a-z0-9]{1,28}$")
 VISIBILITIES = ("public", "workspace")
 
 
 class SlugTaken(ValueError):
     """Another hub already uses this slug."""
+
+
+class InvalidSlug(ValueError):
+    """The slug is not lowercase letters, digits and '-', or it is spelled like a hub id."""
 
 
 def slugify(text: str) -> str:
@@ -33,11 +46,8 @@ def slugify(text: str) -> str:
 
 
 def is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+    """Whether ``text`` is spelled like a row id (see :func:`~thalovant_server.store.models.canonical_id`)."""
+    return canonical_id(text) is not None
 
 
 async def create_hub(
@@ -54,7 +64,12 @@ async def create_hub(
     description: str = "",
     domain: str | None = None,
 ) -> Hub:
-    """A new hub with a fresh node id (stable for its lifetime: the salt of its clients' PSKs)."""
+    """A new hub with a fresh node id (stable for its lifetime: the salt of its clients' PSKs).
+
+    Raises :class:`InvalidSlug` or :class:`SlugTaken`.
+    """
+    if not SLUG.match(slug):
+        raise InvalidSlug(slug)
     now = utcnow()
     hub = Hub(
         slug=slug,
@@ -73,7 +88,7 @@ async def create_hub(
         created_at=now,
         updated_at=now,
     )
-    if await session.scalar(select(Hub.id).where(Hub.slug == slug)) is not None:
+    if await slug_taken(session, slug):
         raise SlugTaken(slug)
     session.add(hub)
     try:
@@ -84,17 +99,27 @@ async def create_hub(
 
 
 async def hub_by_id(session: AsyncSession, hub_id: str) -> Hub | None:
-    if not is_uuid(hub_id):
-        return None
-    return await session.get(Hub, str(uuid.UUID(hub_id)))
+    canonical = canonical_id(hub_id)
+    return None if canonical is None else await session.get(Hub, canonical)
 
 
 async def hub_by_ref(session: AsyncSession, ref: str) -> Hub | None:
-    """A hub by id, slug or public_ref."""
-    conditions = [Hub.slug == ref, Hub.public_ref == ref]
+    """A hub by reference: an id (a UUID in any spelling), else a public_ref, else a slug.
+
+    The shape of ``ref`` picks the one namespace it is looked up in; nothing falls through to
+    another namespace, so a reference always means the same hub.
+    """
     if is_uuid(ref):
-        conditions.append(Hub.id == str(uuid.UUID(ref)))
-    return await session.scalar(select(Hub).where(or_(*conditions)).limit(1))
+        return await hub_by_id(session, ref)
+    if PUBLIC_REF.match(ref):
+        return await session.scalar(select(Hub).where(Hub.public_ref == ref))
+    if SLUG.match(ref):
+        return await session.scalar(select(Hub).where(Hub.slug == ref))
+    return None
+
+
+async def slug_taken(session: AsyncSession, slug: str) -> bool:
+    return await session.scalar(select(Hub.id).where(Hub.slug == slug)) is not None
 
 
 async def list_public_hubs(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[Hub]:

@@ -8,6 +8,7 @@ index on ``(created_at, id)`` (after its filter columns) for keyset pagination.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -23,6 +24,18 @@ def utcnow() -> dt.datetime:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+def canonical_id(text: str) -> str | None:
+    """The stored spelling of a row id (lowercase 8-4-4-4-12 hex), or ``None`` if ``text`` is none.
+
+    Only the hyphenated form is an id, in either case; the other spellings ``uuid.UUID`` accepts
+    (no hyphens, braces, ``urn:uuid:``, a ``0x`` prefix) are not.
+    """
+    return text.lower() if _ID.match(text) else None
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
