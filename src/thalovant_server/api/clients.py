@@ -31,7 +31,7 @@ from thalovant_server.api.provisioning import (
 from thalovant_server.api.schemas import ClientCreate, ClientCreated, ClientOut, ClientPage
 from thalovant_server.api.state import control, notify_client_revoked
 from thalovant_server.api.views import client_view, page_envelope
-from thalovant_server.store import clients, idempotency
+from thalovant_server.store import clients, hubs, idempotency
 from thalovant_server.store.hubs import is_uuid
 from thalovant_server.store.idempotency import IdempotencyConflict
 from thalovant_server.store.models import Client
@@ -49,8 +49,13 @@ def _fingerprint(body: ClientCreate) -> str:
 
 
 async def _own_client(session: AsyncSession, principal: Principal, client_id: str) -> Client:
+    """A client the caller controls: one their workspaces made, or any client of their hubs."""
     client = await clients.client_by_id(session, client_id)
-    if client is None or client.workspace_id not in principal.workspace_ids:
+    if client is not None and client.workspace_id not in principal.workspace_ids:
+        hub = await hubs.hub_by_id(session, client.hub_id)
+        if hub is None or hub.workspace_id not in principal.workspace_ids:
+            client = None
+    if client is None:
         raise ApiProblem(404, "Client not found")
     return client
 
@@ -157,7 +162,8 @@ async def list_clients(
     include_spec: bool = Query(True),
     principal: Principal = Depends(RequireScopes("clients:read")),
 ) -> dict[str, Any]:
-    """The caller's workspaces' clients, filtered by hub and owner."""
+    """The clients the caller controls (their workspaces', and every client of their hubs),
+    filtered by hub and owner."""
     query = {"limit": str(limit)}
     if hub_id:
         query["hub_id"] = hub_id

@@ -41,5 +41,6 @@ def link_for(negotiation: HubNegotiation, hello: ClientHello, creds: ClientCrede
         site_id=hello.site_id or creds.site_id,
         connection_session_id=hello.session_id,
         allowed_types=creds.allowed_types,
+        workspace_id=creds.workspace_id,
     )
     return HubLink(negotiation.channel, origin, host, negotiation.pattern or "")

@@ -58,6 +58,7 @@ class ClientOrigin:
     site_id: str
     connection_session_id: str
     allowed_types: frozenset[str]
+    workspace_id: str = ""
 
 
 def _first_entry(value: Any) -> Any:

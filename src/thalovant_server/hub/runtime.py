@@ -108,7 +108,8 @@ class HubRuntime:
 
     async def hub_changed(self, hub_id: str) -> None:
         """Reload a hub's spec: a hub that is gone, or changed keys, has all its sessions closed;
-        sessions over a carrier the spec no longer enables are closed too."""
+        sessions over a carrier the spec no longer enables are closed too, and so are those of
+        identities the hub no longer admits (another workspace's, once the hub is private)."""
         current = self._hosts.get(hub_id)
         if current is None:
             return
@@ -120,8 +121,11 @@ class HubRuntime:
             return
         current.keys = keys
         current.router = _router_for(keys, current.router.sessions)
-        for live in [live for live in current.live if live.carrier not in keys.protocols]:
-            await live.terminate(f"{live.carrier} switched off for this hub")
+        for live in list(current.live):
+            if not keys.serves(live.carrier):
+                await live.terminate(f"{live.carrier} switched off for this hub")
+            elif not keys.admits(live.link.origin.workspace_id):
+                await live.terminate("client revoked: the hub is private")
 
     # -- clients ---------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from thalovant.protocol.noise import KeyPair
 from thalovant_server.hub.directory import ClientCredentials, HubKeys
 from thalovant_server.mqtt.credentials import verify_password
@@ -51,6 +53,7 @@ def credentials_of(client: Client, sealing: SealingKey) -> ClientCredentials | N
         psk=psk,
         pinned_key=bytes(client.pinned_client_key) if client.pinned_client_key is not None else None,
         allowed_types=frozenset(client.allowed_types),
+        workspace_id=client.workspace_id,
     )
 
 
@@ -67,22 +70,27 @@ class StoreDirectory:
         self._sealing = sealing
 
     async def find_client(self, hub_id: str, access_key: str) -> ClientCredentials | None:
-        """The active client of ``hub_id`` with this access key, or None."""
+        """The active, admitted client of ``hub_id`` with this access key, or None."""
         if not access_key:
             return None
         async with self._store.session() as session:
             client = await clients.client_by_access_key_hash(session, sha256_hex(access_key))
-        if client is None or not client.active or client.hub_id != hub_id:
-            return None
-        return credentials_of(client, self._sealing)
+            return await self._served(session, client, hub_id)
 
     async def find_client_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
-        """The active client ``client_id`` of ``hub_id``, or None (an MQTT topic prefix names it)."""
+        """The active, admitted client ``client_id`` of ``hub_id``, or None (an MQTT topic prefix names it)."""
         if not client_id:
             return None
         async with self._store.session() as session:
             client = await clients.client_by_id(session, client_id)
+            return await self._served(session, client, hub_id)
+
+    async def _served(self, session: AsyncSession, client: Client | None, hub_id: str) -> ClientCredentials | None:
+        """``client``'s credentials if it is an active identity of ``hub_id`` the hub admits now."""
         if client is None or not client.active or client.hub_id != hub_id:
+            return None
+        hub = await hubs.hub_by_id(session, hub_id)
+        if hub is None or not clients.admitted(client, hub):
             return None
         return credentials_of(client, self._sealing)
 
@@ -104,6 +112,8 @@ class StoreDirectory:
             static=self._noise_key,
             skills=tuple(str(s) for s in skills),
             protocols=tuple(name for name, enabled in flags.items() if enabled),
+            workspace_id=hub.workspace_id,
+            public=hub.visibility == "public",
         )
 
     async def find_mqtt_client(self, username: str, password: str) -> MqttAccount | None:
@@ -117,7 +127,7 @@ class StoreDirectory:
             if not verify_password(password, client.mqtt_password_hash):
                 return None
             hub = await hubs.hub_by_id(session, client.hub_id)
-            if hub is None or not hub.active or client.mqtt_topic_prefix is None:
+            if hub is None or not hub.active or client.mqtt_topic_prefix is None or not clients.admitted(client, hub):
                 return None
             return MqttAccount(
                 client_id=client.id,
