@@ -75,8 +75,12 @@ async def open_control_plane(config: ServerConfig) -> AsyncIterator[ControlPlane
             store=store,
             sealing=sealing,
             noise_key=noise_key,
-            login_limiter=LoginLimiter(max_failures=config.login_max_failures, window=config.login_window_seconds),
-            psk_slots=asyncio.Semaphore(config.psk_concurrency),
+            login_limiter=LoginLimiter(
+                free_failures=config.login_max_failures,
+                max_delay=config.login_window_seconds,
+                forget_after=3 * config.login_window_seconds,
+            ),
+            argon2_slots=asyncio.Semaphore(config.psk_concurrency),
         )
     finally:
         await store.close()

@@ -48,6 +48,13 @@ def _env_port(value: str, name: str) -> int:
     return port
 
 
+def _env_days(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of days, got {value!r}") from None
+
+
 def _broker_kind(value: str, name: str) -> str:
     kind = value.strip().lower()
     if kind not in MQTT_BROKER_KINDS:
@@ -64,6 +71,12 @@ class ServerConfig:
     at ``DATA_DIR/thalovant.db``; any SQLAlchemy async URL (``postgresql+asyncpg://...``) works.
     ``mqtt_broker`` is one of :data:`MQTT_BROKER_KINDS`; the broker binds ``host:mqtt_port``
     (``0`` picks a free port, and the running server then advertises the port it got).
+
+    Sign-in: a client address or an account may fail ``login_max_failures`` times, then backs
+    off (doubling from 1 s up to ``login_window_seconds``; see
+    :mod:`thalovant_server.api.ratelimit`). API tokens live ``api_token_default_days`` unless
+    asked otherwise, and never longer than ``api_token_max_days``
+    (``THALOVANT_API_TOKEN_DEFAULT_DAYS``, ``THALOVANT_API_TOKEN_MAX_DAYS``).
     """
 
     data_dir: Path
@@ -77,6 +90,8 @@ class ServerConfig:
     login_max_failures: int = 5
     login_window_seconds: float = 300.0
     psk_concurrency: int = 2
+    api_token_default_days: int = 90
+    api_token_max_days: int = 365
 
     def __post_init__(self) -> None:
         if self.mqtt_broker not in MQTT_BROKER_KINDS:
@@ -84,6 +99,11 @@ class ServerConfig:
             raise ConfigError(f"the MQTT broker must be one of {kinds}, got {self.mqtt_broker!r}")
         if not 0 <= self.mqtt_port <= 65535:
             raise ConfigError(f"the MQTT port must be between 0 and 65535, got {self.mqtt_port}")
+        if not 1 <= self.api_token_default_days <= self.api_token_max_days <= 3650:
+            raise ConfigError(
+                "API token lifetimes must satisfy 1 <= default <= maximum <= 3650 days, got "
+                f"{self.api_token_default_days} and {self.api_token_max_days}"
+            )
 
     @property
     def mqtt_enabled(self) -> bool:
@@ -138,6 +158,14 @@ class ServerConfig:
         env_mqtt_port = env.get("THALOVANT_MQTT_PORT")
         env_mqtt = env.get("THALOVANT_MQTT_ENABLED")
         env_broker = env.get("THALOVANT_MQTT_BROKER")
+        token_days = {
+            field: _env_days(raw, name)
+            for field, name in (
+                ("api_token_default_days", "THALOVANT_API_TOKEN_DEFAULT_DAYS"),
+                ("api_token_max_days", "THALOVANT_API_TOKEN_MAX_DAYS"),
+            )
+            if (raw := env.get(name))
+        }
         if mqtt_broker is not None:
             broker = _broker_kind(mqtt_broker, "--mqtt-broker")
         elif env_broker:
@@ -163,6 +191,7 @@ class ServerConfig:
                 if mqtt_port is not None
                 else (_env_port(env_mqtt_port, "THALOVANT_MQTT_PORT") if env_mqtt_port else DEFAULT_MQTT_PORT)
             ),
+            **token_days,
         )
 
 

@@ -123,7 +123,7 @@ def initial_identify(
 
 async def derive_psk_off_loop(plane: ControlPlane, password: str, node_id: str) -> bytes:
     """argon2id in a worker thread, at most ``psk_concurrency`` at a time (64 MiB each)."""
-    async with plane.psk_slots:
+    async with plane.argon2_slots:
         return await asyncio.to_thread(derive_psk, password, node_id)
 
 

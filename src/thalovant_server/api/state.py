@@ -33,7 +33,8 @@ class ControlPlane:
     sealing: SealingKey
     noise_key: KeyPair
     login_limiter: LoginLimiter
-    psk_slots: asyncio.Semaphore
+    argon2_slots: asyncio.Semaphore
+    """Bounds the argon2id work running at once (PSK derivations, password checks; 64 MiB each)."""
 
     def directory(self) -> StoreDirectory:
         """The hub runtime's view of this server's store (every hub presents :attr:`noise_key`)."""

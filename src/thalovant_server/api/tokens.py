@@ -44,23 +44,26 @@ async def login(body: LoginRequest, request: Request) -> dict[str, Any]:
     """Password sign-in: a one-hour session token (no ``token_id``, no refresh token)."""
     plane = control(request)
     email = accounts.normalise_email(body.email)
-    account_key = f"account:{email}"
-    address_key = f"address:{request.client.host if request.client else 'unknown'}"
-    wait = plane.login_limiter.retry_after(account_key, address_key)
-    if wait is not None:
-        raise _too_many(wait)
     try:
         scopes = parse_scopes(body.scope)
     except UnknownScope as exc:
         raise _invalid_scope(str(exc)) from None
-    async with plane.store.session() as session:
-        user = await accounts.user_by_email(session, email)
-    password_hash = user.password_hash if user is not None else None
-    ok = await asyncio.to_thread(verify_password, password_hash, body.password)
+    attempt = plane.login_limiter.admit(request.client.host if request.client else "unknown", email)
+    if isinstance(attempt, int):
+        raise _too_many(attempt)
+    try:
+        async with plane.store.session() as session:
+            user = await accounts.user_by_email(session, email)
+        password_hash = user.password_hash if user is not None else None
+        async with plane.argon2_slots:
+            ok = await asyncio.to_thread(verify_password, password_hash, body.password)
+    except BaseException:
+        attempt.abandoned()
+        raise
     if not ok or user is None:
-        plane.login_limiter.failed(account_key, address_key)
+        attempt.failed()
         raise ApiProblem(401, "Incorrect email or password", headers={"WWW-Authenticate": "Bearer"})
-    plane.login_limiter.succeeded(account_key)
+    attempt.succeeded()
     token = new_session_token()
     expires_at = utcnow() + SESSION_LIFETIME
     async with plane.store.session() as session:
