@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
 import secrets as _random
 from pathlib import Path
@@ -68,6 +69,36 @@ def new_node_id() -> str:
 
 def new_password() -> str:
     return _random.token_urlsafe(18)
+
+
+ACCOUNT_PASSWORD_RULE = (12, 64.0)
+"""An account password: at least 12 characters and about 64 bits by :func:`password_weakness`."""
+
+CLIENT_PASSWORD_RULE = (16, 80.0)
+"""A client password chosen by the caller: it derives the Noise PSK, which an attacker who takes
+part in a handshake can try guesses against offline, so it must be strong: at least 16
+characters and about 80 bits (the SDK mints 43 random characters, about 256 bits)."""
+
+
+def password_weakness(password: str, rule: tuple[int, float]) -> str | None:
+    """Why ``password`` is too weak for ``rule`` (minimum length, minimum estimated bits), or None.
+
+    The estimate is deliberately coarse and conservative: length times log2 of the alphabet
+    the password draws from (lowercase, uppercase, digits, other), counted over its distinct
+    characters only, so repeats and short cycles ("aaaa...", "abcabc...") score low.
+    """
+    min_length, min_bits = rule
+    if len(password) < min_length:
+        return f"must be at least {min_length} characters"
+    classes = (str.islower, str.isupper, str.isdigit)
+    alphabet = sum(size for size, test in zip((26, 26, 10), classes, strict=True) if any(map(test, password)))
+    if any(not (ch.islower() or ch.isupper() or ch.isdigit()) for ch in password):
+        alphabet += 33
+    distinct = len(set(password))
+    bits = min(len(password), 2 * distinct) * math.log2(max(alphabet, 2))
+    if bits < min_bits:
+        return "is too easy to guess: use a longer, random password"
+    return None
 
 
 def hash_password(password: str) -> str:

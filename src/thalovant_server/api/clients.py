@@ -26,6 +26,7 @@ from thalovant_server.api.provisioning import (
     ClientRequest,
     ProvisioningError,
     provision_client,
+    validate_client_password,
     validate_connection_type,
 )
 from thalovant_server.api.schemas import ClientCreate, ClientCreated, ClientOut, ClientPage
@@ -87,6 +88,7 @@ async def create_client(
     spec = body.spec
     try:
         validate_connection_type(spec.connection_type)
+        validate_client_password(spec.password)
     except ProvisioningError as exc:
         raise schema_problem(f"{exc} at {exc.field}") from None
     async with plane.store.session() as session:

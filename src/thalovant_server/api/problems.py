@@ -28,6 +28,8 @@ OMITTED = "[omitted]"
 SECRET_KEYS = frozenset(
     {
         "password",
+        "currentpassword",
+        "newpassword",
         "apikey",
         "accesskey",
         "accesstoken",

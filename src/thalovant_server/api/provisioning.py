@@ -31,7 +31,7 @@ from thalovant_server.api.problems import is_secret_key
 from thalovant_server.api.state import ControlPlane
 from thalovant_server.api.views import client_view, data_plane_endpoints, hub_protocols, mqtt_endpoint
 from thalovant_server.mqtt.credentials import MqttCredentials, issue_client_credentials
-from thalovant_server.secrets import new_client_secret, sha256_hex
+from thalovant_server.secrets import CLIENT_PASSWORD_RULE, new_client_secret, password_weakness, sha256_hex
 from thalovant_server.store import clients
 from thalovant_server.store.models import Client, Hub
 from thalovant_server.store.sealed import seal_psk
@@ -86,6 +86,15 @@ def _allowed_types(extras: Mapping[str, Any]) -> tuple[str, ...]:
 def validate_connection_type(value: str | None) -> None:
     if value is not None and value not in CONNECTION_TYPES:
         raise ProvisioningError(f"{value!r} is not one of {list(CONNECTION_TYPES)}", "spec.connection_type")
+
+
+def validate_client_password(password: str | None) -> None:
+    """A caller-chosen client password must be strong (:data:`~thalovant_server.secrets.CLIENT_PASSWORD_RULE`)."""
+    if password is None:
+        return
+    weakness = password_weakness(password, CLIENT_PASSWORD_RULE)
+    if weakness is not None:
+        raise ProvisioningError(f"spec.password {weakness}", "spec.password")
 
 
 def initial_identify(
@@ -143,6 +152,7 @@ async def provision_client(
     Raises :class:`ProvisioningError`, ``clients.ClientNameTaken`` or ``clients.AccessKeyTaken``.
     """
     validate_connection_type(request.connection_type)
+    validate_client_password(request.password)
     allowed = _allowed_types(request.extras)
     extras = {str(k): v for k, v in request.extras.items() if k not in RESERVED_SPEC_KEYS and not is_secret_key(str(k))}
     access_key = request.access_key or new_client_secret()
