@@ -33,7 +33,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from thalovant_server import __version__
+from thalovant_server import __version__, logs
 from thalovant_server.api import api_router, problems
 from thalovant_server.api.broker_accounts import BrokerAccounts
 from thalovant_server.api.ratelimit import LoginLimiter
@@ -178,7 +178,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(config: ServerConfig) -> FastAPI:
-    """The whole server as one ASGI app (no redirects, Problem+JSON for every error)."""
+    """The whole server as one ASGI app (no redirects, Problem+JSON for every error).
+
+    Installs :func:`thalovant_server.logs.install`: control characters in logged values are
+    escaped from then on, in this process.
+    """
+    logs.install()
     app = FastAPI(
         title="Thalovant control plane",
         version=__version__,

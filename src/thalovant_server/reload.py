@@ -10,8 +10,9 @@ commands write the database directly, from another process. They reach the serve
    ``DATA_DIR/serve.reload``, sends SIGHUP to the recorded process, and waits until
    ``serve.reloaded`` holds that token (:func:`notify_server`).
 
-A pid file is trusted only while that process is alive and its command line names
-``thalovant``, so a stale file never signals an unrelated process.
+The pid file holds the process id and the process's start time (``/proc/<pid>/stat``, in
+clock ticks since boot). It is trusted only while a process with that id and that start time
+exists, so a stale file never signals an unrelated process that reused the id, whatever its name.
 """
 
 from __future__ import annotations
@@ -44,17 +45,28 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _running_server(data_dir: Path) -> int | None:
-    """The pid of a live ``thalovant`` server recorded in ``data_dir``, else ``None``."""
-    text = _read(data_dir / PID_FILE)
-    if not text or not text.isdigit():
-        return None
-    pid = int(text)
+def process_start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), or ``None`` if there is no such process."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
-    return pid if b"thalovant" in cmdline else None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")"
+    fields = stat.rpartition(")")[2].split()
+    try:
+        return int(fields[19])  # field 22 of the line; the 20th after the comm
+    except (IndexError, ValueError):
+        return None
+
+
+def _running_server(data_dir: Path) -> int | None:
+    """The pid of the live server recorded in ``data_dir`` (same pid, same start time), else ``None``."""
+    text = _read(data_dir / PID_FILE)
+    parts = (text or "").split()
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    pid, started = int(parts[0]), int(parts[1])
+    return pid if process_start_time(pid) == started else None
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +79,8 @@ async def serving_reloads(data_dir: Path, reload: Callable[[], Awaitable[None]])
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
     pid_file = data_dir / PID_FILE
-    write_private(pid_file, f"{os.getpid()}\n")
+    record = f"{os.getpid()} {process_start_time(os.getpid())}"
+    write_private(pid_file, record + "\n")
     try:
         loop.add_signal_handler(signal.SIGHUP, wake.set)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
@@ -94,7 +107,7 @@ async def serving_reloads(data_dir: Path, reload: Callable[[], Awaitable[None]])
             await task
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
-        if _read(pid_file) == str(os.getpid()):
+        if _read(pid_file) == record:
             with contextlib.suppress(OSError):
                 pid_file.unlink()
 

@@ -98,14 +98,17 @@ async def create_client(
             raise ApiProblem(409, "Client name already exists")
         if spec.connection_type == "home_assistant":
             linked = await session.scalar(
-                select(Client.id).where(Client.hub_id == hub.id, Client.connection_type == "home_assistant")
+                select(Client).where(Client.hub_id == hub.id, Client.connection_type == "home_assistant")
             )
             if linked is not None:
+                # the linked identity's id only for those who control it: no foreign id leaks
+                mine = linked.workspace_id in principal.workspace_ids or hub.workspace_id in principal.workspace_ids
+                extras: dict[str, Any] = {"client_id": linked.id} if mine else {}
                 raise ApiProblem(
                     409,
                     "This hub is already linked to a Home Assistant.",
                     code="home_assistant_already_linked",
-                    client_id=linked,
+                    **extras,
                 )
 
     async def remember(session: AsyncSession, answer: dict[str, Any]) -> None:
