@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from thalovant.context import build_client_context
 from thalovant.control import AsyncThalovantControlPlane, BootstrapIdentityResult, ThalovantControlPlane
 from thalovant.errors import (
+    ThalovantAdmissionFailedError,
+    ThalovantAdmissionTimeoutError,
     ThalovantAlreadyLinkedError,
     ThalovantAPIError,
     ThalovantAPIUnreachableError,
@@ -59,24 +61,40 @@ from thalovant.events import (
     DisplayItem,
     ThalovantEvent,
 )
+from thalovant.hub_skills import HubSkill, HubSkillList, HubSkillOperation, HubSkillOperationState, HubSkillState
 from thalovant.identity import MqttBrokerCredentials, ThalovantIdentity
-from thalovant.models import ThalovantDoctorCheck, ThalovantDoctorReport, ThalovantHealth, ThalovantReply
+from thalovant.models import (
+    ThalovantBinary,
+    ThalovantDoctorCheck,
+    ThalovantDoctorReport,
+    ThalovantHealth,
+    ThalovantReply,
+)
+from thalovant.operations import OperationResource, OperationStatus
+from thalovant.runtime.info import ThalovantConnectionInfo
+from thalovant.runtime.intents import IntentDefinition, IntentRegistration
 
 if TYPE_CHECKING:
+    from thalovant.agent import AsyncThalovantAgent, ThalovantAgent
     from thalovant.client import AsyncThalovantClient, ThalovantClient
 
 __version__ = "0.1.0"
 
 _RUNTIME_CLIENTS = ("AsyncThalovantClient", "ThalovantClient")
+_AGENTS = ("AsyncThalovantAgent", "ThalovantAgent")
 
 
 def __getattr__(name: str) -> Any:
-    """The runtime clients load on first use, so the control plane and identities import
-    without the data-plane stack; an import error in it surfaces here unchanged."""
+    """The runtime clients and agents load on first use, so the control plane and identities
+    import without the data-plane stack; an import error in it surfaces here unchanged."""
     if name in _RUNTIME_CLIENTS:
         from thalovant import client
 
         return getattr(client, name)
+    if name in _AGENTS:
+        from thalovant import agent
+
+        return getattr(agent, name)
     raise AttributeError(f"module 'thalovant' has no attribute {name!r}")
 
 
@@ -103,18 +121,33 @@ __all__ = [
     "HOME_REQUEST",
     "HOME_RESPONSE",
     "THALOVANT_CLAIMED_META_KEY",
+    "AsyncThalovantAgent",
     "AsyncThalovantClient",
     "AsyncThalovantControlPlane",
     "BootstrapIdentityResult",
     "DisplayItem",
+    "HubSkill",
+    "HubSkillList",
+    "HubSkillOperation",
+    "HubSkillOperationState",
+    "HubSkillState",
+    "IntentDefinition",
+    "IntentRegistration",
     "MqttBrokerCredentials",
+    "OperationResource",
+    "OperationStatus",
     "ThalovantAPIError",
     "ThalovantAPIUnreachableError",
+    "ThalovantAdmissionFailedError",
+    "ThalovantAdmissionTimeoutError",
+    "ThalovantAgent",
     "ThalovantAlreadyLinkedError",
     "ThalovantAuthError",
+    "ThalovantBinary",
     "ThalovantClient",
     "ThalovantClientKeyRejectedError",
     "ThalovantConnectionError",
+    "ThalovantConnectionInfo",
     "ThalovantControlPlane",
     "ThalovantDoctorCheck",
     "ThalovantDoctorReport",

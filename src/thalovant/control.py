@@ -24,7 +24,7 @@ import re
 import secrets
 import ssl
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from importlib import metadata as _metadata
@@ -44,6 +44,8 @@ from thalovant.events import DEFAULT_PROTOCOL_PREFERENCE
 from thalovant.identity import ThalovantIdentity
 from thalovant.protocols import HubProtocolSettings, canonical_protocol, read_endpoints
 from thalovant.runtime.loop import LoopThread
+from thalovant.runtime.twin import SyncTwin, attribute, blocking
+from thalovant.runtime_control import AsyncRuntimeControl
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -274,8 +276,11 @@ def _mentions_connection_type(error: ThalovantAPIError) -> bool:
     return False
 
 
-class AsyncThalovantControlPlane:
-    """The asyncio control-plane client. Use as ``async with``, or call :meth:`close`."""
+class AsyncThalovantControlPlane(AsyncRuntimeControl):
+    """The asyncio control-plane client. Use as ``async with``, or call :meth:`close`.
+
+    Operations, hub skills, runtime groups and the marketplace come from
+    :class:`~thalovant.runtime_control.AsyncRuntimeControl`."""
 
     def __init__(
         self,
@@ -343,10 +348,12 @@ class AsyncThalovantControlPlane:
         params: Mapping[str, Any] | None = None,
         json_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Send one request and return its JSON object (``{}`` for an empty 2xx body).
 
-        Raises the typed errors of controlplane.md 12; ``ThalovantAPIError`` with
+        ``timeout`` (seconds) bounds this request instead of the client's timeout. Raises the
+        typed errors of controlplane.md 12; ``ThalovantAPIError`` with
         :data:`MISSING_TOKEN_MESSAGE` before any I/O when ``auth`` and no token."""
         send_headers: dict[str, str] = dict(headers or {})
         if auth:
@@ -367,7 +374,12 @@ class AsyncThalovantControlPlane:
         }
         try:
             response = await self._client().request(
-                method, url, params=query, json=dict(json_body) if json_body is not None else None, headers=send_headers
+                method,
+                url,
+                params=query,
+                json=dict(json_body) if json_body is not None else None,
+                headers=send_headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise ThalovantAPIError("Could not form a valid Thalovant API URL; check the API URL.") from None
@@ -533,9 +545,6 @@ class AsyncThalovantControlPlane:
                     continue
                 raise
 
-    async def get_operation(self, operation_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"/v1/operations/{quote(str(operation_id), safe='')}")
-
     async def create_client_identity(
         self,
         hub: str | Mapping[str, Any],
@@ -639,10 +648,10 @@ class AsyncThalovantControlPlane:
         )
 
 
-class ThalovantControlPlane:
-    """The synchronous control-plane client: the same methods as
-    :class:`AsyncThalovantControlPlane`, each run on a private event-loop thread (started on
-    first use, stopped by :meth:`close` or the ``with`` block)."""
+class ThalovantControlPlane(SyncTwin[AsyncThalovantControlPlane], twin_of=AsyncThalovantControlPlane):
+    """The synchronous control-plane client: the methods of :class:`AsyncThalovantControlPlane`
+    (generated from them), each run on a private event-loop thread (started on first use,
+    stopped by :meth:`close` or the ``with`` block)."""
 
     def __init__(
         self,
@@ -658,34 +667,23 @@ class ThalovantControlPlane:
         )
         self._loop: LoopThread | None = None
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _target(self) -> tuple[LoopThread, AsyncThalovantControlPlane]:
         if self._loop is None:
             self._loop = LoopThread(name="thalovant-control-plane")
-        return self._loop.run(coro)
+        return self._loop, self._async
 
-    # -- state
-
-    @property
-    def api_url(self) -> str:
-        return self._async.api_url
-
-    @property
-    def access_token(self) -> str | None:
-        return self._async.access_token
-
-    @access_token.setter
-    def access_token(self, value: str | None) -> None:
-        self._async.access_token = value
-
-    @property
-    def token_id(self) -> str | None:
-        return self._async.token_id
+    api_url = attribute[str]()
+    access_token = attribute["str | None"](writable=True)
+    token_id = attribute["str | None"]()
+    timeout = attribute[float]()
+    user_agent = attribute[str]()
 
     def __repr__(self) -> str:
         signed_in = "yes" if self.access_token else "no"
         return f"ThalovantControlPlane(api_url={self.api_url!r}, signed_in={signed_in})"
 
     def close(self) -> None:
+        """Close the HTTP connections and stop the loop thread (the token is kept)."""
         if self._loop is not None:
             loop, self._loop = self._loop, None
             try:
@@ -704,104 +702,42 @@ class ThalovantControlPlane:
         if loop is not None:
             loop.stop()
 
-    # -- the API (each delegates to the async implementation)
+    request = blocking(AsyncThalovantControlPlane.request)
+    login = blocking(AsyncThalovantControlPlane.login)
+    get_profile = blocking(AsyncThalovantControlPlane.get_profile)
+    revoke_api_token = blocking(AsyncThalovantControlPlane.revoke_api_token)
+    list_public_hubs = blocking(AsyncThalovantControlPlane.list_public_hubs)
+    get_public_hub = blocking(AsyncThalovantControlPlane.get_public_hub)
+    list_hubs = blocking(AsyncThalovantControlPlane.list_hubs)
+    get_hub = blocking(AsyncThalovantControlPlane.get_hub)
+    create_hub = blocking(AsyncThalovantControlPlane.create_hub)
+    update_hub = blocking(AsyncThalovantControlPlane.update_hub)
+    delete_hub = blocking(AsyncThalovantControlPlane.delete_hub)
+    create_client = blocking(AsyncThalovantControlPlane.create_client)
+    get_client = blocking(AsyncThalovantControlPlane.get_client)
+    list_clients = blocking(AsyncThalovantControlPlane.list_clients)
+    delete_client = blocking(AsyncThalovantControlPlane.delete_client)
+    create_client_identity = blocking(AsyncThalovantControlPlane.create_client_identity)
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        auth: bool = True,
-        params: Mapping[str, Any] | None = None,
-        json_body: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        return self._run(
-            self._async.request(method, path, auth=auth, params=params, json_body=json_body, headers=headers)
-        )
-
-    def login(
-        self,
-        email: str,
-        password: str,
-        scope: str | None = None,
-        *,
-        otp_code: str | None = None,
-        recovery_code: str | None = None,
-    ) -> dict[str, Any]:
-        return self._run(self._async.login(email, password, scope, otp_code=otp_code, recovery_code=recovery_code))
-
-    def get_profile(self) -> dict[str, Any]:
-        return self._run(self._async.get_profile())
-
-    def revoke_api_token(self, token_id: str | None = None) -> None:
-        self._run(self._async.revoke_api_token(token_id))
-
-    def list_public_hubs(self, limit: int = 24, cursor: str | None = None) -> dict[str, Any]:
-        return self._run(self._async.list_public_hubs(limit, cursor))
-
-    def get_public_hub(self, ref: str) -> dict[str, Any]:
-        return self._run(self._async.get_public_hub(ref))
-
-    def list_hubs(self, limit: int = 100, cursor: str | None = None, owner_id: str | None = None) -> dict[str, Any]:
-        return self._run(self._async.list_hubs(limit, cursor, owner_id))
-
-    def get_hub(self, hub_id: str) -> dict[str, Any]:
-        return self._run(self._async.get_hub(hub_id))
-
-    def create_hub(self, payload: Mapping[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-        return self._run(self._async.create_hub(payload, idempotency_key))
-
-    def update_hub(self, hub_id: str, payload: Mapping[str, Any], etag: str | None = None) -> dict[str, Any]:
-        return self._run(self._async.update_hub(hub_id, payload, etag))
-
-    def delete_hub(self, hub_id: str, etag: str | None = None) -> None:
-        self._run(self._async.delete_hub(hub_id, etag))
-
-    def create_client(self, payload: Mapping[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-        return self._run(self._async.create_client(payload, idempotency_key))
-
-    def get_client(self, client_id: str) -> dict[str, Any]:
-        return self._run(self._async.get_client(client_id))
-
-    def list_clients(
-        self,
-        hub_id: str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-        owner_id: str | None = None,
-        include_spec: bool = True,
-    ) -> dict[str, Any]:
-        return self._run(self._async.list_clients(hub_id, limit, cursor, owner_id, include_spec))
-
-    def delete_client(self, client_id: str, etag: str | None = None) -> None:
-        self._run(self._async.delete_client(client_id, etag))
-
-    def get_operation(self, operation_id: str) -> dict[str, Any]:
-        return self._run(self._async.get_operation(operation_id))
-
-    def create_client_identity(
-        self,
-        hub: str | Mapping[str, Any],
-        name: str,
-        site_id: str | None = None,
-        spec: Mapping[str, Any] | None = None,
-        owner_id: str | None = None,
-        active: bool = True,
-        preferred_protocols: Sequence[str] = DEFAULT_PROTOCOL_PREFERENCE,
-        idempotency_key: str | None = None,
-        connection_type: str | None = None,
-    ) -> BootstrapIdentityResult:
-        return self._run(
-            self._async.create_client_identity(
-                hub,
-                name=name,
-                site_id=site_id,
-                spec=spec,
-                owner_id=owner_id,
-                active=active,
-                preferred_protocols=preferred_protocols,
-                idempotency_key=idempotency_key,
-                connection_type=connection_type,
-            )
-        )
+    # operations, hub skills, runtime groups, marketplace (thalovant.runtime_control)
+    get_operation = blocking(AsyncThalovantControlPlane.get_operation)
+    wait_for_operation = blocking(AsyncThalovantControlPlane.wait_for_operation)
+    wait_for_admission = blocking(AsyncThalovantControlPlane.wait_for_admission)
+    list_hub_skills = blocking(AsyncThalovantControlPlane.list_hub_skills)
+    list_hub_skill_history = blocking(AsyncThalovantControlPlane.list_hub_skill_history)
+    install_hub_skill = blocking(AsyncThalovantControlPlane.install_hub_skill)
+    update_hub_skill = blocking(AsyncThalovantControlPlane.update_hub_skill)
+    remove_hub_skill = blocking(AsyncThalovantControlPlane.remove_hub_skill)
+    list_runtime_groups = blocking(AsyncThalovantControlPlane.list_runtime_groups)
+    get_runtime_group = blocking(AsyncThalovantControlPlane.get_runtime_group)
+    create_runtime_group = blocking(AsyncThalovantControlPlane.create_runtime_group)
+    update_runtime_group = blocking(AsyncThalovantControlPlane.update_runtime_group)
+    delete_runtime_group = blocking(AsyncThalovantControlPlane.delete_runtime_group)
+    get_runtime_group_config = blocking(AsyncThalovantControlPlane.get_runtime_group_config)
+    update_runtime_group_config = blocking(AsyncThalovantControlPlane.update_runtime_group_config)
+    release_runtime_group = blocking(AsyncThalovantControlPlane.release_runtime_group)
+    install_runtime_group_skill = blocking(AsyncThalovantControlPlane.install_runtime_group_skill)
+    uninstall_runtime_group_skill = blocking(AsyncThalovantControlPlane.uninstall_runtime_group_skill)
+    list_runtime_group_marketplace = blocking(AsyncThalovantControlPlane.list_runtime_group_marketplace)
+    list_runtime_group_inventory = blocking(AsyncThalovantControlPlane.list_runtime_group_inventory)
+    list_marketplace_skills = blocking(AsyncThalovantControlPlane.list_marketplace_skills)

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ThalovantAPIError",
     "ThalovantAPIUnreachableError",
+    "ThalovantAdmissionFailedError",
+    "ThalovantAdmissionTimeoutError",
     "ThalovantAlreadyLinkedError",
     "ThalovantAuthError",
     "ThalovantClientKeyRejectedError",
@@ -104,6 +106,33 @@ class ThalovantHubKeyChangedError(ThalovantConnectionError):
 
 class ThalovantTimeoutError(ThalovantError):
     """Something did not happen in time (handshake, reply, event, local wait)."""
+
+
+class ThalovantAdmissionTimeoutError(ThalovantConnectionError, ThalovantTimeoutError):
+    """A new client identity was not admitted before the wait ended; the hub may still admit
+    it later."""
+
+
+class ThalovantAdmissionFailedError(ThalovantConnectionError):
+    """The control plane could not admit a new client identity: ``error_code`` is the
+    operation's code; ``status_code``, ``code``, ``detail`` and ``problem`` describe a failed
+    read of the operation, when that is what ended the wait."""
+
+    def __init__(
+        self,
+        *args: object,
+        error_code: str | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+        detail: str | None = None,
+        problem: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(*args)
+        self.error_code = error_code
+        self.status_code = status_code
+        self.code = code
+        self.detail = detail
+        self.problem = dict(problem) if problem is not None else None
 
 
 class ThalovantRuntimeError(ThalovantError):

@@ -2,7 +2,9 @@
 
 The lifespan opens the store (running migrations) and exposes ``app.state.store`` and
 ``app.state.control``; ``app.state.runtime`` is the hub runtime once one is attached (the
-control plane calls its ``client_revoked``/``hub_changed`` when set).
+control plane calls its ``client_revoked``/``hub_changed`` when set), and
+``app.state.skill_rollout`` the :class:`~thalovant_server.rollout.SkillRollout` that drives
+skill operations (it takes up unfinished ones at start).
 
 Unless ``config.mqtt_broker`` is ``off``, the lifespan also runs the MQTT broker
 (:func:`running_mqtt_broker`) with the server's TLS certificate, and exposes:
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from thalovant_server import __version__, logs
 from thalovant_server.api import api_router, problems
@@ -44,6 +47,7 @@ from thalovant_server.files import secure_tree
 from thalovant_server.hub.routes import mount_data_plane
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import BrokerAddress, MqttBroker, MqttCredentials, create_broker, issue_hub_credentials
+from thalovant_server.rollout import SkillRollout
 from thalovant_server.secrets import SealingKey
 from thalovant_server.store import accounts, idempotency
 from thalovant_server.store.engine import Store
@@ -152,6 +156,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.control = plane
         app.state.store = plane.store
         app.state.runtime = HubRuntime(plane.directory())
+        app.state.skill_rollout = SkillRollout(plane.store, app.state.runtime)
+        await app.state.skill_rollout.resume()
         try:
             if not plane.config.mqtt_enabled:
                 yield
@@ -174,7 +180,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     app.state.mqtt_broker = app.state.mqtt_hub_login = app.state.mqtt_carrier = None
                     app.state.mqtt_address = app.state.mqtt_accounts = None
         finally:
+            await app.state.skill_rollout.close()
             await app.state.runtime.close()
+
+
+CORS_EXPOSED_HEADERS = ("ETag", "Location", "Retry-After", "Allow")
+
+
+def allow_cross_origin(app: FastAPI) -> None:
+    """Let web pages of any origin call the API and the hubs' HTTPS endpoints (WSS needs nothing).
+
+    Every credential of this server travels in a header (bearer tokens, access keys), never in
+    a cookie, so a page learns nothing that its own user could not send: answers carry
+    ``Access-Control-Allow-Origin: *`` and never ``Allow-Credentials``. Preflights are answered
+    for every method and request header.
+    """
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        allow_credentials=False,
+        expose_headers=list(CORS_EXPOSED_HEADERS),
+        max_age=600,
+    )
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -195,6 +224,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.state.config = config
     app.state.runtime = None
+    app.state.skill_rollout = None
+    allow_cross_origin(app)
     problems.install(app)
     app.include_router(api_router())
     mount_data_plane(app)

@@ -57,12 +57,8 @@ async def _tls_check(url: str, timeout: float, verify: bool) -> ThalovantDoctorC
         issuer = ""
         if cert:
             issuer_parts = dict(item[0] for item in cert.get("issuer", ()) if item)
-            issuer = (
-                f", issued by {issuer_parts.get('commonName') or issuer_parts.get('organizationName') or '?'}"
-            )
-        return _check(
-            "tls", True, f"{version} to {host}:{port}, certificate verified against {store}{issuer}"
-        )
+            issuer = f", issued by {issuer_parts.get('commonName') or issuer_parts.get('organizationName') or '?'}"
+        return _check("tls", True, f"{version} to {host}:{port}, certificate verified against {store}{issuer}")
     finally:
         writer.close()
         with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
@@ -82,8 +78,7 @@ async def run_doctor(client: AsyncThalovantClient) -> ThalovantDoctorReport:
 
     endpoint: str | None = None
     try:
-        carrier = client._new_carrier()
-        endpoint = carrier.endpoint
+        endpoint = client.endpoint
         master = str(getattr(identity, "default_master", "") or "")
         note = ""
         if master and not master.lower().startswith(("http://", "https://")):
@@ -114,15 +109,11 @@ async def run_doctor(client: AsyncThalovantClient) -> ThalovantDoctorReport:
     info = client.connection_info()
     pattern = info.noise_pattern or "?"
     connect_ms = info.connect_ms if info.connect_ms is not None else (time.perf_counter() - started) * 1000
-    checks.append(
-        _check("handshake", True, f"Noise {pattern} in {connect_ms:.0f} ms (session {info.session_id})")
-    )
+    checks.append(_check("handshake", True, f"Noise {pattern} in {connect_ms:.0f} ms (session {info.session_id})"))
     health = await client.healthcheck()
     total_ms = (time.perf_counter() - started) * 1000
     if health.ok:
         checks.append(_check("round trip", True, f"link alive; connect + healthcheck {total_ms:.0f} ms"))
     else:
-        checks.append(
-            _check("round trip", False, f"link not healthy: {health.last_error or 'transport down'}")
-        )
+        checks.append(_check("round trip", False, f"link not healthy: {health.last_error or 'transport down'}"))
     return ThalovantDoctorReport(checks=checks)

@@ -2,8 +2,10 @@
 
 :func:`establish` drives the sans-I/O :class:`ClientNegotiation` over a fresh carrier: it opens
 the carrier, answers the hub's HELLO and offer, derives (or reuses) the PSK off the event loop,
-runs the Noise handshake, pins the hub key on first use and sends the encrypted HELLO. A KK
-attempt the hub cannot read is retried at once with XX on a fresh carrier, inside the same call.
+runs the Noise handshake, pins the hub key on first use and sends the encrypted HELLO. What a
+failure means is decided by :mod:`thalovant.runtime.policy`; this module only reports where it
+happened and what was seen. A KK attempt the policy sends back is retried at once with XX on a
+fresh carrier, inside the same call.
 
 :class:`Link` is the established session: it seals and sends envelopes, and its reader task
 decrypts, reassembles and parses what the hub sends and hands it to the client. Anything
@@ -38,12 +40,12 @@ from thalovant.protocol.errors import (
     HubKeyChanged,
     KKFailed,
     NegotiationAborted,
-    NegotiationError,
     ProtocolError,
 )
 from thalovant.protocol.framing import Frame
 from thalovant.protocol.negotiation import ClientNegotiation
 from thalovant.protocol.psk import derive_psk
+from thalovant.runtime.policy import Evidence, Stage, Verdict, judge
 
 log = logging.getLogger("thalovant.client")
 
@@ -78,23 +80,37 @@ class Credentials:
     site_id: str
 
 
+class LinkDown(ThalovantConnectionError):
+    """The link was already down when a message was to be sent: nothing went out, so the
+    message may be sent again on the next link."""
+
+
+class _Malformed(Exception):
+    """Internal: the hub broke the protocol's framing rules (text after auth, binary before)."""
+
+
 class _RetryWithXX(Exception):
-    """Internal: the KK attempt failed in a way that asks for an immediate XX attempt."""
+    """Internal: the policy asks for an immediate XX attempt on a fresh carrier."""
 
 
-def _refused(message: str) -> ThalovantHubRefusedError:
-    return ThalovantHubRefusedError(message)
-
-
-def _key_rejected(store: NoiseStore, when: str) -> ThalovantClientKeyRejectedError:
-    """The hub refused this client's own static key after an XX handshake (spec 3.9)."""
-    error = ThalovantClientKeyRejectedError(
-        f"The hub refused this client's Noise key {when}. The hub has another key pinned for this "
-        f"access key; the key in use is in {store.directory}."
-    )
-    with contextlib.suppress(AttributeError):
-        error.key_folder = str(store.directory)
-    return error
+def _evidence(exc: BaseException) -> Evidence | None:
+    """What a failure inside an attempt shows; ``None`` for anything that is not a failure
+    of the link (cancellation, a bug)."""
+    if isinstance(exc, CarrierRefused):
+        return Evidence.REFUSAL
+    if isinstance(exc, CarrierClosed):
+        return Evidence.REFUSAL if exc.refusal_signal else Evidence.CLOSED
+    if isinstance(exc, CarrierOpenError):
+        return Evidence.CLOSED
+    if isinstance(exc, TimeoutError):
+        return Evidence.TIMEOUT
+    if isinstance(exc, HubKeyChanged):
+        return Evidence.KEY_CHANGED
+    if isinstance(exc, KKFailed | NegotiationAborted | HandshakeError):
+        return Evidence.AUTH_FAILED
+    if isinstance(exc, ProtocolError | _Malformed):
+        return Evidence.MALFORMED
+    return None
 
 
 class Link:
@@ -125,6 +141,7 @@ class Link:
         self._early_frames = early_frames
         self._send_lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
+        self._ended = asyncio.Event()
         self._closing = False
         self.error: ThalovantError | None = None
         self.on_envelope: Callable[[HiveMessage], None] = lambda _m: None
@@ -134,16 +151,24 @@ class Link:
     # -- sending
 
     async def send_envelope(self, message: HiveMessage) -> None:
-        """Seal and send one envelope; the lock keeps nonces and send order together."""
+        """Seal and send one envelope; the lock keeps nonces and send order together.
+
+        Raises :class:`LinkDown` when the link was down before anything was written (safe to
+        send again on a new link), :class:`ThalovantConnectionError` when the write failed
+        (the hub may or may not have it); the link then reports itself lost."""
         body = message.to_bytes()
         async with self._send_lock:
-            if self._closing or self.error is not None:
-                raise ThalovantConnectionError("The hub connection is closed.")
+            if not self.alive:
+                error = self.error or LinkDown("The hub connection is closed.")
+                self._lost(error)
+                raise LinkDown(str(error))
             try:
                 for part in self.channel.seal_json(body):
                     await self.carrier.send_binary(part)
             except CarrierClosed as exc:
-                raise ThalovantConnectionError(str(exc)) from None
+                error = ThalovantConnectionError(f"Sending to the hub failed: {exc}")
+                self._lost(error)
+                raise error from None
 
     # -- receiving
 
@@ -153,6 +178,10 @@ class Link:
             self._dispatch(frame)
         self._early_frames = []
         self._reader = asyncio.create_task(self._read_loop(), name="thalovant-link-reader")
+
+    async def wait_ended(self) -> None:
+        """Until the session ends: closed, or lost."""
+        await self._ended.wait()
 
     @property
     def alive(self) -> bool:
@@ -196,9 +225,11 @@ class Link:
             self.on_envelope(parse_envelope(frame.body))
 
     def _lost(self, error: ThalovantError) -> None:
-        if self._closing:
+        """Report the end of the session once (never after :meth:`close`)."""
+        if self._closing or self.error is not None:
             return
         self.error = error
+        self._ended.set()
         task = asyncio.ensure_future(self.carrier.close())
         task.add_done_callback(lambda _t: None)
         self.on_lost(error)
@@ -206,8 +237,9 @@ class Link:
     async def close(self) -> None:
         """Close normally (1000 on WSS); no ``on_lost`` callback."""
         self._closing = True
+        self._ended.set()
         reader, self._reader = self._reader, None
-        if reader is not None and not reader.done():
+        if reader is not None and not reader.done() and reader is not asyncio.current_task():
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
@@ -225,218 +257,213 @@ async def establish(
     derive: Callable[[str, str], bytes] = derive_psk,
     on_phase: Callable[[str], None] = lambda _p: None,
 ) -> Link:
-    """Open a carrier and negotiate; retry once with XX when KK fails. Raises the typed
-    Thalovant errors of spec 12."""
+    """Open a carrier and negotiate; retry once with XX when the policy says so. Raises the
+    typed Thalovant errors of spec 12."""
     timings = LinkTimings()
     started = time.perf_counter()
     force_xx = False
     while True:
         timings.attempts += 1
-        carrier = make_carrier()
+        attempt = _Attempt(
+            make_carrier(),
+            store=store,
+            credentials=credentials,
+            session_id=session_id,
+            force_xx=force_xx,
+            timings=timings,
+        )
         try:
-            link = await _attempt(
-                carrier,
-                store=store,
-                credentials=credentials,
-                session_id=session_id,
-                connect_timeout=connect_timeout,
-                handshake_timeout=handshake_timeout,
-                force_xx=force_xx,
-                derive=derive,
-                timings=timings,
-                on_phase=on_phase,
+            link = await attempt.run(
+                connect_timeout=connect_timeout, handshake_timeout=handshake_timeout, derive=derive, on_phase=on_phase
             )
         except _RetryWithXX:
-            await carrier.close()
-            if force_xx:  # pragma: no cover - _attempt never asks twice
-                raise ThalovantConnectionError("The hub refused the XX handshake.") from None
+            await attempt.carrier.close()
             log.info("KK handshake failed; retrying at once with XX.")
             force_xx = True
             continue
         except BaseException:
-            await carrier.close()
+            await attempt.carrier.close()
             raise
         timings.connect_ms = (time.perf_counter() - started) * 1000
         timings.connected_at = _utc_now()
         return link
 
 
-async def _attempt(
-    carrier: Carrier,
-    *,
-    store: NoiseStore,
-    credentials: Credentials,
-    session_id: str,
-    connect_timeout: float,
-    handshake_timeout: float,
-    force_xx: bool,
-    derive: Callable[[str, str], bytes],
-    timings: LinkTimings,
-    on_phase: Callable[[str], None],
-) -> Link:
-    on_phase("connecting")
-    carrier.bind_session(session_id, credentials.site_id)
-    opened_at = time.perf_counter()
-    try:
-        await asyncio.wait_for(carrier.open(connect_timeout), connect_timeout)
-    except CarrierRefused as exc:
-        raise _refused(f"The hub refused this client's credentials: {exc}") from None
-    except CarrierOpenError as exc:
-        raise ThalovantConnectionError(str(exc)) from None
-    except TimeoutError:
-        raise ThalovantTimeoutError(
-            f"Could not open the {carrier.protocol} connection within {connect_timeout:g} s."
-        ) from None
-    handshake_start = time.perf_counter()
-    timings.transport_open_ms = (handshake_start - opened_at) * 1000
-    timings.socket_open_ms = carrier.extra_info().get("socket_open_ms")
-    on_phase("handshake")
+class _Attempt:
+    """One connect attempt over one carrier: tracks its :class:`Stage` and turns a failure into
+    the policy's verdict."""
 
-    pin_id = carrier.pin_id
-    hub_pin = store.hub_pin(pin_id)
-    negotiation = ClientNegotiation(
-        static=store.static_key(),
-        site_id=credentials.site_id,
-        session_id=session_id,
-        hub_pin=hub_pin,
-        force_xx=force_xx,
-    )
-    deadline = handshake_start + handshake_timeout
-    psk: bytes | None = None
-    psk_was_cached = False
-    started_handshake = False
-    pattern: str | None = None
+    def __init__(
+        self,
+        carrier: Carrier,
+        *,
+        store: NoiseStore,
+        credentials: Credentials,
+        session_id: str,
+        force_xx: bool,
+        timings: LinkTimings,
+    ) -> None:
+        self.carrier = carrier
+        self.store = store
+        self.credentials = credentials
+        self.session_id = session_id
+        self.force_xx = force_xx
+        self.timings = timings
+        self.stage = Stage.OPENING
+        self.pattern: str | None = None
+        self.node_id: str | None = None
 
-    def forget_psk() -> None:
-        if negotiation.node_id:
-            store.forget_psk(credentials.access_key, negotiation.node_id)
+    async def run(
+        self,
+        *,
+        connect_timeout: float,
+        handshake_timeout: float,
+        derive: Callable[[str, str], bytes],
+        on_phase: Callable[[str], None],
+    ) -> Link:
+        try:
+            on_phase("connecting")
+            await self._open(connect_timeout)
+            on_phase("handshake")
+            return await self._negotiate(handshake_timeout, derive)
+        except Exception as exc:
+            evidence = _evidence(exc)
+            if evidence is None:
+                raise
+            raise self._failure(evidence, exc, connect_timeout, handshake_timeout) from None
 
-    async def receive() -> str | bytes:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            raise TimeoutError
-        return await asyncio.wait_for(carrier.receive(), remaining)
+    def _failure(
+        self, evidence: Evidence, exc: BaseException, connect_timeout: float, handshake_timeout: float
+    ) -> Exception:
+        """The policy's verdict on this failure, as the exception to raise."""
+        judgement = judge(self.stage, evidence, kk=self.pattern == KK)
+        if judgement.forget_psk and self.node_id:
+            self.store.forget_psk(self.credentials.access_key, self.node_id)
+        verdict = judgement.verdict
+        if verdict is Verdict.RETRY_WITH_XX:
+            return _RetryWithXX()
+        if verdict is Verdict.KEY_CHANGED:
+            return ThalovantHubKeyChangedError(
+                f"Trusted Noise server key changed for {self.carrier.pin_id}: the hub's key differs from the one "
+                f"pinned in {self.store.store_path}. Stop and check; remove that pin only if you trust the new key."
+            )
+        if verdict is Verdict.KEY_REJECTED:
+            when = "right after the handshake" if self.stage is Stage.SETTLING else "as the handshake completed"
+            return _key_rejected(self.store, f"{when} ({exc})")
+        if verdict is Verdict.REFUSED:
+            what = "credentials" if self.stage in (Stage.OPENING, Stage.NEGOTIATING) else "handshake"
+            return ThalovantHubRefusedError(f"The hub refused this client's {what}: {exc}")
+        if verdict is Verdict.TIMED_OUT:
+            if self.stage is Stage.OPENING:
+                return ThalovantTimeoutError(
+                    f"Could not open the {self.carrier.protocol} connection within {connect_timeout:g} s."
+                )
+            return ThalovantTimeoutError(f"The hub did not complete the handshake within {handshake_timeout:g} s.")
+        if evidence is Evidence.MALFORMED:
+            return ThalovantConnectionError(f"Malformed HiveMind negotiation: {exc}")
+        if self.stage is Stage.OPENING:
+            return ThalovantConnectionError(str(exc))
+        return ThalovantConnectionError(f"The hub closed the connection during the {self.stage.value} stage: {exc}")
 
-    async def send_all(outputs: list[str | bytes]) -> None:
-        for out in outputs:
-            if isinstance(out, str):
-                await carrier.send_text(out)
-            else:
-                await carrier.send_binary(out)
+    async def _open(self, timeout: float) -> None:
+        self.carrier.bind_session(self.session_id, self.credentials.site_id)
+        opened_at = time.perf_counter()
+        await asyncio.wait_for(self.carrier.open(timeout), timeout)
+        self.timings.transport_open_ms = (time.perf_counter() - opened_at) * 1000
+        self.timings.socket_open_ms = self.carrier.extra_info().get("socket_open_ms")
+        self.stage = Stage.NEGOTIATING
 
-    try:
+    async def _negotiate(self, timeout: float, derive: Callable[[str, str], bytes]) -> Link:
+        carrier, store, credentials = self.carrier, self.store, self.credentials
+        started = time.perf_counter()
+        deadline = started + timeout
+        pin_id = carrier.pin_id
+        hub_pin = store.hub_pin(pin_id)
+        negotiation = ClientNegotiation(
+            static=store.static_key(),
+            site_id=credentials.site_id,
+            session_id=self.session_id,
+            hub_pin=hub_pin,
+            force_xx=self.force_xx,
+        )
+        psk: bytes | None = None
+        psk_was_cached = False
+
+        async def receive() -> str | bytes:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                raise TimeoutError
+            return await asyncio.wait_for(carrier.receive(), remaining)
+
         while not negotiation.complete:
             message = await receive()
             if isinstance(message, bytes):
-                raise ThalovantConnectionError("Application traffic received before Noise authentication.")
+                raise _Malformed("Application traffic received before Noise authentication.")
             outputs = negotiation.receive_text(message)
-            if getattr(negotiation, "needs_psk", False) and not started_handshake:
+            self.node_id = negotiation.node_id
+            if getattr(negotiation, "needs_psk", False) and self.stage is Stage.NEGOTIATING:
                 node_id = negotiation.node_id
                 assert node_id is not None
                 psk = store.cached_psk(credentials.access_key, node_id)
                 psk_was_cached = psk is not None
                 if psk is None:
                     psk = await asyncio.to_thread(derive, credentials.password, node_id)
-                started_handshake = True
                 first = negotiation.start(psk)
-                pattern = negotiation.pattern
+                self.pattern = negotiation.pattern
+                self.stage = Stage.HANDSHAKE
                 await carrier.send_text(first)
-            await send_all(outputs)
-    except TimeoutError:
-        raise ThalovantTimeoutError(
-            f"The hub did not complete the handshake within {handshake_timeout:g} s."
-        ) from None
-    except KKFailed:
-        forget_psk()
-        raise _RetryWithXX from None
-    except HubKeyChanged:
-        raise ThalovantHubKeyChangedError(
-            f"Trusted Noise server key changed for {pin_id}: the hub's key differs from the one pinned in "
-            f"{store.store_path}. Stop and check; remove that pin only if you trust the new key."
-        ) from None
-    except NegotiationAborted as exc:
-        forget_psk()
-        if pattern == KK and not force_xx:
-            raise _RetryWithXX from None
-        raise _refused(f"The hub refused the handshake: {exc}") from None
-    except HandshakeError as exc:
-        forget_psk()
-        if pattern == KK and not force_xx:
-            raise _RetryWithXX from None
-        raise _refused(
-            f"The hub refused this client (wrong password or tampered negotiation): {exc}"
-        ) from None
-    except NegotiationError as exc:
-        raise ThalovantConnectionError(f"Malformed HiveMind negotiation: {exc}") from None
-    except ProtocolError as exc:
-        raise ThalovantConnectionError(f"Malformed HiveMind negotiation: {exc}") from None
-    except CarrierClosed as exc:
-        if exc.refusal_signal and negotiation.complete and negotiation.pattern != KK:
-            # refused while the final XX frames or the encrypted HELLO went out (HTTPS 401/403)
-            raise _key_rejected(store, f"as the handshake completed ({exc})") from None
-        if exc.refusal_signal and started_handshake:
-            forget_psk()
-            if pattern == KK and not force_xx:
-                raise _RetryWithXX from None
-            raise _refused(f"The hub refused this client: {exc}") from None
-        if exc.refusal_signal:
-            raise _refused(f"The hub refused this client's credentials: {exc}") from None
-        raise ThalovantConnectionError(
-            f"The hub closed the connection before the handshake completed: {exc}"
-        ) from None
+            if negotiation.complete:
+                self.stage = Stage.FINISHING
+            for out in outputs:
+                if isinstance(out, str):
+                    await carrier.send_text(out)
+                else:
+                    await carrier.send_binary(out)
 
-    channel: SecureChannel | None = negotiation.channel
-    if channel is None:  # pragma: no cover - the loop above only ends with a channel
-        raise ThalovantConnectionError("The handshake ended without a secure channel.")
-    hub_static: bytes | None = getattr(negotiation, "hub_static", None)
-    pattern = str(negotiation.pattern)
-    timings.handshake_ms = (time.perf_counter() - handshake_start) * 1000
-    if not psk_was_cached and psk is not None and negotiation.node_id:
-        store.store_psk(credentials.access_key, negotiation.node_id, psk)
-    if hub_pin is None and hub_static is not None:
-        store.pin_hub(pin_id, hub_static)
+        channel: SecureChannel | None = negotiation.channel
+        if channel is None:  # pragma: no cover - the loop above only ends with a channel
+            raise ThalovantConnectionError("The handshake ended without a secure channel.")
+        hub_static: bytes | None = getattr(negotiation, "hub_static", None)
+        pattern = str(negotiation.pattern)
+        self.timings.handshake_ms = (time.perf_counter() - started) * 1000
+        if not psk_was_cached and psk is not None and negotiation.node_id:
+            store.store_psk(credentials.access_key, negotiation.node_id, psk)
+        if hub_pin is None and hub_static is not None:
+            store.pin_hub(pin_id, hub_static)
 
-    early: list[Frame] = []
-    if pattern != KK:
-        early = await _settle_after_xx(carrier, channel, pin_id=pin_id, store=store)
-    return Link(
-        carrier,
-        channel,
-        pattern=pattern,
-        session_id=session_id,
-        hub_static=hub_static,
-        timings=timings,
-        early_frames=early,
-    )
+        early: list[Frame] = []
+        if pattern != KK:
+            self.stage = Stage.SETTLING
+            early = await self._settle(channel)
+        return Link(
+            carrier,
+            channel,
+            pattern=pattern,
+            session_id=self.session_id,
+            hub_static=hub_static,
+            timings=self.timings,
+            early_frames=early,
+        )
 
-
-async def _settle_after_xx(
-    carrier: Carrier, channel: SecureChannel, *, pin_id: str, store: NoiseStore
-) -> list[Frame]:
-    """Wait up to 750 ms for the first authenticated frame after an XX handshake. A refusal
-    close in that window means the hub refused this client's static key."""
-    frames: list[Frame] = []
-    deadline = time.perf_counter() + REFUSAL_SETTLE_SECONDS
-    while True:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            return frames
+    async def _settle(self, channel: SecureChannel) -> list[Frame]:
+        """Wait up to 750 ms for the first authenticated frame after an XX handshake; a close in
+        that window is judged at the SETTLING stage (a refusal there: our key was rejected)."""
         try:
-            message = await asyncio.wait_for(carrier.receive(), remaining)
+            message = await asyncio.wait_for(self.carrier.receive(), REFUSAL_SETTLE_SECONDS)
         except TimeoutError:
-            return frames
-        except CarrierClosed as exc:
-            if exc.refusal_signal:
-                raise _key_rejected(store, f"right after the handshake ({exc})") from None
-            raise ThalovantConnectionError(
-                f"The hub closed the connection after the handshake: {exc}"
-            ) from None
+            return []
         if isinstance(message, str):
-            raise ThalovantConnectionError("Plaintext received after Noise authentication.")
-        try:
-            frame = channel.open(message)
-        except ProtocolError as exc:
-            raise ThalovantConnectionError(f"Malformed data from the hub: {exc}") from None
-        if frame is not None:
-            frames.append(frame)
-        return frames
+            raise _Malformed("Plaintext received after Noise authentication.")
+        frame = channel.open(message)
+        return [frame] if frame is not None else []
+
+
+def _key_rejected(store: NoiseStore, when: str) -> ThalovantClientKeyRejectedError:
+    """The hub refused this client's own static key after an XX handshake (spec 3.9)."""
+    error = ThalovantClientKeyRejectedError(
+        f"The hub refused this client's Noise key {when}. The hub has another key pinned for this "
+        f"access key; the key in use is in {store.directory}."
+    )
+    with contextlib.suppress(AttributeError):
+        error.key_folder = str(store.directory)
+    return error

@@ -21,7 +21,7 @@ from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.schemas import HubCreate, HubOut, HubPage, HubPatch
 from thalovant_server.api.state import control, notify_client_revoked, notify_hub_changed
 from thalovant_server.api.views import hub_view, page_envelope
-from thalovant_server.store import hubs, idempotency
+from thalovant_server.store import hubs, idempotency, runtime_groups
 from thalovant_server.store.hub_spec import SpecError, normalise_spec
 from thalovant_server.store.models import Hub
 
@@ -69,6 +69,16 @@ async def visible_hub(session: AsyncSession, principal: Principal, ref: str) -> 
         if hub.visibility == "public" and hub.active:
             return hub, False
     raise ApiProblem(404, "Hub not found")
+
+
+async def group_for_hub(session: AsyncSession, principal: Principal, group_id: str, workspace_id: str) -> str:
+    """The id of a runtime group a hub of ``workspace_id`` may use: one of that workspace's."""
+    group = await runtime_groups.group_by_id(session, group_id)
+    if group is None:
+        raise ApiProblem(404, "Runtime group not found.")
+    if group.workspace_id not in principal.workspace_ids or group.workspace_id != workspace_id:
+        raise ApiProblem(403, "Ownership required")
+    return group.id
 
 
 async def member_hub(session: AsyncSession, principal: Principal, ref: str) -> Hub:
@@ -130,6 +140,9 @@ async def create_hub(
     catalog_title = catalog.get("title") if isinstance(catalog, dict) else None
     title = body.title or (catalog_title if isinstance(catalog_title, str) and catalog_title else body.name)
     async with plane.store.session() as session:
+        group_id = None
+        if body.runtime_group_id:
+            group_id = await group_for_hub(session, principal, body.runtime_group_id, principal.workspace_id)
         try:
             hub = await hubs.create_hub(
                 session,
@@ -143,6 +156,7 @@ async def create_hub(
                 active=body.active,
                 description=body.description or "",
                 domain=body.domain or None,
+                runtime_group_id=group_id,
             )
         except hubs.SlugTaken:
             raise ApiProblem(409, "Hub slug already exists", code="slug_taken") from None
@@ -209,6 +223,8 @@ async def update_hub(
             hub.description = body.description
         if body.active is not None:
             hub.active = body.active
+        if body.runtime_group_id is not None:
+            hub.runtime_group_id = await group_for_hub(session, principal, body.runtime_group_id, hub.workspace_id)
         hubs.touch(hub)
         await session.flush()
         view = hub_view(hub, plane.config, private=True)

@@ -103,6 +103,7 @@ class HubCreate(BaseModel):
     active: bool = True
     visibility: str | None = Field(default=None, max_length=20)
     owner_id: str | None = Field(default=None, max_length=64)
+    runtime_group_id: str | None = Field(default=None, max_length=64)
 
 
 class HubPatch(BaseModel):
@@ -115,6 +116,7 @@ class HubPatch(BaseModel):
     active: bool | None = None
     visibility: str | None = Field(default=None, max_length=20)
     spec: dict[str, Any] | None = None
+    runtime_group_id: str | None = Field(default=None, max_length=64)
 
 
 class ClientSpecIn(BaseModel):

@@ -63,7 +63,9 @@ def hub_view(hub: Hub, config: ServerConfig, *, private: bool) -> dict[str, Any]
         "updated_at": timestamp(hub.updated_at),
     }
     if private:
-        view.update(owner_id=hub.owner_id, workspace_id=hub.workspace_id, etag=hub.etag)
+        view.update(
+            owner_id=hub.owner_id, workspace_id=hub.workspace_id, runtime_group_id=hub.runtime_group_id, etag=hub.etag
+        )
     return view
 
 

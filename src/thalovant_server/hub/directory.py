@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from thalovant.protocol.noise import KeyPair
+from thalovant_server.hub.skill_guard import DEFAULT_SKILL_TIMEOUT
 
 __all__ = [
     "ALLOW_ALL",
@@ -76,6 +77,8 @@ class ClientCredentials:
 class HubKeys:
     """A hub's stable identity and spec: node id, static key, skills, enabled protocols.
 
+    ``skills`` are the hub spec's own skills and the active skills of its runtime group;
+    ``skill_timeout`` bounds each async skill handler (the group's ``skills.timeout_seconds``).
     ``protocols`` names the carriers the hub serves (empty: none). ``workspace_id`` owns the hub;
     ``public`` says whether identities made by other workspaces are served (:meth:`admits`).
     """
@@ -85,6 +88,7 @@ class HubKeys:
     static: KeyPair
     skills: tuple[str, ...]
     protocols: tuple[str, ...]
+    skill_timeout: float = DEFAULT_SKILL_TIMEOUT
     workspace_id: str = ""
     public: bool = True
 

@@ -63,6 +63,7 @@ async def create_hub(
     active: bool = True,
     description: str = "",
     domain: str | None = None,
+    runtime_group_id: str | None = None,
 ) -> Hub:
     """A new hub with a fresh node id (stable for its lifetime: the salt of its clients' PSKs).
 
@@ -85,6 +86,7 @@ async def create_hub(
         spec=spec,
         etag=new_etag(),
         node_id=new_node_id(),
+        runtime_group_id=runtime_group_id,
         created_at=now,
         updated_at=now,
     )

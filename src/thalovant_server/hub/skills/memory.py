@@ -34,6 +34,7 @@ class MemorySkill(Skill):
     """Keeps ``subject -> value`` facts in the conversation's session state."""
 
     skill_id = "memory"
+    title = "Conversation memory"
     description = "Remembers what you tell it during a conversation."
 
     @intent(
