@@ -8,7 +8,7 @@ import secrets
 import httpx
 import pytest
 from tests.fixtures.server import RunningServer
-from tests.interop.test_owner_control import add_account, run
+from tests.interop.test_public_sdk_owner_control import add_account, run
 from tests.interop.test_public_sdk_wss import SdkRunner
 
 pytestmark = pytest.mark.interop

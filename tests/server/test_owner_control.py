@@ -1,6 +1,6 @@
 """Owner control in the control plane: who sees and revokes which clients, and what a private hub admits.
 
-The end-to-end story (live sessions, the public SDK) is tests/interop/test_owner_control.py; here
+The end-to-end story (live sessions, the public SDK) is tests/interop/test_public_sdk_owner_control.py; here
 the API and the store answer on SQLite and PostgreSQL, and the broker's accounts follow.
 """
 
