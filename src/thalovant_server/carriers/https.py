@@ -269,7 +269,7 @@ class PollingCarrier:
             return _unauthorized()
         hub_id, credential = found
         host = await runtime.host(hub_id)
-        creds = await runtime.credentials(hub_id, credential.access_key) if host is not None else None
+        creds = await runtime.credentials(host.hub_id, credential.access_key) if host is not None else None
         if host is None or creds is None or not host.keys.serves("http"):
             log.info("HTTPS refused for hub %s: unknown hub or access key", hub_id)
             runtime.count_refusal("unknown")
