@@ -23,6 +23,9 @@ from thalovant.errors import (
     ThalovantAuthError,
     ThalovantClientKeyRejectedError,
     ThalovantConnectionError,
+    ThalovantDeviceLoginDenied,
+    ThalovantDeviceLoginExpired,
+    ThalovantDeviceLoginPending,
     ThalovantError,
     ThalovantHubKeyChangedError,
     ThalovantHubRefusedError,
@@ -73,6 +76,18 @@ from thalovant.models import (
 from thalovant.operations import OperationResource, OperationStatus
 from thalovant.runtime.info import ThalovantConnectionInfo
 from thalovant.runtime.intents import IntentDefinition, IntentRegistration
+from thalovant.signin import (
+    DEFAULT_NATIVE_SCOPES,
+    HOME_ASSISTANT_CLIENT_ID,
+    HOME_ASSISTANT_SCOPES,
+    ApiToken,
+    DeviceAuthorization,
+    DeviceLoginRequest,
+    NativeSignIn,
+    begin_native_sign_in,
+    challenge_for,
+    new_verifier,
+)
 
 if TYPE_CHECKING:
     from thalovant.agent import AsyncThalovantAgent, ThalovantAgent
@@ -99,6 +114,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_NATIVE_SCOPES",
     "DEFAULT_PROTOCOL_PREFERENCE",
     "EVENT_AUDIO_QUEUE",
     "EVENT_INTENT_DESCRIBE",
@@ -118,13 +134,18 @@ __all__ = [
     "HIVE_KINDS",
     "HIVE_PROPAGATE",
     "HIVE_RENDEZVOUS",
+    "HOME_ASSISTANT_CLIENT_ID",
+    "HOME_ASSISTANT_SCOPES",
     "HOME_REQUEST",
     "HOME_RESPONSE",
     "THALOVANT_CLAIMED_META_KEY",
+    "ApiToken",
     "AsyncThalovantAgent",
     "AsyncThalovantClient",
     "AsyncThalovantControlPlane",
     "BootstrapIdentityResult",
+    "DeviceAuthorization",
+    "DeviceLoginRequest",
     "DisplayItem",
     "HubSkill",
     "HubSkillList",
@@ -134,6 +155,7 @@ __all__ = [
     "IntentDefinition",
     "IntentRegistration",
     "MqttBrokerCredentials",
+    "NativeSignIn",
     "OperationResource",
     "OperationStatus",
     "ThalovantAPIError",
@@ -149,6 +171,9 @@ __all__ = [
     "ThalovantConnectionError",
     "ThalovantConnectionInfo",
     "ThalovantControlPlane",
+    "ThalovantDeviceLoginDenied",
+    "ThalovantDeviceLoginExpired",
+    "ThalovantDeviceLoginPending",
     "ThalovantDoctorCheck",
     "ThalovantDoctorReport",
     "ThalovantError",
@@ -167,5 +192,8 @@ __all__ = [
     "ThalovantUnsupportedConnectionTypeError",
     "ThalovantUnsupportedProtocolError",
     "__version__",
+    "begin_native_sign_in",
     "build_client_context",
+    "challenge_for",
+    "new_verifier",
 ]

@@ -41,11 +41,14 @@ from thalovant.errors import (
     api_error_from_response,
 )
 from thalovant.events import DEFAULT_PROTOCOL_PREFERENCE
+from thalovant.hub_extras import HubExtraMethods
 from thalovant.identity import ThalovantIdentity
+from thalovant.memory import MemoryMethods
 from thalovant.protocols import HubProtocolSettings, canonical_protocol, read_endpoints
 from thalovant.runtime.loop import LoopThread
 from thalovant.runtime.twin import SyncTwin, attribute, blocking
 from thalovant.runtime_control import AsyncRuntimeControl
+from thalovant.signin import SignInMethods
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -276,11 +279,12 @@ def _mentions_connection_type(error: ThalovantAPIError) -> bool:
     return False
 
 
-class AsyncThalovantControlPlane(AsyncRuntimeControl):
+class AsyncThalovantControlPlane(AsyncRuntimeControl, SignInMethods, HubExtraMethods, MemoryMethods):
     """The asyncio control-plane client. Use as ``async with``, or call :meth:`close`.
 
     Operations, hub skills, runtime groups and the marketplace come from
-    :class:`~thalovant.runtime_control.AsyncRuntimeControl`."""
+    :class:`~thalovant.runtime_control.AsyncRuntimeControl`; sign-in, hub extras, memory and
+    analytics from :mod:`thalovant.signin`, :mod:`thalovant.hub_extras` and :mod:`thalovant.memory`."""
 
     def __init__(
         self,
@@ -329,6 +333,10 @@ class AsyncThalovantControlPlane(AsyncRuntimeControl):
         if self._http is not None:
             http, self._http = self._http, None
             await http.aclose()
+
+    async def aclose(self) -> None:
+        """Alias of :meth:`close` (the public SDK's name)."""
+        await self.close()
 
     async def __aenter__(self) -> AsyncThalovantControlPlane:
         return self
@@ -459,9 +467,9 @@ class AsyncThalovantControlPlane(AsyncRuntimeControl):
         """Public, active hubs (no sign-in): ``{"data": [...], "meta": ..., "links": ...}``."""
         return await self.request("GET", "/v1/public/hubs", auth=False, params={"limit": limit, "cursor": cursor})
 
-    async def get_public_hub(self, ref: str) -> dict[str, Any]:
+    async def get_public_hub(self, hub_ref: str) -> dict[str, Any]:
         """One public hub by slug, public ref or id (no sign-in)."""
-        return await self.request("GET", f"/v1/public/hubs/{quote(str(ref), safe='')}", auth=False)
+        return await self.request("GET", f"/v1/public/hubs/{quote(str(hub_ref), safe='')}", auth=False)
 
     async def list_hubs(
         self, limit: int = 100, cursor: str | None = None, owner_id: str | None = None
@@ -648,10 +656,16 @@ class AsyncThalovantControlPlane(AsyncRuntimeControl):
         )
 
 
-class ThalovantControlPlane(SyncTwin[AsyncThalovantControlPlane], twin_of=AsyncThalovantControlPlane):
+class ThalovantControlPlane(
+    SyncTwin[AsyncThalovantControlPlane],
+    twin_of=AsyncThalovantControlPlane,
+    own=("aclose",),  # the async client's alias of close(); the sync one has close() only
+):
     """The synchronous control-plane client: the methods of :class:`AsyncThalovantControlPlane`
     (generated from them), each run on a private event-loop thread (started on first use,
     stopped by :meth:`close` or the ``with`` block)."""
+
+    _async: AsyncThalovantControlPlane
 
     def __init__(
         self,
@@ -741,3 +755,22 @@ class ThalovantControlPlane(SyncTwin[AsyncThalovantControlPlane], twin_of=AsyncT
     list_runtime_group_marketplace = blocking(AsyncThalovantControlPlane.list_runtime_group_marketplace)
     list_runtime_group_inventory = blocking(AsyncThalovantControlPlane.list_runtime_group_inventory)
     list_marketplace_skills = blocking(AsyncThalovantControlPlane.list_marketplace_skills)
+
+    # sign-in, hub extras, memory and analytics (thalovant.signin, .hub_extras, .memory)
+    require_runtime_protocol = HubExtraMethods.require_runtime_protocol
+    begin_device_login = blocking(AsyncThalovantControlPlane.begin_device_login)
+    poll_device_login = blocking(AsyncThalovantControlPlane.poll_device_login)
+    describe_device_login = blocking(AsyncThalovantControlPlane.describe_device_login)
+    login_with_browser = blocking(AsyncThalovantControlPlane.login_with_browser)
+    complete_native_sign_in = blocking(AsyncThalovantControlPlane.complete_native_sign_in)
+    release_hub = blocking(AsyncThalovantControlPlane.release_hub)
+    set_hub_rating = blocking(AsyncThalovantControlPlane.set_hub_rating)
+    clear_hub_rating = blocking(AsyncThalovantControlPlane.clear_hub_rating)
+    get_hub_runtime_capabilities = blocking(AsyncThalovantControlPlane.get_hub_runtime_capabilities)
+    list_memory_items = blocking(AsyncThalovantControlPlane.list_memory_items)
+    get_memory_summary = blocking(AsyncThalovantControlPlane.get_memory_summary)
+    create_memory_item = blocking(AsyncThalovantControlPlane.create_memory_item)
+    get_memory_item = blocking(AsyncThalovantControlPlane.get_memory_item)
+    update_memory_item = blocking(AsyncThalovantControlPlane.update_memory_item)
+    delete_memory_item = blocking(AsyncThalovantControlPlane.delete_memory_item)
+    get_analytics_overview = blocking(AsyncThalovantControlPlane.get_analytics_overview)

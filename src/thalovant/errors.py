@@ -25,6 +25,9 @@ Hierarchy::
         +-- ThalovantPlanError
         +-- ThalovantAlreadyLinkedError
         +-- ThalovantUnsupportedConnectionTypeError
+        +-- ThalovantDeviceLoginPending
+        +-- ThalovantDeviceLoginExpired
+        +-- ThalovantDeviceLoginDenied
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ __all__ = [
     "ThalovantAuthError",
     "ThalovantClientKeyRejectedError",
     "ThalovantConnectionError",
+    "ThalovantDeviceLoginDenied",
+    "ThalovantDeviceLoginExpired",
+    "ThalovantDeviceLoginPending",
     "ThalovantError",
     "ThalovantHubKeyChangedError",
     "ThalovantHubRefusedError",
@@ -293,6 +299,23 @@ class ThalovantAlreadyLinkedError(ThalovantAPIError):
 
 class ThalovantUnsupportedConnectionTypeError(ThalovantAPIError):
     """The API does not support the requested ``connection_type``."""
+
+
+class ThalovantDeviceLoginPending(ThalovantAPIError):
+    """Nobody approved the device sign-in yet (``authorization_pending``), or the device polls
+    too fast (``slow_down``); poll again after :attr:`interval` seconds."""
+
+    def __init__(self, *args: Any, interval: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.interval = interval
+
+
+class ThalovantDeviceLoginExpired(ThalovantAPIError):
+    """The device code expired before anyone approved it; start a new device sign-in."""
+
+
+class ThalovantDeviceLoginDenied(ThalovantAPIError):
+    """The person asked to approve the device sign-in denied it."""
 
 
 def _sentence(problem: Mapping[str, Any] | None) -> str | None:

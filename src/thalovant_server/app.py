@@ -4,7 +4,8 @@ The lifespan opens the store (running migrations) and exposes ``app.state.store`
 ``app.state.control``; ``app.state.runtime`` is the hub runtime once one is attached (the
 control plane calls its ``client_revoked``/``hub_changed`` when set), and
 ``app.state.skill_rollout`` the :class:`~thalovant_server.rollout.SkillRollout` that drives
-skill operations (it takes up unfinished ones at start).
+skill operations (it takes up unfinished ones at start), and ``app.state.write_behind`` the queue
+through which hubs write their request log and memory.
 
 Unless ``config.mqtt_broker`` is ``off``, the lifespan also runs the MQTT broker
 (:func:`running_mqtt_broker`) with the server's TLS certificate, and exposes:
@@ -37,7 +38,8 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from thalovant_server import __version__, logs
-from thalovant_server.api import api_router, problems
+from thalovant_server.api import api_router, openapi, problems
+from thalovant_server.api.apps import AppRegistry
 from thalovant_server.api.broker_accounts import BrokerAccounts
 from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.state import ControlPlane
@@ -47,11 +49,14 @@ from thalovant_server.files import secure_tree
 from thalovant_server.hub.routes import mount_data_plane
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import BrokerAddress, MqttBroker, MqttCredentials, create_broker, issue_hub_credentials
+from thalovant_server.pages import pages_router
 from thalovant_server.rollout import SkillRollout
 from thalovant_server.secrets import SealingKey
-from thalovant_server.store import accounts, idempotency
+from thalovant_server.store import accounts, idempotency, memory, request_log, signin
 from thalovant_server.store.engine import Store
+from thalovant_server.store.models import utcnow
 from thalovant_server.store.sealed import noise_static_key
+from thalovant_server.store.write_behind import WriteBehind
 from thalovant_server.tls import ensure_dev_tls
 
 MOSQUITTO_DIR = "mosquitto"
@@ -74,6 +79,9 @@ async def open_control_plane(config: ServerConfig) -> AsyncIterator[ControlPlane
         async with store.session() as session:
             await accounts.purge_expired_tokens(session)
             await idempotency.purge_expired(session)
+            await signin.purge_expired(session)
+            await memory.purge_deleted(session)
+            await request_log.purge_old(session, now=utcnow())
         yield ControlPlane(
             config=config,
             store=store,
@@ -155,7 +163,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with open_control_plane(app.state.config) as plane:
         app.state.control = plane
         app.state.store = plane.store
-        app.state.runtime = HubRuntime(plane.directory())
+        writer = WriteBehind(plane.store)
+        app.state.write_behind = writer
+        app.state.runtime = HubRuntime(
+            plane.directory(),
+            sink=request_log.RequestLog(writer),
+            memory=memory.memory_book(plane.store, writer),
+        )
+        writer.start()
         app.state.skill_rollout = SkillRollout(plane.store, app.state.runtime)
         await app.state.skill_rollout.resume()
         try:
@@ -182,6 +197,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             await app.state.skill_rollout.close()
             await app.state.runtime.close()
+            await writer.close()
 
 
 CORS_EXPOSED_HEADERS = ("ETag", "Location", "Retry-After", "Allow")
@@ -225,8 +241,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.config = config
     app.state.runtime = None
     app.state.skill_rollout = None
+    app.state.apps = AppRegistry.load(config.data_dir)
     allow_cross_origin(app)
     problems.install(app)
     app.include_router(api_router())
+    app.include_router(pages_router())
+    openapi.install(app, app.state.apps)
     mount_data_plane(app)
     return app

@@ -48,11 +48,11 @@ def _env_port(value: str, name: str) -> int:
     return port
 
 
-def _env_days(value: str, name: str) -> int:
+def _env_whole(value: str, name: str, unit: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number of days, got {value!r}") from None
+        raise ConfigError(f"{name} must be a whole number of {unit}, got {value!r}") from None
 
 
 def _broker_kind(value: str, name: str) -> str:
@@ -71,6 +71,8 @@ class ServerConfig:
     at ``DATA_DIR/thalovant.db``; any SQLAlchemy async URL (``postgresql+asyncpg://...``) works.
     ``mqtt_broker`` is one of :data:`MQTT_BROKER_KINDS`; the broker binds ``host:mqtt_port``
     (``0`` picks a free port, and the running server then advertises the port it got).
+    ``device_interval`` is the polling interval device sign-in asks for (seconds,
+    ``THALOVANT_DEVICE_INTERVAL``); ``device_code_lifetime`` how long a device code lives.
 
     Sign-in: a client address or an account may fail ``login_max_failures`` times, then backs
     off (doubling from 1 s up to ``login_window_seconds``; see
@@ -92,6 +94,8 @@ class ServerConfig:
     psk_concurrency: int = 2
     api_token_default_days: int = 90
     api_token_max_days: int = 365
+    device_interval: int = 5
+    device_code_lifetime: int = 900
 
     def __post_init__(self) -> None:
         if self.mqtt_broker not in MQTT_BROKER_KINDS:
@@ -104,6 +108,10 @@ class ServerConfig:
                 "API token lifetimes must satisfy 1 <= default <= maximum <= 3650 days, got "
                 f"{self.api_token_default_days} and {self.api_token_max_days}"
             )
+        if not 1 <= self.device_interval <= 60:
+            raise ConfigError(f"the device sign-in interval must be 1-60 seconds, got {self.device_interval}")
+        if not 60 <= self.device_code_lifetime <= 3600:
+            raise ConfigError(f"the device code lifetime must be 60-3600 seconds, got {self.device_code_lifetime}")
 
     @property
     def mqtt_enabled(self) -> bool:
@@ -159,13 +167,14 @@ class ServerConfig:
         env_mqtt = env.get("THALOVANT_MQTT_ENABLED")
         env_broker = env.get("THALOVANT_MQTT_BROKER")
         token_days = {
-            field: _env_days(raw, name)
+            field: _env_whole(raw, name, "days")
             for field, name in (
                 ("api_token_default_days", "THALOVANT_API_TOKEN_DEFAULT_DAYS"),
                 ("api_token_max_days", "THALOVANT_API_TOKEN_MAX_DAYS"),
             )
             if (raw := env.get(name))
         }
+        env_interval = env.get("THALOVANT_DEVICE_INTERVAL")
         if mqtt_broker is not None:
             broker = _broker_kind(mqtt_broker, "--mqtt-broker")
         elif env_broker:
@@ -191,6 +200,7 @@ class ServerConfig:
                 if mqtt_port is not None
                 else (_env_port(env_mqtt_port, "THALOVANT_MQTT_PORT") if env_mqtt_port else DEFAULT_MQTT_PORT)
             ),
+            device_interval=_env_whole(env_interval, "THALOVANT_DEVICE_INTERVAL", "seconds") if env_interval else 5,
             **token_days,
         )
 

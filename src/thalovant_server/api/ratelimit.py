@@ -1,4 +1,7 @@
-"""The sign-in limiter: back-off per client address and per account, never a lock-out.
+"""Rate limits: the sign-in limiter (:class:`LoginLimiter`) and a plain sliding window
+(:class:`WindowLimiter`, for routes that allow so many events per window).
+
+The sign-in limiter: back-off per client address and per account, never a lock-out.
 
 Every sign-in attempt names two keys, its client address and its account, and each key keeps
 its own count of consecutive failures. A key allows ``free_failures`` failures; after that it
@@ -26,11 +29,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["KNOWN_ADDRESSES", "MAX_TRACKED_KEYS", "Attempt", "LoginLimiter"]
+__all__ = ["KNOWN_ADDRESSES", "MAX_TRACKED_KEYS", "Attempt", "LoginLimiter", "WindowLimiter"]
 
 MAX_TRACKED_KEYS = 50_000
 KNOWN_ADDRESSES = 16
@@ -169,3 +172,47 @@ class LoginLimiter:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+class WindowLimiter:
+    """At most ``max_events`` per ``window`` seconds per key: a sliding window.
+
+    :meth:`retry_after` says how long a key must wait (``None``: not at all); :meth:`record`
+    counts one event for each key. At most :data:`MAX_TRACKED_KEYS` keys are kept (stale ones are
+    dropped first). The clock is injectable for tests.
+    """
+
+    def __init__(self, *, max_events: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_events = max_events
+        self.window = window
+        self._clock = clock
+        self._events: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float] | None:
+        events = self._events.get(key)
+        if events is None:
+            return None
+        while events and events[0] <= now - self.window:
+            events.popleft()
+        if not events:
+            del self._events[key]
+            return None
+        return events
+
+    def retry_after(self, *keys: str) -> int | None:
+        """Seconds to wait when any key is over its limit, else None."""
+        now = self._clock()
+        waits = []
+        for key in keys:
+            events = self._recent(key, now)
+            if events is not None and len(events) >= self.max_events:
+                waits.append(events[-self.max_events] + self.window - now)
+        return max(1, math.ceil(max(waits))) if waits else None
+
+    def record(self, *keys: str) -> None:
+        now = self._clock()
+        if len(self._events) > MAX_TRACKED_KEYS:
+            for stale in [k for k, v in self._events.items() if not v or v[-1] <= now - self.window]:
+                del self._events[stale]
+        for key in keys:
+            self._events.setdefault(key, deque(maxlen=self.max_events * 4)).append(now)

@@ -35,6 +35,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant_server.api.auth import Principal, RequireScopes
+from thalovant_server.api.openapi import IF_MATCH_OPTIONAL
 from thalovant_server.api.preconditions import etag_matches
 from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.skill_schemas import (
@@ -265,7 +266,12 @@ async def _replace_config(
     return view
 
 
-@router.put("/{group_id}/config", response_model=None, responses={200: {"model": RuntimeGroupConfig}})
+@router.put(
+    "/{group_id}/config",
+    response_model=None,
+    responses={200: {"model": RuntimeGroupConfig}},
+    openapi_extra=IF_MATCH_OPTIONAL,
+)
 async def put_runtime_group_config(
     group_id: str,
     body: ConfigPut,

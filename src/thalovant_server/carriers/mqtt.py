@@ -587,7 +587,7 @@ class MqttHubCarrier:
             await pin_when_complete(self.runtime, creds, negotiation)
             return
         hello = negotiation.receive_binary(data)
-        live = MqttSession(self, state, link_for(negotiation, hello, creds, host))
+        live = MqttSession(self, state, link_for(negotiation, hello, creds, host, carrier="mqtt"))
         self._reset(state, "negotiation complete")
         if not self.runtime.register(live):
             raise _Silent("client revoked or hub reloaded during the negotiation")

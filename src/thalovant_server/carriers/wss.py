@@ -227,7 +227,7 @@ async def _serve(ws: WebSocket, runtime: HubRuntime) -> None:
         log.info("WSS negotiation for client %s aborted: %s", creds.client_id, type(exc).__name__)
         runtime.count_refusal("aborted")
         return
-    live = WSSSession(ws, link_for(negotiation, hello, creds, host))
+    live = WSSSession(ws, link_for(negotiation, hello, creds, host, carrier="wss"))
     if not runtime.register(live):
         await _close_without_status(ws)
         return

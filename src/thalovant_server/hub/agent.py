@@ -25,6 +25,7 @@ from typing import Any
 
 from thalovant_server.hub import skill_guard
 from thalovant_server.hub.matching import CompiledIntent, content_tokens, normalise
+from thalovant_server.hub.memory_book import MemoryBook
 from thalovant_server.hub.session import Conversation
 from thalovant_server.hub.skill_guard import SkillFault
 from thalovant_server.hub.skills.base import HubView, IntentSpec, Request, Skill, SkillReply
@@ -81,6 +82,7 @@ class _Turn:
     context: dict[str, Any]
     data: dict[str, Any]
     structured: dict[str, Any]
+    client_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,8 @@ class _IntentEntry:
 class EmbeddedAgent:
     """The skills of one hub and the dispatch between them."""
 
-    def __init__(self, hub_id: str, skills: Sequence[Skill]) -> None:
-        self.hub = HubView(hub_id, tuple(skills))
+    def __init__(self, hub_id: str, skills: Sequence[Skill], memory: MemoryBook | None = None) -> None:
+        self.hub = HubView(hub_id, tuple(skills), memory)
         self._intents: list[CompiledIntent] = []
         order = 0
         for skill in skills:
@@ -120,7 +122,9 @@ class EmbeddedAgent:
 
     def without(self, skill_id: str) -> EmbeddedAgent:
         """The same hub without one skill (a quarantined one)."""
-        return EmbeddedAgent(self.hub.hub_id, [skill for skill in self.skills if skill.skill_id != skill_id])
+        return EmbeddedAgent(
+            self.hub.hub_id, [skill for skill in self.skills if skill.skill_id != skill_id], self.hub.memory
+        )
 
     def subscribed_types(self) -> frozenset[str]:
         return frozenset(self._subscribers)
@@ -137,9 +141,11 @@ class EmbeddedAgent:
         context: dict[str, Any],
         data: dict[str, Any],
         structured: dict[str, Any],
+        client_id: str = "",
     ) -> Outcome:
-        """The outcome of the skill that handles an utterance, action or code; ``None`` if none does."""
-        turn = _Turn(text, lang, conversation, context, data, structured)
+        """The outcome of the skill that handles an utterance, action or code; ``None`` if none does.
+        ``client_id`` names the identity that asked (skills that keep memory need it)."""
+        turn = _Turn(text, lang, conversation, context, data, structured, client_id)
         if kind == "action":
             return self._action(turn)
         if kind == "code":
@@ -228,6 +234,7 @@ class EmbeddedAgent:
             input=turn.structured,
             data=turn.data,
             bus_type=bus_type,
+            client_id=turn.client_id,
         )
 
     @classmethod

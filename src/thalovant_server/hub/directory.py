@@ -78,7 +78,8 @@ class HubKeys:
     """A hub's stable identity and spec: node id, static key, skills, enabled protocols.
 
     ``skills`` are the hub spec's own skills and the active skills of its runtime group;
-    ``skill_timeout`` bounds each async skill handler (the group's ``skills.timeout_seconds``).
+    ``skill_timeout`` bounds each async skill handler (the group's ``skills.timeout_seconds``);
+    ``record_utterances`` says whether its owner turned utterance recording on (analytics).
     ``protocols`` names the carriers the hub serves (empty: none). ``workspace_id`` owns the hub;
     ``public`` says whether identities made by other workspaces are served (:meth:`admits`).
     """
@@ -89,6 +90,7 @@ class HubKeys:
     skills: tuple[str, ...]
     protocols: tuple[str, ...]
     skill_timeout: float = DEFAULT_SKILL_TIMEOUT
+    record_utterances: bool = False
     workspace_id: str = ""
     public: bool = True
 

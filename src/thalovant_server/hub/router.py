@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.wire1 import PAYLOAD_NUMBERS, Wire1Frame
+from thalovant_server.hub.activity import Activity, ActivitySink
 from thalovant_server.hub.agent import AgentAnswer, EmbeddedAgent, Outcome, PendingAnswer
 from thalovant_server.hub.directory import ALLOW_ALL, DEFAULT_ALLOWED_TYPES, is_type_allowed
 from thalovant_server.hub.session import Conversation, SessionStore
@@ -79,6 +80,7 @@ class ClientOrigin:
     connection_session_id: str
     allowed_types: frozenset[str]
     workspace_id: str = ""
+    carrier: str = ""
 
 
 def _first_entry(value: Any) -> Any:
@@ -156,7 +158,12 @@ class _UtteranceTurn:
 
 
 class HubRouter:
-    """Routes one hub's client bus messages to its embedded agent."""
+    """Routes one hub's client bus messages to its embedded agent.
+
+    With a ``sink``, every answered utterance, action or code is recorded as an
+    :class:`~thalovant_server.hub.activity.Activity` (with its text only when
+    ``record_utterances``).
+    """
 
     def __init__(
         self,
@@ -165,12 +172,16 @@ class HubRouter:
         sessions: SessionStore | None = None,
         *,
         skill_timeout: float = DEFAULT_SKILL_TIMEOUT,
+        sink: ActivitySink | None = None,
+        record_utterances: bool = False,
     ) -> None:
         self.hub_id = hub_id
         self.agent = agent
         self.sessions = sessions if sessions is not None else SessionStore()
         self.skill_timeout = skill_timeout
         self.health = SkillHealth()
+        self.sink = sink
+        self.record_utterances = record_utterances
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -259,6 +270,7 @@ class HubRouter:
             context=context,
             data=data,
             structured=structured,
+            client_id=origin.client_id,
         )
         turn = _UtteranceTurn(origin, message, conversation, session_in, kind, text, lang, structured)
         if isinstance(outcome, PendingAnswer):
@@ -292,6 +304,21 @@ class HubRouter:
             pipeline_id = SKILLS_PIPELINE_ID
         session_out = turn.conversation.to_session(turn.session_in)
         self.sessions.save(turn.origin.client_id, turn.conversation, session_out)
+        if self.sink is not None:
+            self.sink.record(
+                Activity(
+                    hub_id=self.hub_id,
+                    client_id=turn.origin.client_id,
+                    carrier=turn.origin.carrier,
+                    kind=turn.kind,
+                    skill=outcome.skill_id,
+                    intent=outcome.handler,
+                    handled=pipeline_id == SKILLS_PIPELINE_ID,
+                    lang=turn.lang,
+                    utterance=turn.text if self.record_utterances else None,
+                    at=time.time(),
+                )
+            )
         return self._render(turn.message, outcome, pipeline_id, turn.lang, session_out, handled=True)
 
     def _render(

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from thalovant.protocol.envelope import BusMessage
+from thalovant_server.hub.activity import ActivitySink
 from thalovant_server.hub.agent import EmbeddedAgent
 from thalovant_server.hub.directory import ClientCredentials, ClientDirectory, HubKeys
 from thalovant_server.hub.link import HubLink, Outbound
+from thalovant_server.hub.memory_book import MemoryBook
 from thalovant_server.hub.router import HubRouter
 from thalovant_server.hub.session import SessionStore
 from thalovant_server.hub.skills.registry import installed_packages, load_skills
@@ -69,20 +71,35 @@ class HubObservation:
 class HubHost:
     """One loaded hub: its keys, its router, its live sessions, what its skills are."""
 
-    __slots__ = ("_loaded", "hub_id", "keys", "live", "router")
+    __slots__ = ("_loaded", "_memory", "_sink", "hub_id", "keys", "live", "router")
 
-    def __init__(self, keys: HubKeys, sessions: SessionStore | None = None) -> None:
+    def __init__(
+        self,
+        keys: HubKeys,
+        sessions: SessionStore | None = None,
+        *,
+        sink: ActivitySink | None = None,
+        memory: MemoryBook | None = None,
+    ) -> None:
         self.hub_id = keys.hub_id
         self.live: set[LiveSession] = set()
+        self._sink = sink
+        self._memory = memory
         self.load(keys, sessions)
 
     def load(self, keys: HubKeys, sessions: SessionStore | None = None) -> None:
-        """Build the router of ``keys``' skills (conversations in ``sessions`` carry over)."""
+        """Build the router of ``keys``' skills (conversations in ``sessions`` carry over); answers
+        are recorded in the runtime's sink and the memory skill keeps facts in its memory book."""
         loaded = load_skills(keys.skills)
         self.keys = keys
         self._loaded = loaded
         self.router = HubRouter(
-            keys.hub_id, EmbeddedAgent(keys.hub_id, loaded.skills), sessions, skill_timeout=keys.skill_timeout
+            keys.hub_id,
+            EmbeddedAgent(keys.hub_id, loaded.skills, self._memory),
+            sessions,
+            skill_timeout=keys.skill_timeout,
+            sink=self._sink,
+            record_utterances=keys.record_utterances,
         )
 
     @property
@@ -106,11 +123,23 @@ class HubHost:
         )
 
 
-class HubRuntime:
-    """Registry of hubs and live sessions of one server process."""
+MEMORY_SKILL = "memory"
 
-    def __init__(self, directory: ClientDirectory) -> None:
+
+class HubRuntime:
+    """Registry of hubs and live sessions of one server process.
+
+    ``sink`` receives an activity for every request a hub answers (the request log); ``memory``
+    is the memory book the hubs' memory skill keeps facts in (a client's facts are loaded when
+    it connects to a hub that runs that skill).
+    """
+
+    def __init__(
+        self, directory: ClientDirectory, *, sink: ActivitySink | None = None, memory: MemoryBook | None = None
+    ) -> None:
         self.directory = directory
+        self.sink = sink
+        self.memory = memory
         self._hosts: dict[str, HubHost] = {}
         self._by_client: dict[str, set[LiveSession]] = {}
         self._revoked: set[str] = set()
@@ -135,7 +164,7 @@ class HubRuntime:
             return None
         found = self._hosts.get(keys.hub_id)
         if found is None:  # no await since the lookup above: concurrent loads keep the first host
-            found = self._hosts[keys.hub_id] = HubHost(keys)
+            found = self._hosts[keys.hub_id] = HubHost(keys, sink=self.sink, memory=self.memory)
         return found
 
     def loaded_hubs(self) -> list[str]:
@@ -165,12 +194,24 @@ class HubRuntime:
     # -- clients ---------------------------------------------------------------------------
 
     async def credentials(self, hub_id: str, access_key: str) -> ClientCredentials | None:
-        """The credentials of an active, unrevoked client of ``hub_id``, else ``None``."""
-        return self._current(hub_id, await self.directory.find_client(hub_id, access_key))
+        """The credentials of an active, unrevoked client of ``hub_id``, else ``None``.
+
+        When the hub runs the memory skill, the client's remembered facts are loaded here,
+        once per connection, so the skill never waits for the database."""
+        return await self._recalled(hub_id, self._current(hub_id, await self.directory.find_client(hub_id, access_key)))
 
     async def credentials_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
         """Like :meth:`credentials`, for a client named by its id (an MQTT topic prefix)."""
-        return self._current(hub_id, await self.directory.find_client_by_id(hub_id, client_id))
+        return await self._recalled(
+            hub_id, self._current(hub_id, await self.directory.find_client_by_id(hub_id, client_id))
+        )
+
+    async def _recalled(self, hub_id: str, creds: ClientCredentials | None) -> ClientCredentials | None:
+        """``creds``, after loading the client's facts when the hub runs the memory skill."""
+        host = self._hosts.get(hub_id)
+        if creds is not None and self.memory is not None and host is not None and MEMORY_SKILL in host.keys.skills:
+            await self.memory.ensure_loaded(creds.client_id)
+        return creds
 
     def _current(self, hub_id: str, creds: ClientCredentials | None) -> ClientCredentials | None:
         """``creds`` with this process's revocations and newer pins applied."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant.protocol.noise import KeyPair
+from thalovant_server.hub.activity import records_utterances
 from thalovant_server.hub.directory import ClientCredentials, HubKeys
 from thalovant_server.hub.skill_guard import clamp_timeout
 from thalovant_server.mqtt.credentials import verify_password
@@ -125,6 +126,7 @@ class StoreDirectory:
             skills=tuple(dict.fromkeys(skills)),
             protocols=tuple(name for name, enabled in flags.items() if enabled),
             skill_timeout=timeout,
+            record_utterances=records_utterances(hub.spec),
             workspace_id=hub.workspace_id,
             public=hub.visibility == "public",
         )

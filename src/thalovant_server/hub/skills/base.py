@@ -23,7 +23,10 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from thalovant_server.hub.memory_book import MemoryBook
 
 __all__ = [
     "ActionSpec",
@@ -140,10 +143,12 @@ DisplayItems = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class HubView:
-    """What a skill may know about the hub it runs in."""
+    """What a skill may know about the hub it runs in; ``memory`` is the hub's long-term
+    memory when the server keeps one (``None`` in a bare agent)."""
 
     hub_id: str
     skills: tuple[Skill, ...]
+    memory: MemoryBook | None = None
 
 
 @dataclass(slots=True)
@@ -152,7 +157,8 @@ class Request:
 
     ``kind`` is ``utterance``, ``action``, ``code`` or ``event``. ``utterance`` is the text
     (the action payload or the code value for those kinds), ``input`` the structured input
-    (``{kind, title, payload}`` or ``{kind, label, value}``), ``data`` the raw bus data.
+    (``{kind, title, payload}`` or ``{kind, label, value}``), ``data`` the raw bus data,
+    ``client_id`` the identity that asked ("" when unknown).
     """
 
     kind: str
@@ -167,6 +173,7 @@ class Request:
     data: Mapping[str, Any] = field(default_factory=dict)
     bus_type: str = "recognizer_loop:utterance"
     intent: str = ""
+    client_id: str = ""
 
     def next_in_rotation(self, items: Sequence[T]) -> T:
         """This session's next item of ``items`` (not empty), in order and round again.

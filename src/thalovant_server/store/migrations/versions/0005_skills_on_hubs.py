@@ -6,7 +6,7 @@ created on first use). It has no foreign key on purpose: adding one on SQLite me
 group that hubs still use.
 
 Revision ID: 0005_skills_on_hubs
-Revises: 0003d_token_expiry
+Revises: 0004_signin_memory_analytics
 Create Date: 2026-12-06
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_skills_on_hubs"
-down_revision = "0003d_token_expiry"
+down_revision = "0004_signin_memory_analytics"
 branch_labels = None
 depends_on = None
 
