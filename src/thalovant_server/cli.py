@@ -432,7 +432,7 @@ async def _create_hub(
     from thalovant_server.store import accounts, hubs
     from thalovant_server.store.hub_spec import SpecError
 
-    if not hubs.SLUG.match(slug):
+    if not hubs.valid_slug(slug):
         raise _fail("--slug must be lowercase letters, digits and '-'")
     try:
         spec = _hub_spec(skills, mqtt=mqtt)

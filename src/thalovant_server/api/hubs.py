@@ -55,7 +55,7 @@ def _visibility(raw: str | None, default: str) -> str:
 
 def _slug(raw: str) -> str:
     slug = raw.strip().lower()
-    if not hubs.SLUG.match(slug):
+    if not hubs.valid_slug(slug):
         raise schema_problem(
             f"{raw!r} is not a valid slug (lowercase letters, digits and '-', not spelled like a hub id) at slug"
         )
@@ -136,7 +136,7 @@ async def create_hub(
     spec = _spec(body.spec.model_dump())
     visibility = _visibility(body.visibility, "workspace")
     slug = _slug(body.slug) if body.slug else hubs.slugify(body.name)
-    if not slug or not hubs.SLUG.match(slug):
+    if not slug or not hubs.valid_slug(slug):
         slug = f"hub-{secrets.token_hex(4)}"  # a name without letters or digits gives no slug
     catalog = spec.get("catalog")
     catalog_title = catalog.get("title") if isinstance(catalog, dict) else None

@@ -23,10 +23,11 @@ from thalovant_server.secrets import new_etag, new_node_id, new_public_ref
 from thalovant_server.store.models import Client, Hub, canonical_id, utcnow
 from thalovant_server.store.pagination import Page, keyset_page
 
-SLUG = re.compile(
-    r"^(?!(?:-*[0-9a-f]){32}-*$)"  # nothing a UUID could be read from: 32 hex digits and hyphens
-    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
-)
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+"""The shape of a slug (a request schema may use its pattern); :func:`valid_slug` is the whole rule."""
+
+_ID_LOOKALIKE = re.compile(r"^(?:-*[0-9a-f]){32}-*$")
+"""Anything a UUID could be read from: 32 hex digits and hyphens, however placed."""
 PUBLIC_REF = re.compile(r"^hub_[a-z0-9]{1,28}$")
 VISIBILITIES = ("public", "workspace")
 
@@ -69,7 +70,7 @@ async def create_hub(
 
     Raises :class:`InvalidSlug` or :class:`SlugTaken`.
     """
-    if not SLUG.match(slug):
+    if not valid_slug(slug):
         raise InvalidSlug(slug)
     now = utcnow()
     hub = Hub(
@@ -115,9 +116,14 @@ async def hub_by_ref(session: AsyncSession, ref: str) -> Hub | None:
         return await hub_by_id(session, ref)
     if PUBLIC_REF.match(ref):
         return await session.scalar(select(Hub).where(Hub.public_ref == ref))
-    if SLUG.match(ref):
+    if valid_slug(ref):
         return await session.scalar(select(Hub).where(Hub.slug == ref))
     return None
+
+
+def valid_slug(text: str) -> bool:
+    """Whether ``text`` may be a slug: :data:`SLUG`'s shape, and never spelled like an id."""
+    return bool(SLUG.match(text)) and not _ID_LOOKALIKE.match(text)
 
 
 async def slug_taken(session: AsyncSession, slug: str) -> bool:

@@ -2,7 +2,7 @@
 
 A slug equal to another hub's id (or any run of 32 hex digits and hyphens) made ``/v1/hubs/{id}`` ambiguous:
 account A could name a hub after B's hub id and catch B's lookups. Slugs are now refused in that
-shape (:data:`thalovant_server.store.hubs.SLUG`); a hub that already has such a slug is renamed
+shape (:func:`thalovant_server.store.hubs.valid_slug`); a hub that already has such a slug is renamed
 ``hub-<slug>`` (with ``-2``, ``-3``... if that is taken). Its id and public_ref do not change.
 
 Revision ID: 0003c_hub_slugs
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from thalovant_server.store.hubs import SLUG
+from thalovant_server.store.hubs import valid_slug
 
 revision = "0003c_hub_slugs"
 down_revision = "0003b_sealed_psks"
@@ -27,7 +27,7 @@ _hubs = sa.table("hubs", sa.column("id", sa.String), sa.column("slug", sa.String
 
 def _free_slug(base: str, taken: set[str]) -> str:
     candidate, number = base, 1
-    while candidate in taken or not SLUG.match(candidate):
+    while candidate in taken or not valid_slug(candidate):
         number += 1
         suffix = f"-{number}"
         candidate = base[: 63 - len(suffix)].rstrip("-") + suffix
@@ -39,7 +39,7 @@ def upgrade() -> None:
     rows = bind.execute(sa.select(_hubs.c.id, _hubs.c.slug)).all()
     taken = {slug for _, slug in rows}
     for hub_id, slug in rows:
-        if SLUG.match(slug):
+        if valid_slug(slug):
             continue
         renamed = _free_slug(f"hub-{slug}"[:63].rstrip("-"), taken)
         taken.add(renamed)
