@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import statistics
 import tempfile
 import time
@@ -61,7 +60,6 @@ async def seed(url: str, count: int) -> None:
                     "spec": spec,
                     "etag": uuid.uuid4().hex,
                     "node_id": f"node-{uuid.uuid4().hex}",
-                    "noise_private_key": os.urandom(32),
                     "created_at": created,
                     "updated_at": created,
                 }

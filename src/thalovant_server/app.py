@@ -37,7 +37,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from thalovant_server import __version__
+from thalovant_server import __version__, logs
 from thalovant_server.api import api_router, openapi, problems
 from thalovant_server.api.apps import AppRegistry
 from thalovant_server.api.broker_accounts import BrokerAccounts
@@ -45,6 +45,7 @@ from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.state import ControlPlane
 from thalovant_server.carriers.mqtt import MqttHubCarrier
 from thalovant_server.config import ServerConfig, save_settings
+from thalovant_server.files import secure_tree
 from thalovant_server.hub.routes import mount_data_plane
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import BrokerAddress, MqttBroker, MqttCredentials, create_broker, issue_hub_credentials
@@ -52,9 +53,9 @@ from thalovant_server.pages import pages_router
 from thalovant_server.rollout import SkillRollout
 from thalovant_server.secrets import SealingKey
 from thalovant_server.store import accounts, idempotency, memory, request_log, signin
-from thalovant_server.store.directory import StoreDirectory
 from thalovant_server.store.engine import Store
 from thalovant_server.store.models import utcnow
+from thalovant_server.store.sealed import noise_static_key
 from thalovant_server.store.write_behind import WriteBehind
 from thalovant_server.tls import ensure_dev_tls
 
@@ -65,10 +66,16 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def open_control_plane(config: ServerConfig) -> AsyncIterator[ControlPlane]:
-    """The store (migrated), the sealing key and the limiters of one server."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(config.resolved_database_url)
+    """The store (migrated), the server's keys and the limiters of one server.
+
+    Raises :class:`~thalovant_server.store.sealed.SealedSecretUnreadable` when the database's
+    sealed keys do not open with the data directory's ``server.key``.
+    """
+    secure_tree(config.data_dir)
+    sealing = SealingKey.load_or_create(config.data_dir)
+    store = await Store.open(config.resolved_database_url, sealing=sealing)
     try:
+        noise_key = await noise_static_key(store, sealing)
         async with store.session() as session:
             await accounts.purge_expired_tokens(session)
             await idempotency.purge_expired(session)
@@ -78,9 +85,14 @@ async def open_control_plane(config: ServerConfig) -> AsyncIterator[ControlPlane
         yield ControlPlane(
             config=config,
             store=store,
-            sealing=SealingKey.load_or_create(config.data_dir),
-            login_limiter=LoginLimiter(max_failures=config.login_max_failures, window=config.login_window_seconds),
-            psk_slots=asyncio.Semaphore(config.psk_concurrency),
+            sealing=sealing,
+            noise_key=noise_key,
+            login_limiter=LoginLimiter(
+                free_failures=config.login_max_failures,
+                max_delay=config.login_window_seconds,
+                forget_after=3 * config.login_window_seconds,
+            ),
+            argon2_slots=asyncio.Semaphore(config.psk_concurrency),
         )
     finally:
         await store.close()
@@ -154,7 +166,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer = WriteBehind(plane.store)
         app.state.write_behind = writer
         app.state.runtime = HubRuntime(
-            StoreDirectory(plane.store),
+            plane.directory(),
             sink=request_log.RequestLog(writer),
             memory=memory.memory_book(plane.store, writer),
         )
@@ -211,7 +223,12 @@ def allow_cross_origin(app: FastAPI) -> None:
 
 
 def create_app(config: ServerConfig) -> FastAPI:
-    """The whole server as one ASGI app (no redirects, Problem+JSON for every error)."""
+    """The whole server as one ASGI app (no redirects, Problem+JSON for every error).
+
+    Installs :func:`thalovant_server.logs.install`: control characters in logged values are
+    escaped from then on, in this process.
+    """
+    logs.install()
     app = FastAPI(
         title="Thalovant control plane",
         version=__version__,

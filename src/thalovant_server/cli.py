@@ -188,6 +188,7 @@ def serve(
     from thalovant_server.carriers.mqtt import MqttCarrierError
     from thalovant_server.mqtt import BrokerStartError
     from thalovant_server.reload import serving_reloads
+    from thalovant_server.store.sealed import SealedSecretUnreadable
     from thalovant_server.tls import ensure_dev_tls
 
     configure_logging(log_level)
@@ -208,7 +209,10 @@ def serve(
         from thalovant_server.secrets import new_password
 
         password = password or new_password()
-        hub_id = _run(lambda: _ensure_demo(config, password))
+        try:
+            hub_id = _run(lambda: _ensure_demo(config, password))
+        except SealedSecretUnreadable as exc:
+            raise _fail(str(exc)) from None
         _say(f"Demo account: {DEMO_EMAIL}")
         _say(f"Demo password: {password}" if generated else "Demo password: (as given)")
         _say(f"Demo hub: {DEMO_HUB_SLUG} (id {hub_id})")
@@ -271,6 +275,8 @@ def serve(
         raise _fail(f"the MQTT broker ({config.mqtt_broker}) did not start: {exc}") from None
     except MqttCarrierError as exc:
         raise _fail(f"the hub could not subscribe at its MQTT broker ({config.mqtt_broker}): {exc}") from None
+    except SealedSecretUnreadable as exc:
+        raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"the server did not start: {exc}") from None
 
@@ -426,7 +432,7 @@ async def _create_hub(
     from thalovant_server.store import accounts, hubs
     from thalovant_server.store.hub_spec import SpecError
 
-    if not hubs.SLUG.match(slug):
+    if not hubs.valid_slug(slug):
         raise _fail("--slug must be lowercase letters, digits and '-'")
     try:
         spec = _hub_spec(skills, mqtt=mqtt)
@@ -494,14 +500,10 @@ def _tell_running_server(config: ServerConfig) -> None:
 
 def write_identity_file(path: Path, identity: dict[str, Any]) -> None:
     """Write ``identity`` as JSON readable by its owner only (0600 from the first byte)."""
+    from thalovant_server.files import write_private
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(identity, handle, indent=2)
-        handle.write("\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(identity, indent=2) + "\n")
 
 
 async def _create_client(

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from thalovant_server.files import ensure_private_dir, write_private
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8443
 DEFAULT_MQTT_PORT = 8883
@@ -46,11 +48,11 @@ def _env_port(value: str, name: str) -> int:
     return port
 
 
-def _env_seconds(value: str, name: str) -> int:
+def _env_whole(value: str, name: str, unit: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number of seconds, got {value!r}") from None
+        raise ConfigError(f"{name} must be a whole number of {unit}, got {value!r}") from None
 
 
 def _broker_kind(value: str, name: str) -> str:
@@ -71,6 +73,12 @@ class ServerConfig:
     (``0`` picks a free port, and the running server then advertises the port it got).
     ``device_interval`` is the polling interval device sign-in asks for (seconds,
     ``THALOVANT_DEVICE_INTERVAL``); ``device_code_lifetime`` how long a device code lives.
+
+    Sign-in: a client address or an account may fail ``login_max_failures`` times, then backs
+    off (doubling from 1 s up to ``login_window_seconds``; see
+    :mod:`thalovant_server.api.ratelimit`). API tokens live ``api_token_default_days`` unless
+    asked otherwise, and never longer than ``api_token_max_days``
+    (``THALOVANT_API_TOKEN_DEFAULT_DAYS``, ``THALOVANT_API_TOKEN_MAX_DAYS``).
     """
 
     data_dir: Path
@@ -84,6 +92,8 @@ class ServerConfig:
     login_max_failures: int = 5
     login_window_seconds: float = 300.0
     psk_concurrency: int = 2
+    api_token_default_days: int = 90
+    api_token_max_days: int = 365
     device_interval: int = 5
     device_code_lifetime: int = 900
 
@@ -93,6 +103,11 @@ class ServerConfig:
             raise ConfigError(f"the MQTT broker must be one of {kinds}, got {self.mqtt_broker!r}")
         if not 0 <= self.mqtt_port <= 65535:
             raise ConfigError(f"the MQTT port must be between 0 and 65535, got {self.mqtt_port}")
+        if not 1 <= self.api_token_default_days <= self.api_token_max_days <= 3650:
+            raise ConfigError(
+                "API token lifetimes must satisfy 1 <= default <= maximum <= 3650 days, got "
+                f"{self.api_token_default_days} and {self.api_token_max_days}"
+            )
         if not 1 <= self.device_interval <= 60:
             raise ConfigError(f"the device sign-in interval must be 1-60 seconds, got {self.device_interval}")
         if not 60 <= self.device_code_lifetime <= 3600:
@@ -151,6 +166,14 @@ class ServerConfig:
         env_mqtt_port = env.get("THALOVANT_MQTT_PORT")
         env_mqtt = env.get("THALOVANT_MQTT_ENABLED")
         env_broker = env.get("THALOVANT_MQTT_BROKER")
+        token_days = {
+            field: _env_whole(raw, name, "days")
+            for field, name in (
+                ("api_token_default_days", "THALOVANT_API_TOKEN_DEFAULT_DAYS"),
+                ("api_token_max_days", "THALOVANT_API_TOKEN_MAX_DAYS"),
+            )
+            if (raw := env.get(name))
+        }
         env_interval = env.get("THALOVANT_DEVICE_INTERVAL")
         if mqtt_broker is not None:
             broker = _broker_kind(mqtt_broker, "--mqtt-broker")
@@ -177,7 +200,8 @@ class ServerConfig:
                 if mqtt_port is not None
                 else (_env_port(env_mqtt_port, "THALOVANT_MQTT_PORT") if env_mqtt_port else DEFAULT_MQTT_PORT)
             ),
-            device_interval=_env_seconds(env_interval, "THALOVANT_DEVICE_INTERVAL") if env_interval else 5,
+            device_interval=_env_whole(env_interval, "THALOVANT_DEVICE_INTERVAL", "seconds") if env_interval else 5,
+            **token_days,
         )
 
 
@@ -186,7 +210,7 @@ SETTINGS_FILE = "server.json"
 
 def save_settings(config: ServerConfig) -> None:
     """Record what ``serve`` advertises, so ``admin`` commands write matching identities."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(config.data_dir)
     settings = {
         "host": config.host,
         "port": config.port,
@@ -196,10 +220,7 @@ def save_settings(config: ServerConfig) -> None:
         "mqtt_enabled": config.mqtt_enabled,
         "mqtt_port": config.mqtt_port,
     }
-    path = config.data_dir / SETTINGS_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(config.data_dir / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
 
 
 def load_settings(data_dir: Path) -> dict[str, object]:

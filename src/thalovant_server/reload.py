@@ -10,8 +10,9 @@ commands write the database directly, from another process. They reach the serve
    ``DATA_DIR/serve.reload``, sends SIGHUP to the recorded process, and waits until
    ``serve.reloaded`` holds that token (:func:`notify_server`).
 
-A pid file is trusted only while that process is alive and its command line names
-``thalovant``, so a stale file never signals an unrelated process.
+The pid file holds the process id and the process's start time (``/proc/<pid>/stat``, in
+clock ticks since boot). It is trusted only while a process with that id and that start time
+exists, so a stale file never signals an unrelated process that reused the id, whatever its name.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from thalovant_server.files import write_private
+
 __all__ = ["notify_server", "serving_reloads"]
 
 log = logging.getLogger(__name__)
@@ -35,15 +38,6 @@ REQUEST_FILE = "serve.reload"
 DONE_FILE = "serve.reloaded"
 
 
-def _write(path: Path, text: str) -> None:
-    """Replace ``path`` atomically with ``text`` (mode 0600)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8").strip()
@@ -51,17 +45,28 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _running_server(data_dir: Path) -> int | None:
-    """The pid of a live ``thalovant`` server recorded in ``data_dir``, else ``None``."""
-    text = _read(data_dir / PID_FILE)
-    if not text or not text.isdigit():
-        return None
-    pid = int(text)
+def process_start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), or ``None`` if there is no such process."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
-    return pid if b"thalovant" in cmdline else None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")"
+    fields = stat.rpartition(")")[2].split()
+    try:
+        return int(fields[19])  # field 22 of the line; the 20th after the comm
+    except (IndexError, ValueError):
+        return None
+
+
+def _running_server(data_dir: Path) -> int | None:
+    """The pid of the live server recorded in ``data_dir`` (same pid, same start time), else ``None``."""
+    text = _read(data_dir / PID_FILE)
+    parts = (text or "").split()
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    pid, started = int(parts[0]), int(parts[1])
+    return pid if process_start_time(pid) == started else None
 
 
 @contextlib.asynccontextmanager
@@ -74,7 +79,8 @@ async def serving_reloads(data_dir: Path, reload: Callable[[], Awaitable[None]])
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
     pid_file = data_dir / PID_FILE
-    _write(pid_file, f"{os.getpid()}\n")
+    record = f"{os.getpid()} {process_start_time(os.getpid())}"
+    write_private(pid_file, record + "\n")
     try:
         loop.add_signal_handler(signal.SIGHUP, wake.set)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
@@ -90,7 +96,7 @@ async def serving_reloads(data_dir: Path, reload: Callable[[], Awaitable[None]])
                 log.info("reloaded from the store on request")
             except Exception:
                 log.exception("reload from the store failed")
-            _write(data_dir / DONE_FILE, token)
+            write_private(data_dir / DONE_FILE, token)
 
     task = asyncio.create_task(worker(), name="thalovant-reload")
     try:
@@ -101,7 +107,7 @@ async def serving_reloads(data_dir: Path, reload: Callable[[], Awaitable[None]])
             await task
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
-        if _read(pid_file) == str(os.getpid()):
+        if _read(pid_file) == record:
             with contextlib.suppress(OSError):
                 pid_file.unlink()
 
@@ -115,7 +121,7 @@ def notify_server(data_dir: Path, timeout: float = 15.0) -> bool | None:
     if pid is None:
         return None
     token = secrets.token_hex(16)
-    _write(data_dir / REQUEST_FILE, token)
+    write_private(data_dir / REQUEST_FILE, token)
     try:
         os.kill(pid, signal.SIGHUP)
     except OSError:

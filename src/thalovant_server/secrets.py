@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
 import secrets as _random
 from pathlib import Path
@@ -21,6 +22,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from thalovant_server.files import create_private, ensure_private_dir
 
 API_TOKEN_PREFIX = "tvpat_"
 SESSION_TOKEN_PREFIX = "tvst_"
@@ -68,6 +71,36 @@ def new_password() -> str:
     return _random.token_urlsafe(18)
 
 
+ACCOUNT_PASSWORD_RULE = (12, 64.0)
+"""An account password: at least 12 characters and about 64 bits by :func:`password_weakness`."""
+
+CLIENT_PASSWORD_RULE = (16, 80.0)
+"""A client password chosen by the caller: it derives the Noise PSK, which an attacker who takes
+part in a handshake can try guesses against offline, so it must be strong: at least 16
+characters and about 80 bits (the SDK mints 43 random characters, about 256 bits)."""
+
+
+def password_weakness(password: str, rule: tuple[int, float]) -> str | None:
+    """Why ``password`` is too weak for ``rule`` (minimum length, minimum estimated bits), or None.
+
+    The estimate is deliberately coarse and conservative: length times log2 of the alphabet
+    the password draws from (lowercase, uppercase, digits, other), counted over its distinct
+    characters only, so repeats and short cycles ("aaaa...", "abcabc...") score low.
+    """
+    min_length, min_bits = rule
+    if len(password) < min_length:
+        return f"must be at least {min_length} characters"
+    classes = (str.islower, str.isupper, str.isdigit)
+    alphabet = sum(size for size, test in zip((26, 26, 10), classes, strict=True) if any(map(test, password)))
+    if any(not (ch.islower() or ch.isupper() or ch.isdigit()) for ch in password):
+        alphabet += 33
+    distinct = len(set(password))
+    bits = min(len(password), 2 * distinct) * math.log2(max(alphabet, 2))
+    if bits < min_bits:
+        return "is too easy to guess: use a longer, random password"
+    return None
+
+
 def hash_password(password: str) -> str:
     """argon2id hash of a user password (CPU-heavy: run off the event loop)."""
     return _hasher.hash(password)
@@ -95,17 +128,19 @@ class SealingKey:
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> SealingKey:
-        """Read ``data_dir/server.key``, creating it (mode 0600) on first use."""
+        """Read ``data_dir/server.key``, creating it (mode 0600, data directory 0700) on first use.
+
+        Two processes starting on a fresh directory at once end up with the same key.
+        """
         path = data_dir / SEALING_KEY_FILE
-        if path.is_file():
-            raw = base64.b64decode(path.read_bytes().strip())
-            return cls(raw)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        key = AESGCM.generate_key(bit_length=256)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(base64.b64encode(key) + b"\n")
-        return cls(key)
+        if not path.is_file():
+            ensure_private_dir(data_dir)
+            create_private(path, base64.b64encode(AESGCM.generate_key(bit_length=256)) + b"\n")
+        try:
+            raw = base64.b64decode(path.read_bytes().strip(), validate=True)
+        except ValueError:
+            raise ValueError(f"{path} does not hold a base64 key") from None
+        return cls(raw)
 
     def seal(self, plaintext: bytes, *, context: bytes) -> bytes:
         nonce = os.urandom(12)

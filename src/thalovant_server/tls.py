@@ -1,16 +1,17 @@
 """The development certificate authority and the server certificate (EC P-256).
 
 On first start the server writes ``DATA_DIR/ca.pem`` (trust it with ``SSL_CERT_FILE``) and
-``ca-key.pem`` (mode 0600), then a server certificate for ``localhost``, ``127.0.0.1`` and
+``ca-key.pem``, then a server certificate for ``localhost``, ``127.0.0.1`` and
 ``::1`` (plus the configured public host) signed by that CA. Later starts reuse both; either is
-regenerated when it has expired (or is about to) or when a needed host name is missing.
+regenerated when it has expired (or is about to) or when a needed host name is missing. Every
+file is mode 0600 in the data directory (0700): the certificates are public, but nothing else
+needs to read them than the server's own user.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from thalovant_server.files import ensure_private_dir, write_private
 
 CA_FILE = "ca.pem"
 CA_KEY_FILE = "ca-key.pem"
@@ -41,23 +44,6 @@ class TLSFiles:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 from the first byte on."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -177,19 +163,19 @@ def ensure_dev_tls(data_dir: Path, extra_names: tuple[str, ...] = ()) -> TLSFile
     ``extra_names`` adds host names or IP addresses (e.g. the public host) to the default
     ``localhost``/``127.0.0.1``/``::1``. Idempotent; safe to call on every start.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)
     names = tuple(dict.fromkeys((*DEFAULT_NAMES, *(n for n in extra_names if n and n not in {"0.0.0.0", "::"}))))
     ca_path, ca_key_path = data_dir / CA_FILE, data_dir / CA_KEY_FILE
     cert_path, key_path = data_dir / CERT_FILE, data_dir / KEY_FILE
     loaded = _load_ca(ca_path, ca_key_path)
     if loaded is None:
         ca, ca_key = _new_ca()
-        _write_private(ca_key_path, _key_pem(ca_key))
-        _write_public(ca_path, ca.public_bytes(serialization.Encoding.PEM))
+        write_private(ca_key_path, _key_pem(ca_key))
+        write_private(ca_path, ca.public_bytes(serialization.Encoding.PEM))
     else:
         ca, ca_key = loaded
     if not (_server_cert_usable(cert_path, ca, names) and key_path.is_file()):
         cert, key = _new_server_cert(ca, ca_key, names)
-        _write_private(key_path, _key_pem(key))
-        _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        write_private(key_path, _key_pem(key))
+        write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return TLSFiles(ca_cert=ca_path, cert=cert_path, key=key_path)

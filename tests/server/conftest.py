@@ -7,6 +7,7 @@ so tests use unique e-mail addresses and slugs instead of assuming an empty data
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from thalovant_server.app import create_app
 from thalovant_server.config import ServerConfig
 from thalovant_server.secrets import hash_password
 from thalovant_server.store import accounts
+from thalovant_server.store.directory import StoreDirectory
 from thalovant_server.store.engine import Store
 
 PASSWORD = "correct-horse-battery-staple"
@@ -72,6 +74,11 @@ class Api:
         store: Store = self.app.state.store
         return store
 
+    def directory(self) -> StoreDirectory:
+        """The hub runtime's view of the app's store (as the running server builds it)."""
+        directory: StoreDirectory = self.app.state.control.directory()
+        return directory
+
     async def new_user(self, *, email: str | None = None) -> str:
         address = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
         async with self.store.session() as session:
@@ -111,10 +118,19 @@ class Api:
         return client
 
 
+def data_dir_for(database_url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data directory that goes with ``database_url``: its ``server.key`` opens the database's
+    sealed secrets, so every app over one PostgreSQL database shares one directory."""
+    if database_url.startswith("sqlite"):
+        return tmp_path / "data"
+    return tmp_path_factory.getbasetemp() / "pg-data" / hashlib.sha256(database_url.encode()).hexdigest()[:16]
+
+
 @pytest.fixture
-async def api(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
+async def api(database_url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     # The embedded MQTT broker runs in the app, on a free port (read app.state.mqtt_address).
-    config = ServerConfig(data_dir=tmp_path / "data", database_url=database_url, port=8443, mqtt_port=0)
+    data_dir = data_dir_for(database_url, tmp_path, tmp_path_factory)
+    config = ServerConfig(data_dir=data_dir, database_url=database_url, port=8443, mqtt_port=0)
     app = create_app(config)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))

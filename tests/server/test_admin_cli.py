@@ -13,7 +13,6 @@ from thalovant.protocol.psk import derive_psk
 from thalovant_server.app import open_control_plane
 from thalovant_server.cli import main
 from thalovant_server.config import ServerConfig, save_settings
-from thalovant_server.store.directory import StoreDirectory
 
 
 def run(*args: str) -> str:
@@ -24,7 +23,7 @@ def run(*args: str) -> str:
 
 async def _lookup(config: ServerConfig, hub_id: str, access_key: str) -> tuple[bytes | None, str | None]:
     async with open_control_plane(config) as plane:
-        directory = StoreDirectory(plane.store)
+        directory = plane.directory()
         found = await directory.find_client(hub_id, access_key)
         keys = await directory.load_hub(hub_id)
     return (found.psk if found else None), (keys.node_id if keys else None)

@@ -104,34 +104,39 @@ async def test_unknown_scope_is_refused(api: Api) -> None:
     assert body["code"] == "invalid_scope"
 
 
-async def test_login_limit_per_account_answers_429_with_retry_after(api: Api) -> None:
+async def test_login_backs_off_per_account_with_a_growing_retry_after(api: Api) -> None:
     now = [1000.0]
-    api.app.state.control.login_limiter = LoginLimiter(max_failures=5, window=300, clock=lambda: now[0])
+    api.app.state.control.login_limiter = LoginLimiter(free_failures=5, max_delay=300, clock=lambda: now[0])
     email = await api.new_user()
     for _ in range(5):
         response = await api.http.post("/v1/auth/token", json={"email": email, "password": "wrong"})
         assert response.status_code == 401
-    limited = await api.http.post("/v1/auth/token", json={"email": email, "password": PASSWORD})
-    body = assert_problem(limited, 429, "Too many failed sign-in attempts. Retry later.")
-    assert limited.headers["retry-after"] == "300"
-    assert body["retry_after_seconds"] == 300
-    now[0] += 301
+    waits = []
+    for _ in range(4):
+        limited = await api.http.post("/v1/auth/token", json={"email": email, "password": PASSWORD})
+        body = assert_problem(limited, 429, "Too many failed sign-in attempts. Retry later.")
+        assert limited.headers["retry-after"] == str(body["retry_after_seconds"])
+        waits.append(body["retry_after_seconds"])
+        now[0] += body["retry_after_seconds"]
+        again = await api.http.post("/v1/auth/token", json={"email": email, "password": "wrong"})
+        assert again.status_code == 401  # one attempt per back-off period
+    assert waits == [1, 2, 4, 8]
+    now[0] += 16
     assert (await api.http.post("/v1/auth/token", json={"email": email, "password": PASSWORD})).status_code == 200
 
 
 async def test_login_limit_per_client_address(api: Api) -> None:
     now = [50.0]
-    api.app.state.control.login_limiter = LoginLimiter(max_failures=5, window=60, clock=lambda: now[0])
+    api.app.state.control.login_limiter = LoginLimiter(free_failures=5, max_delay=60, clock=lambda: now[0])
     for index in range(5):
         response = await api.http.post(
             "/v1/auth/token", json={"email": f"ghost{index}@example.com", "password": "wrong"}
         )
         assert response.status_code == 401
-        now[0] += 1
     email = await api.new_user()
     limited = await api.http.post("/v1/auth/token", json={"email": email, "password": PASSWORD})
     assert limited.status_code == 429
-    assert int(limited.headers["retry-after"]) == limited.json()["retry_after_seconds"] == 55
+    assert int(limited.headers["retry-after"]) == limited.json()["retry_after_seconds"] == 1
 
 
 async def test_api_tokens_create_list_use_and_revoke(api: Api) -> None:

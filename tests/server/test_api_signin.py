@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from sqlalchemy import update
-from tests.server.conftest import Api
+from tests.server.conftest import Api, data_dir_for
 from tests.server.signin_pages import ORIGIN, browser, decide_device, decide_native, hidden_value, sign_in
 from tests.server.test_api_auth import assert_problem
 
@@ -31,9 +31,12 @@ INTERVAL = 60  # long enough that two polls in a row are always "too fast"
 
 
 @pytest.fixture
-async def api(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
+async def api(database_url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     config = ServerConfig(
-        data_dir=tmp_path / "data", database_url=database_url, mqtt_broker="off", device_interval=INTERVAL
+        data_dir=data_dir_for(database_url, tmp_path, tmp_path_factory),
+        database_url=database_url,
+        mqtt_broker="off",
+        device_interval=INTERVAL,
     )
     app = create_app(config)
     async with app.router.lifespan_context(app):

@@ -12,6 +12,7 @@ observable state, never on the wall clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -38,7 +39,10 @@ from thalovant.errors import ThalovantHubKeyChangedError
 from thalovant.noise_store import NoiseStore, https_pin_id
 from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.psk import derive_psk
+from thalovant_server.api.state import ControlPlane
+from thalovant_server.app import open_control_plane
 from thalovant_server.carriers.mqtt import BrokerRefusedError, MqttHubCarrier, parse_topic
+from thalovant_server.config import ServerConfig
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import (
     BrokerAddress,
@@ -47,12 +51,12 @@ from thalovant_server.mqtt import (
     issue_hub_credentials,
 )
 from thalovant_server.mqtt.embedded import EmbeddedBroker
-from thalovant_server.secrets import hash_password, sha256_hex
+from thalovant_server.secrets import SealingKey, hash_password, sha256_hex
 from thalovant_server.store import accounts, clients, hubs
-from thalovant_server.store.directory import StoreDirectory
 from thalovant_server.store.engine import Store
 from thalovant_server.store.hub_spec import normalise_spec
 from thalovant_server.store.models import Client
+from thalovant_server.store.sealed import seal_psk
 from thalovant_server.tls import TLSFiles, ensure_dev_tls
 
 GUIDE_JOKE = "Why did the hub keep good logs? It wanted every punchline to be traceable."
@@ -102,6 +106,14 @@ class World:
     address: BrokerAddress | None = None
     carrier: MqttHubCarrier | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    sealing: SealingKey | None = None
+
+    async def store_psk(self, identity: Identity, psk: bytes) -> None:
+        """Replace ``identity``'s PSK in the store (sealed, as provisioning stores it)."""
+        assert self.sealing is not None
+        sealed = seal_psk(self.sealing, identity.client_id, psk)
+        async with self.store.session() as session:
+            await session.execute(update(Client).where(Client.id == identity.client_id).values(psk_sealed=sealed))
 
     def client(self, identity: Identity, noise_dir: Path, **options: Any) -> AsyncThalovantClient:
         options.setdefault("reply_settle_seconds", 0)
@@ -109,7 +121,8 @@ class World:
         return AsyncThalovantClient(identity.sdk_identity(), "mqtt", noise_state_dir=noise_dir, **options)
 
 
-async def _provision(store: Store, count: int, *, mqtt: bool = True) -> tuple[str, str, list[Identity]]:
+async def _provision(plane: ControlPlane, count: int, *, mqtt: bool = True) -> tuple[str, str, list[Identity]]:
+    store = plane.store
     """A user, a hub (MQTT on or off) and ``count`` client identities, as the store keeps them."""
     async with store.session() as session:
         user = await accounts.create_user(
@@ -144,7 +157,7 @@ async def _provision(store: Store, count: int, *, mqtt: bool = True) -> tuple[st
                 name=f"device-{index}",
                 site_id=f"site-{index}",
                 access_key_hash=sha256_hex(access_key),
-                psk=psk,
+                psk_sealed=seal_psk(plane.sealing, client_id, psk),
                 connection_type="developer",
                 spec_extras={},
                 client_id=client_id,
@@ -188,19 +201,23 @@ async def _start_broker(kind: str, folder: Path, tls: TLSFiles, accounts_: list[
 
 @pytest.fixture
 async def world(broker_kind: str, tls: TLSFiles, tmp_path: Path, trusted: None) -> AsyncIterator[World]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'thalovant.db'}")
-    hub_id, node_id, identities = await _provision(store, 4)
+    planes = contextlib.AsyncExitStack()
+    plane = await planes.enter_async_context(open_control_plane(ServerConfig(data_dir=tmp_path / "data")))
+    store = plane.store
+    hub_id, node_id, identities = await _provision(plane, 4)
     hub_login = issue_hub_credentials()
-    runtime = HubRuntime(StoreDirectory(store))
+    runtime = HubRuntime(plane.directory())
     broker_accounts = [hub_login.account, *(identity.broker.account for identity in identities)]
     # a broker account whose prefix names no client in the store (the "unknown prefix")
     stranger = issue_client_credentials(hub_id, str(uuid.uuid4()))
     broker_accounts.append(stranger.account)
     # a client of a hub that does not serve MQTT (it was turned off after provisioning)
-    _, _, [no_mqtt] = await _provision(store, 1, mqtt=False)
+    _, _, [no_mqtt] = await _provision(plane, 1, mqtt=False)
     broker_accounts.append(no_mqtt.broker.account)
     broker = await _start_broker(broker_kind, tmp_path / "mosquitto", tls, broker_accounts)
-    world = World(store, runtime, hub_id, node_id, identities, tls, hub_login, address=broker.address)
+    world = World(
+        store, runtime, hub_id, node_id, identities, tls, hub_login, address=broker.address, sealing=plane.sealing
+    )
     world.extra["stranger"] = stranger
     world.extra["no_mqtt"] = no_mqtt.broker
     world.extra["broker"] = broker
@@ -215,7 +232,7 @@ async def world(broker_kind: str, tls: TLSFiles, tmp_path: Path, trusted: None) 
         await carrier.stop()
         await runtime.close()
         await broker.stop()
-        await store.close()
+        await planes.aclose()
 
 
 async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 20) -> None:
@@ -337,8 +354,7 @@ async def test_changed_password_kk_gets_the_decoy_and_xx_connects(
         assert (await client.ask("Tell me a short clean joke.")).text == GUIDE_JOKE
     identity.password = secrets.token_urlsafe(24)
     new_psk = await asyncio.to_thread(derive_psk, identity.password, world.node_id)
-    async with world.store.session() as session:
-        await session.execute(update(Client).where(Client.id == identity.client_id).values(psk=new_psk))
+    await world.store_psk(identity, new_psk)
     # a regression (silence instead of the decoy) would show as a handshake timeout, not a hang
     async with world.client(identity, noise, handshake_timeout=8) as client:
         await client.connect()
@@ -454,8 +470,7 @@ async def test_public_sdk_asks_converses_and_survives_a_password_rotation(
     # a rotated password: its cached PSK makes KK fail; the decoy makes it retry XX at once
     identity.password = secrets.token_urlsafe(24)
     new_psk = await asyncio.to_thread(derive_psk, identity.password, world.node_id)
-    async with world.store.session() as session:
-        await session.execute(update(Client).where(Client.id == identity.client_id).values(psk=new_psk))
+    await world.store_psk(identity, new_psk)
     _write_identity(path, identity.mapping())
     again = await _run_public_sdk(run_public_sdk, PUBLIC_SDK_ASK, path, world)
     assert again["joke"] == GUIDE_JOKE

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import select, update
+from tests.fixtures import legacy
 from tests.fixtures.postgres import PostgresServer
 from tests.server.conftest import Api
 
@@ -22,11 +22,13 @@ from thalovant_server.mqtt import hash_password, issue_client_credentials, issue
 from thalovant_server.mqtt.credentials import is_mosquitto_hash
 from thalovant_server.mqtt.embedded import EmbeddedBroker
 from thalovant_server.mqtt.mosquitto import render_password_file
+from thalovant_server.secrets import SealingKey
 from thalovant_server.store import accounts, clients, hubs
 from thalovant_server.store.directory import StoreDirectory
-from thalovant_server.store.engine import Store, alembic_config, create_engine
+from thalovant_server.store.engine import Store, create_engine
 from thalovant_server.store.hub_spec import normalise_spec
-from thalovant_server.store.models import Client, Hub, utcnow
+from thalovant_server.store.models import Client, Hub
+from thalovant_server.store.sealed import noise_static_key
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -38,21 +40,12 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.url(server.create_database())
 
 
-def _upgrade_to(revision: str) -> object:
-    def run(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-    return run
-
-
 @pytest.fixture
 async def legacy_store(fresh_database_url: str) -> AsyncIterator[Store]:
     """A store migrated to 0001 only, as servers before the Mosquitto hashes left it."""
     engine = create_engine(fresh_database_url)
     async with engine.begin() as connection:
-        await connection.run_sync(_upgrade_to("0001_initial"))  # type: ignore[arg-type]
+        await connection.run_sync(legacy.upgrade_to("0001_initial"))
     store = Store(engine)
     try:
         yield store
@@ -76,34 +69,6 @@ async def _hub(store: Store, *, mqtt: bool = True, active: bool = True) -> Hub:
         )
 
 
-async def _legacy_hub(store: Store) -> Hub:
-    """A hub row as a 0001 database holds it (the columns of that schema only), written with a
-    plain INSERT: the ORM model has columns later migrations add."""
-    hub = Hub(
-        id=str(uuid.uuid4()),
-        slug=f"h-{uuid.uuid4().hex[:10]}",
-        public_ref=f"hub_{uuid.uuid4().hex[:10]}",
-        name="hub",
-        title="Hub",
-        description="",
-        visibility="workspace",
-        active=True,
-        domain=None,
-        spec=normalise_spec({"version": "1", "protocols": {"mqtt": True}}),
-        etag=uuid.uuid4().hex[:24],
-        node_id=f"node-{uuid.uuid4().hex}",
-        noise_private_key=b"\x02" * 32,
-    )
-    async with store.session() as session:
-        user = await accounts.create_user(session, email=f"{uuid.uuid4().hex[:10]}@example.com", password_hash="x")
-        hub.owner_id = user.id
-        hub.workspace_id = (await accounts.workspace_ids(session, user.id))[0]
-        hub.created_at = hub.updated_at = utcnow()
-        columns = [c.name for c in Hub.__table__.columns if c.name != "runtime_group_id"]
-        await session.execute(insert(Hub.__table__).values({name: getattr(hub, name) for name in columns}))
-    return hub
-
-
 async def _client(
     store: Store, hub: Hub, *, password_hash: str | None = None, active: bool = True
 ) -> tuple[Client, str]:
@@ -118,7 +83,7 @@ async def _client(
             name=f"c-{client_id[:8]}",
             site_id="s",
             access_key_hash=hashlib.sha256(client_id.encode()).hexdigest(),
-            psk=b"\x01" * 32,
+            psk_sealed=b"\x01" * 60,  # never opened here
             connection_type=None,
             spec_extras={},
             active=active,
@@ -130,31 +95,32 @@ async def _client(
     return client, creds.password
 
 
-async def test_migration_0002_widens_the_hash_and_keeps_legacy_rows(legacy_store: Store) -> None:
-    hub = await _legacy_hub(legacy_store)
+async def test_migration_0002_widens_the_hash_and_keeps_legacy_rows(legacy_store: Store, tmp_path: Path) -> None:
+    hub = await legacy.insert_hub(legacy_store.engine)
     password = "legacy-broker-password"
     legacy_digest = hashlib.sha256(password.encode()).hexdigest()
-    legacy, _ = await _client(legacy_store, hub, password_hash=legacy_digest)
-    await legacy_store.migrate()  # 0001 -> head
+    row = await legacy.insert_client(legacy_store.engine, hub, mqtt_password_hash=legacy_digest)
+    sealing = SealingKey.load_or_create(tmp_path / "data")
+    await legacy_store.migrate(sealing)  # 0001 -> head
     async with legacy_store.session() as session:
-        assert await session.scalar(select(Client.mqtt_password_hash).where(Client.id == legacy.id)) == legacy_digest
+        assert await session.scalar(select(Client.mqtt_password_hash).where(Client.id == row.id)) == legacy_digest
     # The legacy digest still logs in (control plane and embedded broker); Mosquitto leaves it out.
-    directory = StoreDirectory(legacy_store)
-    found = await directory.find_mqtt_client(legacy.mqtt_username or "", password)
-    assert found is not None and found.client_id == legacy.id
+    directory = StoreDirectory(legacy_store, noise_key=await noise_static_key(legacy_store, sealing), sealing=sealing)
+    found = await directory.find_mqtt_client(row.mqtt_username, password)
+    assert found is not None and found.client_id == row.id
     broker = EmbeddedBroker(cert_file="unused.pem", key_file="unused.pem")
     keeper = BrokerAccounts(broker, legacy_store, issue_hub_credentials())
     assert await keeper.load() == 1
-    assert broker.access.authenticate(legacy.mqtt_username, password)
-    assert f"{legacy.mqtt_username}:" not in render_password_file(broker.access)
+    assert broker.access.authenticate(row.mqtt_username, password)
+    assert f"{row.mqtt_username}:" not in render_password_file(broker.access)
     # A Mosquitto hash (about 120 characters) now fits, on PostgreSQL too.
     fresh_hash = hash_password(password)
     assert len(fresh_hash) > 64
     async with legacy_store.session() as session:
-        await session.execute(update(Client).where(Client.id == legacy.id).values(mqtt_password_hash=fresh_hash))
+        await session.execute(update(Client).where(Client.id == row.id).values(mqtt_password_hash=fresh_hash))
     async with legacy_store.session() as session:
-        assert await session.scalar(select(Client.mqtt_password_hash).where(Client.id == legacy.id)) == fresh_hash
-    assert await directory.find_mqtt_client(legacy.mqtt_username or "", password) is not None
+        assert await session.scalar(select(Client.mqtt_password_hash).where(Client.id == row.id)) == fresh_hash
+    assert await directory.find_mqtt_client(row.mqtt_username, password) is not None
 
 
 async def test_provisioning_stores_a_mosquitto_hash(api: Api) -> None:

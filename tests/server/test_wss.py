@@ -98,10 +98,9 @@ def _node_id(data_dir: Path, hub_id: str) -> str:
         "import asyncio, sys\n"
         "from thalovant_server.app import open_control_plane\n"
         "from thalovant_server.config import ServerConfig\n"
-        "from thalovant_server.store.directory import StoreDirectory\n"
         "async def main():\n"
         "    async with open_control_plane(ServerConfig(data_dir=__import__('pathlib').Path(sys.argv[1]))) as p:\n"
-        "        keys = await StoreDirectory(p.store).load_hub(sys.argv[2])\n"
+        "        keys = await p.directory().load_hub(sys.argv[2])\n"
         "        print(keys.node_id)\n"
         "asyncio.run(main())\n"
     )

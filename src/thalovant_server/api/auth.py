@@ -8,6 +8,7 @@ token is 401 ``Could not validate credentials``; a token without the route's sco
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -60,6 +61,7 @@ class Principal:
     role: str
     token_id: str
     token_kind: str
+    expires_at: dt.datetime | None
     granted_scopes: tuple[str, ...]
     scopes: frozenset[str]
     workspace_ids: tuple[str, ...]
@@ -101,6 +103,7 @@ async def authenticate(
         role=user.role,
         token_id=token.id,
         token_kind=token.kind,
+        expires_at=token.expires_at,
         granted_scopes=granted,
         scopes=effective_scopes(granted),
         workspace_ids=tuple(workspaces),

@@ -26,12 +26,13 @@ from thalovant_server.api.provisioning import (
     ClientRequest,
     ProvisioningError,
     provision_client,
+    validate_client_password,
     validate_connection_type,
 )
 from thalovant_server.api.schemas import ClientCreate, ClientCreated, ClientOut, ClientPage
 from thalovant_server.api.state import control, notify_client_revoked
 from thalovant_server.api.views import client_view, page_envelope
-from thalovant_server.store import clients, idempotency
+from thalovant_server.store import clients, hubs, idempotency
 from thalovant_server.store.hubs import is_uuid
 from thalovant_server.store.idempotency import IdempotencyConflict
 from thalovant_server.store.models import Client
@@ -49,8 +50,13 @@ def _fingerprint(body: ClientCreate) -> str:
 
 
 async def _own_client(session: AsyncSession, principal: Principal, client_id: str) -> Client:
+    """A client the caller controls: one their workspaces made, or any client of their hubs."""
     client = await clients.client_by_id(session, client_id)
-    if client is None or client.workspace_id not in principal.workspace_ids:
+    if client is not None and client.workspace_id not in principal.workspace_ids:
+        hub = await hubs.hub_by_id(session, client.hub_id)
+        if hub is None or hub.workspace_id not in principal.workspace_ids:
+            client = None
+    if client is None:
         raise ApiProblem(404, "Client not found")
     return client
 
@@ -82,6 +88,7 @@ async def create_client(
     spec = body.spec
     try:
         validate_connection_type(spec.connection_type)
+        validate_client_password(spec.password)
     except ProvisioningError as exc:
         raise schema_problem(f"{exc} at {exc.field}") from None
     async with plane.store.session() as session:
@@ -91,14 +98,17 @@ async def create_client(
             raise ApiProblem(409, "Client name already exists")
         if spec.connection_type == "home_assistant":
             linked = await session.scalar(
-                select(Client.id).where(Client.hub_id == hub.id, Client.connection_type == "home_assistant")
+                select(Client).where(Client.hub_id == hub.id, Client.connection_type == "home_assistant")
             )
             if linked is not None:
+                # the linked identity's id only for those who control it: no foreign id leaks
+                mine = linked.workspace_id in principal.workspace_ids or hub.workspace_id in principal.workspace_ids
+                extras: dict[str, Any] = {"client_id": linked.id} if mine else {}
                 raise ApiProblem(
                     409,
                     "This hub is already linked to a Home Assistant.",
                     code="home_assistant_already_linked",
-                    client_id=linked,
+                    **extras,
                 )
 
     async def remember(session: AsyncSession, answer: dict[str, Any]) -> None:
@@ -157,7 +167,8 @@ async def list_clients(
     include_spec: bool = Query(True),
     principal: Principal = Depends(RequireScopes("clients:read")),
 ) -> dict[str, Any]:
-    """The caller's workspaces' clients, filtered by hub and owner."""
+    """The clients the caller controls (their workspaces', and every client of their hubs),
+    filtered by hub and owner."""
     query = {"limit": str(limit)}
     if hub_id:
         query["hub_id"] = hub_id

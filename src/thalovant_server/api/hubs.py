@@ -55,8 +55,10 @@ def _visibility(raw: str | None, default: str) -> str:
 
 def _slug(raw: str) -> str:
     slug = raw.strip().lower()
-    if not hubs.SLUG.match(slug):
-        raise schema_problem(f"{raw!r} is not a valid slug (lowercase letters, digits and '-') at slug")
+    if not hubs.valid_slug(slug):
+        raise schema_problem(
+            f"{raw!r} is not a valid slug (lowercase letters, digits and '-', not spelled like a hub id) at slug"
+        )
     return slug
 
 
@@ -134,7 +136,7 @@ async def create_hub(
     spec = _spec(body.spec.model_dump())
     visibility = _visibility(body.visibility, "workspace")
     slug = _slug(body.slug) if body.slug else hubs.slugify(body.name)
-    if not slug or not hubs.SLUG.match(slug):
+    if not slug or not hubs.valid_slug(slug):
         slug = f"hub-{secrets.token_hex(4)}"  # a name without letters or digits gives no slug
     catalog = spec.get("catalog")
     catalog_title = catalog.get("title") if isinstance(catalog, dict) else None
@@ -210,7 +212,7 @@ async def update_hub(
         if body.slug is not None:
             slug = _slug(body.slug)
             if slug != hub.slug:
-                if await hubs.hub_by_ref(session, slug) is not None:
+                if await hubs.slug_taken(session, slug):
                     raise ApiProblem(409, "Hub slug already exists", code="slug_taken")
                 hub.slug = slug
         if body.spec is not None:

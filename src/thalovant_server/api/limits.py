@@ -1,6 +1,6 @@
 """Per-application rate limits of the routes that need one, and their 429 answer.
 
-Each limit is a sliding window (:class:`~thalovant_server.api.ratelimit.LoginLimiter`) kept on
+Each limit is a sliding window (:class:`~thalovant_server.api.ratelimit.WindowLimiter`) kept on
 the application under a name; :func:`spend` counts one event for a key and refuses with 429
 (``Retry-After`` and ``retry_after_seconds``) once the key used up its window.
 """
@@ -10,19 +10,19 @@ from __future__ import annotations
 from fastapi import Request
 
 from thalovant_server.api.problems import ApiProblem
-from thalovant_server.api.ratelimit import LoginLimiter
+from thalovant_server.api.ratelimit import WindowLimiter
 
 __all__ = ["over_limit", "spend"]
 
 
-def _limiter(request: Request, name: str, events: int, window: float) -> LoginLimiter:
+def _limiter(request: Request, name: str, events: int, window: float) -> WindowLimiter:
     state = request.app.state
-    limiters: dict[str, LoginLimiter] | None = getattr(state, "route_limiters", None)
+    limiters: dict[str, WindowLimiter] | None = getattr(state, "route_limiters", None)
     if limiters is None:
         limiters = state.route_limiters = {}
     found = limiters.get(name)
     if found is None:
-        found = limiters[name] = LoginLimiter(max_failures=events, window=window)
+        found = limiters[name] = WindowLimiter(max_events=events, window=window)
     return found
 
 
@@ -37,4 +37,4 @@ def spend(request: Request, name: str, key: str, *, events: int, window: float, 
     wait = limiter.retry_after(key)
     if wait is not None:
         raise ApiProblem(429, detail, code=code, headers={"Retry-After": str(wait)}, retry_after_seconds=wait)
-    limiter.failed(key)
+    limiter.record(key)

@@ -29,6 +29,8 @@ OMITTED = "[omitted]"
 SECRET_KEYS = frozenset(
     {
         "password",
+        "currentpassword",
+        "newpassword",
         "apikey",
         "accesskey",
         "accesstoken",

@@ -1,8 +1,9 @@
 """Client provisioning: mint or accept credentials, derive the PSK off-loop, build the identity.
 
 The client password is used once, to derive the PSK (argon2id, 64 MiB) in a worker thread
-under a small semaphore, and is never stored. The access key is stored as its SHA-256. The
-answer's ``initial_identify`` is the only place the plaintext credentials ever appear.
+under a small semaphore, and is never stored; the PSK is stored sealed with the server key.
+The access key is stored as its SHA-256. The answer's ``initial_identify`` is the only place
+the plaintext credentials ever appear.
 
 MQTT. When the hub enables MQTT and the server runs a broker (``config.mqtt_enabled``), the
 client also gets broker credentials from
@@ -30,9 +31,10 @@ from thalovant_server.api.problems import is_secret_key
 from thalovant_server.api.state import ControlPlane
 from thalovant_server.api.views import client_view, data_plane_endpoints, hub_protocols, mqtt_endpoint
 from thalovant_server.mqtt.credentials import MqttCredentials, issue_client_credentials
-from thalovant_server.secrets import new_client_secret, sha256_hex
+from thalovant_server.secrets import CLIENT_PASSWORD_RULE, new_client_secret, password_weakness, sha256_hex
 from thalovant_server.store import clients
 from thalovant_server.store.models import Client, Hub
+from thalovant_server.store.sealed import seal_psk
 
 CONNECTION_TYPES = ("voice_satellite", "web_chat", "developer", "embedded", "home_assistant")
 RESERVED_SPEC_KEYS = frozenset({"apiKey", "password", "siteId", "connection_type", "allowed_types"})
@@ -86,6 +88,15 @@ def validate_connection_type(value: str | None) -> None:
         raise ProvisioningError(f"{value!r} is not one of {list(CONNECTION_TYPES)}", "spec.connection_type")
 
 
+def validate_client_password(password: str | None) -> None:
+    """A caller-chosen client password must be strong (:data:`~thalovant_server.secrets.CLIENT_PASSWORD_RULE`)."""
+    if password is None:
+        return
+    weakness = password_weakness(password, CLIENT_PASSWORD_RULE)
+    if weakness is not None:
+        raise ProvisioningError(f"spec.password {weakness}", "spec.password")
+
+
 def initial_identify(
     plane: ControlPlane,
     hub: Hub,
@@ -121,7 +132,7 @@ def initial_identify(
 
 async def derive_psk_off_loop(plane: ControlPlane, password: str, node_id: str) -> bytes:
     """argon2id in a worker thread, at most ``psk_concurrency`` at a time (64 MiB each)."""
-    async with plane.psk_slots:
+    async with plane.argon2_slots:
         return await asyncio.to_thread(derive_psk, password, node_id)
 
 
@@ -141,6 +152,7 @@ async def provision_client(
     Raises :class:`ProvisioningError`, ``clients.ClientNameTaken`` or ``clients.AccessKeyTaken``.
     """
     validate_connection_type(request.connection_type)
+    validate_client_password(request.password)
     allowed = _allowed_types(request.extras)
     extras = {str(k): v for k, v in request.extras.items() if k not in RESERVED_SPEC_KEYS and not is_secret_key(str(k))}
     access_key = request.access_key or new_client_secret()
@@ -158,7 +170,7 @@ async def provision_client(
             name=request.name,
             site_id=site_id,
             access_key_hash=sha256_hex(access_key),
-            psk=psk,
+            psk_sealed=seal_psk(plane.sealing, client_id, psk),
             connection_type=request.connection_type,
             spec_extras=extras,
             allowed_types=allowed,

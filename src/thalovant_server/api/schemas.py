@@ -33,6 +33,11 @@ class LoginRequest(BaseModel):
     recovery_code: str | None = Field(default=None, max_length=128)
 
 
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
 class TokenResponse(BaseModel):
     access_token: str
     token_type: str

@@ -8,9 +8,11 @@ from typing import Any, Protocol
 
 from fastapi import Request
 
+from thalovant.protocol.noise import KeyPair
 from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.config import ServerConfig
 from thalovant_server.secrets import SealingKey
+from thalovant_server.store.directory import StoreDirectory
 from thalovant_server.store.engine import Store
 
 
@@ -29,8 +31,14 @@ class ControlPlane:
     config: ServerConfig
     store: Store
     sealing: SealingKey
+    noise_key: KeyPair
     login_limiter: LoginLimiter
-    psk_slots: asyncio.Semaphore
+    argon2_slots: asyncio.Semaphore
+    """Bounds the argon2id work running at once (PSK derivations, password checks; 64 MiB each)."""
+
+    def directory(self) -> StoreDirectory:
+        """The hub runtime's view of this server's store (every hub presents :attr:`noise_key`)."""
+        return StoreDirectory(self.store, noise_key=self.noise_key, sealing=self.sealing)
 
 
 def control(request: Request) -> ControlPlane:

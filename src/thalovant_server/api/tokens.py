@@ -1,4 +1,16 @@
-"""Sign-in and API tokens: ``/v1/auth/token`` and ``/v1/auth/api-tokens``."""
+"""Sign-in and API tokens: ``/v1/auth/token`` and ``/v1/auth/api-tokens``.
+
+Rules a token cannot get around:
+
+- every API token expires: after ``api_token_default_days`` unless the request asks for fewer
+  or more days, never after ``api_token_max_days`` (422 ``invalid_token_lifetime``);
+- a token mints only tokens narrower than itself: a subset of its own scopes (403
+  ``Insufficient scopes``), and, unless it is a session from a password sign-in (the account
+  holder's own authority, like the password), a lifetime that ends no later than its own (403
+  ``token_outlives_parent``);
+- a token may always revoke itself; revoking another needs every scope that token holds (403
+  ``Insufficient scopes``), so a narrow token cannot revoke a broader one.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +41,8 @@ def _invalid_scope(scope: str) -> ApiProblem:
     )
 
 
-def _too_many(retry_after: int) -> ApiProblem:
+def too_many_attempts(retry_after: int) -> ApiProblem:
+    """429 from the sign-in limiter (a password check refused before it ran)."""
     return ApiProblem(
         429,
         "Too many failed sign-in attempts. Retry later.",
@@ -44,23 +57,26 @@ async def login(body: LoginRequest, request: Request) -> dict[str, Any]:
     """Password sign-in: a one-hour session token (no ``token_id``, no refresh token)."""
     plane = control(request)
     email = accounts.normalise_email(body.email)
-    account_key = f"account:{email}"
-    address_key = f"address:{request.client.host if request.client else 'unknown'}"
-    wait = plane.login_limiter.retry_after(account_key, address_key)
-    if wait is not None:
-        raise _too_many(wait)
     try:
         scopes = parse_scopes(body.scope)
     except UnknownScope as exc:
         raise _invalid_scope(str(exc)) from None
-    async with plane.store.session() as session:
-        user = await accounts.user_by_email(session, email)
-    password_hash = user.password_hash if user is not None else None
-    ok = await asyncio.to_thread(verify_password, password_hash, body.password)
+    attempt = plane.login_limiter.admit(request.client.host if request.client else "unknown", email)
+    if isinstance(attempt, int):
+        raise too_many_attempts(attempt)
+    try:
+        async with plane.store.session() as session:
+            user = await accounts.user_by_email(session, email)
+        password_hash = user.password_hash if user is not None else None
+        async with plane.argon2_slots:
+            ok = await asyncio.to_thread(verify_password, password_hash, body.password)
+    except BaseException:
+        attempt.abandoned()
+        raise
     if not ok or user is None:
-        plane.login_limiter.failed(account_key, address_key)
+        attempt.failed()
         raise ApiProblem(401, "Incorrect email or password", headers={"WWW-Authenticate": "Bearer"})
-    plane.login_limiter.succeeded(account_key)
+    attempt.succeeded()
     token = new_session_token()
     expires_at = utcnow() + SESSION_LIFETIME
     async with plane.store.session() as session:
@@ -102,9 +118,22 @@ async def create_api_token(
         raise _invalid_scope(str(exc)) from None
     if not set(scopes) <= set(principal.granted_scopes):
         raise ApiProblem(403, "Insufficient scopes")
-    expires_at = utcnow() + dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    plane = control(request)
+    days = body.expires_in_days or plane.config.api_token_default_days
+    if days > plane.config.api_token_max_days:
+        raise ApiProblem(
+            422,
+            f"Schema validation failed: expires_in_days must be at most {plane.config.api_token_max_days}",
+            code="invalid_token_lifetime",
+        )
+    expires_at = utcnow() + dt.timedelta(days=days)
+    if principal.token_kind != "session" and principal.expires_at is not None:
+        if body.expires_in_days is None:
+            expires_at = min(expires_at, principal.expires_at)
+        elif expires_at > principal.expires_at:
+            raise ApiProblem(403, "A token cannot mint a token that outlives it", code="token_outlives_parent")
     secret = new_api_token()
-    async with control(request).store.session() as session:
+    async with plane.store.session() as session:
         token = await accounts.add_token(
             session,
             user_id=principal.user_id,
@@ -134,9 +163,12 @@ async def list_api_tokens(
 
 @router.delete("/api-tokens/{token_id}", status_code=204, response_class=Response)
 async def revoke_api_token(token_id: str, request: Request, principal: Principal = Depends(authenticate)) -> Response:
-    """Revoke one of the caller's tokens (a token may always revoke itself)."""
+    """Revoke one of the caller's tokens: itself always, another only with every scope it holds."""
     async with control(request).store.session() as session:
-        deleted = await accounts.delete_token(session, user_id=principal.user_id, token_id=token_id)
-    if not deleted:
-        raise ApiProblem(404, "API token not found")
+        target = await accounts.token_of(session, user_id=principal.user_id, token_id=token_id)
+        if target is None:
+            raise ApiProblem(404, "API token not found")
+        if target.id != principal.token_id and not set(target.scopes) <= set(principal.granted_scopes):
+            raise ApiProblem(403, "Insufficient scopes")
+        await session.delete(target)
     return Response(status_code=204)

@@ -44,6 +44,7 @@ def link_for(
         site_id=hello.site_id or creds.site_id,
         connection_session_id=hello.session_id,
         allowed_types=creds.allowed_types,
+        workspace_id=creds.workspace_id,
         carrier=carrier,
     )
     return HubLink(negotiation.channel, origin, host, negotiation.pattern or "")

@@ -234,12 +234,13 @@ class PollingCarrier:
             self._sweeper = loop.create_task(self._sweep(), name="https-session-sweeper")
 
     def _lookup(self, scope: Scope) -> tuple[str, Credential] | None:
-        """The hub id and credential of a request (``None`` if malformed); redacts the query."""
+        """The hub id (lowercased: a hub's canonical spelling) and credential of a request
+        (``None`` if malformed); redacts the query."""
         try:
             credential = parse_authorization(_redact_query(scope))
         except MalformedAuthorization:
             return None
-        return str(scope["path_params"]["hub_id"]), credential
+        return str(scope["path_params"]["hub_id"]).lower(), credential
 
     def session_for(self, scope: Scope) -> PollingSession | None:
         """The non-ended session a request belongs to, marked active; ``None`` means 401.
@@ -268,8 +269,8 @@ class PollingCarrier:
             return _unauthorized()
         hub_id, credential = found
         host = await runtime.host(hub_id)
-        creds = await runtime.credentials(hub_id, credential.access_key) if host is not None else None
-        if host is None or creds is None or (host.keys.protocols and "http" not in host.keys.protocols):
+        creds = await runtime.credentials(host.hub_id, credential.access_key) if host is not None else None
+        if host is None or creds is None or not host.keys.serves("http"):
             log.info("HTTPS refused for hub %s: unknown hub or access key", hub_id)
             runtime.count_refusal("unknown")
             return _unauthorized()
@@ -280,7 +281,7 @@ class PollingCarrier:
         except ProtocolError as exc:
             log.error("cannot negotiate with client %s of hub %s: %s", creds.client_id, hub_id, exc)
             return _unauthorized()
-        key = (hub_id, credential.access_key)
+        key = (host.hub_id, credential.access_key)
         previous = self._sessions.pop(key, None)
         if previous is not None:
             previous.end("superseded")

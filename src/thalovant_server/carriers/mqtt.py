@@ -550,7 +550,7 @@ class MqttHubCarrier:
             return  # dropped meanwhile (broker connection lost, carrier stopping)
         if host is None or creds is None:
             raise _Silent("unknown hub or client")
-        if "mqtt" not in host.keys.protocols:
+        if not host.keys.serves("mqtt"):
             raise _Silent("the hub does not serve MQTT")
         if state.inbox and state.inbox[0][0] == "hello":
             return  # a newer HELLO is already queued: answer that one only

@@ -208,8 +208,8 @@ async def _serve(ws: WebSocket, runtime: HubRuntime) -> None:
         await _close(ws, CLOSE_MALFORMED_AUTH, "malformed authorization")
         return
     host = await runtime.host(hub_id)
-    creds = await runtime.credentials(hub_id, credential.access_key) if host is not None else None
-    if host is None or creds is None or (host.keys.protocols and "wss" not in host.keys.protocols):
+    creds = await runtime.credentials(host.hub_id, credential.access_key) if host is not None else None
+    if host is None or creds is None or not host.keys.serves("wss"):
         log.info("WSS refused for hub %s: unknown hub or access key", hub_id)
         runtime.count_refusal("unknown")
         await _close_without_status(ws)

@@ -57,6 +57,7 @@ class ClientCredentials:
     ``psk`` is the derived Noise pre-shared key (never the password); ``pinned_key`` the
     client's static key pinned on its first completed XX handshake, if any. An empty
     ``allowed_types`` means :data:`DEFAULT_ALLOWED_TYPES`; ``"*"`` in it allows every type.
+    ``workspace_id`` is the workspace that created the identity (see :meth:`HubKeys.admits`).
     """
 
     client_id: str
@@ -66,6 +67,7 @@ class ClientCredentials:
     psk: bytes
     pinned_key: bytes | None
     allowed_types: frozenset[str]
+    workspace_id: str = ""
 
     def __repr__(self) -> str:  # keep the PSK out of logs
         return f"ClientCredentials(client_id={self.client_id!r}, hub_id={self.hub_id!r}, name={self.name!r})"
@@ -78,6 +80,8 @@ class HubKeys:
     ``skills`` are the hub spec's own skills and the active skills of its runtime group;
     ``skill_timeout`` bounds each async skill handler (the group's ``skills.timeout_seconds``);
     ``record_utterances`` says whether its owner turned utterance recording on (analytics).
+    ``protocols`` names the carriers the hub serves (empty: none). ``workspace_id`` owns the hub;
+    ``public`` says whether identities made by other workspaces are served (:meth:`admits`).
     """
 
     hub_id: str
@@ -87,6 +91,17 @@ class HubKeys:
     protocols: tuple[str, ...]
     skill_timeout: float = DEFAULT_SKILL_TIMEOUT
     record_utterances: bool = False
+    workspace_id: str = ""
+    public: bool = True
+
+    def admits(self, workspace_id: str) -> bool:
+        """Whether an identity made by ``workspace_id`` is served: always the owner's, others'
+        only while the hub is public."""
+        return self.public or workspace_id == self.workspace_id
+
+    def serves(self, carrier: str) -> bool:
+        """Whether the hub's spec enables ``carrier`` (``wss``, ``http`` or ``mqtt``)."""
+        return carrier in self.protocols
 
 
 class ClientDirectory(Protocol):

@@ -79,6 +79,7 @@ class ClientOrigin:
     site_id: str
     connection_session_id: str
     allowed_types: frozenset[str]
+    workspace_id: str = ""
     carrier: str = ""
 
 

@@ -141,7 +141,6 @@ class HubRuntime:
         self.sink = sink
         self.memory = memory
         self._hosts: dict[str, HubHost] = {}
-        self._loading: dict[str, asyncio.Lock] = {}
         self._by_client: dict[str, set[LiveSession]] = {}
         self._revoked: set[str] = set()
         self._pins: dict[str, bytes] = {}
@@ -151,39 +150,46 @@ class HubRuntime:
     # -- hubs ------------------------------------------------------------------------------
 
     async def host(self, hub_id: str) -> HubHost | None:
-        """The loaded hub ``hub_id`` (loaded from the directory on first use), or ``None``."""
+        """The loaded hub ``hub_id`` (loaded from the directory on first use), or ``None``.
+
+        Hubs are kept under the id the directory answers with (its canonical spelling) only: a
+        reference spelled any other way, or naming no hub, costs a directory lookup and keeps
+        nothing, so no client can grow this table by inventing spellings.
+        """
         found = self._hosts.get(hub_id)
         if found is not None:
             return found
-        lock = self._loading.setdefault(hub_id, asyncio.Lock())
-        async with lock:
-            found = self._hosts.get(hub_id)
-            if found is not None:
-                return found
-            keys = await self.directory.load_hub(hub_id)
-            if keys is None:
-                self._loading.pop(hub_id, None)
-                return None
-            found = HubHost(keys, sink=self.sink, memory=self.memory)
-            self._hosts[hub_id] = found
-            return found
+        keys = await self.directory.load_hub(hub_id)
+        if keys is None:
+            return None
+        found = self._hosts.get(keys.hub_id)
+        if found is None:  # no await since the lookup above: concurrent loads keep the first host
+            found = self._hosts[keys.hub_id] = HubHost(keys, sink=self.sink, memory=self.memory)
+        return found
+
+    def loaded_hubs(self) -> list[str]:
+        """The ids of the hubs held in memory (each in its canonical spelling)."""
+        return list(self._hosts)
 
     async def hub_changed(self, hub_id: str) -> None:
         """Reload a hub's spec: a hub that is gone, or changed keys, has all its sessions closed;
-        sessions over a carrier the spec no longer enables are closed too."""
+        sessions over a carrier the spec no longer enables are closed too, and so are those of
+        identities the hub no longer admits (another workspace's, once the hub is private)."""
         current = self._hosts.get(hub_id)
         if current is None:
             return
         keys = await self.directory.load_hub(hub_id)
         if keys is None or keys.static.public != current.keys.static.public or keys.node_id != current.keys.node_id:
             self._hosts.pop(hub_id, None)
-            self._loading.pop(hub_id, None)
             for live in list(current.live):
                 await live.terminate("hub removed")
             return
         current.load(keys, current.router.sessions)
-        for live in [live for live in current.live if live.carrier not in keys.protocols]:
-            await live.terminate(f"{live.carrier} switched off for this hub")
+        for live in list(current.live):
+            if not keys.serves(live.carrier):
+                await live.terminate(f"{live.carrier} switched off for this hub")
+            elif not keys.admits(live.link.origin.workspace_id):
+                await live.terminate("client revoked: the hub is private")
 
     # -- clients ---------------------------------------------------------------------------
 

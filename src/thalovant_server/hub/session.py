@@ -13,16 +13,34 @@ first, as OVOS keeps them.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ACTIVE_SKILL_SECONDS", "Conversation", "SessionStore"]
+__all__ = [
+    "ACTIVE_SKILL_SECONDS",
+    "MAX_CLIENT_BYTES",
+    "MAX_ENTRY_BYTES",
+    "MAX_HUB_BYTES",
+    "Conversation",
+    "SessionStore",
+]
 
 ACTIVE_SKILL_SECONDS = 300.0
 """How long a skill stays active (follow-ups match) after it last answered."""
+
+MAX_ENTRY_BYTES = 64 * 1024
+"""Largest conversation (JSON bytes) the hub keeps a copy of."""
+
+MAX_CLIENT_BYTES = 512 * 1024
+"""Bytes of conversations the hub keeps for one client identity."""
+
+MAX_HUB_BYTES = 32 * 1024 * 1024
+"""Bytes of conversations the hub keeps for all its clients."""
 
 _STATE_KEY = "thalovant_skills"
 _MAX_ACTIVE = 8
@@ -110,13 +128,44 @@ class Conversation:
 
 
 class SessionStore:
-    """The hub's copy of recent conversations, keyed by (client id, session id); LRU-bounded."""
+    """The hub's copy of recent conversations, keyed by (client id, session id), bounded in bytes.
 
-    __slots__ = ("_entries", "_limit")
+    Clients invent session ids and fill session contexts freely, so the copy is bounded three
+    ways, each measured as the JSON size of what is kept: a conversation larger than
+    ``entry_bytes`` is not kept at all (the client's own snapshot still carries it); one client's
+    conversations above ``client_bytes`` lose their least recently used ones; all of them above
+    ``hub_bytes`` (or ``limit`` entries) lose the least recently used of the hub. One client can
+    therefore never hold more than ``client_bytes``, nor push the others out below
+    ``hub_bytes - client_bytes``.
+    """
 
-    def __init__(self, limit: int = 10000) -> None:
-        self._entries: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
-        self._limit = limit
+    __slots__ = (
+        "_by_client",
+        "_client_bytes",
+        "_entries",
+        "_total",
+        "client_bytes",
+        "entry_bytes",
+        "hub_bytes",
+        "limit",
+    )
+
+    def __init__(
+        self,
+        limit: int = 10000,
+        *,
+        entry_bytes: int = MAX_ENTRY_BYTES,
+        client_bytes: int = MAX_CLIENT_BYTES,
+        hub_bytes: int = MAX_HUB_BYTES,
+    ) -> None:
+        self.limit = limit
+        self.entry_bytes = entry_bytes
+        self.client_bytes = client_bytes
+        self.hub_bytes = hub_bytes
+        self._entries: OrderedDict[tuple[str, str], tuple[dict[str, Any], int]] = OrderedDict()
+        self._by_client: dict[str, OrderedDict[str, None]] = {}
+        self._client_bytes: dict[str, int] = {}
+        self._total = 0
 
     def load(self, client_id: str, session_id: str, lang: str, snapshot: Mapping[str, Any]) -> Conversation:
         """The conversation for a request: the client's snapshot if it carries state, else ours."""
@@ -125,24 +174,65 @@ class SessionStore:
         kept = self._entries.get((client_id, session_id))
         if kept is None:
             return Conversation(session_id, lang)
-        self._entries.move_to_end((client_id, session_id))
-        return Conversation.from_snapshot(session_id, lang, kept)
+        self._touch(client_id, session_id)
+        return Conversation.from_snapshot(session_id, lang, kept[0])
 
     def save(self, client_id: str, conversation: Conversation, session: dict[str, Any]) -> None:
         """Remember the session sent back to the client for this (client, session id)."""
         key = (client_id, conversation.session_id)
+        self._drop(key)
         if not conversation.active_skills and not session.get("context"):
-            self._entries.pop(key, None)
             return
-        self._entries[key] = {"active_skills": session.get("active_skills"), "context": session.get("context")}
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._limit:
-            self._entries.popitem(last=False)
+        entry = {"active_skills": session.get("active_skills"), "context": session.get("context")}
+        size = _json_size(entry)
+        if size > self.entry_bytes:
+            return
+        self._entries[key] = (entry, size)
+        self._by_client.setdefault(client_id, OrderedDict())[conversation.session_id] = None
+        self._client_bytes[client_id] = self._client_bytes.get(client_id, 0) + size
+        self._total += size
+        mine = self._by_client[client_id]
+        while self._client_bytes.get(client_id, 0) > self.client_bytes and mine:
+            self._drop((client_id, next(iter(mine))))
+        while self._entries and (self._total > self.hub_bytes or len(self._entries) > self.limit):
+            self._drop(next(iter(self._entries)))
 
     def forget_client(self, client_id: str) -> None:
         """Drop every conversation of a client (revocation)."""
-        for key in [k for k in self._entries if k[0] == client_id]:
-            del self._entries[key]
+        for session_id in list(self._by_client.get(client_id, ())):
+            self._drop((client_id, session_id))
+
+    def bytes_of(self, client_id: str | None = None) -> int:
+        """The bytes kept for one client, or for the whole hub."""
+        return self._total if client_id is None else self._client_bytes.get(client_id, 0)
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def _touch(self, client_id: str, session_id: str) -> None:
+        self._entries.move_to_end((client_id, session_id))
+        self._by_client[client_id].move_to_end(session_id)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        found = self._entries.pop(key, None)
+        if found is None:
+            return
+        client_id, session_id = key
+        size = found[1]
+        self._total -= size
+        mine = self._by_client[client_id]
+        del mine[session_id]
+        left = self._client_bytes[client_id] - size
+        if mine:
+            self._client_bytes[client_id] = left
+        else:
+            del self._by_client[client_id]
+            del self._client_bytes[client_id]
+
+
+def _json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON (what the hub would send back for it)."""
+    try:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
+    except (TypeError, ValueError):  # a cycle: never kept
+        return sys.maxsize

@@ -195,20 +195,23 @@ async def sign_in(request: Request) -> Response:
     plane = control(request)
     email = accounts.normalise_email(form.get("email", ""))[:320]
     password = form.get("password", "")[:1024]
-    account_key = f"account:{email}"
-    address_key = f"address:{request.client.host if request.client else 'unknown'}"
-    wait = plane.login_limiter.retry_after(account_key, address_key)
-    if wait is not None:
+    attempt = plane.login_limiter.admit(request.client.host if request.client else "unknown", email)
+    if isinstance(attempt, int):
         return sign_in_page(
-            request, next_path, error=f"Too many failed sign-ins. Try again in {wait} seconds.", status=429
+            request, next_path, error=f"Too many failed sign-ins. Try again in {attempt} seconds.", status=429
         )
-    async with plane.store.session() as session:
-        user = await accounts.user_by_email(session, email) if email else None
-    ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
+    try:
+        async with plane.store.session() as session:
+            user = await accounts.user_by_email(session, email) if email else None
+        async with plane.argon2_slots:
+            ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
+    except BaseException:
+        attempt.abandoned()
+        raise
     if not ok or user is None:
-        plane.login_limiter.failed(account_key, address_key)
+        attempt.failed()
         return sign_in_page(request, next_path, error="Incorrect e-mail address or password.", status=401)
-    plane.login_limiter.succeeded(account_key)
+    attempt.succeeded()
     token = _random.token_urlsafe(32)
     async with plane.store.session() as session:
         await signin.add_browser_session(

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from thalovant_server.store.models import ApiToken, Membership, User, Workspace, utcnow
+from thalovant_server.store.models import ApiToken, Membership, User, Workspace, canonical_id, utcnow
 from thalovant_server.store.pagination import Page, keyset_page
 
 
@@ -101,10 +101,21 @@ async def list_api_tokens(session: AsyncSession, user_id: str, *, limit: int, cu
     )
 
 
-async def delete_token(session: AsyncSession, *, user_id: str, token_id: str) -> bool:
-    """Delete one of the user's tokens; False when there is no such token of theirs."""
-    result = await session.execute(delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
-    return bool(getattr(result, "rowcount", 0))
+async def token_of(session: AsyncSession, *, user_id: str, token_id: str) -> ApiToken | None:
+    """One of the user's tokens by id (live or expired), or None."""
+    canonical = canonical_id(token_id)
+    if canonical is None:
+        return None
+    return await session.scalar(select(ApiToken).where(ApiToken.id == canonical, ApiToken.user_id == user_id))
+
+
+async def revoke_sessions(session: AsyncSession, *, user_id: str, keep: str | None = None) -> int:
+    """Delete the user's session tokens (password sign-ins) except ``keep``; returns how many."""
+    statement = delete(ApiToken).where(ApiToken.user_id == user_id, ApiToken.kind == "session")
+    if keep is not None:
+        statement = statement.where(ApiToken.id != keep)
+    result = await session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def purge_expired_tokens(session: AsyncSession) -> None:

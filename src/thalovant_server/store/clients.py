@@ -6,14 +6,33 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant_server.secrets import new_etag
 from thalovant_server.store.hub_spec import enabled_protocols
-from thalovant_server.store.models import Client, Hub, utcnow
+from thalovant_server.store.models import Client, Hub, canonical_id, utcnow
 from thalovant_server.store.pagination import Page, keyset_page
+
+
+def admitted(client: Client, hub: Hub) -> bool:
+    """Whether ``hub`` serves ``client`` now: its owner's identities always, other workspaces'
+    only while the hub is public (a hub turned private refuses them, and serves them again if it
+    turns public again). :func:`admitted_clause` is the same rule in SQL."""
+    return hub.visibility == "public" or client.workspace_id == hub.workspace_id
+
+
+def admitted_clause() -> ColumnElement[bool]:
+    """:func:`admitted` as a condition on ``Client`` joined with its ``Hub``."""
+    return or_(Hub.visibility == "public", Client.workspace_id == Hub.workspace_id)
+
+
+def visible_clause(workspace_ids: Sequence[str]) -> ColumnElement[bool]:
+    """Clients a member of ``workspace_ids`` may see and revoke: those their workspaces made, and
+    every client of their workspaces' hubs, whoever made it (a hub owner controls their hub)."""
+    owned_hubs = select(Hub.id).where(Hub.workspace_id.in_(list(workspace_ids)))
+    return or_(Client.workspace_id.in_(list(workspace_ids)), Client.hub_id.in_(owned_hubs))
 
 
 class ClientNameTaken(ValueError):
@@ -33,7 +52,7 @@ async def create_client(
     name: str,
     site_id: str,
     access_key_hash: str,
-    psk: bytes,
+    psk_sealed: bytes,
     connection_type: str | None,
     spec_extras: dict[str, Any],
     allowed_types: Sequence[str] = (),
@@ -57,7 +76,7 @@ async def create_client(
         name=name,
         site_id=site_id,
         access_key_hash=access_key_hash,
-        psk=psk,
+        psk_sealed=psk_sealed,
         allowed_types=list(allowed_types),
         connection_type=connection_type,
         spec_extras=spec_extras,
@@ -78,11 +97,8 @@ async def create_client(
 
 
 async def client_by_id(session: AsyncSession, client_id: str) -> Client | None:
-    try:
-        canonical = str(uuid.UUID(client_id))
-    except ValueError:
-        return None
-    return await session.get(Client, canonical)
+    canonical = canonical_id(client_id)
+    return None if canonical is None else await session.get(Client, canonical)
 
 
 async def client_by_access_key_hash(session: AsyncSession, access_key_hash: str) -> Client | None:
@@ -99,8 +115,8 @@ async def mqtt_logins(
     """The clients that may log in to the MQTT broker now.
 
     That is every active client with MQTT credentials (username, password hash, topic prefix)
-    of an active hub whose spec enables MQTT; optionally only of ``hub_id`` or only among
-    ``client_ids``. Ordered by creation.
+    of an active hub whose spec enables MQTT and that admits it (:func:`admitted`); optionally
+    only of ``hub_id`` or only among ``client_ids``. Ordered by creation.
     """
     statement = (
         select(Client, Hub.spec)
@@ -111,6 +127,7 @@ async def mqtt_logins(
             Client.mqtt_username.is_not(None),
             Client.mqtt_password_hash.is_not(None),
             Client.mqtt_topic_prefix.is_not(None),
+            admitted_clause(),
         )
         .order_by(Client.created_at, Client.id)
     )
@@ -133,13 +150,10 @@ async def list_clients(
     limit: int,
     cursor: str | None,
 ) -> Page[Client]:
-    statement = select(Client)
+    """The clients :func:`visible_clause` lets ``workspace_ids`` see, by hub and owner."""
+    statement = select(Client).where(visible_clause(workspace_ids))
     if hub_id is not None:
         statement = statement.where(Client.hub_id == hub_id)
-    if len(workspace_ids) == 1:
-        statement = statement.where(Client.workspace_id == workspace_ids[0])
-    else:
-        statement = statement.where(Client.workspace_id.in_(list(workspace_ids)))
     if owner_id is not None:
         statement = statement.where(Client.owner_id == owner_id)
     return await keyset_page(

@@ -1,7 +1,8 @@
 """The hub runtime's view of the store (``thalovant_server.hub.directory.ClientDirectory``).
 
 Lookups run once per connection, never per message. Access keys are matched by SHA-256;
-the PSK comes from the row (derived at provisioning), so nothing CPU-heavy happens here.
+the PSK comes from the row (derived at provisioning, stored sealed), so nothing CPU-heavy
+happens here.
 MQTT broker passwords are checked with :func:`thalovant_server.mqtt.credentials.verify_password`:
 the Mosquitto ``$7$`` PBKDF2 hashes provisioning stores, and the bare SHA-256 digests of rows
 written before migration ``0002`` (still accepted here and by the embedded broker).
@@ -9,18 +10,24 @@ written before migration ``0002`` (still accepted here and by the embedded broke
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from thalovant.protocol.noise import KeyPair
 from thalovant_server.hub.activity import records_utterances
 from thalovant_server.hub.directory import ClientCredentials, HubKeys
 from thalovant_server.hub.skill_guard import clamp_timeout
 from thalovant_server.mqtt.credentials import verify_password
-from thalovant_server.secrets import sha256_hex
+from thalovant_server.secrets import SealingKey, sha256_hex
 from thalovant_server.store import clients, hubs, runtime_groups
 from thalovant_server.store.engine import Store
 from thalovant_server.store.hub_spec import enabled_protocols
 from thalovant_server.store.models import Client
+from thalovant_server.store.sealed import open_psk
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,44 +40,61 @@ class MqttAccount:
     topic_prefix: str
 
 
-def credentials_of(client: Client) -> ClientCredentials:
-    """The data plane's view of a client row (the PSK, never a password)."""
+def credentials_of(client: Client, sealing: SealingKey) -> ClientCredentials | None:
+    """The data plane's view of a client row (the PSK, never a password); ``None`` when its sealed
+    PSK does not open with this server's key (the row is then refused, and the log says why)."""
+    psk = open_psk(sealing, client.id, client.psk_sealed)
+    if psk is None:
+        log.error("the sealed PSK of client %s does not open with this server's key; refusing it", client.id)
+        return None
     return ClientCredentials(
         client_id=client.id,
         hub_id=client.hub_id,
         name=client.name,
         site_id=client.site_id,
-        psk=bytes(client.psk),
+        psk=psk,
         pinned_key=bytes(client.pinned_client_key) if client.pinned_client_key is not None else None,
         allowed_types=frozenset(client.allowed_types),
+        workspace_id=client.workspace_id,
     )
 
 
 class StoreDirectory:
-    """``ClientDirectory`` and ``load_hub`` over the database, plus the MQTT login check."""
+    """``ClientDirectory`` and ``load_hub`` over the database, plus the MQTT login check.
 
-    def __init__(self, store: Store) -> None:
+    ``noise_key`` is the server's Noise static key: every hub presents it; ``sealing`` opens
+    the clients' sealed PSKs.
+    """
+
+    def __init__(self, store: Store, *, noise_key: KeyPair, sealing: SealingKey) -> None:
         self._store = store
+        self._noise_key = noise_key
+        self._sealing = sealing
 
     async def find_client(self, hub_id: str, access_key: str) -> ClientCredentials | None:
-        """The active client of ``hub_id`` with this access key, or None."""
+        """The active, admitted client of ``hub_id`` with this access key, or None."""
         if not access_key:
             return None
         async with self._store.session() as session:
             client = await clients.client_by_access_key_hash(session, sha256_hex(access_key))
-        if client is None or not client.active or client.hub_id != hub_id:
-            return None
-        return credentials_of(client)
+            return await self._served(session, client, hub_id)
 
     async def find_client_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
-        """The active client ``client_id`` of ``hub_id``, or None (an MQTT topic prefix names it)."""
+        """The active, admitted client ``client_id`` of ``hub_id``, or None (an MQTT topic prefix names it)."""
         if not client_id:
             return None
         async with self._store.session() as session:
             client = await clients.client_by_id(session, client_id)
+            return await self._served(session, client, hub_id)
+
+    async def _served(self, session: AsyncSession, client: Client | None, hub_id: str) -> ClientCredentials | None:
+        """``client``'s credentials if it is an active identity of ``hub_id`` the hub admits now."""
         if client is None or not client.active or client.hub_id != hub_id:
             return None
-        return credentials_of(client)
+        hub = await hubs.hub_by_id(session, hub_id)
+        if hub is None or not clients.admitted(client, hub):
+            return None
+        return credentials_of(client, self._sealing)
 
     async def pin_client_key(self, client_id: str, key: bytes) -> None:
         async with self._store.session() as session:
@@ -98,11 +122,13 @@ class StoreDirectory:
         return HubKeys(
             hub_id=hub.id,
             node_id=hub.node_id,
-            static=KeyPair.from_private(bytes(hub.noise_private_key)),
+            static=self._noise_key,
             skills=tuple(dict.fromkeys(skills)),
             protocols=tuple(name for name, enabled in flags.items() if enabled),
             skill_timeout=timeout,
             record_utterances=records_utterances(hub.spec),
+            workspace_id=hub.workspace_id,
+            public=hub.visibility == "public",
         )
 
     async def find_mqtt_client(self, username: str, password: str) -> MqttAccount | None:
@@ -116,7 +142,7 @@ class StoreDirectory:
             if not verify_password(password, client.mqtt_password_hash):
                 return None
             hub = await hubs.hub_by_id(session, client.hub_id)
-            if hub is None or not hub.active or client.mqtt_topic_prefix is None:
+            if hub is None or not hub.active or client.mqtt_topic_prefix is None or not clients.admitted(client, hub):
                 return None
             return MqttAccount(
                 client_id=client.id,

@@ -1,8 +1,13 @@
 """The async engine, sessions, and migrations of the store.
 
-One :class:`Store` per application: ``await Store.open(url)`` creates the engine, applies the
-Alembic migrations up to ``head`` on the same database and returns a store whose
-``session()`` hands out ``AsyncSession`` objects. SQLite runs in WAL mode with a busy timeout.
+One :class:`Store` per application: ``await Store.open(url, sealing=key)`` creates the engine,
+applies the Alembic migrations up to ``head`` on the same database and returns a store whose
+``session()`` hands out ``AsyncSession`` objects. SQLite runs in WAL mode with a busy timeout
+and ``secure_delete``; its database file (and so its WAL and SHM files) is mode 0600.
+
+Migrations that seal existing secrets read the server's sealing key from
+``config.attributes["sealing_key"]``; a database that holds such secrets cannot be migrated
+without it (a fresh one can).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from thalovant_server.files import touch_private
+from thalovant_server.secrets import SealingKey
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -27,6 +35,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA secure_delete=ON")  # deleted or rewritten secrets are zeroed, not left in free space
     cursor.close()
 
 
@@ -38,9 +47,10 @@ def alembic_config() -> Config:
     return config
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, sealing: SealingKey | None) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
+    config.attributes["sealing_key"] = sealing
     command.upgrade(config, "head")
 
 
@@ -50,7 +60,10 @@ def create_engine(url: str) -> AsyncEngine:
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            database = Path(parsed.database)
+            database.parent.mkdir(parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's mode: create it 0600 first
+            touch_private(database)
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
@@ -68,17 +81,24 @@ class Store:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+    async def open(cls, url: str, *, sealing: SealingKey | None = None, migrate: bool = True) -> Store:
         engine = create_engine(url)
         store = cls(engine)
         if migrate:
-            await store.migrate()
+            await store.migrate(sealing)
         return store
 
-    async def migrate(self) -> None:
-        """Apply every pending migration (idempotent)."""
+    async def migrate(self, sealing: SealingKey | None = None) -> None:
+        """Apply every pending migration (idempotent); ``sealing`` seals secrets found in clear.
+
+        On SQLite the write-ahead log is then checkpointed and truncated, so no page a migration
+        rewrote (a secret it sealed) survives in it.
+        """
         async with self.engine.begin() as connection:
-            await connection.run_sync(_upgrade)
+            await connection.run_sync(_upgrade, sealing)
+        if self.dialect == "sqlite":
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @property
     def dialect(self) -> str:

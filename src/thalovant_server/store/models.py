@@ -8,6 +8,7 @@ index on ``(created_at, id)`` (after its filter columns) for keyset pagination.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -23,6 +24,18 @@ def utcnow() -> dt.datetime:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+def canonical_id(text: str) -> str | None:
+    """The stored spelling of a row id (lowercase 8-4-4-4-12 hex), or ``None`` if ``text`` is none.
+
+    Only the hyphenated form is an id, in either case; the other spellings ``uuid.UUID`` accepts
+    (no hyphens, braces, ``urn:uuid:``, a ``0x`` prefix) are not.
+    """
+    return text.lower() if _ID.match(text) else None
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -120,15 +133,29 @@ class Hub(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     etag: Mapped[str] = mapped_column(String(64))
     node_id: Mapped[str] = mapped_column(String(64), unique=True)
-    noise_private_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     runtime_group_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     """The hub's runtime group; ``None`` means its workspace's default group."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ServerKey(Base):
+    """A key of the whole server, sealed with the data directory's ``server.key``.
+
+    ``noise_static`` is the Noise static private key every hub presents on every carrier:
+    clients pin it per endpoint, so it is created once and kept for ever.
+    """
+
+    __tablename__ = "server_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Client(Base):
-    """A client identity of one hub. The password is never stored: only the derived PSK."""
+    """A client identity of one hub. The password is never stored: only the derived PSK, sealed
+    (:mod:`thalovant_server.store.sealed`)."""
 
     __tablename__ = "clients"
     __table_args__ = (
@@ -144,7 +171,7 @@ class Client(Base):
     name: Mapped[str] = mapped_column(String(200))
     site_id: Mapped[str] = mapped_column(String(200))
     access_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    psk: Mapped[bytes] = mapped_column(LargeBinary(32))
+    psk_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     pinned_client_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
     allowed_types: Mapped[list[str]] = mapped_column(JSON)
     connection_type: Mapped[str | None] = mapped_column(String(64), nullable=True)

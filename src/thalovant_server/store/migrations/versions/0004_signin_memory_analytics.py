@@ -8,7 +8,7 @@
 - ``hub_ratings``: one 1-5 rating per user and public hub.
 
 Revision ID: 0004_signin_memory_analytics
-Revises: 0002_mqtt_password_hash
+Revises: 0003d_token_expiry
 Create Date: 2026-12-01
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_signin_memory_analytics"
-down_revision = "0002_mqtt_password_hash"
+down_revision = "0003d_token_expiry"
 branch_labels = None
 depends_on = None
 
