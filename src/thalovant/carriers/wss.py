@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import Close
 
 from thalovant.carriers.base import (
     Carrier,
@@ -132,15 +133,23 @@ class WSSCarrier(Carrier):
             raise CarrierClosed("The WebSocket is not open.")
         return self._ws
 
+    def _writable(self) -> ClientConnection:
+        """The connection to write to; :class:`CarrierClosed` once its transport is gone (asyncio
+        drops writes to a lost transport silently, so they must not be attempted)."""
+        ws = self._connection()
+        if ws.transport.is_closing():
+            raise self._closed_with(ws.protocol.close_rcvd)
+        return ws
+
     async def send_text(self, text: str) -> None:
         try:
-            await self._connection().send(text)
+            await self._writable().send(text)
         except ConnectionClosed as exc:
             raise self._closed(exc) from None
 
     async def send_binary(self, data: bytes) -> None:
         try:
-            await self._connection().send(data)
+            await self._writable().send(data)
         except ConnectionClosed as exc:
             raise self._closed(exc) from None
 
@@ -150,9 +159,14 @@ class WSSCarrier(Carrier):
         except ConnectionClosed as exc:
             raise self._closed(exc) from None
 
+    @classmethod
+    def _closed(cls, exc: ConnectionClosed) -> CarrierClosed:
+        return cls._closed_with(exc.rcvd)
+
     @staticmethod
-    def _closed(exc: ConnectionClosed) -> CarrierClosed:
-        code = exc.rcvd.code if exc.rcvd is not None else None
+    def _closed_with(rcvd: Close | None) -> CarrierClosed:
+        """The hub's close frame (``None``: none came) as the carrier's evidence."""
+        code = rcvd.code if rcvd is not None else None
         shown = code if code is not None else 1006
         return CarrierClosed(
             f"The hub closed the WebSocket ({shown}).",
@@ -173,7 +187,7 @@ class WSSCarrier(Carrier):
     def alive(self) -> bool:
         from websockets.protocol import State
 
-        return self._ws is not None and self._ws.state is State.OPEN
+        return self._ws is not None and self._ws.state is State.OPEN and not self._ws.transport.is_closing()
 
     def extra_info(self) -> dict[str, Any]:
         return {"socket_open_ms": self._socket_open_ms, "tls": self._secure, "verify_tls": self._verify_tls}

@@ -156,6 +156,9 @@ class Link:
         send again on a new link), :class:`ThalovantConnectionError` when the write failed
         (the hub may or may not have it); the link then reports itself lost."""
         body = message.to_bytes()
+        # Yield to the loop first: a write to a lost transport never suspends, so a caller sending
+        # in a loop would otherwise starve the callbacks that report the loss.
+        await asyncio.sleep(0)
         async with self._send_lock:
             if not self.alive:
                 error = self.error or LinkDown("The hub connection is closed.")
