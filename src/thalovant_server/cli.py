@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import click
 
+from thalovant.files import write_private
 from thalovant_server.config import (
     MQTT_BROKER_KINDS,
     SETTINGS_FILE,
@@ -495,13 +496,7 @@ def _tell_running_server(config: ServerConfig) -> None:
 def write_identity_file(path: Path, identity: dict[str, Any]) -> None:
     """Write ``identity`` as JSON readable by its owner only (0600 from the first byte)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(identity, handle, indent=2)
-        handle.write("\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(identity, indent=2) + "\n")
 
 
 async def _create_client(

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from thalovant.files import write_private
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8443
 DEFAULT_MQTT_PORT = 8883
@@ -179,10 +181,7 @@ def save_settings(config: ServerConfig) -> None:
         "mqtt_enabled": config.mqtt_enabled,
         "mqtt_port": config.mqtt_port,
     }
-    path = config.data_dir / SETTINGS_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(config.data_dir / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
 
 
 def load_settings(data_dir: Path) -> dict[str, object]:

@@ -26,6 +26,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from thalovant.files import write_private
+
 __all__ = ["notify_server", "serving_reloads"]
 
 log = logging.getLogger(__name__)
@@ -33,15 +35,6 @@ log = logging.getLogger(__name__)
 PID_FILE = "serve.pid"
 REQUEST_FILE = "serve.reload"
 DONE_FILE = "serve.reloaded"
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace ``path`` atomically with ``text`` (mode 0600)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def _read(path: Path) -> str | None:
@@ -74,7 +67,7 @@ async def serving_reloads(data_dir: Path, reload: Callable[[], Awaitable[None]])
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
     pid_file = data_dir / PID_FILE
-    _write(pid_file, f"{os.getpid()}\n")
+    write_private(pid_file, f"{os.getpid()}\n")
     try:
         loop.add_signal_handler(signal.SIGHUP, wake.set)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
@@ -90,7 +83,7 @@ async def serving_reloads(data_dir: Path, reload: Callable[[], Awaitable[None]])
                 log.info("reloaded from the store on request")
             except Exception:
                 log.exception("reload from the store failed")
-            _write(data_dir / DONE_FILE, token)
+            write_private(data_dir / DONE_FILE, token)
 
     task = asyncio.create_task(worker(), name="thalovant-reload")
     try:
@@ -115,7 +108,7 @@ def notify_server(data_dir: Path, timeout: float = 15.0) -> bool | None:
     if pid is None:
         return None
     token = secrets.token_hex(16)
-    _write(data_dir / REQUEST_FILE, token)
+    write_private(data_dir / REQUEST_FILE, token)
     try:
         os.kill(pid, signal.SIGHUP)
     except OSError:

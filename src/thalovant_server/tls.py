@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from thalovant.files import write_private
 
 CA_FILE = "ca.pem"
 CA_KEY_FILE = "ca-key.pem"
@@ -41,23 +42,6 @@ class TLSFiles:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 from the first byte on."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -184,12 +168,12 @@ def ensure_dev_tls(data_dir: Path, extra_names: tuple[str, ...] = ()) -> TLSFile
     loaded = _load_ca(ca_path, ca_key_path)
     if loaded is None:
         ca, ca_key = _new_ca()
-        _write_private(ca_key_path, _key_pem(ca_key))
-        _write_public(ca_path, ca.public_bytes(serialization.Encoding.PEM))
+        write_private(ca_key_path, _key_pem(ca_key))
+        write_private(ca_path, ca.public_bytes(serialization.Encoding.PEM), mode=0o644)
     else:
         ca, ca_key = loaded
     if not (_server_cert_usable(cert_path, ca, names) and key_path.is_file()):
         cert, key = _new_server_cert(ca, ca_key, names)
-        _write_private(key_path, _key_pem(key))
-        _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        write_private(key_path, _key_pem(key))
+        write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     return TLSFiles(ca_cert=ca_path, cert=cert_path, key=key_path)

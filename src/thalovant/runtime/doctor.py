@@ -18,9 +18,9 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from thalovant.carriers.wss import client_ssl_context, trust_store_file
 from thalovant.errors import ThalovantError
 from thalovant.models import ThalovantDoctorCheck, ThalovantDoctorReport
+from thalovant.trust import client_ssl_context, describe_trust_store
 
 if TYPE_CHECKING:
     from thalovant.client import AsyncThalovantClient
@@ -34,11 +34,11 @@ async def _tls_check(url: str, timeout: float, verify: bool) -> ThalovantDoctorC
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or 443
-    store = trust_store_file() or "the default trust store"
+    store = describe_trust_store()
     if not verify:
         return _check("tls", True, "certificate verification is OFF (self_signed=True, development only)")
     try:
-        context = client_ssl_context(verify=True)
+        context = client_ssl_context(True)
         _reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
         )

@@ -110,6 +110,8 @@ def _evidence(exc: BaseException) -> Evidence | None:
         return Evidence.AUTH_FAILED
     if isinstance(exc, ProtocolError | _Malformed):
         return Evidence.MALFORMED
+    if isinstance(exc, OSError):  # e.g. a CA bundle that cannot be loaded
+        return Evidence.CLOSED
     return None
 
 

@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from thalovant.files import write_private
 from thalovant_server.mqtt.acl import MqttAccessControl
 from thalovant_server.mqtt.broker import (
     DEFAULT_HOST,
@@ -127,15 +128,6 @@ def render_config(
     if ca_file is not None:
         lines.append(f"cafile {ca_file}")
     return "\n".join(lines) + "\n"
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def _free_port(host: str) -> int:
@@ -243,8 +235,8 @@ class MosquittoBroker:
     def write_account_files(self) -> None:
         """Write the password and ACL files from :attr:`access` (atomically, mode 0600)."""
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        _write_private(self.password_file, render_password_file(self.access))
-        _write_private(self.acl_file, render_acl_file(self.access))
+        write_private(self.password_file, render_password_file(self.access))
+        write_private(self.acl_file, render_acl_file(self.access))
 
     def write_config(self, port: int) -> None:
         run_as = pwd.getpwuid(os.getuid()).pw_name if os.getuid() == 0 else None
@@ -259,7 +251,7 @@ class MosquittoBroker:
             ca_file=self.ca_file.resolve() if self.ca_file is not None else None,
             run_as=run_as,
         )
-        _write_private(self.config_file, text)
+        write_private(self.config_file, text)
 
     # -- life cycle (blocking core) -----------------------------------------------------------
 
