@@ -40,8 +40,10 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     """Start servers of a test's own (for restarts or isolation); all stopped afterwards."""
     started: list[RunningServer] = []
 
-    def make(extra_args: list[str] | None = None, *, mqtt_broker: str = "embedded") -> RunningServer:
-        running = new_server(tmp_path_factory.mktemp("server"), extra_args, mqtt_broker=mqtt_broker)
+    def make(
+        extra_args: list[str] | None = None, *, mqtt_broker: str = "embedded", env: dict[str, str] | None = None
+    ) -> RunningServer:
+        running = new_server(tmp_path_factory.mktemp("server"), extra_args, mqtt_broker=mqtt_broker, extra_env=env)
         running.start()
         started.append(running)
         return running

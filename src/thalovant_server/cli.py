@@ -183,10 +183,10 @@ def serve(
     demo_password: str | None,
 ) -> None:
     """Serve the API and every hub's data plane on one TLS port, and the MQTT broker on its own."""
-    import uvicorn
-
     from thalovant_server.app import create_app
     from thalovant_server.carriers.mqtt import MqttCarrierError
+    from thalovant_server.limits import raise_file_limit
+    from thalovant_server.listener import GuardedServer, server_config
     from thalovant_server.mqtt import BrokerStartError
     from thalovant_server.reload import serving_reloads
     from thalovant_server.tls import ensure_dev_tls
@@ -214,7 +214,7 @@ def serve(
         _say(f"Demo password: {password}" if generated else "Demo password: (as given)")
         _say(f"Demo hub: {DEMO_HUB_SLUG} (id {hub_id})")
 
-    class AnnouncingServer(uvicorn.Server):
+    class AnnouncingServer(GuardedServer):
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
@@ -237,15 +237,15 @@ def serve(
                     signal.signal(sig, handler)
 
     app = create_app(config)
-    server_config = uvicorn.Config(
+    limits = config.limits.fitted_to(raise_file_limit())
+    uvicorn_config = server_config(
         app,
         host=config.host,
         port=config.port,
-        ssl_certfile=str(tls.cert),
-        ssl_keyfile=str(tls.key),
+        cert=str(tls.cert),
+        key=str(tls.key),
+        limits=limits,
         loop="auto",
-        http="auto",
-        ws="auto",
         lifespan="off",  # run below, so that a failed start is one clear error line
         access_log=False,
         server_header=False,
@@ -263,10 +263,10 @@ def serve(
             address = app.state.mqtt_address
             if address is not None:
                 _say(f"Thalovant MQTT: {address.endpoint} ({config.mqtt_broker})")
-            await AnnouncingServer(server_config).serve()
+            await AnnouncingServer(uvicorn_config, limits).serve()
 
     try:
-        with asyncio.Runner(loop_factory=server_config.get_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=uvicorn_config.get_loop_factory()) as runner:
             runner.run(run_server())
     except BrokerStartError as exc:
         raise _fail(f"the MQTT broker ({config.mqtt_broker}) did not start: {exc}") from None

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from thalovant.files import write_private
+from thalovant_server.limits import Limits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8443
@@ -77,6 +78,7 @@ class ServerConfig:
     login_max_failures: int = 5
     login_window_seconds: float = 300.0
     psk_concurrency: int = 2
+    limits: Limits = field(default_factory=Limits.from_env)
 
     def __post_init__(self) -> None:
         if self.mqtt_broker not in MQTT_BROKER_KINDS:
