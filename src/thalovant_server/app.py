@@ -36,6 +36,7 @@ from fastapi import FastAPI
 from thalovant_server import __version__
 from thalovant_server.api import api_router, problems
 from thalovant_server.api.broker_accounts import BrokerAccounts
+from thalovant_server.api.limits import ApiLimits
 from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.state import ControlPlane
 from thalovant_server.carriers.mqtt import MqttHubCarrier
@@ -179,6 +180,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.config = config
     app.state.runtime = None
     problems.install(app)
+    app.add_middleware(
+        ApiLimits, max_body=config.limits.api_max_body, max_concurrency=config.limits.api_max_concurrency
+    )
     app.include_router(api_router())
     mount_data_plane(app)
     return app

@@ -8,7 +8,8 @@ Every limit has a default and a ``THALOVANT_*`` variable. They are enforced in o
   WebSocket message larger than ``ws_max_message`` is refused before it is buffered;
 - the API (:mod:`thalovant_server.api.limits`): a ``/v1`` body of at most ``api_max_body``
   bytes, at most ``api_max_concurrency`` ``/v1`` requests in progress (then 503 with
-  ``Retry-After``), a hub ``spec`` of at most ``hub_spec_max_bytes`` as JSON;
+  ``Retry-After``); a hub ``spec`` is at most ``MAX_SPEC_BYTES`` as JSON
+  (:mod:`thalovant_server.store.hub_spec`);
 - MQTT (:mod:`thalovant_server.mqtt`): ``mqtt_max_packet``, ``mqtt_max_connections``,
   ``mqtt_max_inflight`` and ``mqtt_connect_timeout`` on both brokers.
 
@@ -40,7 +41,6 @@ class Limits:
     ws_max_message: int = PROTOCOL_MAX_WS_MESSAGE
     api_max_body: int = 1024 * 1024
     api_max_concurrency: int = 64
-    hub_spec_max_bytes: int = 64 * 1024
     mqtt_max_packet: int = 256 * 1024
     mqtt_max_connections: int = 8192
     mqtt_max_inflight: int = 20
