@@ -118,6 +118,7 @@ async def running_mqtt_broker(plane: ControlPlane) -> AsyncIterator[RunningBroke
         port=config.mqtt_port,
         config_dir=config.data_dir / MOSQUITTO_DIR,
         ca_file=tls.ca_cert,
+        limits=config.limits,
     )
     hub_login = issue_hub_credentials()
     keeper = BrokerAccounts(broker, plane.store, hub_login)

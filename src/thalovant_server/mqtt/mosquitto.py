@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from thalovant.files import write_private
+from thalovant_server.limits import Limits
 from thalovant_server.mqtt.acl import MqttAccessControl
 from thalovant_server.mqtt.broker import (
     DEFAULT_HOST,
@@ -52,6 +53,8 @@ START_TIMEOUT = 30.0
 RELOAD_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 MAX_LOG_LINES = 2000
+#: QoS 1/2 messages queued for one client beyond its in-flight window
+MAX_QUEUED_MESSAGES = 100
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +102,11 @@ def render_config(
     acl_file: Path,
     ca_file: Path | None = None,
     run_as: str | None = None,
+    limits: Limits | None = None,
 ) -> str:
-    """``mosquitto.conf`` text for one TLS listener with password and ACL files."""
+    """``mosquitto.conf`` text for one TLS listener with password and ACL files, and the
+    server's MQTT limits."""
+    limits = limits or Limits()
     lines = [
         "# Written by thalovant-server; every change is overwritten.",
         "per_listener_settings false",
@@ -116,11 +122,15 @@ def render_config(
         "log_type information",
         "connection_messages true",
         "set_tcp_nodelay true",
+        f"max_packet_size {limits.mqtt_max_packet}",
+        f"max_inflight_messages {limits.mqtt_max_inflight}",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
     ]
     if run_as:
         lines.append(f"user {run_as}")
     lines += [
         f"listener {port} {host}",
+        f"max_connections {limits.mqtt_max_connections}",
         f"certfile {cert_file}",
         f"keyfile {key_file}",
         "tls_version tlsv1.2",
@@ -203,6 +213,7 @@ class MosquittoBroker:
         accounts: Iterable[BrokerAccount] = (),
         executable: str | None = None,
         max_lifetime: float | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.config_dir = Path(config_dir)
         self.cert_file = Path(cert_file)
@@ -212,6 +223,7 @@ class MosquittoBroker:
         self.port = port
         self.executable = executable
         self.max_lifetime = max_lifetime
+        self.limits = limits or Limits()
         self.access = MqttAccessControl(accounts)
         self._process: subprocess.Popen[str] | None = None
         self._log = _LogTail()
@@ -250,6 +262,7 @@ class MosquittoBroker:
             acl_file=self.acl_file.resolve(),
             ca_file=self.ca_file.resolve() if self.ca_file is not None else None,
             run_as=run_as,
+            limits=self.limits,
         )
         write_private(self.config_file, text)
 
