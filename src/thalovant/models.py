@@ -176,11 +176,13 @@ class ThalovantHealth:
 
 
 class ThalovantDoctorCheck(NamedTuple):
-    """One diagnostic check: its name, whether it passed, and what it found."""
+    """One diagnostic check: its name, whether it passed, what it found, and for a failed
+    check what to try (``hint``)."""
 
     name: str
     ok: bool
     detail: str
+    hint: str | None = None
 
 
 @dataclass
@@ -197,11 +199,15 @@ class ThalovantDoctorReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "hint": c.hint} for c in self.checks],
         }
 
     def __str__(self) -> str:
         width = max((len(check.name) for check in self.checks), default=0)
-        lines = [f"[{'ok' if c.ok else 'FAIL':>4}] {c.name:<{width}}  {c.detail}" for c in self.checks]
+        lines = []
+        for check in self.checks:
+            lines.append(f"[{'ok' if check.ok else 'FAIL':>4}] {check.name:<{width}}  {check.detail}")
+            if check.hint and not check.ok:
+                lines.append(f"       {'':<{width}}  hint: {check.hint}")
         lines.append("doctor: all checks passed" if self.ok else "doctor: some checks failed")
         return "\n".join(lines)

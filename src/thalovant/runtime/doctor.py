@@ -18,7 +18,12 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from thalovant.errors import ThalovantError
+from thalovant.errors import (
+    ThalovantClientKeyRejectedError,
+    ThalovantError,
+    ThalovantHubKeyChangedError,
+    ThalovantHubRefusedError,
+)
 from thalovant.models import ThalovantDoctorCheck, ThalovantDoctorReport
 from thalovant.trust import client_ssl_context, describe_trust_store
 
@@ -26,8 +31,26 @@ if TYPE_CHECKING:
     from thalovant.client import AsyncThalovantClient
 
 
-def _check(name: str, ok: bool, detail: str) -> ThalovantDoctorCheck:
-    return ThalovantDoctorCheck(name=name, ok=ok, detail=detail)
+HINTS = {
+    "identity": "check the identity file (or the THALOVANT_* variables); re-create the identity if fields are lost",
+    "endpoint": "the identity has no endpoint for this protocol: pick another with --protocol, or re-create it",
+    "tls": "set SSL_CERT_FILE to the CA that signed the hub's certificate (a local server's DATA_DIR/ca.pem)",
+    "round trip": "the link dropped right after connecting: see the server's log",
+}
+
+
+def _handshake_hint(error: ThalovantError) -> str:
+    if isinstance(error, ThalovantHubKeyChangedError):
+        return "the hub's Noise key differs from the pinned one: stop, check, and remove the pin only if you trust it"
+    if isinstance(error, ThalovantClientKeyRejectedError):
+        return "the hub has another client key pinned for this identity: use that key folder, or a new identity"
+    if isinstance(error, ThalovantHubRefusedError):
+        return "the hub refused these credentials: the identity was deleted or revoked, or its password is wrong"
+    return "the hub did not answer: is the server running, and is the endpoint reachable from here?"
+
+
+def _check(name: str, ok: bool, detail: str, hint: str | None = None) -> ThalovantDoctorCheck:
+    return ThalovantDoctorCheck(name=name, ok=ok, detail=detail, hint=None if ok else hint or HINTS.get(name))
 
 
 async def _tls_check(url: str, timeout: float, verify: bool) -> ThalovantDoctorCheck:
@@ -96,15 +119,15 @@ async def run_doctor(client: AsyncThalovantClient) -> ThalovantDoctorReport:
 
     can_connect = all(check.ok for check in checks)
     if not can_connect:
-        checks.append(_check("handshake", False, "skipped: fix the checks above first"))
+        checks.append(_check("handshake", False, "skipped: fix the checks above first", "fix the failed check above"))
         return ThalovantDoctorReport(checks=checks)
 
     started = time.perf_counter()
     try:
         await client.connect()
     except ThalovantError as exc:
-        checks.append(_check("handshake", False, f"{type(exc).__name__}: {exc}"))
-        checks.append(_check("round trip", False, "skipped: not connected"))
+        checks.append(_check("handshake", False, f"{type(exc).__name__}: {exc}", _handshake_hint(exc)))
+        checks.append(_check("round trip", False, "skipped: not connected", "fix the handshake first"))
         return ThalovantDoctorReport(checks=checks)
     info = client.connection_info()
     pattern = info.noise_pattern or "?"
