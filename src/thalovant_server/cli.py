@@ -12,6 +12,7 @@ says why in one line and exits with status 1.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -188,7 +189,7 @@ def serve(
     from thalovant_server.limits import raise_file_limit
     from thalovant_server.listener import GuardedServer, server_config
     from thalovant_server.mqtt import BrokerStartError
-    from thalovant_server.reload import serving_reloads
+    from thalovant_server.reload import running_server, serving_reloads
     from thalovant_server.tls import ensure_dev_tls
 
     configure_logging(log_level)
@@ -201,25 +202,27 @@ def serve(
         mqtt_broker=mqtt_broker.lower() if mqtt_broker else None,
         mqtt_port=mqtt_port,
     )
+    running = running_server(config.data_dir)
+    if running is not None:
+        _say(f"Thalovant is already running on {config.data_dir} (pid {running}); nothing was changed.")
+        _print_client_settings(config, config.data_dir / "ca.pem")
+        return
     tls = ensure_dev_tls(config.data_dir, extra_names=(config.advertised_host,))
     save_settings(config)
     if demo:
-        password = demo_password or os.environ.get("THALOVANT_DEMO_PASSWORD") or None
-        generated = password is None
-        from thalovant_server.secrets import new_password
-
-        password = password or new_password()
+        given = demo_password or os.environ.get("THALOVANT_DEMO_PASSWORD") or None
+        password = kept_demo_password(config.data_dir, given)
         hub_id = _run(lambda: _ensure_demo(config, password))
         _say(f"Demo account: {DEMO_EMAIL}")
-        _say(f"Demo password: {password}" if generated else "Demo password: (as given)")
+        _say("Demo password: (as given)" if given else f"Demo password: {password}")
         _say(f"Demo hub: {DEMO_HUB_SLUG} (id {hub_id})")
 
     class AnnouncingServer(GuardedServer):
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
-                _say(f"Thalovant API: https://{config.host_for_url}:{config.advertised_port}/v1")
-                _say(f"export SSL_CERT_FILE={tls.ca_cert}")
+                _say(f"Thalovant API: {_api_base(config)}/v1")
+                _print_client_settings(config, tls.ca_cert)
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -276,21 +279,58 @@ def serve(
         raise _fail(f"the server did not start: {exc}") from None
 
 
+def _api_base(config: ServerConfig) -> str:
+    return f"https://{config.host_for_url}:{config.advertised_port}"
+
+
+def _print_client_settings(config: ServerConfig, ca_file: Path) -> None:
+    """The API docs URL and every variable a client (Python, Node.js, Go, Rust, curl) needs."""
+    _say(f"API docs: {_api_base(config)}/v1/docs")
+    _say("Clients need:")
+    _say(f"export THALOVANT_API_URL={_api_base(config)}")
+    for variable in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
+        _say(f"export {variable}={ca_file}")
+
+
+DEMO_PASSWORD_FILE = "demo-password.sealed"
+DEMO_PASSWORD_CONTEXT = b"thalovant demo password"
+
+
+def kept_demo_password(data_dir: Path, given: str | None) -> str:
+    """The demo password: ``given`` when set, else the one chosen on an earlier start, else a
+    new one. It is kept sealed with the server's key (``DATA_DIR/demo-password.sealed``), never
+    in clear."""
+    from thalovant_server.secrets import SealingKey, new_password
+
+    sealing = SealingKey.load_or_create(data_dir)
+    path = data_dir / DEMO_PASSWORD_FILE
+    if given is None:
+        with contextlib.suppress(OSError, ValueError):
+            sealed_text = path.read_bytes().strip()
+            kept = sealing.open(base64.b64decode(sealed_text, validate=True), context=DEMO_PASSWORD_CONTEXT)
+            if kept is not None:
+                return kept.decode("utf-8")
+    password = given or new_password()
+    sealed = sealing.seal(password.encode("utf-8"), context=DEMO_PASSWORD_CONTEXT)
+    write_private(path, base64.b64encode(sealed) + b"\n")
+    return password
+
+
 async def _ensure_demo(config: ServerConfig, password: str) -> str:
-    """The demo user (password reset to ``password``) and the public hub joke-garden."""
+    """The demo user (with ``password``) and the public hub joke-garden."""
     from thalovant_server.app import open_control_plane
-    from thalovant_server.secrets import hash_password
+    from thalovant_server.secrets import hash_password, verify_password
     from thalovant_server.store import accounts, hubs
 
-    password_hash = await asyncio.to_thread(hash_password, password)
     async with open_control_plane(config) as plane, plane.store.session() as session:
         user = await accounts.user_by_email(session, DEMO_EMAIL)
         if user is None:
+            password_hash = await asyncio.to_thread(hash_password, password)
             user = await accounts.create_user(
                 session, email=DEMO_EMAIL, password_hash=password_hash, display_name="Demo"
             )
-        else:
-            user.password_hash = password_hash
+        elif not await asyncio.to_thread(verify_password, user.password_hash, password):
+            user.password_hash = await asyncio.to_thread(hash_password, password)
         hub = await hubs.hub_by_ref(session, DEMO_HUB_SLUG)
         if hub is None:
             workspace = (await accounts.workspace_ids(session, user.id))[0]

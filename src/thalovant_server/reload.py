@@ -28,7 +28,7 @@ from pathlib import Path
 
 from thalovant.files import write_private
 
-__all__ = ["notify_server", "serving_reloads"]
+__all__ = ["notify_server", "running_server", "serving_reloads"]
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +44,32 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _running_server(data_dir: Path) -> int | None:
-    """The pid of a live ``thalovant`` server recorded in ``data_dir``, else ``None``."""
-    text = _read(data_dir / PID_FILE)
-    if not text or not text.isdigit():
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, Linux), or ``None``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
         return None
-    pid = int(text)
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def running_server(data_dir: Path) -> int | None:
+    """The pid of the live ``thalovant`` server recorded in ``data_dir``, else ``None``: the pid
+    file names a process that runs ``thalovant`` and started when the file says (a reused pid
+    is not taken for the server)."""
+    text = _read(data_dir / PID_FILE)
+    pid_text, _, started = (text or "").partition(" ")
+    if not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    return pid if b"thalovant" in cmdline else None
+    if b"thalovant" not in cmdline or (started and started != _start_time(pid)):
+        return None
+    return pid
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +82,7 @@ async def serving_reloads(data_dir: Path, reload: Callable[[], Awaitable[None]])
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
     pid_file = data_dir / PID_FILE
-    write_private(pid_file, f"{os.getpid()}\n")
+    write_private(pid_file, f"{os.getpid()} {_start_time(os.getpid()) or ''}".rstrip() + "\n")
     try:
         loop.add_signal_handler(signal.SIGHUP, wake.set)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
@@ -94,7 +109,7 @@ async def serving_reloads(data_dir: Path, reload: Callable[[], Awaitable[None]])
             await task
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
-        if _read(pid_file) == str(os.getpid()):
+        if (_read(pid_file) or "").partition(" ")[0] == str(os.getpid()):
             with contextlib.suppress(OSError):
                 pid_file.unlink()
 
@@ -104,7 +119,7 @@ def notify_server(data_dir: Path, timeout: float = 15.0) -> bool | None:
 
     Returns ``True`` once it acknowledged, ``False`` if it did not within ``timeout`` seconds.
     """
-    pid = _running_server(data_dir)
+    pid = running_server(data_dir)
     if pid is None:
         return None
     token = secrets.token_hex(16)
