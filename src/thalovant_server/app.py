@@ -36,6 +36,7 @@ from fastapi import FastAPI
 from thalovant_server import __version__
 from thalovant_server.api import api_router, problems
 from thalovant_server.api.broker_accounts import BrokerAccounts
+from thalovant_server.api.docs import mount_api_docs
 from thalovant_server.api.limits import ApiLimits
 from thalovant_server.api.ratelimit import LoginLimiter
 from thalovant_server.api.state import ControlPlane
@@ -173,7 +174,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         title="Thalovant control plane",
         version=__version__,
         openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
         lifespan=lifespan,
@@ -185,5 +186,6 @@ def create_app(config: ServerConfig) -> FastAPI:
         ApiLimits, max_body=config.limits.api_max_body, max_concurrency=config.limits.api_max_concurrency
     )
     app.include_router(api_router())
+    mount_api_docs(app)
     mount_data_plane(app)
     return app
