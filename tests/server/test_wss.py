@@ -116,7 +116,7 @@ def hub_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubData]:
     port = free_port()
     ensure_dev_tls(data_dir, extra_names=("127.0.0.1",))
     data = HubData(data_dir, port, "", "")
-    data.admin("user", "create", "--email", "owner@example.com", "--password", secrets.token_urlsafe(16))
+    data.admin("user", "create", "--email", "owner@example.com", "--password-stdin", stdin=secrets.token_urlsafe(16))
     created = json.loads(
         data.admin(
             "hub",
