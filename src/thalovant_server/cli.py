@@ -260,6 +260,8 @@ def serve(
         accounts = app.state.mqtt_accounts
         if accounts is not None:
             await accounts.load()
+        if app.state.runtime is not None:
+            await app.state.runtime.reconcile()
 
     async def run_server() -> None:
         async with app.router.lifespan_context(app), serving_reloads(config.data_dir, reload_from_store):

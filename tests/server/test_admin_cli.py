@@ -11,8 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from tests.fixtures.identities import new_identity, trusting
 from tests.fixtures.server import RunningServer, server_command
 
+from thalovant.client import AsyncThalovantClient
 from thalovant.protocol.psk import derive_psk
 from thalovant_server.app import open_control_plane
 from thalovant_server.cli import main
@@ -191,3 +193,25 @@ def test_list_reset_and_delete_users_hubs_and_clients(server: RunningServer, tmp
     assert "to-delete" not in server.admin("hub", "list").stdout
     server.admin("user", "delete", "--email", "ops@example.com")
     assert "ops@example.com" not in server.admin("user", "list").stdout
+
+
+async def test_an_admin_delete_ends_the_clients_live_session(server: RunningServer, tmp_path: Path) -> None:
+    with trusting(server):
+        identity = new_identity(server, "deleted-by-admin")
+        client = AsyncThalovantClient(identity, protocol="wss", noise_state_dir=tmp_path / "n", auto_reconnect=False)
+        await client.connect()
+        try:
+            link = client.connection_info()
+            assert link.phase == "ready"
+            client_id = next(
+                json.loads(line)["id"]
+                for line in server.admin("client", "list").stdout.splitlines()
+                if json.loads(line)["name"] == "deleted-by-admin"
+            )
+            await asyncio.to_thread(server.admin, "client", "delete", "--id", client_id)
+            async with asyncio.timeout(60):  # until the server has closed the session
+                while client.connected:
+                    await asyncio.sleep(0.01)
+            assert client.connection_info().phase == "error"
+        finally:
+            await client.close()
