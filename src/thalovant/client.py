@@ -44,7 +44,7 @@ from thalovant.runtime.ask import EMPTY_REPLY_WAIT_SECONDS, ReplyCollector
 from thalovant.runtime.doctor import run_doctor
 from thalovant.runtime.inbound import RecentEvents, bus_event, bus_of
 from thalovant.runtime.info import ThalovantConnectionInfo, redact_error
-from thalovant.runtime.link import Credentials, Link, LinkDown, establish
+from thalovant.runtime.link import Credentials, HubRestarting, Link, LinkDown, establish
 from thalovant.runtime.loop import LoopThread
 from thalovant.runtime.subscriptions import (
     EventQueue,
@@ -311,10 +311,18 @@ class AsyncThalovantClient(_FromIdentity):
 
     def _on_down(self, error: ThalovantError) -> None:
         """An established link was lost: asks waiting for a reply fail (their message went
-        out and is never replayed); without auto-reconnect, waits for events fail too."""
+        out and is never replayed), except those the failure policy sends again (a hub
+        restarting before it answered anything of theirs); without auto-reconnect, waits for
+        events fail too."""
         self._phase = "error"
+        resend = isinstance(error, HubRestarting) and self.auto_reconnect
         for collector in list(self._collectors.values()):
-            collector.abort(ThalovantConnectionError(f"The hub connection dropped before the reply: {error}"))
+            if not collector.sent:
+                continue  # its message is still waiting for a link: it goes out on the next one
+            if resend and not collector.events:
+                collector.abort(_SendAgain())
+            else:
+                collector.abort(ThalovantConnectionError(f"The hub connection dropped before the reply: {error}"))
         if not self.auto_reconnect:
             for queue in list(self._queues):
                 queue.fail(ThalovantConnectionError(f"The hub connection dropped: {error}"))
@@ -488,6 +496,8 @@ class AsyncThalovantClient(_FromIdentity):
             self._collectors.pop(rid, None)
             self._carry_watch.pop(rid, None)
             raise
+        if collector is not None:
+            collector.sent = True
         return rid
 
     async def ask(
@@ -511,16 +521,20 @@ class AsyncThalovantClient(_FromIdentity):
         )
         rid = collector.request_id
         try:
-            await self._send_utterance(
-                text,
-                lang=lang,
-                session_id=session_id,
-                request_id=rid,
-                context=context,
-                timeout=timeout,
-                collector=collector,
-            )
-            return await collector.result(max(deadline - time.monotonic(), 0.0))
+            while True:
+                await self._send_utterance(
+                    text,
+                    lang=lang,
+                    session_id=session_id,
+                    request_id=rid,
+                    context=context,
+                    timeout=max(deadline - time.monotonic(), 0.0),
+                    collector=collector,
+                )
+                try:
+                    return await collector.result(max(deadline - time.monotonic(), 0.0))
+                except _SendAgain:
+                    collector = collector.fresh()
         finally:
             self._collectors.pop(rid, None)
             asyncio.get_running_loop().call_later(CARRY_GRACE_SECONDS, self._carry_watch.pop, rid, None)
@@ -675,6 +689,10 @@ class AsyncThalovantClient(_FromIdentity):
     async def doctor(self) -> ThalovantDoctorReport:
         """Check identity, endpoint, TLS, handshake and transport; readable when printed."""
         return await run_doctor(self)
+
+
+class _SendAgain(Exception):
+    """Internal: the hub restarted before answering this ask; send it again on the next link."""
 
 
 def _context_session_id(context: Mapping[str, Any] | None) -> str | None:

@@ -176,13 +176,11 @@ class ThalovantHealth:
 
 
 class ThalovantDoctorCheck(NamedTuple):
-    """One diagnostic check: its name, whether it passed, what it found, and for a failed
-    check what to try (``hint``)."""
+    """One diagnostic check: its name, whether it passed, and what it found."""
 
     name: str
     ok: bool
     detail: str
-    hint: str | None = None
 
 
 @dataclass
@@ -191,6 +189,8 @@ class ThalovantDoctorReport:
     printing gives one line per check."""
 
     checks: list[ThalovantDoctorCheck] = field(default_factory=list)
+    #: what to try, by the name of a failed check
+    hints: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -199,7 +199,10 @@ class ThalovantDoctorReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "hint": c.hint} for c in self.checks],
+            "checks": [
+                {"name": c.name, "ok": c.ok, "detail": c.detail, "hint": None if c.ok else self.hints.get(c.name)}
+                for c in self.checks
+            ],
         }
 
     def __str__(self) -> str:
@@ -207,7 +210,8 @@ class ThalovantDoctorReport:
         lines = []
         for check in self.checks:
             lines.append(f"[{'ok' if check.ok else 'FAIL':>4}] {check.name:<{width}}  {check.detail}")
-            if check.hint and not check.ok:
-                lines.append(f"       {'':<{width}}  hint: {check.hint}")
+            hint = self.hints.get(check.name)
+            if hint and not check.ok:
+                lines.append(f"       {'':<{width}}  hint: {hint}")
         lines.append("doctor: all checks passed" if self.ok else "doctor: some checks failed")
         return "\n".join(lines)

@@ -104,3 +104,35 @@ async def test_a_call_gives_up_at_its_timeout_while_the_hub_stays_down(hub: Runn
         assert client.connection_info().phase == "error"
     finally:
         await client.close()
+
+
+async def test_asks_in_a_loop_through_a_restart_all_get_their_reply(hub: RunningServer, tmp_path: Path) -> None:
+    """The hub closes with 1012 when it restarts: an ask it had not answered is sent again on
+    the next link (the same request id), so none of these asks fails."""
+    clients = [client_of(hub, f"looper-{n}", tmp_path) for n in range(10)]
+    await asyncio.gather(*(c.connect() for c in clients))
+    stop = asyncio.Event()
+    failures: list[BaseException] = []
+
+    async def keep_asking(client: AsyncThalovantClient) -> int:
+        answered = 0
+        while not stop.is_set():
+            try:
+                assert (await client.ask("Tell me a short clean joke.", timeout=PATIENCE)).text in JOKES
+                answered += 1
+            except ThalovantConnectionError as exc:
+                failures.append(exc)
+        return answered
+
+    loops = [asyncio.create_task(keep_asking(c)) for c in clients]
+    try:
+        await asyncio.to_thread(hub.restart)
+        await asyncio.gather(*(c.wait_connected(PATIENCE) for c in clients))
+        await asyncio.gather(*(c.ask("Tell me a short clean joke.", timeout=PATIENCE) for c in clients))
+    finally:
+        stop.set()
+        answered = await asyncio.gather(*loops, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in clients))
+    assert failures == []
+    assert all(isinstance(count, int) and count > 0 for count in answered)
+    assert all(c.connection_info().reconnects == 1 for c in clients)

@@ -163,6 +163,12 @@ class WSSCarrier(Carrier):
             ws.transport.abort()
 
     @property
+    def close_code(self) -> int | None:
+        ws = self._ws
+        rcvd = ws.protocol.close_rcvd if ws is not None else None
+        return rcvd.code if rcvd is not None else None
+
+    @property
     def alive(self) -> bool:
         from websockets.protocol import State
 

@@ -49,8 +49,16 @@ def _handshake_hint(error: ThalovantError) -> str:
     return "the hub did not answer: is the server running, and is the endpoint reachable from here?"
 
 
-def _check(name: str, ok: bool, detail: str, hint: str | None = None) -> ThalovantDoctorCheck:
-    return ThalovantDoctorCheck(name=name, ok=ok, detail=detail, hint=None if ok else hint or HINTS.get(name))
+def _check(name: str, ok: bool, detail: str) -> ThalovantDoctorCheck:
+    return ThalovantDoctorCheck(name=name, ok=ok, detail=detail)
+
+
+def _report(checks: list[ThalovantDoctorCheck], hints: dict[str, str] | None = None) -> ThalovantDoctorReport:
+    """The report, with a hint for every failed check (``hints`` first, else the default)."""
+    chosen = {**HINTS, **(hints or {})}
+    return ThalovantDoctorReport(
+        checks=checks, hints={c.name: chosen[c.name] for c in checks if not c.ok and c.name in chosen}
+    )
 
 
 async def _tls_check(url: str, timeout: float, verify: bool) -> ThalovantDoctorCheck:
@@ -119,16 +127,16 @@ async def run_doctor(client: AsyncThalovantClient) -> ThalovantDoctorReport:
 
     can_connect = all(check.ok for check in checks)
     if not can_connect:
-        checks.append(_check("handshake", False, "skipped: fix the checks above first", "fix the failed check above"))
-        return ThalovantDoctorReport(checks=checks)
+        checks.append(_check("handshake", False, "skipped: fix the checks above first"))
+        return _report(checks, {"handshake": "fix the failed check above"})
 
     started = time.perf_counter()
     try:
         await client.connect()
     except ThalovantError as exc:
-        checks.append(_check("handshake", False, f"{type(exc).__name__}: {exc}", _handshake_hint(exc)))
-        checks.append(_check("round trip", False, "skipped: not connected", "fix the handshake first"))
-        return ThalovantDoctorReport(checks=checks)
+        checks.append(_check("handshake", False, f"{type(exc).__name__}: {exc}"))
+        checks.append(_check("round trip", False, "skipped: not connected"))
+        return _report(checks, {"handshake": _handshake_hint(exc), "round trip": "fix the handshake first"})
     info = client.connection_info()
     pattern = info.noise_pattern or "?"
     connect_ms = info.connect_ms if info.connect_ms is not None else (time.perf_counter() - started) * 1000
@@ -139,4 +147,4 @@ async def run_doctor(client: AsyncThalovantClient) -> ThalovantDoctorReport:
         checks.append(_check("round trip", True, f"link alive; connect + healthcheck {total_ms:.0f} ms"))
     else:
         checks.append(_check("round trip", False, f"link not healthy: {health.last_error or 'transport down'}"))
-    return ThalovantDoctorReport(checks=checks)
+    return _report(checks)

@@ -45,7 +45,7 @@ from thalovant.protocol.errors import (
 from thalovant.protocol.framing import Frame
 from thalovant.protocol.negotiation import ClientNegotiation
 from thalovant.protocol.psk import derive_psk
-from thalovant.runtime.policy import Evidence, Stage, Verdict, judge
+from thalovant.runtime.policy import Evidence, Stage, Verdict, judge, resend_unanswered
 
 log = logging.getLogger("thalovant.client")
 
@@ -78,6 +78,11 @@ class Credentials:
     access_key: str
     password: str
     site_id: str
+
+
+class HubRestarting(ThalovantConnectionError):
+    """The hub closed the link saying it is going away or restarting (see
+    :func:`~thalovant.runtime.policy.resend_unanswered`)."""
 
 
 class LinkDown(ThalovantConnectionError):
@@ -163,8 +168,7 @@ class Link:
         await asyncio.sleep(0)
         async with self._send_lock:
             if not self.alive:
-                error = self.error or LinkDown("The hub connection is closed.")
-                self._lost(error)
+                error = self.report_dead()
                 raise LinkDown(str(error))
             try:
                 for part in self.channel.seal_json(body):
@@ -205,7 +209,8 @@ class Link:
         except asyncio.CancelledError:
             raise
         except CarrierClosed as exc:
-            self._lost(ThalovantConnectionError(f"Connection to the hub dropped: {exc}"))
+            kind = HubRestarting if resend_unanswered(exc.code) else ThalovantConnectionError
+            self._lost(kind(f"Connection to the hub dropped: {exc}"))
         except ProtocolError as exc:
             self._lost(ThalovantConnectionError(f"Malformed data from the hub ({type(exc).__name__}): {exc}"))
         except ThalovantError as exc:
@@ -223,6 +228,15 @@ class Link:
                 self.on_envelope(decoded.to_envelope())
         else:
             self.on_envelope(parse_envelope(frame.body))
+
+    def report_dead(self) -> ThalovantError:
+        """Report this link lost, when something other than its reader found it dead; the
+        error says what the carrier knows (a restarting hub's close code)."""
+        if self.error is None:
+            code = self.carrier.close_code
+            kind = HubRestarting if resend_unanswered(code) else ThalovantConnectionError
+            self._lost(kind(f"The hub connection is closed ({code if code is not None else 'no close code'})."))
+        return self.error or ThalovantConnectionError("The hub connection is closed.")
 
     def _lost(self, error: ThalovantError) -> None:
         """Report the end of the session once (never after :meth:`close`)."""
