@@ -34,8 +34,9 @@ and waits through DROPPED / TIMED_OUT until its own timeout.
 A message already sent is never sent again, with one exception: when the hub closes the link
 saying it is going away or restarting (WebSocket 1001 or 1012, :data:`RESTART_CLOSE_CODES`), an
 ``ask`` that has received nothing for its request yet is sent again, with the same request id,
-once the link is back (:func:`resend_unanswered`). A hub going away stops reading first, so
-such an utterance was not handled.
+once the link is back (:func:`resend_unanswered`). A hub that closes for a restart stops
+reading at once, so an utterance it sent nothing back for was, in all likelihood, not handled;
+the unchanged request id lets a hub recognise a repeat.
 
 **3. When to reconnect** (:class:`RetrySchedule`): every loss of the link, however it was noticed,
 starts the same loop. The first retry comes 0.5-1 s after the loss (jittered so a fleet does not
