@@ -313,8 +313,11 @@ def run_mqtt64(folder: Path) -> None:
             with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
                 async with asyncio.timeout(60):
                     while sent < size:
+                        if writer.transport.is_closing():
+                            break
                         writer.write(chunk)
                         await writer.drain()
+                        await asyncio.sleep(0)  # let the loop see a closed connection
                         sent += len(chunk)
             writer.transport.abort()
             return sent, sent < size
