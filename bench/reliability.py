@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -127,14 +128,14 @@ async def _send_loop(session: Session, stop: asyncio.Event) -> None:
 
 
 async def _watch_back(sessions: list[Session], after: float, stop: asyncio.Event) -> None:
-    while not stop.is_set():
+    waiting = list(sessions)
+    while waiting and not stop.is_set():
+        await asyncio.sleep(0.01)
         now = time.monotonic()
-        for session in sessions:
-            if session.back_at is None and session.client.connected and session.client.connection_info().reconnects:
+        for session in [s for s in waiting if s.client.connected]:
+            if session.client.connection_info().reconnects:
                 session.back_at = now
-        if all(s.back_at is not None for s in sessions):
-            return
-        await asyncio.sleep(0.005)
+                waiting.remove(session)
 
 
 async def restart_scenario(server: RunningServer, idents: list[ThalovantIdentity], sessions_count: int,
@@ -214,15 +215,21 @@ def run_restart(folder: Path, sessions: int, idents_count: int, *, racing: bool)
 # ---------------------------------------------------------------------------------- silent
 
 
-async def _silent_connections(server: RunningServer, count: int) -> list[float | None]:
-    """Open ``count`` TLS connections that send nothing; how long each lived (None: still open at 60 s)."""
-    context = ssl.create_default_context(cafile=str(server.ca_file))
+SILENT_OPENER = """
+import asyncio, json, ssl, sys, time
+port, count, ca = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+async def main():
+    context = ssl.create_default_context(cafile=ca)
     gate = asyncio.Semaphore(100)
-
-    async def one() -> float | None:
+    opened = 0
+    async def one():
+        nonlocal opened
         async with gate:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=context)
-        opened = time.monotonic()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        start = time.monotonic()
+        opened += 1
+        if opened == count:
+            print("opened", flush=True)
         try:
             async with asyncio.timeout(60):
                 while await reader.read(1024):
@@ -233,9 +240,29 @@ async def _silent_connections(server: RunningServer, count: int) -> list[float |
             pass
         finally:
             writer.transport.abort()
-        return time.monotonic() - opened
+        return time.monotonic() - start
+    print(json.dumps(await asyncio.gather(*(one() for _ in range(count)))), flush=True)
+asyncio.run(main())
+"""
 
-    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+async def _silent_connections(server: RunningServer, count: int, opened: asyncio.Event) -> list[float | None]:
+    """In a process of its own: open ``count`` TLS connections that send nothing; how long each
+    lived (None: still open at 60 s). ``opened`` is set once they are all open."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SILENT_OPENER, str(server.port), str(count), str(server.ca_file),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lives: list[float | None] = []
+    async for line in process.stdout:
+        if line.strip() == b"opened":
+            opened.set()
+        else:
+            lives = json.loads(line)
+    await process.wait()
+    opened.set()
+    return lives
 
 
 async def _honest_asks(identity: ThalovantIdentity, noise: Path, count: int) -> list[float]:
@@ -258,8 +285,9 @@ def run_silent(folder: Path, count: int) -> None:
         baseline = asyncio.run(_honest_asks(identity, folder / "silent-noise", 200))
 
         async def both() -> tuple[list[float | None], list[float]]:
-            silent = asyncio.create_task(_silent_connections(server, count))
-            await asyncio.sleep(0.5)
+            opened = asyncio.Event()
+            silent = asyncio.create_task(_silent_connections(server, count, opened))
+            await opened.wait()  # all open (and idle) now: the honest client asks beside them
             during = await _honest_asks(identity, folder / "silent-noise", 200)
             return await silent, during
 

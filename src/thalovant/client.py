@@ -187,6 +187,7 @@ class AsyncThalovantClient(_FromIdentity):
         self.self_signed = self_signed
         self.empty_reply_wait_seconds = empty_reply_wait_seconds
         self._store: NoiseStore | None = None
+        self._endpoint: str | None = None
         self._supervisor = LinkSupervisor(self._dial, auto_reconnect=auto_reconnect, on_down=self._on_down)
         self._phase = "idle"
         self._subscriptions = SubscriptionRegistry()
@@ -236,7 +237,9 @@ class AsyncThalovantClient(_FromIdentity):
     def endpoint(self) -> str:
         """The endpoint this client dials, without credentials; raises a
         :class:`ThalovantError` when the identity cannot use its protocol."""
-        return self._new_carrier().endpoint
+        if self._endpoint is None:
+            self._endpoint = self._new_carrier().endpoint
+        return self._endpoint
 
     def _new_carrier(self) -> Carrier:
         return carrier_for(self.protocol, self.identity, useragent=self.useragent, verify_tls=not self.self_signed)
