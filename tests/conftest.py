@@ -41,9 +41,10 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     started: list[RunningServer] = []
 
     def make(
-        extra_args: list[str] | None = None, *, mqtt_broker: str = "embedded", env: dict[str, str] | None = None
+        extra_args: list[str] | None = None, *, mqtt_broker: str = "embedded", extra_env: dict[str, str] | None = None
     ) -> RunningServer:
-        running = new_server(tmp_path_factory.mktemp("server"), extra_args, mqtt_broker=mqtt_broker, extra_env=env)
+        folder = tmp_path_factory.mktemp("server")
+        running = new_server(folder, extra_args, mqtt_broker=mqtt_broker, extra_env=extra_env)
         running.start()
         started.append(running)
         return running

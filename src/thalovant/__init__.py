@@ -15,12 +15,17 @@ from typing import TYPE_CHECKING, Any
 from thalovant.context import build_client_context
 from thalovant.control import AsyncThalovantControlPlane, BootstrapIdentityResult, ThalovantControlPlane
 from thalovant.errors import (
+    ThalovantAdmissionFailedError,
+    ThalovantAdmissionTimeoutError,
     ThalovantAlreadyLinkedError,
     ThalovantAPIError,
     ThalovantAPIUnreachableError,
     ThalovantAuthError,
     ThalovantClientKeyRejectedError,
     ThalovantConnectionError,
+    ThalovantDeviceLoginDenied,
+    ThalovantDeviceLoginExpired,
+    ThalovantDeviceLoginPending,
     ThalovantError,
     ThalovantHubKeyChangedError,
     ThalovantHubRefusedError,
@@ -59,28 +64,57 @@ from thalovant.events import (
     DisplayItem,
     ThalovantEvent,
 )
+from thalovant.hub_skills import HubSkill, HubSkillList, HubSkillOperation, HubSkillOperationState, HubSkillState
 from thalovant.identity import MqttBrokerCredentials, ThalovantIdentity
-from thalovant.models import ThalovantDoctorCheck, ThalovantDoctorReport, ThalovantHealth, ThalovantReply
+from thalovant.models import (
+    ThalovantBinary,
+    ThalovantDoctorCheck,
+    ThalovantDoctorReport,
+    ThalovantHealth,
+    ThalovantReply,
+)
+from thalovant.operations import OperationResource, OperationStatus
+from thalovant.runtime.info import ThalovantConnectionInfo
+from thalovant.runtime.intents import IntentDefinition, IntentRegistration
+from thalovant.signin import (
+    DEFAULT_NATIVE_SCOPES,
+    HOME_ASSISTANT_CLIENT_ID,
+    HOME_ASSISTANT_SCOPES,
+    ApiToken,
+    DeviceAuthorization,
+    DeviceLoginRequest,
+    NativeSignIn,
+    begin_native_sign_in,
+    challenge_for,
+    new_verifier,
+)
 
 if TYPE_CHECKING:
+    from thalovant.agent import AsyncThalovantAgent, ThalovantAgent
     from thalovant.client import AsyncThalovantClient, ThalovantClient
 
 __version__ = "0.1.0"
 
 _RUNTIME_CLIENTS = ("AsyncThalovantClient", "ThalovantClient")
+_AGENTS = ("AsyncThalovantAgent", "ThalovantAgent")
 
 
 def __getattr__(name: str) -> Any:
-    """The runtime clients load on first use, so the control plane and identities import
-    without the data-plane stack; an import error in it surfaces here unchanged."""
+    """The runtime clients and agents load on first use, so the control plane and identities
+    import without the data-plane stack; an import error in it surfaces here unchanged."""
     if name in _RUNTIME_CLIENTS:
         from thalovant import client
 
         return getattr(client, name)
+    if name in _AGENTS:
+        from thalovant import agent
+
+        return getattr(agent, name)
     raise AttributeError(f"module 'thalovant' has no attribute {name!r}")
 
 
 __all__ = [
+    "DEFAULT_NATIVE_SCOPES",
     "DEFAULT_PROTOCOL_PREFERENCE",
     "EVENT_AUDIO_QUEUE",
     "EVENT_INTENT_DESCRIBE",
@@ -100,22 +134,46 @@ __all__ = [
     "HIVE_KINDS",
     "HIVE_PROPAGATE",
     "HIVE_RENDEZVOUS",
+    "HOME_ASSISTANT_CLIENT_ID",
+    "HOME_ASSISTANT_SCOPES",
     "HOME_REQUEST",
     "HOME_RESPONSE",
     "THALOVANT_CLAIMED_META_KEY",
+    "ApiToken",
+    "AsyncThalovantAgent",
     "AsyncThalovantClient",
     "AsyncThalovantControlPlane",
     "BootstrapIdentityResult",
+    "DeviceAuthorization",
+    "DeviceLoginRequest",
     "DisplayItem",
+    "HubSkill",
+    "HubSkillList",
+    "HubSkillOperation",
+    "HubSkillOperationState",
+    "HubSkillState",
+    "IntentDefinition",
+    "IntentRegistration",
     "MqttBrokerCredentials",
+    "NativeSignIn",
+    "OperationResource",
+    "OperationStatus",
     "ThalovantAPIError",
     "ThalovantAPIUnreachableError",
+    "ThalovantAdmissionFailedError",
+    "ThalovantAdmissionTimeoutError",
+    "ThalovantAgent",
     "ThalovantAlreadyLinkedError",
     "ThalovantAuthError",
+    "ThalovantBinary",
     "ThalovantClient",
     "ThalovantClientKeyRejectedError",
     "ThalovantConnectionError",
+    "ThalovantConnectionInfo",
     "ThalovantControlPlane",
+    "ThalovantDeviceLoginDenied",
+    "ThalovantDeviceLoginExpired",
+    "ThalovantDeviceLoginPending",
     "ThalovantDoctorCheck",
     "ThalovantDoctorReport",
     "ThalovantError",
@@ -134,5 +192,8 @@ __all__ = [
     "ThalovantUnsupportedConnectionTypeError",
     "ThalovantUnsupportedProtocolError",
     "__version__",
+    "begin_native_sign_in",
     "build_client_context",
+    "challenge_for",
+    "new_verifier",
 ]

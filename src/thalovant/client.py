@@ -30,12 +30,29 @@ from thalovant.carriers import PROTOCOLS, Carrier, carrier_for
 from thalovant.errors import (
     ThalovantConnectionError,
     ThalovantError,
+    ThalovantPolicyDeniedError,
+    ThalovantRuntimeError,
     ThalovantTimeoutError,
     ThalovantUnsupportedProtocolError,
 )
-from thalovant.events import EVENT_POLICY_DENIED, EVENT_UTTERANCE_HANDLED, ThalovantEvent
+from thalovant.events import (
+    EVENT_ADAPT_MANIFEST,
+    EVENT_ADAPT_MANIFEST_GET,
+    EVENT_INTENT_DESCRIBE,
+    EVENT_INTENT_DESCRIBE_RESPONSE,
+    EVENT_INTENT_LIST,
+    EVENT_INTENT_LIST_RESPONSE,
+    EVENT_PADATIOUS_MANIFEST,
+    EVENT_PADATIOUS_MANIFEST_GET,
+    EVENT_POLICY_DENIED,
+    EVENT_UTTERANCE_HANDLED,
+    HIVE_BROADCAST,
+    HIVE_ESCALATE,
+    HIVE_PROPAGATE,
+    ThalovantEvent,
+)
 from thalovant.identity import ThalovantIdentity
-from thalovant.models import ThalovantDoctorReport, ThalovantHealth, ThalovantReply
+from thalovant.models import ThalovantBinary, ThalovantDoctorReport, ThalovantHealth, ThalovantReply
 from thalovant.noise_store import NoiseStore
 from thalovant.protocol.envelope import HiveMessage
 from thalovant.protocol.wire1 import Wire1Frame
@@ -44,6 +61,13 @@ from thalovant.runtime.ask import EMPTY_REPLY_WAIT_SECONDS, ReplyCollector
 from thalovant.runtime.doctor import run_doctor
 from thalovant.runtime.inbound import RecentEvents, bus_event, bus_of
 from thalovant.runtime.info import ThalovantConnectionInfo, redact_error
+from thalovant.runtime.intents import (
+    IntentDefinition,
+    IntentRegistration,
+    definitions_from,
+    registrations_from,
+    registrations_from_manifest,
+)
 from thalovant.runtime.link import Credentials, HubRestarting, Link, LinkDown, establish
 from thalovant.runtime.loop import LoopThread
 from thalovant.runtime.subscriptions import (
@@ -70,6 +94,8 @@ DEFAULT_USERAGENT = f"ThalovantPythonSDK/{_sdk_version()}"
 CARRY_GRACE_SECONDS = 2.0
 UNTRACKED_UTTERANCE_GRACE_SECONDS = 10.0
 SEND_TIMEOUT = 8.0
+MAX_DESCRIBES_IN_FLIGHT = 32
+QUERY_KINDS = frozenset({"query", "cascade"})
 
 
 def select_protocol(identity: ThalovantIdentity, protocol: str | None) -> str:
@@ -198,7 +224,9 @@ class AsyncThalovantClient(_FromIdentity):
         self._last_untracked = -1e9
         self._recent = RecentEvents(time.monotonic)
         self._publish_seq = 0
-        self._binary_handlers: list[Callable[[Wire1Frame], Any]] = []
+        self._binary_handlers: list[Callable[[ThalovantBinary], Any]] = []
+        self._queries: dict[str, ReplyCollector] = {}
+        self._describe_slots: asyncio.Semaphore | None = None
         self._handler_tasks: set[asyncio.Future[Any]] = set()
 
     # ------------------------------------------------------------------ state
@@ -356,6 +384,9 @@ class AsyncThalovantClient(_FromIdentity):
     # ------------------------------------------------------------------ inbound
 
     def _on_envelope(self, envelope: HiveMessage) -> None:
+        if envelope.msg_type in QUERY_KINDS:
+            self._on_query_frame(envelope)
+            return
         bus = bus_of(envelope, self.identity.site_id)
         if bus is None:
             return
@@ -372,10 +403,23 @@ class AsyncThalovantClient(_FromIdentity):
             self._attribute_denial(event)
         self._subscriptions.deliver(event)
 
+    def _on_query_frame(self, envelope: HiveMessage) -> None:
+        """A ``query``/``cascade`` answer frame (spec 6.4): its bus message goes to the query."""
+        query_id = envelope.metadata.get("query_id", envelope.metadata.get("queryId"))
+        collector = self._queries.get(str(query_id)) if query_id is not None else None
+        if collector is None:
+            return
+        inner = envelope.inner()
+        bus = inner.bus_message() if inner is not None and inner.msg_type == "bus" else envelope.bus_message()
+        if bus.type:
+            collector.feed(bus_event(bus))
+
     def _on_binary(self, frame: Wire1Frame) -> None:
+        payload = frame.payload if isinstance(frame.payload, bytes) else b""
+        binary = ThalovantBinary(frame.kind or "binary", payload, dict(frame.metadata))
         for handler in list(self._binary_handlers):
             try:
-                result = handler(frame)
+                result = handler(binary)
                 if inspect.isawaitable(result):
                     task = asyncio.ensure_future(result)
                     self._handler_tasks.add(task)
@@ -386,7 +430,7 @@ class AsyncThalovantClient(_FromIdentity):
     def _attribute_denial(self, event: ThalovantEvent) -> None:
         """A denial without a request id goes to the only ask in flight, if no untracked
         utterance was sent in the last 10 s (spec 6.5)."""
-        if event.data.get("denied_type") != busmsg.UTTERANCE or len(self._collectors) != 1:
+        if event.data.get("denied_type") != busmsg.UTTERANCE or len(self._collectors) != 1 or self._queries:
             return
         if time.monotonic() - self._last_untracked < UNTRACKED_UTTERANCE_GRACE_SECONDS:
             return
@@ -617,8 +661,9 @@ class AsyncThalovantClient(_FromIdentity):
         outlive reconnects."""
         return self._subscriptions.add(name, handler)
 
-    def on_binary(self, handler: Callable[[Wire1Frame], Any]) -> Callable[[], None]:
-        """Receive every WIRE-1 ``bin`` frame; returns a function that unsubscribes."""
+    def on_binary(self, handler: Callable[[ThalovantBinary], Any]) -> Callable[[], None]:
+        """Call ``handler`` with every binary frame the hub sends (audio, files) as a
+        :class:`ThalovantBinary`; returns a function that unsubscribes."""
         self._binary_handlers.append(handler)
         return lambda: self._binary_handlers.remove(handler) if handler in self._binary_handlers else None
 
@@ -667,6 +712,241 @@ class AsyncThalovantClient(_FromIdentity):
             timeout=timeout,
             max_events=max_events,
         )
+
+    # ------------------------------------------------------------------ queries and intents
+
+    async def query(
+        self,
+        text: str,
+        *,
+        timeout: float = 12.0,
+        lang: str = "en-us",
+        context: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+        request_id: str | None = None,
+        query_id: str | None = None,
+    ) -> ThalovantReply:
+        """Ask through a direct HiveMind query (spec 6.4): the answer ends with the hub's
+        ``hive.query.complete`` (no settle window). Each query gets a session of its own unless
+        ``session_id`` is given."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("An utterance is a non-empty string.")
+        deadline = time.monotonic() + timeout
+        rid = request_id or busmsg.new_request_id()
+        qid = query_id or rid
+        sid = session_id or busmsg.new_conversation_session_id()
+        collector = ReplyCollector(rid, sid, settle_seconds=0, direct=True)
+        ctx = busmsg.query_context(context, request_id=rid, session_id=sid, site_id=self.identity.site_id, lang=lang)
+        data = {"utterances": [text.strip()], "lang": lang}
+        self._queries[qid] = collector
+        try:
+            await self._deliver(
+                lambda _link: busmsg.nested("query", busmsg.UTTERANCE, data, ctx, query_id=qid), timeout
+            )
+            return await collector.result(max(deadline - time.monotonic(), 0.0))
+        finally:
+            self._queries.pop(qid, None)
+
+    async def _exchange(
+        self,
+        name: str,
+        data: Mapping[str, Any],
+        *,
+        answer: str,
+        timeout: float,
+        lang: str | None = None,
+        lenient: Callable[[ThalovantEvent], bool] = lambda _event: True,
+    ) -> ThalovantEvent:
+        """Send the bus query ``name`` and wait for its ``answer`` (spec 6.7): an answer with
+        our request id, or one without any that ``lenient`` accepts; a denial of ``name``
+        raises :class:`ThalovantPolicyDeniedError`."""
+        rid = busmsg.new_request_id()
+        found: asyncio.Future[ThalovantEvent] = asyncio.get_running_loop().create_future()
+
+        def take(event: ThalovantEvent) -> None:
+            if found.done() or event.request_id not in (None, rid):
+                return
+            if event.name == EVENT_POLICY_DENIED:
+                if event.data.get("denied_type") == name:
+                    found.set_exception(ThalovantPolicyDeniedError.from_event(event))
+            elif event.request_id == rid or lenient(event):
+                found.set_result(event)
+
+        watching = [self._subscriptions.add(answer, take), self._subscriptions.add(EVENT_POLICY_DENIED, take)]
+        context: dict[str, Any] = {"request_id": rid}
+        if lang:
+            context["lang"] = lang
+        deadline = time.monotonic() + timeout
+        try:
+            await self._deliver(lambda link: HiveMessage.bus(name, data, self._context(context, link)), timeout)
+            return await asyncio.wait_for(asyncio.shield(found), max(deadline - time.monotonic(), 0.0))
+        except TimeoutError:
+            raise ThalovantTimeoutError(f"No {answer!r} within {timeout:g} s.") from None
+        finally:
+            for subscription in watching:
+                subscription.close()
+
+    async def list_intents(
+        self, lang: str | None = None, *, timeout: float = 5.0, include_definitions: bool = False
+    ) -> list[IntentRegistration]:
+        """The intents the hub's skills registered, for ``lang`` (every language when None).
+
+        When the hub refuses or does not answer ``ovos.intent.list``, the adapt and padatious
+        manifests are asked instead; when those fail too, the first error is raised."""
+        data: dict[str, Any] = {} if lang is None else {"lang": lang}
+        if include_definitions:
+            data["include_definitions"] = True
+        try:
+            event = await self._exchange(
+                EVENT_INTENT_LIST, data, answer=EVENT_INTENT_LIST_RESPONSE, timeout=timeout, lang=lang
+            )
+        except (ThalovantPolicyDeniedError, ThalovantTimeoutError) as first:
+            try:
+                return await self._manifest_intents(lang or "en-us", timeout)
+            except ThalovantError:
+                raise first from None
+        if event.data.get("ok") is False:
+            raise ThalovantRuntimeError(str(event.data.get("error") or "The hub could not list its intents."))
+        session = event.context.get("session")
+        hub_lang = session.get("lang") if isinstance(session, Mapping) else None
+        return registrations_from(event.data, lang or (hub_lang if isinstance(hub_lang, str) and hub_lang else "en-us"))
+
+    async def _manifest_intents(self, lang: str, timeout: float) -> list[IntentRegistration]:
+        adapt, padatious = await asyncio.gather(
+            self._exchange(EVENT_ADAPT_MANIFEST_GET, {"lang": lang}, answer=EVENT_ADAPT_MANIFEST, timeout=timeout),
+            self._exchange(
+                EVENT_PADATIOUS_MANIFEST_GET, {"lang": lang}, answer=EVENT_PADATIOUS_MANIFEST, timeout=timeout
+            ),
+        )
+        return [
+            *registrations_from_manifest(adapt.data, "keyword", lang),
+            *registrations_from_manifest(padatious.data, "template", lang),
+        ]
+
+    async def describe_intent(
+        self, skill_id: str, intent_name: str, lang: str | None = None, *, timeout: float = 5.0
+    ) -> list[IntentDefinition]:
+        """How one intent of one skill is recognised (``ovos.intent.describe``); at most 32 in flight."""
+        wanted = lang or "en-us"
+
+        def same_intent(event: ThalovantEvent) -> bool:
+            found = definitions_from(event.data)
+            return not found or (found[0].skill_id, found[0].intent_name, found[0].lang or wanted) == (
+                skill_id,
+                intent_name,
+                wanted,
+            )
+
+        if self._describe_slots is None:
+            self._describe_slots = asyncio.Semaphore(MAX_DESCRIBES_IN_FLIGHT)
+        async with self._describe_slots:
+            event = await self._exchange(
+                EVENT_INTENT_DESCRIBE,
+                {"skill_id": skill_id, "intent_name": intent_name, "lang": wanted},
+                answer=EVENT_INTENT_DESCRIBE_RESPONSE,
+                timeout=timeout,
+                lang=wanted,
+                lenient=same_intent,
+            )
+        if event.data.get("ok") is False:
+            raise ThalovantRuntimeError(str(event.data.get("error") or "The hub could not describe the intent."))
+        return definitions_from(event.data)
+
+    # ------------------------------------------------------------------ replies and mesh sends
+
+    async def reply(
+        self,
+        event: ThalovantEvent | Mapping[str, Any],
+        msg_type: str,
+        data: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Answer a hub message along its route (spec 6.7): the message's own context with
+        source and destination swapped, session and request id kept."""
+        if not isinstance(msg_type, str) or not msg_type.strip():
+            raise ValueError("A message type is a non-empty string.")
+        original: Mapping[str, Any]
+        if isinstance(event, ThalovantEvent):
+            original = event.routing_context if event.routing_context is not None else event.context
+        else:
+            raw = event.get("context")
+            original = raw if isinstance(raw, Mapping) else {}
+        routed = busmsg.reply_context(original, context)
+        payload = dict(data or {})
+
+        def build(link: Link) -> HiveMessage:
+            ctx = self._context(routed, link)
+            if "destination" not in routed:
+                ctx.pop("destination", None)  # a request with a destination but no source
+            return HiveMessage.bus(msg_type, payload, ctx)
+
+        await self._deliver(build, self.send_timeout)
+
+    async def _mesh(
+        self, kind: str, event_type: str, data: Mapping[str, Any] | None, context: Mapping[str, Any] | None
+    ) -> None:
+        if not isinstance(event_type, str) or not event_type.strip():
+            raise ValueError("An event type is a non-empty string.")
+        payload = dict(data or {})
+        await self._deliver(
+            lambda link: busmsg.nested(kind, event_type, payload, self._context(context, link)), self.send_timeout
+        )
+
+    async def propagate(
+        self, event_type: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
+    ) -> None:
+        """Send a bus message for the hub to pass on through the mesh (``propagate``)."""
+        await self._mesh(HIVE_PROPAGATE, event_type, data, context)
+
+    async def escalate(
+        self, event_type: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
+    ) -> None:
+        """Send a bus message up the mesh (``escalate``)."""
+        await self._mesh(HIVE_ESCALATE, event_type, data, context)
+
+    async def broadcast(
+        self, event_type: str, data: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
+    ) -> None:
+        """Send a bus message to every node of the mesh (``broadcast``). It needs admin standing
+        on the hub: a hub disconnects a client without it (spec 6.7)."""
+        await self._mesh(HIVE_BROADCAST, event_type, data, context)
+
+    # ------------------------------------------------------------------ the connection's life
+
+    async def connect_with_info(self, timeout: float | None = None) -> ThalovantConnectionInfo:
+        """Connect (within ``timeout`` seconds, when given) and return :meth:`connection_info`."""
+        if timeout is None:
+            await self.connect()
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.connect()
+            except TimeoutError:
+                raise ThalovantTimeoutError(f"Not connected within {timeout:g} s.") from None
+        return self.connection_info()
+
+    async def disconnect(self, timeout: float | None = None) -> None:
+        """Close the connection normally and stop reconnecting (``connect`` opens a new one)."""
+        if timeout is None:
+            await self.close()
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self.close()
+        except TimeoutError:
+            raise ThalovantTimeoutError(f"The connection did not close within {timeout:g} s.") from None
+
+    async def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait until the current connection ends (closed by either side, or lost); at once
+        when there is none."""
+        link = self._supervisor.link
+        if link is None:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await link.wait_ended()
+        except TimeoutError:
+            raise ThalovantTimeoutError(f"The connection was still open after {timeout:g} s.") from None
 
     # ------------------------------------------------------------------ diagnostics
 
@@ -910,6 +1190,16 @@ class ThalovantClient(SyncTwin[AsyncThalovantClient], _FromIdentity, twin_of=Asy
     listen = on_loop(AsyncThalovantClient.listen, SyncEventStream)
     on = on_loop(AsyncThalovantClient.on)
     on_binary = on_loop(AsyncThalovantClient.on_binary)
+    query = blocking(AsyncThalovantClient.query)
+    list_intents = blocking(AsyncThalovantClient.list_intents)
+    describe_intent = blocking(AsyncThalovantClient.describe_intent)
+    reply = blocking(AsyncThalovantClient.reply)
+    propagate = blocking(AsyncThalovantClient.propagate)
+    escalate = blocking(AsyncThalovantClient.escalate)
+    broadcast = blocking(AsyncThalovantClient.broadcast)
+    connect_with_info = blocking(AsyncThalovantClient.connect_with_info)
+    disconnect = blocking(AsyncThalovantClient.disconnect)
+    wait_closed = blocking(AsyncThalovantClient.wait_closed)
 
     def close(self) -> None:
         """Close the link and stop the loop thread; a later call starts afresh."""

@@ -41,10 +41,14 @@ from thalovant.errors import (
     api_error_from_response,
 )
 from thalovant.events import DEFAULT_PROTOCOL_PREFERENCE
+from thalovant.hub_extras import HubExtraMethods
 from thalovant.identity import ThalovantIdentity
+from thalovant.memory import MemoryMethods
 from thalovant.protocols import HubProtocolSettings, canonical_protocol, read_endpoints
 from thalovant.runtime.loop import LoopThread
 from thalovant.runtime.twin import SyncTwin, attribute, blocking
+from thalovant.runtime_control import AsyncRuntimeControl
+from thalovant.signin import SignInMethods
 from thalovant.trust import TrustStoreError, client_ssl_context, describe_trust_store
 
 __all__ = [
@@ -296,8 +300,12 @@ def _mentions_connection_type(error: ThalovantAPIError) -> bool:
     return False
 
 
-class AsyncThalovantControlPlane:
-    """The asyncio control-plane client. Use as ``async with``, or call :meth:`close`."""
+class AsyncThalovantControlPlane(AsyncRuntimeControl, SignInMethods, HubExtraMethods, MemoryMethods):
+    """The asyncio control-plane client. Use as ``async with``, or call :meth:`close`.
+
+    Operations, hub skills, runtime groups and the marketplace come from
+    :class:`~thalovant.runtime_control.AsyncRuntimeControl`; sign-in, hub extras, memory and
+    analytics from :mod:`thalovant.signin`, :mod:`thalovant.hub_extras` and :mod:`thalovant.memory`."""
 
     def __init__(
         self,
@@ -350,6 +358,10 @@ class AsyncThalovantControlPlane:
             http, self._http = self._http, None
             await http.aclose()
 
+    async def aclose(self) -> None:
+        """Alias of :meth:`close` (the public SDK's name)."""
+        await self.close()
+
     async def __aenter__(self) -> AsyncThalovantControlPlane:
         return self
 
@@ -368,10 +380,12 @@ class AsyncThalovantControlPlane:
         params: Mapping[str, Any] | None = None,
         json_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Send one request and return its JSON object (``{}`` for an empty 2xx body).
 
-        Raises the typed errors of controlplane.md 12; ``ThalovantAPIError`` with
+        ``timeout`` (seconds) bounds this request instead of the client's timeout. Raises the
+        typed errors of controlplane.md 12; ``ThalovantAPIError`` with
         :data:`MISSING_TOKEN_MESSAGE` before any I/O when ``auth`` and no token."""
         send_headers: dict[str, str] = dict(headers or {})
         if auth:
@@ -392,7 +406,12 @@ class AsyncThalovantControlPlane:
         }
         try:
             response = await self._client().request(
-                method, url, params=query, json=dict(json_body) if json_body is not None else None, headers=send_headers
+                method,
+                url,
+                params=query,
+                json=dict(json_body) if json_body is not None else None,
+                headers=send_headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise ThalovantAPIError("Could not form a valid Thalovant API URL; check the API URL.") from None
@@ -472,9 +491,9 @@ class AsyncThalovantControlPlane:
         """Public, active hubs (no sign-in): ``{"data": [...], "meta": ..., "links": ...}``."""
         return await self.request("GET", "/v1/public/hubs", auth=False, params={"limit": limit, "cursor": cursor})
 
-    async def get_public_hub(self, ref: str) -> dict[str, Any]:
+    async def get_public_hub(self, hub_ref: str) -> dict[str, Any]:
         """One public hub by slug, public ref or id (no sign-in)."""
-        return await self.request("GET", f"/v1/public/hubs/{quote(str(ref), safe='')}", auth=False)
+        return await self.request("GET", f"/v1/public/hubs/{quote(str(hub_ref), safe='')}", auth=False)
 
     async def list_hubs(
         self, limit: int = 100, cursor: str | None = None, owner_id: str | None = None
@@ -557,9 +576,6 @@ class AsyncThalovantControlPlane:
                     etag = None
                     continue
                 raise
-
-    async def get_operation(self, operation_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"/v1/operations/{quote(str(operation_id), safe='')}")
 
     async def create_client_identity(
         self,
@@ -664,10 +680,16 @@ class AsyncThalovantControlPlane:
         )
 
 
-class ThalovantControlPlane(SyncTwin[AsyncThalovantControlPlane], twin_of=AsyncThalovantControlPlane):
+class ThalovantControlPlane(
+    SyncTwin[AsyncThalovantControlPlane],
+    twin_of=AsyncThalovantControlPlane,
+    own=("aclose",),  # the async client's alias of close(); the sync one has close() only
+):
     """The synchronous control-plane client: the methods of :class:`AsyncThalovantControlPlane`
     (generated from them), each run on a private event-loop thread (started on first use,
     stopped by :meth:`close` or the ``with`` block)."""
+
+    _async: AsyncThalovantControlPlane
 
     def __init__(
         self,
@@ -733,5 +755,46 @@ class ThalovantControlPlane(SyncTwin[AsyncThalovantControlPlane], twin_of=AsyncT
     get_client = blocking(AsyncThalovantControlPlane.get_client)
     list_clients = blocking(AsyncThalovantControlPlane.list_clients)
     delete_client = blocking(AsyncThalovantControlPlane.delete_client)
-    get_operation = blocking(AsyncThalovantControlPlane.get_operation)
     create_client_identity = blocking(AsyncThalovantControlPlane.create_client_identity)
+
+    # operations, hub skills, runtime groups, marketplace (thalovant.runtime_control)
+    get_operation = blocking(AsyncThalovantControlPlane.get_operation)
+    wait_for_operation = blocking(AsyncThalovantControlPlane.wait_for_operation)
+    wait_for_admission = blocking(AsyncThalovantControlPlane.wait_for_admission)
+    list_hub_skills = blocking(AsyncThalovantControlPlane.list_hub_skills)
+    list_hub_skill_history = blocking(AsyncThalovantControlPlane.list_hub_skill_history)
+    install_hub_skill = blocking(AsyncThalovantControlPlane.install_hub_skill)
+    update_hub_skill = blocking(AsyncThalovantControlPlane.update_hub_skill)
+    remove_hub_skill = blocking(AsyncThalovantControlPlane.remove_hub_skill)
+    list_runtime_groups = blocking(AsyncThalovantControlPlane.list_runtime_groups)
+    get_runtime_group = blocking(AsyncThalovantControlPlane.get_runtime_group)
+    create_runtime_group = blocking(AsyncThalovantControlPlane.create_runtime_group)
+    update_runtime_group = blocking(AsyncThalovantControlPlane.update_runtime_group)
+    delete_runtime_group = blocking(AsyncThalovantControlPlane.delete_runtime_group)
+    get_runtime_group_config = blocking(AsyncThalovantControlPlane.get_runtime_group_config)
+    update_runtime_group_config = blocking(AsyncThalovantControlPlane.update_runtime_group_config)
+    release_runtime_group = blocking(AsyncThalovantControlPlane.release_runtime_group)
+    install_runtime_group_skill = blocking(AsyncThalovantControlPlane.install_runtime_group_skill)
+    uninstall_runtime_group_skill = blocking(AsyncThalovantControlPlane.uninstall_runtime_group_skill)
+    list_runtime_group_marketplace = blocking(AsyncThalovantControlPlane.list_runtime_group_marketplace)
+    list_runtime_group_inventory = blocking(AsyncThalovantControlPlane.list_runtime_group_inventory)
+    list_marketplace_skills = blocking(AsyncThalovantControlPlane.list_marketplace_skills)
+
+    # sign-in, hub extras, memory and analytics (thalovant.signin, .hub_extras, .memory)
+    require_runtime_protocol = HubExtraMethods.require_runtime_protocol
+    begin_device_login = blocking(AsyncThalovantControlPlane.begin_device_login)
+    poll_device_login = blocking(AsyncThalovantControlPlane.poll_device_login)
+    describe_device_login = blocking(AsyncThalovantControlPlane.describe_device_login)
+    login_with_browser = blocking(AsyncThalovantControlPlane.login_with_browser)
+    complete_native_sign_in = blocking(AsyncThalovantControlPlane.complete_native_sign_in)
+    release_hub = blocking(AsyncThalovantControlPlane.release_hub)
+    set_hub_rating = blocking(AsyncThalovantControlPlane.set_hub_rating)
+    clear_hub_rating = blocking(AsyncThalovantControlPlane.clear_hub_rating)
+    get_hub_runtime_capabilities = blocking(AsyncThalovantControlPlane.get_hub_runtime_capabilities)
+    list_memory_items = blocking(AsyncThalovantControlPlane.list_memory_items)
+    get_memory_summary = blocking(AsyncThalovantControlPlane.get_memory_summary)
+    create_memory_item = blocking(AsyncThalovantControlPlane.create_memory_item)
+    get_memory_item = blocking(AsyncThalovantControlPlane.get_memory_item)
+    update_memory_item = blocking(AsyncThalovantControlPlane.update_memory_item)
+    delete_memory_item = blocking(AsyncThalovantControlPlane.delete_memory_item)
+    get_analytics_overview = blocking(AsyncThalovantControlPlane.get_analytics_overview)

@@ -25,6 +25,9 @@ Hierarchy::
         +-- ThalovantPlanError
         +-- ThalovantAlreadyLinkedError
         +-- ThalovantUnsupportedConnectionTypeError
+        +-- ThalovantDeviceLoginPending
+        +-- ThalovantDeviceLoginExpired
+        +-- ThalovantDeviceLoginDenied
 """
 
 from __future__ import annotations
@@ -41,10 +44,15 @@ if TYPE_CHECKING:
 __all__ = [
     "ThalovantAPIError",
     "ThalovantAPIUnreachableError",
+    "ThalovantAdmissionFailedError",
+    "ThalovantAdmissionTimeoutError",
     "ThalovantAlreadyLinkedError",
     "ThalovantAuthError",
     "ThalovantClientKeyRejectedError",
     "ThalovantConnectionError",
+    "ThalovantDeviceLoginDenied",
+    "ThalovantDeviceLoginExpired",
+    "ThalovantDeviceLoginPending",
     "ThalovantError",
     "ThalovantHubKeyChangedError",
     "ThalovantHubRefusedError",
@@ -104,6 +112,33 @@ class ThalovantHubKeyChangedError(ThalovantConnectionError):
 
 class ThalovantTimeoutError(ThalovantError):
     """Something did not happen in time (handshake, reply, event, local wait)."""
+
+
+class ThalovantAdmissionTimeoutError(ThalovantConnectionError, ThalovantTimeoutError):
+    """A new client identity was not admitted before the wait ended; the hub may still admit
+    it later."""
+
+
+class ThalovantAdmissionFailedError(ThalovantConnectionError):
+    """The control plane could not admit a new client identity: ``error_code`` is the
+    operation's code; ``status_code``, ``code``, ``detail`` and ``problem`` describe a failed
+    read of the operation, when that is what ended the wait."""
+
+    def __init__(
+        self,
+        *args: object,
+        error_code: str | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+        detail: str | None = None,
+        problem: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(*args)
+        self.error_code = error_code
+        self.status_code = status_code
+        self.code = code
+        self.detail = detail
+        self.problem = dict(problem) if problem is not None else None
 
 
 class ThalovantRuntimeError(ThalovantError):
@@ -264,6 +299,23 @@ class ThalovantAlreadyLinkedError(ThalovantAPIError):
 
 class ThalovantUnsupportedConnectionTypeError(ThalovantAPIError):
     """The API does not support the requested ``connection_type``."""
+
+
+class ThalovantDeviceLoginPending(ThalovantAPIError):
+    """Nobody approved the device sign-in yet (``authorization_pending``), or the device polls
+    too fast (``slow_down``); poll again after :attr:`interval` seconds."""
+
+    def __init__(self, *args: Any, interval: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.interval = interval
+
+
+class ThalovantDeviceLoginExpired(ThalovantAPIError):
+    """The device code expired before anyone approved it; start a new device sign-in."""
+
+
+class ThalovantDeviceLoginDenied(ThalovantAPIError):
+    """The person asked to approve the device sign-in denied it."""
 
 
 def _sentence(problem: Mapping[str, Any] | None) -> str | None:

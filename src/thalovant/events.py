@@ -303,11 +303,16 @@ def display_items_from(name: str, data: Mapping[str, Any], *, include_text: bool
 
 @dataclass
 class ThalovantEvent:
-    """A bus event from the hub: ``name`` (the bus type), ``data`` and ``context``."""
+    """A bus event from the hub: ``name`` (the bus type), ``data`` and ``context``.
+
+    ``context`` is as the client sees it (spec 7.3); ``routing_context`` keeps the context as the
+    hub sent it, which a reply is routed by (``client.reply``).
+    """
 
     name: str
     data: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
+    routing_context: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, dict):

@@ -17,7 +17,7 @@ from thalovant.events import (
     ThalovantEvent,
 )
 
-__all__ = ["ThalovantDoctorCheck", "ThalovantDoctorReport", "ThalovantHealth", "ThalovantReply"]
+__all__ = ["ThalovantBinary", "ThalovantDoctorCheck", "ThalovantDoctorReport", "ThalovantHealth", "ThalovantReply"]
 
 _SPEECH = frozenset({EVENT_SPEAK, EVENT_OVOS_UTTERANCE_SPEAK})
 
@@ -215,3 +215,33 @@ class ThalovantDoctorReport:
                 lines.append(f"       {'':<{width}}  hint: {hint}")
         lines.append("doctor: all checks passed" if self.ok else "doctor: some checks failed")
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ThalovantBinary:
+    """A binary frame from the hub (WIRE-1 ``bin``): ``kind`` is ``tts_audio``, ``file``, ...;
+    ``metadata`` what the hub sent with it (``utterance``, ``lang``, ``file_name``)."""
+
+    kind: str
+    data: bytes
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def _text(self, key: str) -> str | None:
+        value = self.metadata.get(key)
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def file_name(self) -> str | None:
+        return self._text("file_name")
+
+    @property
+    def lang(self) -> str | None:
+        return self._text("lang")
+
+    @property
+    def utterance(self) -> str | None:
+        """The utterance this audio speaks (how a client matches it to a turn)."""
+        return self._text("utterance")
+
+    def __repr__(self) -> str:
+        return f"ThalovantBinary(kind={self.kind!r}, bytes={len(self.data)}, metadata={self.metadata!r})"

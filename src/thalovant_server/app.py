@@ -2,7 +2,10 @@
 
 The lifespan opens the store (running migrations) and exposes ``app.state.store`` and
 ``app.state.control``; ``app.state.runtime`` is the hub runtime once one is attached (the
-control plane calls its ``client_revoked``/``hub_changed`` when set).
+control plane calls its ``client_revoked``/``hub_changed`` when set), and
+``app.state.skill_rollout`` the :class:`~thalovant_server.rollout.SkillRollout` that drives
+skill operations (it takes up unfinished ones at start), and ``app.state.write_behind`` the queue
+through which hubs write their request log and memory.
 
 Unless ``config.mqtt_broker`` is ``off``, the lifespan also runs the MQTT broker
 (:func:`running_mqtt_broker`) with the server's TLS certificate, and exposes:
@@ -32,23 +35,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from thalovant_server import __version__
-from thalovant_server.api import api_router, problems
+from thalovant_server.api import api_router, openapi, problems
+from thalovant_server.api.apps import AppRegistry
 from thalovant_server.api.broker_accounts import BrokerAccounts
 from thalovant_server.api.docs import mount_api_docs
-from thalovant_server.api.limits import ApiLimits
 from thalovant_server.api.ratelimit import LoginLimiter
+from thalovant_server.api.request_limits import ApiLimits
 from thalovant_server.api.state import ControlPlane
 from thalovant_server.carriers.mqtt import MqttHubCarrier
 from thalovant_server.config import ServerConfig, save_settings
 from thalovant_server.hub.routes import mount_data_plane
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import BrokerAddress, MqttBroker, MqttCredentials, create_broker, issue_hub_credentials
+from thalovant_server.pages import pages_router
+from thalovant_server.rollout import SkillRollout
 from thalovant_server.secrets import SealingKey
-from thalovant_server.store import accounts, idempotency
+from thalovant_server.store import accounts, idempotency, memory, request_log, signin
 from thalovant_server.store.directory import StoreDirectory
 from thalovant_server.store.engine import Store
+from thalovant_server.store.models import utcnow
+from thalovant_server.store.write_behind import WriteBehind
 from thalovant_server.tls import ensure_dev_tls
 
 MOSQUITTO_DIR = "mosquitto"
@@ -65,6 +74,9 @@ async def open_control_plane(config: ServerConfig) -> AsyncIterator[ControlPlane
         async with store.session() as session:
             await accounts.purge_expired_tokens(session)
             await idempotency.purge_expired(session)
+            await signin.purge_expired(session)
+            await memory.purge_deleted(session)
+            await request_log.purge_old(session, now=utcnow())
         yield ControlPlane(
             config=config,
             store=store,
@@ -142,7 +154,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with open_control_plane(app.state.config) as plane:
         app.state.control = plane
         app.state.store = plane.store
-        app.state.runtime = HubRuntime(StoreDirectory(plane.store))
+        writer = WriteBehind(plane.store)
+        app.state.write_behind = writer
+        app.state.runtime = HubRuntime(
+            StoreDirectory(plane.store),
+            sink=request_log.RequestLog(writer),
+            memory=memory.memory_book(plane.store, writer),
+        )
+        writer.start()
+        app.state.skill_rollout = SkillRollout(plane.store, app.state.runtime)
+        await app.state.skill_rollout.resume()
         try:
             if not plane.config.mqtt_enabled:
                 yield
@@ -165,7 +186,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     app.state.mqtt_broker = app.state.mqtt_hub_login = app.state.mqtt_carrier = None
                     app.state.mqtt_address = app.state.mqtt_accounts = None
         finally:
+            await app.state.skill_rollout.close()
             await app.state.runtime.close()
+            await writer.close()
+
+
+CORS_EXPOSED_HEADERS = ("ETag", "Location", "Retry-After", "Allow")
+
+
+def allow_cross_origin(app: FastAPI) -> None:
+    """Let web pages of any origin call the API and the hubs' HTTPS endpoints (WSS needs nothing).
+
+    Every credential of this server travels in a header (bearer tokens, access keys), never in
+    a cookie, so a page learns nothing that its own user could not send: answers carry
+    ``Access-Control-Allow-Origin: *`` and never ``Allow-Credentials``. Preflights are answered
+    for every method and request header.
+    """
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        allow_credentials=False,
+        expose_headers=list(CORS_EXPOSED_HEADERS),
+        max_age=600,
+    )
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -181,11 +226,16 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.state.config = config
     app.state.runtime = None
+    app.state.skill_rollout = None
+    app.state.apps = AppRegistry.load(config.data_dir)
+    allow_cross_origin(app)
     problems.install(app)
     app.add_middleware(
         ApiLimits, max_body=config.limits.api_max_body, max_concurrency=config.limits.api_max_concurrency
     )
     app.include_router(api_router())
+    app.include_router(pages_router())
+    openapi.install(app, app.state.apps)
     mount_api_docs(app)
     mount_data_plane(app)
     return app

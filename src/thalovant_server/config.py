@@ -49,6 +49,13 @@ def _env_port(value: str, name: str) -> int:
     return port
 
 
+def _env_seconds(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of seconds, got {value!r}") from None
+
+
 def _broker_kind(value: str, name: str) -> str:
     kind = value.strip().lower()
     if kind not in MQTT_BROKER_KINDS:
@@ -65,6 +72,8 @@ class ServerConfig:
     at ``DATA_DIR/thalovant.db``; any SQLAlchemy async URL (``postgresql+asyncpg://...``) works.
     ``mqtt_broker`` is one of :data:`MQTT_BROKER_KINDS`; the broker binds ``host:mqtt_port``
     (``0`` picks a free port, and the running server then advertises the port it got).
+    ``device_interval`` is the polling interval device sign-in asks for (seconds,
+    ``THALOVANT_DEVICE_INTERVAL``); ``device_code_lifetime`` how long a device code lives.
     """
 
     data_dir: Path
@@ -78,6 +87,8 @@ class ServerConfig:
     login_max_failures: int = 5
     login_window_seconds: float = 300.0
     psk_concurrency: int = 2
+    device_interval: int = 5
+    device_code_lifetime: int = 900
     limits: Limits = field(default_factory=Limits.from_env)
 
     def __post_init__(self) -> None:
@@ -86,6 +97,10 @@ class ServerConfig:
             raise ConfigError(f"the MQTT broker must be one of {kinds}, got {self.mqtt_broker!r}")
         if not 0 <= self.mqtt_port <= 65535:
             raise ConfigError(f"the MQTT port must be between 0 and 65535, got {self.mqtt_port}")
+        if not 1 <= self.device_interval <= 60:
+            raise ConfigError(f"the device sign-in interval must be 1-60 seconds, got {self.device_interval}")
+        if not 60 <= self.device_code_lifetime <= 3600:
+            raise ConfigError(f"the device code lifetime must be 60-3600 seconds, got {self.device_code_lifetime}")
 
     @property
     def mqtt_enabled(self) -> bool:
@@ -140,6 +155,7 @@ class ServerConfig:
         env_mqtt_port = env.get("THALOVANT_MQTT_PORT")
         env_mqtt = env.get("THALOVANT_MQTT_ENABLED")
         env_broker = env.get("THALOVANT_MQTT_BROKER")
+        env_interval = env.get("THALOVANT_DEVICE_INTERVAL")
         if mqtt_broker is not None:
             broker = _broker_kind(mqtt_broker, "--mqtt-broker")
         elif env_broker:
@@ -165,6 +181,7 @@ class ServerConfig:
                 if mqtt_port is not None
                 else (_env_port(env_mqtt_port, "THALOVANT_MQTT_PORT") if env_mqtt_port else DEFAULT_MQTT_PORT)
             ),
+            device_interval=_env_seconds(env_interval, "THALOVANT_DEVICE_INTERVAL") if env_interval else 5,
         )
 
 

@@ -6,7 +6,7 @@ Every limit has a default and a ``THALOVANT_*`` variable. They are enforced in o
   ``tls_handshake_timeout`` and a request head arrive within ``request_head_timeout``; at most
   ``max_connections`` connections are open at once (further ones are closed on arrival); a
   WebSocket message larger than ``ws_max_message`` is refused before it is buffered;
-- the API (:mod:`thalovant_server.api.limits`): a ``/v1`` body of at most ``api_max_body``
+- the API (:mod:`thalovant_server.api.request_limits`): a ``/v1`` body of at most ``api_max_body``
   bytes, at most ``api_max_concurrency`` ``/v1`` requests in progress (then 503 with
   ``Retry-After``); a hub ``spec`` is at most ``MAX_SPEC_BYTES`` as JSON
   (:mod:`thalovant_server.store.hub_spec`);

@@ -14,9 +14,17 @@ from typing import Any
 
 import pytest
 from tests.fixtures.server import RunningServer
-from tests.interop.test_public_sdk_wss import GUIDE_JOKE, SdkRunner, make_identity, refusal_outcomes, snippet_runner
+from tests.interop.test_public_sdk_wss import (
+    ASK_COLOR,
+    GUIDE_JOKE,
+    SdkRunner,
+    make_identity,
+    refusal_outcomes,
+    snippet_runner,
+)
 
 pytestmark = pytest.mark.interop
+
 
 @pytest.fixture
 def sdk(run_public_sdk: SdkRunner, server: RunningServer) -> Callable[..., Any]:
@@ -39,10 +47,11 @@ def test_guide_quickstart_over_https_prints_the_guides_joke(sdk: Callable[..., A
     assert sdk(code) == GUIDE_JOKE
 
 
-def test_conversation_remembers_within_its_session_only(
+def test_conversation_memory_belongs_to_the_identity(
     sdk: Callable[..., Any], server: RunningServer, tmp_path: Path
 ) -> None:
     identity, _ = make_identity(server, tmp_path)
+    stranger, _ = make_identity(server, tmp_path)
     code = """
     with client() as c:
         with c.conversation(lang="en-us") as convo:
@@ -58,7 +67,8 @@ def test_conversation_remembers_within_its_session_only(
     result = sdk(code, identity)
     assert "blue" in result["first"]
     assert "blue" in result["second"]
-    assert "blue" not in result["third"]
+    assert "blue" in result["third"]  # kept for the identity, across its conversations
+    assert "blue" not in sdk(ASK_COLOR, stranger)
     assert result["joke"] == GUIDE_JOKE
 
 

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from tests.fixtures.mosquitto import require_mosquitto
 from tests.fixtures.server import RunningServer, new_server
-from tests.interop.test_public_sdk_wss import GUIDE_JOKE, SdkRunner, make_identity, snippet_runner
+from tests.interop.test_public_sdk_wss import ASK_COLOR, GUIDE_JOKE, SdkRunner, make_identity, snippet_runner
 
 pytestmark = pytest.mark.interop
+
 
 @pytest.fixture(scope="module", params=["embedded", "mosquitto"])
 def mqtt_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
@@ -54,10 +55,11 @@ def test_quickstart_over_mqtt_prints_the_guides_joke(sdk: Callable[..., Any], mq
     assert "MQTT session open" in line
 
 
-def test_conversation_over_mqtt_remembers_within_its_session_only(
+def test_conversation_memory_over_mqtt_belongs_to_the_identity(
     sdk: Callable[..., Any], mqtt_server: RunningServer, tmp_path: Path
 ) -> None:
     identity, _ = make_identity(mqtt_server, tmp_path)
+    stranger, _ = make_identity(mqtt_server, tmp_path)
     code = """
     with client() as c:
         with c.conversation(lang="en-us") as convo:
@@ -70,7 +72,8 @@ def test_conversation_over_mqtt_remembers_within_its_session_only(
     result = sdk(code, identity)
     assert "blue" in result["first"]
     assert "blue" in result["second"]
-    assert "blue" not in result["third"]
+    assert "blue" in result["third"]  # kept for the identity, across its conversations
+    assert "blue" not in sdk(ASK_COLOR, stranger)
 
 
 def test_a_pinned_client_reconnects_with_kk(

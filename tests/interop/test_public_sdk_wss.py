@@ -122,10 +122,17 @@ def test_capabilities_answer_is_the_guides(sdk: Callable[..., Any], server: Runn
     assert "table" not in result["kinds"] and "choices" not in result["kinds"]
 
 
-def test_conversation_remembers_within_its_session_only(
+ASK_COLOR = """
+with client() as c:
+    emit_result(c.ask("What color did I mention?").text)
+"""
+
+
+def test_conversation_memory_belongs_to_the_identity(
     sdk: Callable[..., Any], server: RunningServer, tmp_path: Path
 ) -> None:
     identity, _ = make_identity(server, tmp_path)
+    stranger, _ = make_identity(server, tmp_path)
     code = """
     with client() as c:
         with c.conversation(lang="en-us") as convo:
@@ -140,7 +147,10 @@ def test_conversation_remembers_within_its_session_only(
     result = sdk(code, identity)
     assert "blue" in result["first"]
     assert "blue" in result["second"]
-    assert "blue" not in result["third"]
+    # the hub keeps what an identity asked it to remember (the owner sees it in /v1/memory):
+    # its other conversations recall it, another identity does not
+    assert "blue" in result["third"]
+    assert "blue" not in sdk(ASK_COLOR, stranger)
     assert result["jokes"][0] == GUIDE_JOKE
     assert result["jokes"][1] and result["jokes"][1] != GUIDE_JOKE
 

@@ -61,12 +61,17 @@ def test_ask_a_joke_over_https(client: ThalovantClient) -> None:
     assert info.session_id is not None and info.session_id.startswith("thalovant-python-")
 
 
-def test_conversation_remembers_in_its_session_only(client: ThalovantClient) -> None:
+def test_conversation_memory_belongs_to_the_identity(
+    client: ThalovantClient, trusted: RunningServer, tmp_path: Path
+) -> None:
     with client.conversation(lang="en-us") as convo:
         assert "blue" in convo.ask("Remember that my favorite color is blue.").text.lower()
         assert "blue" in convo.ask("What color did I mention?").text.lower()
-    with client.conversation(lang="en-us") as other:
-        assert "blue" not in other.ask("What color did I mention?").text.lower()
+    with client.conversation(lang="en-us") as other:  # kept for the identity, across its conversations
+        assert "blue" in other.ask("What color did I mention?").text.lower()
+    stranger = new_identity(trusted, "sdk-https-stranger")
+    with ThalovantClient(stranger, protocol="https", noise_state_dir=tmp_path / "noise") as someone_else:
+        assert "blue" not in someone_else.ask("What color did I mention?").text.lower()
 
 
 def test_first_contact_is_xx_then_kk(trusted: RunningServer, tmp_path: Path) -> None:

@@ -49,12 +49,17 @@ def test_ask_and_a_conversation_over_mqtt(mqtt_server: RunningServer, tmp_path: 
         with client.conversation(lang="en-us") as convo:
             assert "blue" in convo.ask("Remember that my favorite color is blue.").text
             assert "blue" in convo.ask("What color did I mention?").text
-        with client.conversation(lang="en-us") as other:
-            assert "blue" not in other.ask("What color did I mention?").text
+        with client.conversation(lang="en-us") as other:  # kept for the identity, across conversations
+            assert "blue" in other.ask("What color did I mention?").text
         assert client.connection_info().noise_pattern == "XXpsk2"
     with ThalovantClient(identity, protocol="mqtt", noise_state_dir=tmp_path, reply_settle_seconds=0) as again:
         assert again.ask("What can this hub do?").text == CAPABILITIES
         assert again.connection_info().noise_pattern == "KKpsk0"
+    stranger = new_identity(mqtt_server, "sdk-mqtt-stranger")
+    with ThalovantClient(
+        stranger, protocol="mqtt", noise_state_dir=tmp_path / "stranger", reply_settle_seconds=0
+    ) as other:
+        assert "blue" not in other.ask("What color did I mention?").text
 
 
 async def test_a_second_client_key_gets_no_session_over_mqtt(mqtt_server: RunningServer, tmp_path: Path) -> None:

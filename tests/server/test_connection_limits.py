@@ -47,7 +47,7 @@ async def closed_by_server(reader: asyncio.StreamReader) -> bool:
 
 @pytest.fixture
 def guarded(server_factory: Callable[..., RunningServer]) -> RunningServer:
-    return server_factory(env=LIMITS)
+    return server_factory(extra_env=LIMITS)
 
 
 async def test_a_connection_that_never_starts_tls_is_closed(guarded: RunningServer) -> None:
@@ -103,7 +103,7 @@ async def idle_connections(server: RunningServer, count: int) -> AsyncIterator[l
 async def test_connections_beyond_the_cap_are_refused_until_one_closes(
     server_factory: Callable[..., RunningServer],
 ) -> None:
-    server = server_factory(env={"THALOVANT_MAX_CONNECTIONS": "4", "THALOVANT_REQUEST_HEAD_TIMEOUT": "300"})
+    server = server_factory(extra_env={"THALOVANT_MAX_CONNECTIONS": "4", "THALOVANT_REQUEST_HEAD_TIMEOUT": "300"})
     assert await get_status(server) == 200
     async with idle_connections(server, 4) as held:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=tls_context(server))

@@ -75,7 +75,7 @@ async def ended_by_broker(reader: asyncio.StreamReader) -> bool:
 @pytest.fixture(params=BROKERS)
 def mqtt_server(request: pytest.FixtureRequest, server_factory: Callable[..., RunningServer]) -> RunningServer:
     env = {"THALOVANT_MQTT_CONNECT_TIMEOUT": "1", "THALOVANT_MQTT_MAX_CONNECTIONS": "4"}
-    return server_factory(mqtt_broker=request.param, env=env)
+    return server_factory(mqtt_broker=request.param, extra_env=env)
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ async def test_a_connection_without_connect_is_closed(
 ) -> None:
     """The embedded broker only: Mosquitto 2.0 closes such a connection after its built-in 90 s
     (1.5 times the keepalive it assumes before CONNECT), which no option changes."""
-    server = server_factory(env={"THALOVANT_MQTT_CONNECT_TIMEOUT": "1"})
+    server = server_factory(extra_env={"THALOVANT_MQTT_CONNECT_TIMEOUT": "1"})
     reader, writer = await open_broker(server)
     try:
         assert await ended_by_broker(reader)
@@ -136,7 +136,7 @@ async def test_connections_beyond_the_cap_are_refused(server_factory: Callable[.
     """The embedded broker only: Mosquitto 2.0.11 is configured with ``max_connections`` too,
     but it miscounts refused connections and forgets the limit on a reload (SIGHUP), which
     every account change sends."""
-    server = server_factory(env={"THALOVANT_MQTT_MAX_CONNECTIONS": "4"})
+    server = server_factory(extra_env={"THALOVANT_MQTT_MAX_CONNECTIONS": "4"})
     with trusting(server):
         identity = new_identity(server, "mqtt-cap", "mqtt")
     mqtt_server = server

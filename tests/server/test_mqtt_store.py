@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 from tests.fixtures.postgres import PostgresServer
 from tests.server.conftest import Api
 
@@ -26,7 +26,7 @@ from thalovant_server.store import accounts, clients, hubs
 from thalovant_server.store.directory import StoreDirectory
 from thalovant_server.store.engine import Store, alembic_config, create_engine
 from thalovant_server.store.hub_spec import normalise_spec
-from thalovant_server.store.models import Client, Hub
+from thalovant_server.store.models import Client, Hub, utcnow
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -76,6 +76,34 @@ async def _hub(store: Store, *, mqtt: bool = True, active: bool = True) -> Hub:
         )
 
 
+async def _legacy_hub(store: Store) -> Hub:
+    """A hub row as a 0001 database holds it (the columns of that schema only), written with a
+    plain INSERT: the ORM model has columns later migrations add."""
+    hub = Hub(
+        id=str(uuid.uuid4()),
+        slug=f"h-{uuid.uuid4().hex[:10]}",
+        public_ref=f"hub_{uuid.uuid4().hex[:10]}",
+        name="hub",
+        title="Hub",
+        description="",
+        visibility="workspace",
+        active=True,
+        domain=None,
+        spec=normalise_spec({"version": "1", "protocols": {"mqtt": True}}),
+        etag=uuid.uuid4().hex[:24],
+        node_id=f"node-{uuid.uuid4().hex}",
+        noise_private_key=b"\x02" * 32,
+    )
+    async with store.session() as session:
+        user = await accounts.create_user(session, email=f"{uuid.uuid4().hex[:10]}@example.com", password_hash="x")
+        hub.owner_id = user.id
+        hub.workspace_id = (await accounts.workspace_ids(session, user.id))[0]
+        hub.created_at = hub.updated_at = utcnow()
+        columns = [c.name for c in Hub.__table__.columns if c.name != "runtime_group_id"]
+        await session.execute(insert(Hub.__table__).values({name: getattr(hub, name) for name in columns}))
+    return hub
+
+
 async def _client(
     store: Store, hub: Hub, *, password_hash: str | None = None, active: bool = True
 ) -> tuple[Client, str]:
@@ -103,7 +131,7 @@ async def _client(
 
 
 async def test_migration_0002_widens_the_hash_and_keeps_legacy_rows(legacy_store: Store) -> None:
-    hub = await _hub(legacy_store)
+    hub = await _legacy_hub(legacy_store)
     password = "legacy-broker-password"
     legacy_digest = hashlib.sha256(password.encode()).hexdigest()
     legacy, _ = await _client(legacy_store, hub, password_hash=legacy_digest)

@@ -207,6 +207,23 @@ def test_skill_and_intent_listing() -> None:
     assert intents[0].context["request_id"] == "q2"
 
 
+def test_intent_descriptions_and_manifests() -> None:
+    router = make_router()
+    asked = {"skill_id": "jokes", "intent_name": "tell_joke", "lang": "en-us"}
+    [described] = router.handle(ORIGIN, BusMessage("ovos.intent.describe", asked, {"request_id": "d1"}))
+    assert described.type == "ovos.intent.describe.response" and described.context["request_id"] == "d1"
+    [definition] = described.data["definitions"]
+    assert definition["method"] == "template"
+    assert definition["definition"]["skill_id"] == "jokes" and "tell me a joke" in definition["definition"]["samples"]
+    missing = {"skill_id": "jokes", "intent_name": "nope", "lang": "en-us"}
+    [refused] = router.handle(ORIGIN, BusMessage("ovos.intent.describe", missing, {"request_id": "d2"}))
+    assert refused.data["ok"] is False and "nope" in refused.data["error"]
+    [padatious] = router.handle(ORIGIN, BusMessage("intent.service.padatious.manifest.get", {"lang": "en-us"}, {}))
+    assert padatious.type == "intent.service.padatious.manifest" and "jokes:tell_joke" in padatious.data["intents"]
+    [adapt] = router.handle(ORIGIN, BusMessage("intent.service.adapt.manifest.get", {"lang": "en-us"}, {}))
+    assert adapt.type == "intent.service.adapt.manifest" and adapt.data == {"intents": []}
+
+
 def test_clock_answers_time_and_date_in_the_request_zone() -> None:
     router = make_router(("clock",))
     time_reply = speech(router.handle(ORIGIN, utterance("What time is it?")))[0]
@@ -247,7 +264,8 @@ def test_custom_skill_api_slots_state_and_errors() -> None:
     second = router.handle(ORIGIN, utterance("echo again", session=carry(handled_session(first))))
     assert speech(second) == ["again", "count 2"]
     broken = router.handle(ORIGIN, utterance("/boom", context={"input": {"kind": "action", "payload": "/boom"}}))
-    assert "fallback" in broken[0].context["pipeline_id"]
+    assert [m.type for m in broken] == ["hive.query.timeout"]
+    assert broken[0].data["code"] == "skill_failed" and broken[0].context["request_id"] == "req-1"
     coded = router.handle(ORIGIN, utterance("X1", data={"input": {"kind": "serial", "value": "X1"}}))
     assert speech(coded) == ["code serial X1"]
     anything = ClientOrigin("c", "h", "s", "conn", frozenset({"*"}))
@@ -266,3 +284,37 @@ def test_malformed_session_snapshots_are_tolerated(session: dict[str, Any]) -> N
     router = make_router()
     replies = router.handle(ORIGIN, utterance("Tell me a short clean joke.", session=session))
     assert speech(replies) == [GUIDE_JOKE]
+
+
+class FlakySkill(Skill):
+    skill_id = "flaky"
+    capability = "flaky"
+
+    @intent("flake", examples=("do the flaky thing",))
+    def flake(self, request: Request) -> SkillReply:
+        raise RuntimeError("flaked")
+
+
+def test_a_skill_failing_five_times_in_a_row_is_quarantined_on_its_hub() -> None:
+    from thalovant_server.hub.skill_guard import QUARANTINE_AFTER
+
+    router = HubRouter("h", EmbeddedAgent("h", [FlakySkill(), *build_skills(("jokes", "capabilities"))]))
+    for n in range(QUARANTINE_AFTER):
+        [failure] = router.handle(ORIGIN, utterance("do the flaky thing", request_id=f"f{n}"))
+        assert failure.type == "hive.query.timeout" and failure.data["skill_id"] == "flaky"
+    assert "flaky" in router.health.quarantined
+    after = router.handle(ORIGIN, utterance("do the flaky thing"))
+    assert "fallback" in after[0].context["pipeline_id"]
+    capabilities = speech(router.handle(ORIGIN, utterance("What can this hub do?")))[0]
+    assert "flaky" not in capabilities and "joke" in capabilities
+
+
+def test_an_answer_ends_a_streak_of_faults() -> None:
+    from thalovant_server.hub.skill_guard import SkillFault, SkillHealth
+
+    health = SkillHealth(limit=2)
+    assert health.fault(SkillFault.failed("s", "h")) is False
+    health.answered("s")
+    assert health.fault(SkillFault.failed("s", "h")) is False
+    assert health.fault(SkillFault.busy("s", "h")) is False  # busy is the client's doing
+    assert health.fault(SkillFault.timed_out("s", "h", 1.0)) is True and "s" in health.quarantined

@@ -13,6 +13,11 @@ reply or a typed error:
   ``handled=False`` if speech already arrived);
 - ``mycroft.audio.queue`` clips are kept in order (size limits apply) and never settle it;
 - the overall deadline without speech is :class:`ThalovantTimeoutError`.
+
+A ``direct`` collector serves ``query()`` (spec 6.4): there is no settle window and no
+empty-reply window; the answer ends with ``hive.query.complete`` (a reply when there was
+speech, else the soft failure seen, else :class:`ThalovantTimeoutError`), or at once with a
+hard failure.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from thalovant.events import (
     EVENT_INTENT_UNMATCHED,
     EVENT_OVOS_UTTERANCE_SPEAK,
     EVENT_POLICY_DENIED,
+    EVENT_QUERY_COMPLETE,
     EVENT_QUERY_TIMEOUT,
     EVENT_SPEAK,
     EVENT_UTTERANCE_HANDLED,
@@ -49,9 +55,7 @@ SOFT_FAILURES = frozenset({EVENT_INTENT_UNMATCHED, EVENT_INTENT_FAILURE})
 HARD_FAILURES = frozenset({EVENT_POLICY_DENIED, EVENT_QUERY_TIMEOUT})
 
 #: every bus type an ask subscribes to before it publishes
-REPLY_EVENTS = frozenset(
-    {*SPEECH_EVENTS, EVENT_UTTERANCE_HANDLED, *SOFT_FAILURES, *HARD_FAILURES, EVENT_AUDIO_QUEUE}
-)
+REPLY_EVENTS = frozenset({*SPEECH_EVENTS, EVENT_UTTERANCE_HANDLED, *SOFT_FAILURES, *HARD_FAILURES, EVENT_AUDIO_QUEUE})
 
 _SPACES = re.compile(r"\s+")
 
@@ -74,9 +78,11 @@ class ReplyCollector:
         *,
         settle_seconds: float,
         empty_reply_wait: float = EMPTY_REPLY_WAIT_SECONDS,
+        direct: bool = False,
     ) -> None:
         self.request_id = request_id
         self.session_id = session_id
+        self.direct = direct
         self._settle = max(0.0, settle_seconds)
         self._empty_wait = empty_reply_wait
         self._loop = asyncio.get_running_loop()
@@ -112,7 +118,9 @@ class ReplyCollector:
         if self._future.done():
             return
         name = event.name
-        if name in SPEECH_EVENTS:
+        if self.direct and name != EVENT_AUDIO_QUEUE and name not in HARD_FAILURES:
+            self._direct(event)
+        elif name in SPEECH_EVENTS:
             self._speech(event)
         elif name == EVENT_UTTERANCE_HANDLED:
             self.events.append(event)
@@ -120,9 +128,7 @@ class ReplyCollector:
             if self.fragments:
                 self._finish()
             elif self._timer is None:
-                self._start_window(
-                    ThalovantTimeoutError("Hub finished the query but did not emit a speak reply.")
-                )
+                self._start_window(ThalovantTimeoutError("Hub finished the query but did not emit a speak reply."))
         elif name in SOFT_FAILURES:
             self.events.append(event)
             if not self.fragments:
@@ -146,6 +152,35 @@ class ReplyCollector:
                 self._fail(ThalovantRuntimeError(_failure_message(event)))
         elif name == EVENT_AUDIO_QUEUE:
             self._audio(event)
+
+    def _direct(self, event: ThalovantEvent) -> None:
+        """A query's event: speech and failures are kept until ``hive.query.complete``."""
+        name = event.name
+        if name == EVENT_QUERY_COMPLETE:
+            if self.fragments:
+                self._finish()
+            else:
+                self._fail(
+                    self._window_error or ThalovantTimeoutError("Hub completed the query without a spoken reply.")
+                )
+            return
+        self.events.append(event)
+        if name in SPEECH_EVENTS:
+            text = _SPACES.sub(" ", event.text or "").strip()
+            if text and (not self.fragments or self.fragments[-1] != text):
+                self.fragments.append(text)
+                self.media.append(event)
+        elif name == EVENT_UTTERANCE_HANDLED:
+            self.handled = True
+        elif name in SOFT_FAILURES and not self.fragments:
+            self.failure_event = event
+            said = event.data.get("utterance")
+            error = ThalovantUnansweredError(
+                "The hub did not understand the query." + (f" (said: {said})" if said else "")
+            )
+            if isinstance(said, str):
+                error.said = said
+            self._window_error = error
 
     def _speech(self, event: ThalovantEvent) -> None:
         self.events.append(event)

@@ -10,6 +10,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from thalovant.protocol.envelope import HiveMessage
+
 UTTERANCE = "recognizer_loop:utterance"
 DEFAULT_DESTINATION = "HiveMind"
 
@@ -114,3 +116,45 @@ def utterance_message(
 def carried_fields(session: Mapping[str, Any]) -> dict[str, Any]:
     """The truthy conversation fields of a handled event's session (spec 6.6)."""
     return {key: copy.deepcopy(session[key]) for key in CARRIED_SESSION_FIELDS if session.get(key)}
+
+
+def query_context(
+    context: Mapping[str, Any] | None, *, request_id: str, session_id: str, site_id: str, lang: str
+) -> dict[str, Any]:
+    """The context of a direct query's inner utterance (spec 6.4): request ids and a session,
+    without the runtime context's source, platform and destination."""
+    ctx: dict[str, Any] = copy.deepcopy(dict(context or {}))
+    session = ctx.get("session")
+    session = dict(session) if isinstance(session, Mapping) else {}
+    session.update(session_id=session_id, request_id=request_id)
+    session.setdefault("site_id", site_id)
+    session.setdefault("lang", lang)
+    ctx.update(session=session, request_id=request_id, thalovant_request_id=request_id)
+    return ctx
+
+
+def nested(
+    kind: str, bus_type: str, data: Mapping[str, Any], context: Mapping[str, Any], **metadata: Any
+) -> HiveMessage:
+    """A hive frame of ``kind`` whose payload is a whole inner ``bus`` envelope (query, mesh)."""
+    inner = HiveMessage.bus(bus_type, data, context)
+    return HiveMessage(kind, inner.to_dict(), dict(metadata))
+
+
+def reply_context(request: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The context of a reply to a message with context ``request`` (OVOS-MSG-1 5.2, spec 6.7):
+    a deep copy whose destination is the request's source and whose source is the request's
+    (first) destination; a request with a destination but no source gets a reply with no
+    destination. Session and request id are kept; ``context`` is merged over it."""
+    result: dict[str, Any] = copy.deepcopy(dict(request))
+    source, destination = request.get("source"), request.get("destination")
+    if isinstance(destination, list):
+        destination = destination[0] if destination else None
+    result.pop("destination", None)
+    result.pop("source", None)
+    if source is not None:
+        result["destination"] = source
+    if destination is not None:
+        result["source"] = destination
+    result.update(copy.deepcopy(dict(context or {})))
+    return result

@@ -34,7 +34,9 @@ def normalise_context(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def bus_event(bus: BusMessage) -> ThalovantEvent:
-    return ThalovantEvent(name=bus.type, data=bus.data, context=normalise_context(bus.context))
+    return ThalovantEvent(
+        name=bus.type, data=bus.data, context=normalise_context(bus.context), routing_context=bus.context
+    )
 
 
 def bus_of(envelope: HiveMessage, site_id: str) -> BusMessage | None:

@@ -148,6 +148,7 @@ class Link:
         self._early_frames = early_frames
         self._send_lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
+        self._ended = asyncio.Event()
         self._closing = False
         self.error: ThalovantError | None = None
         self.on_envelope: Callable[[HiveMessage], None] = lambda _m: None
@@ -186,6 +187,10 @@ class Link:
             self._dispatch(frame)
         self._early_frames = []
         self._reader = asyncio.create_task(self._read_loop(), name="thalovant-link-reader")
+
+    async def wait_ended(self) -> None:
+        """Until the session ends: closed, or lost."""
+        await self._ended.wait()
 
     @property
     def alive(self) -> bool:
@@ -243,6 +248,7 @@ class Link:
         if self._closing or self.error is not None:
             return
         self.error = error
+        self._ended.set()
         task = asyncio.ensure_future(self.carrier.close())
         task.add_done_callback(lambda _t: None)
         self.on_lost(error)
@@ -250,6 +256,7 @@ class Link:
     async def close(self) -> None:
         """Close normally (1000 on WSS); no ``on_lost`` callback."""
         self._closing = True
+        self._ended.set()
         reader, self._reader = self._reader, None
         if reader is not None and not reader.done() and reader is not asyncio.current_task():
             reader.cancel()

@@ -13,7 +13,7 @@ member as a one-line reference to the async one:
 
 Class creation fails when the async class has a public method or property the twin lacks, so
 the two cannot drift: a new async method needs its one-line twin (or a place in ``own=``, for a
-member the twin implements by hand).
+member the twin implements by hand or deliberately leaves out).
 """
 
 from __future__ import annotations
@@ -32,16 +32,22 @@ T = TypeVar("T")
 
 
 class SyncTwin(Generic[A]):
-    """Base of a synchronous facade over one async object living on a :class:`LoopThread`."""
+    """Base of a synchronous facade over one async object living on a :class:`LoopThread`.
+
+    ``twin_exempt`` names the async members the twin implements by hand or leaves out (``own=``).
+    """
+
+    twin_exempt: frozenset[str] = frozenset()
 
     def __init_subclass__(cls, *, twin_of: type | None = None, own: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if twin_of is None:
             return
+        cls.twin_exempt = frozenset(own)
         missing = sorted(
             name
             for name in dir(twin_of)
-            if not name.startswith("_") and name not in set(own) and not hasattr(cls, name)
+            if not name.startswith("_") and name not in cls.twin_exempt and not hasattr(cls, name)
         )
         if missing:
             raise TypeError(f"{cls.__name__} lacks the sync twin of {twin_of.__name__}." + ", .".join(missing))

@@ -7,6 +7,7 @@ private hubs cannot even be probed.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -18,10 +19,11 @@ from thalovant_server.api.broker_accounts import sync_hub
 from thalovant_server.api.paging import MAX_LIMIT, page_or_400
 from thalovant_server.api.preconditions import idempotency_key, key_reused, request_fingerprint, require_etag
 from thalovant_server.api.problems import ApiProblem
+from thalovant_server.api.releases import check_spec_images
 from thalovant_server.api.schemas import HubCreate, HubOut, HubPage, HubPatch
 from thalovant_server.api.state import control, notify_client_revoked, notify_hub_changed
-from thalovant_server.api.views import hub_view, page_envelope
-from thalovant_server.store import hubs, idempotency
+from thalovant_server.api.views import hub_view, page_envelope, rated_hub_view, rated_hub_views
+from thalovant_server.store import hubs, idempotency, runtime_groups
 from thalovant_server.store.hub_spec import SpecError, normalise_spec
 from thalovant_server.store.models import Hub
 
@@ -69,6 +71,16 @@ async def visible_hub(session: AsyncSession, principal: Principal, ref: str) -> 
     raise ApiProblem(404, "Hub not found")
 
 
+async def group_for_hub(session: AsyncSession, principal: Principal, group_id: str, workspace_id: str) -> str:
+    """The id of a runtime group a hub of ``workspace_id`` may use: one of that workspace's."""
+    group = await runtime_groups.group_by_id(session, group_id)
+    if group is None:
+        raise ApiProblem(404, "Runtime group not found.")
+    if group.workspace_id not in principal.workspace_ids or group.workspace_id != workspace_id:
+        raise ApiProblem(403, "Ownership required")
+    return group.id
+
+
 async def member_hub(session: AsyncSession, principal: Principal, ref: str) -> Hub:
     hub, member = await visible_hub(session, principal, ref)
     if not member:
@@ -92,7 +104,7 @@ async def list_hubs(
                 session, workspace_ids=principal.workspace_ids, owner_id=owner_id or None, limit=limit, cursor=cursor
             )
         )
-        items = [hub_view(hub, plane.config, private=True) for hub in page.rows]
+        items = await rated_hub_views(session, page.rows, plane.config, private=True)
     query = {"limit": str(limit)}
     if owner_id:
         query["owner_id"] = owner_id
@@ -119,15 +131,18 @@ async def create_hub(
             return JSONResponse(stored.body, status_code=stored.status_code)
     if body.owner_id is not None and body.owner_id != principal.user_id:
         raise ApiProblem(403, "Ownership required")
-    spec = _spec(body.spec)
+    spec = _spec(body.spec.model_dump())
     visibility = _visibility(body.visibility, "workspace")
     slug = _slug(body.slug) if body.slug else hubs.slugify(body.name)
     if not slug or not hubs.SLUG.match(slug):
-        raise schema_problem("name does not give a usable slug; send slug")
+        slug = f"hub-{secrets.token_hex(4)}"  # a name without letters or digits gives no slug
     catalog = spec.get("catalog")
     catalog_title = catalog.get("title") if isinstance(catalog, dict) else None
     title = body.title or (catalog_title if isinstance(catalog_title, str) and catalog_title else body.name)
     async with plane.store.session() as session:
+        group_id = None
+        if body.runtime_group_id:
+            group_id = await group_for_hub(session, principal, body.runtime_group_id, principal.workspace_id)
         try:
             hub = await hubs.create_hub(
                 session,
@@ -141,6 +156,7 @@ async def create_hub(
                 active=body.active,
                 description=body.description or "",
                 domain=body.domain or None,
+                runtime_group_id=group_id,
             )
         except hubs.SlugTaken:
             raise ApiProblem(409, "Hub slug already exists", code="slug_taken") from None
@@ -166,7 +182,7 @@ async def get_hub(
     plane = control(request)
     async with plane.store.session() as session:
         hub, member = await visible_hub(session, principal, hub_id)
-        return hub_view(hub, plane.config, private=member)
+        return await rated_hub_view(session, hub, plane.config, private=member)
 
 
 @router.patch("/{hub_id}", response_model=None, responses={200: {"model": HubOut}})
@@ -198,7 +214,9 @@ async def update_hub(
                     raise ApiProblem(409, "Hub slug already exists", code="slug_taken")
                 hub.slug = slug
         if body.spec is not None:
-            hub.spec = _spec(body.spec)
+            spec = _spec(body.spec.model_dump())
+            check_spec_images(hub.spec, spec, admin=principal.role == "admin")
+            hub.spec = spec
         if body.visibility is not None:
             hub.visibility = _visibility(body.visibility, hub.visibility)
         if body.title is not None:
@@ -207,9 +225,11 @@ async def update_hub(
             hub.description = body.description
         if body.active is not None:
             hub.active = body.active
+        if body.runtime_group_id is not None:
+            hub.runtime_group_id = await group_for_hub(session, principal, body.runtime_group_id, hub.workspace_id)
         hubs.touch(hub)
         await session.flush()
-        view = hub_view(hub, plane.config, private=True)
+        view = await rated_hub_view(session, hub, plane.config, private=True)
     await notify_hub_changed(request, hub.id)
     await sync_hub(request, hub.id)
     return view

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("thalovant_server.api")
@@ -128,18 +129,65 @@ async def _on_api_problem(_request: Request, exc: Exception) -> Response:
     return problem_response(exc.status, exc.detail, headers=exc.headers, code=exc.code, **exc.extras)
 
 
-async def _on_http_exception(_request: Request, exc: Exception) -> Response:
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _template_matches(template: str, path: str) -> bool:
+    """Whether ``path`` is an instance of the OpenAPI path ``template`` (``{name}`` = one segment)."""
+    wanted, given = template.strip("/").split("/"), path.strip("/").split("/")
+    if len(wanted) != len(given):
+        return False
+    return all(
+        (part.startswith("{") and part.endswith("}") and bool(seg)) or part == seg
+        for part, seg in zip(wanted, given, strict=True)
+    )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the resource this request's path names.
+
+    For a documented path, the resource is the most specific template of the OpenAPI document
+    that matches (literal segments before parameters, as OpenAPI resolves ``/skills/history``
+    before ``/skills/{skill}``), and its documented methods are the answer. Other paths (the
+    data plane, the pages) list every method some route serves there."""
+    path = request.url.path
+    documented = [template for template in request.app.openapi().get("paths", {}) if _template_matches(template, path)]
+    if documented:
+        template = max(documented, key=lambda t: sum(not part.startswith("{") for part in t.strip("/").split("/")))
+        operations = request.app.openapi()["paths"][template]
+        return [method for method in HTTP_METHODS if method.lower() in operations]
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else "HTTP error"
     headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of one route; a path has one route per method
+        headers["Allow"] = ", ".join(allowed_methods(request))
     if exc.status_code in {204, 304}:
         return Response(status_code=exc.status_code, headers=headers)
     return problem_response(exc.status_code, detail, headers=headers)
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = [_validation_entry(error) for error in exc.errors()]
+    """422 ``Request validation failed`` with ``errors``; a body whose ``spec`` (of a hub or a
+    client) does not validate is ``Schema validation failed: ... at spec.<path>`` with code
+    ``schema_validation_failed``, as the API has always answered bad specs."""
+    errors = [_validation_entry(error) for error in exc.errors()] if isinstance(exc, RequestValidationError) else []
+    in_spec = [error for error in errors if error["loc"][:2] == ["body", "spec"]]
+    if in_spec:
+        where = ".".join(str(part) for part in in_spec[0]["loc"][1:])
+        detail = f"Schema validation failed: {in_spec[0]['msg']} at {where}"
+        return problem_response(
+            422, detail, title="RequestValidationError", code="schema_validation_failed", errors=errors
+        )
     return problem_response(422, "Request validation failed", title="RequestValidationError", errors=errors)
 
 

@@ -10,7 +10,7 @@ from thalovant_server.api.paging import MAX_LIMIT, page_or_400
 from thalovant_server.api.problems import ApiProblem
 from thalovant_server.api.schemas import HubOut, HubPage
 from thalovant_server.api.state import control
-from thalovant_server.api.views import hub_view, page_envelope
+from thalovant_server.api.views import page_envelope, rated_hub_view, rated_hub_views
 from thalovant_server.store import hubs
 
 router = APIRouter(prefix="/v1/public", tags=["public"])
@@ -25,7 +25,7 @@ async def list_public_hubs(
     plane = control(request)
     async with plane.store.session() as session:
         page = await page_or_400(hubs.list_public_hubs(session, limit=limit, cursor=cursor))
-        items = [hub_view(hub, plane.config, private=False) for hub in page.rows]
+        items = await rated_hub_views(session, page.rows, plane.config, private=False)
     return page_envelope(items, page.next_cursor, path="/v1/public/hubs", query={"limit": str(limit)})
 
 
@@ -37,4 +37,4 @@ async def get_public_hub(hub_ref: str, request: Request) -> dict[str, Any]:
         hub = await hubs.hub_by_ref(session, hub_ref)
         if hub is None or hub.visibility != "public" or not hub.active:
             raise ApiProblem(404, "Hub not found")
-        return hub_view(hub, plane.config, private=False)
+        return await rated_hub_view(session, hub, plane.config, private=False)

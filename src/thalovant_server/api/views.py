@@ -7,9 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from thalovant_server.config import ServerConfig
+from thalovant_server.store import ratings
 from thalovant_server.store.hub_spec import enabled_protocols
 from thalovant_server.store.models import Client, Hub
+from thalovant_server.store.ratings import UNRATED, RatingSummary
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
@@ -45,8 +49,9 @@ def data_plane_endpoints(hub: Hub, config: ServerConfig) -> dict[str, str]:
     return endpoints
 
 
-def hub_view(hub: Hub, config: ServerConfig, *, private: bool) -> dict[str, Any]:
-    """A hub resource; ``private`` adds the workspace fields and the etag."""
+def hub_view(hub: Hub, config: ServerConfig, *, private: bool, rating: RatingSummary = UNRATED) -> dict[str, Any]:
+    """A hub resource; ``private`` adds the workspace fields and the etag. ``rating`` is the
+    hub's rating summary (only public hubs are rated)."""
     view: dict[str, Any] = {
         "id": hub.id,
         "slug": hub.slug,
@@ -59,12 +64,29 @@ def hub_view(hub: Hub, config: ServerConfig, *, private: bool) -> dict[str, Any]
         "domain": hub.domain,
         "spec": hub.spec,
         "data_plane_endpoints": data_plane_endpoints(hub, config),
+        "rating_average": rating.average,
+        "rating_count": rating.count,
         "created_at": timestamp(hub.created_at),
         "updated_at": timestamp(hub.updated_at),
     }
     if private:
-        view.update(owner_id=hub.owner_id, workspace_id=hub.workspace_id, etag=hub.etag)
+        view.update(
+            owner_id=hub.owner_id, workspace_id=hub.workspace_id, runtime_group_id=hub.runtime_group_id, etag=hub.etag
+        )
     return view
+
+
+async def rated_hub_views(
+    session: AsyncSession, rows: Sequence[Hub], config: ServerConfig, *, private: bool
+) -> list[dict[str, Any]]:
+    """:func:`hub_view` of each hub, with its rating summary read in one query."""
+    rated = await ratings.summaries(session, [hub.id for hub in rows])
+    return [hub_view(hub, config, private=private, rating=rated[hub.id]) for hub in rows]
+
+
+async def rated_hub_view(session: AsyncSession, hub: Hub, config: ServerConfig, *, private: bool) -> dict[str, Any]:
+    """:func:`hub_view` of one hub with its rating summary."""
+    return (await rated_hub_views(session, [hub], config, private=private))[0]
 
 
 def client_spec_view(client: Client) -> dict[str, Any]:

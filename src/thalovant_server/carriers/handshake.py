@@ -32,14 +32,18 @@ async def pin_when_complete(runtime: HubRuntime, creds: ClientCredentials, negot
         raise NegotiationAborted("client static key contradicts the pinned key")
 
 
-def link_for(negotiation: HubNegotiation, hello: ClientHello, creds: ClientCredentials, host: HubHost) -> HubLink:
+def link_for(
+    negotiation: HubNegotiation, hello: ClientHello, creds: ClientCredentials, host: HubHost, *, carrier: str
+) -> HubLink:
     """The live session's link once ``negotiation`` completed and ``hello`` (the client's
-    encrypted HELLO) arrived: its session id, and its site id unless empty (then the identity's)."""
+    encrypted HELLO) arrived: its session id, and its site id unless empty (then the identity's).
+    ``carrier`` is the hub spec's name of the carrier (``wss``, ``http`` or ``mqtt``)."""
     origin = ClientOrigin(
         client_id=creds.client_id,
         hub_id=host.hub_id,
         site_id=hello.site_id or creds.site_id,
         connection_session_id=hello.session_id,
         allowed_types=creds.allowed_types,
+        carrier=carrier,
     )
     return HubLink(negotiation.channel, origin, host, negotiation.pattern or "")

@@ -365,7 +365,7 @@ class PollingCarrier:
             hello = negotiation.receive_binary(data)
         except ProtocolError as exc:
             return self._abort(session, exc)
-        link = link_for(negotiation, hello, session.creds, session.host)
+        link = link_for(negotiation, hello, session.creds, session.host, carrier="http")
         if not session.go_live(link):
             return _unauthorized()
         log.info("HTTPS session open: hub=%s client=%s pattern=%s", session.hub_id, link.client_id, link.pattern)

@@ -36,19 +36,18 @@ import logging
 import secrets
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.errors import NegotiationError, ProtocolError
 from thalovant.protocol.negotiation import HubNegotiation
 from thalovant_server.carriers.handshake import link_for, pin_when_complete
 from thalovant_server.hub.directory import ClientCredentials
-from thalovant_server.hub.link import HubLink
+from thalovant_server.hub.link import HubLink, Outbound
 from thalovant_server.hub.runtime import HubHost, HubRuntime
 from thalovant_server.mqtt.broker import BrokerAddress
 from thalovant_server.mqtt.credentials import TOPIC_ROOT, MqttCredentials
@@ -220,7 +219,7 @@ class MqttSession:
             if replies:
                 await self._carrier.publish(self._state.out, replies)
 
-    async def deliver(self, messages: list[BusMessage]) -> None:
+    async def deliver(self, messages: Sequence[Outbound]) -> None:
         """Seal and publish hub-initiated bus messages; never raises."""
         if self.closed:
             return
@@ -588,7 +587,7 @@ class MqttHubCarrier:
             await pin_when_complete(self.runtime, creds, negotiation)
             return
         hello = negotiation.receive_binary(data)
-        live = MqttSession(self, state, link_for(negotiation, hello, creds, host))
+        live = MqttSession(self, state, link_for(negotiation, hello, creds, host, carrier="mqtt"))
         self._reset(state, "negotiation complete")
         if not self.runtime.register(live):
             raise _Silent("client revoked or hub reloaded during the negotiation")

@@ -20,12 +20,12 @@ import base64
 import enum
 import json
 import logging
+from collections.abc import Sequence
 from typing import Final
 
-from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.negotiation import HubNegotiation
 from thalovant_server.hub.directory import ClientCredentials
-from thalovant_server.hub.link import HubLink
+from thalovant_server.hub.link import HubLink, Outbound
 from thalovant_server.hub.runtime import HubHost, HubRuntime
 
 __all__ = [
@@ -129,7 +129,7 @@ class PollingSession:
             raise RuntimeError("the session has no link before its handshake completed")
         return self._link
 
-    async def deliver(self, messages: list[BusMessage]) -> None:
+    async def deliver(self, messages: Sequence[Outbound]) -> None:
         """Seal hub-initiated bus messages into the outbound queue; never raises."""
         if self.phase is not Phase.READY or self._link is None:
             return

@@ -26,17 +26,17 @@ import base64
 import binascii
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.errors import NegotiationAborted, ProtocolError
 from thalovant.protocol.negotiation import ClientHello, HubNegotiation
 from thalovant_server.carriers.handshake import link_for, pin_when_complete
 from thalovant_server.hub.directory import ClientCredentials
-from thalovant_server.hub.link import HubLink, MeshGrantDenied
+from thalovant_server.hub.link import HubLink, MeshGrantDenied, Outbound
 from thalovant_server.hub.runtime import HubRuntime
 
 __all__ = [
@@ -127,7 +127,7 @@ class WSSSession:
             if replies:
                 await self.send_sealed(replies)
 
-    async def deliver(self, messages: list[BusMessage]) -> None:
+    async def deliver(self, messages: Sequence[Outbound]) -> None:
         if self._closed:
             return
         try:
@@ -227,7 +227,7 @@ async def _serve(ws: WebSocket, runtime: HubRuntime) -> None:
         log.info("WSS negotiation for client %s aborted: %s", creds.client_id, type(exc).__name__)
         runtime.count_refusal("aborted")
         return
-    live = WSSSession(ws, link_for(negotiation, hello, creds, host))
+    live = WSSSession(ws, link_for(negotiation, hello, creds, host, carrier="wss"))
     if not runtime.register(live):
         await _close_without_status(ws)
         return

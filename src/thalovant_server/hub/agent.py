@@ -11,23 +11,26 @@ Selection rules, deterministic for a given input, session and skill order:
   then skill order;
 - raw event: every skill subscribed to the bus type, in skill order.
 
-A handler that raises is logged and treated as no answer; it never breaks the session.
+What a dispatch gives is an :data:`Outcome`: an :class:`AgentAnswer`, ``None`` (no skill
+claims the input), a :class:`~thalovant_server.hub.skill_guard.SkillFault` (the chosen handler
+raised or answered nonsense; it never breaks the session), or a :class:`PendingAnswer` (an
+``async`` handler whose answer is still to come; :meth:`PendingAnswer.settle` awaits it).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from thalovant_server.hub import skill_guard
 from thalovant_server.hub.matching import CompiledIntent, content_tokens, normalise
+from thalovant_server.hub.memory_book import MemoryBook
 from thalovant_server.hub.session import Conversation
+from thalovant_server.hub.skill_guard import SkillFault
 from thalovant_server.hub.skills.base import HubView, IntentSpec, Request, Skill, SkillReply
 
-__all__ = ["AgentAnswer", "EmbeddedAgent"]
-
-log = logging.getLogger(__name__)
+__all__ = ["AgentAnswer", "EmbeddedAgent", "Outcome", "PendingAnswer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,36 @@ class AgentAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingAnswer:
+    """An ``async`` handler's answer still to come."""
+
+    skill: Skill
+    handler: str
+    awaitable: Awaitable[Any]
+    request: Request
+    conversation: Conversation
+
+    @property
+    def skill_id(self) -> str:
+        return self.skill.skill_id
+
+    async def settle(self, timeout: float) -> AgentAnswer | SkillFault | None:
+        """The answer, within ``timeout`` seconds, or the fault (see :mod:`skill_guard`)."""
+        reply = await skill_guard.settle(self.skill.skill_id, self.handler, self.awaitable, timeout)
+        if reply is None or isinstance(reply, SkillFault):
+            return reply
+        return EmbeddedAgent.finish(self.skill, self.handler, reply, self.conversation, self.request)
+
+    def discard(self) -> None:
+        """Give up on the answer without awaiting it."""
+        skill_guard.discard(self.awaitable)
+
+
+Outcome = AgentAnswer | PendingAnswer | SkillFault | None
+"""What one dispatch gives; see the module docstring."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Turn:
     """One input as every skill handler sees it, whoever is chosen to answer."""
 
@@ -49,6 +82,7 @@ class _Turn:
     context: dict[str, Any]
     data: dict[str, Any]
     structured: dict[str, Any]
+    client_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +95,8 @@ class _IntentEntry:
 class EmbeddedAgent:
     """The skills of one hub and the dispatch between them."""
 
-    def __init__(self, hub_id: str, skills: Sequence[Skill]) -> None:
-        self.hub = HubView(hub_id, tuple(skills))
+    def __init__(self, hub_id: str, skills: Sequence[Skill], memory: MemoryBook | None = None) -> None:
+        self.hub = HubView(hub_id, tuple(skills), memory)
         self._intents: list[CompiledIntent] = []
         order = 0
         for skill in skills:
@@ -86,6 +120,12 @@ class EmbeddedAgent:
     def skills(self) -> tuple[Skill, ...]:
         return self.hub.skills
 
+    def without(self, skill_id: str) -> EmbeddedAgent:
+        """The same hub without one skill (a quarantined one)."""
+        return EmbeddedAgent(
+            self.hub.hub_id, [skill for skill in self.skills if skill.skill_id != skill_id], self.hub.memory
+        )
+
     def subscribed_types(self) -> frozenset[str]:
         return frozenset(self._subscribers)
 
@@ -101,9 +141,11 @@ class EmbeddedAgent:
         context: dict[str, Any],
         data: dict[str, Any],
         structured: dict[str, Any],
-    ) -> AgentAnswer | None:
-        """The reply of the skill that handles an utterance, action or code; ``None`` if none does."""
-        turn = _Turn(text, lang, conversation, context, data, structured)
+        client_id: str = "",
+    ) -> Outcome:
+        """The outcome of the skill that handles an utterance, action or code; ``None`` if none does.
+        ``client_id`` names the identity that asked (skills that keep memory need it)."""
+        turn = _Turn(text, lang, conversation, context, data, structured, client_id)
         if kind == "action":
             return self._action(turn)
         if kind == "code":
@@ -115,10 +157,10 @@ class EmbeddedAgent:
 
     def event(
         self, bus_type: str, lang: str, conversation: Conversation, context: dict[str, Any], data: dict[str, Any]
-    ) -> list[AgentAnswer]:
-        """Replies of every skill subscribed to ``bus_type`` (skills returning ``None`` skipped)."""
+    ) -> list[AgentAnswer | PendingAnswer | SkillFault]:
+        """Outcomes of every skill subscribed to ``bus_type`` (skills returning ``None`` skipped)."""
         turn = _Turn("", lang, conversation, context, data, {})
-        answers: list[AgentAnswer] = []
+        answers: list[AgentAnswer | PendingAnswer | SkillFault] = []
         for skill, method in self._subscribers.get(bus_type, ()):
             answer = self._invoke(skill, method, self._request(skill, "event", "", turn, bus_type=bus_type), turn)
             if answer is not None:
@@ -127,7 +169,7 @@ class EmbeddedAgent:
 
     # -- selection -------------------------------------------------------------------------
 
-    def _action(self, turn: _Turn) -> AgentAnswer | None:
+    def _action(self, turn: _Turn) -> Outcome:
         payload = turn.text.strip()
         folded = payload.casefold()
         for prefix, skill, method in self._actions:
@@ -137,7 +179,7 @@ class EmbeddedAgent:
                     return answer
         return None
 
-    def _code(self, turn: _Turn) -> AgentAnswer | None:
+    def _code(self, turn: _Turn) -> Outcome:
         kind = turn.structured.get("kind")
         target = self._codes.get(kind.casefold()) if isinstance(kind, str) else None
         target = target or self._codes.get("*")
@@ -148,7 +190,7 @@ class EmbeddedAgent:
         utterance = value if isinstance(value, str) else turn.text
         return self._invoke(skill, method, self._request(skill, "code", utterance, turn), turn)
 
-    def _utterance(self, kind: str, turn: _Turn) -> AgentAnswer | None:
+    def _utterance(self, kind: str, turn: _Turn) -> Outcome:
         normalised = normalise(turn.text)
         if not normalised:
             return None
@@ -192,32 +234,25 @@ class EmbeddedAgent:
             input=turn.structured,
             data=turn.data,
             bus_type=bus_type,
+            client_id=turn.client_id,
         )
 
     @classmethod
-    def _invoke(
-        cls, skill: Skill, method: str, request: Request, turn: _Turn, handler: str | None = None
-    ) -> AgentAnswer | None:
-        """Run one handler; its answer, or ``None`` when it declines (or fails, see ``_run``)."""
-        reply = cls._run(skill, method, request)
-        return None if reply is None else cls._finish(skill, handler or method, reply, turn.conversation, request)
+    def _invoke(cls, skill: Skill, method: str, request: Request, turn: _Turn, handler: str | None = None) -> Outcome:
+        """Run one handler; its outcome (``None`` when it declines)."""
+        name = handler or method
+        result = skill_guard.call_handler(skill.skill_id, name, skill.handler(method), request)
+        if result is None or isinstance(result, SkillFault):
+            return result
+        if isinstance(result, SkillReply):
+            return cls.finish(skill, name, result, turn.conversation, request)
+        return PendingAnswer(skill, name, result, request, turn.conversation)
 
     @staticmethod
-    def _run(skill: Skill, method: str, request: Request) -> SkillReply | None:
-        try:
-            reply = skill.handler(method)(request)
-        except Exception:
-            log.exception("skill %s handler %s failed", skill.skill_id, method)
-            return None
-        if reply is not None and not isinstance(reply, SkillReply):
-            log.error("skill %s handler %s returned %s, not a SkillReply", skill.skill_id, method, type(reply))
-            return None
-        return reply
-
-    @staticmethod
-    def _finish(
+    def finish(
         skill: Skill, handler: str, reply: SkillReply, conversation: Conversation, request: Request
     ) -> AgentAnswer:
+        """Apply a reply to the conversation (skill state, active skills); the answer to render."""
         if reply.state is not None:
             conversation.skill_state[skill.skill_id] = dict(reply.state)
         elif not request.state:

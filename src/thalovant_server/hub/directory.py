@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from thalovant.protocol.noise import KeyPair
+from thalovant_server.hub.skill_guard import DEFAULT_SKILL_TIMEOUT
 
 __all__ = [
     "ALLOW_ALL",
@@ -72,13 +73,20 @@ class ClientCredentials:
 
 @dataclass(frozen=True, slots=True)
 class HubKeys:
-    """A hub's stable identity and spec: node id, static key, skills, enabled protocols."""
+    """A hub's stable identity and spec: node id, static key, skills, enabled protocols.
+
+    ``skills`` are the hub spec's own skills and the active skills of its runtime group;
+    ``skill_timeout`` bounds each async skill handler (the group's ``skills.timeout_seconds``);
+    ``record_utterances`` says whether its owner turned utterance recording on (analytics).
+    """
 
     hub_id: str
     node_id: str
     static: KeyPair
     skills: tuple[str, ...]
     protocols: tuple[str, ...]
+    skill_timeout: float = DEFAULT_SKILL_TIMEOUT
+    record_utterances: bool = False
 
 
 class ClientDirectory(Protocol):

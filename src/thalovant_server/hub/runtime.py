@@ -17,18 +17,21 @@ import contextlib
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from thalovant.protocol.envelope import BusMessage
+from thalovant_server.hub.activity import ActivitySink
 from thalovant_server.hub.agent import EmbeddedAgent
 from thalovant_server.hub.directory import ClientCredentials, ClientDirectory, HubKeys
-from thalovant_server.hub.link import HubLink
+from thalovant_server.hub.link import HubLink, Outbound
+from thalovant_server.hub.memory_book import MemoryBook
 from thalovant_server.hub.router import HubRouter
 from thalovant_server.hub.session import SessionStore
-from thalovant_server.hub.skills.registry import build_skills
+from thalovant_server.hub.skills.registry import installed_packages, load_skills
 
-__all__ = ["HubHost", "HubRuntime", "LiveSession"]
+__all__ = ["HubHost", "HubObservation", "HubRuntime", "LiveSession"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,8 @@ class LiveSession(Protocol):
         """The hub spec's name of the carrier: ``wss``, ``http`` or ``mqtt``."""
         ...
 
-    async def deliver(self, messages: list[BusMessage]) -> None:
-        """Seal and send hub-initiated bus messages; never raises."""
+    async def deliver(self, messages: Sequence[Outbound]) -> None:
+        """Seal and send hub-initiated messages (bus messages, or whole hive frames); never raises."""
         ...
 
     async def terminate(self, reason: str) -> None:
@@ -53,28 +56,90 @@ class LiveSession(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class HubObservation:
+    """What a loaded hub runs: skill name to package version, the skills that did not start or
+    were quarantined (with why), and the intents of those it runs."""
+
+    hub_id: str
+    skills: dict[str, str]
+    failures: dict[str, str]
+    intents: dict[str, tuple[str, ...]]
+    quarantined: frozenset[str] = frozenset()
+
+
 class HubHost:
-    """One loaded hub: its keys, its router, its live sessions."""
+    """One loaded hub: its keys, its router, its live sessions, what its skills are."""
 
-    __slots__ = ("hub_id", "keys", "live", "router")
+    __slots__ = ("_loaded", "_memory", "_sink", "hub_id", "keys", "live", "router")
 
-    def __init__(self, keys: HubKeys, router: HubRouter) -> None:
+    def __init__(
+        self,
+        keys: HubKeys,
+        sessions: SessionStore | None = None,
+        *,
+        sink: ActivitySink | None = None,
+        memory: MemoryBook | None = None,
+    ) -> None:
         self.hub_id = keys.hub_id
-        self.keys = keys
-        self.router = router
         self.live: set[LiveSession] = set()
+        self._sink = sink
+        self._memory = memory
+        self.load(keys, sessions)
+
+    def load(self, keys: HubKeys, sessions: SessionStore | None = None) -> None:
+        """Build the router of ``keys``' skills (conversations in ``sessions`` carry over); answers
+        are recorded in the runtime's sink and the memory skill keeps facts in its memory book."""
+        loaded = load_skills(keys.skills)
+        self.keys = keys
+        self._loaded = loaded
+        self.router = HubRouter(
+            keys.hub_id,
+            EmbeddedAgent(keys.hub_id, loaded.skills, self._memory),
+            sessions,
+            skill_timeout=keys.skill_timeout,
+            sink=self._sink,
+            record_utterances=keys.record_utterances,
+        )
+
+    @property
+    def observation(self) -> HubObservation:
+        """What the hub runs now (quarantined skills count as failures)."""
+        packages = installed_packages()
+        quarantine = self.router.health.quarantined
+        running = {name: skill for name, skill in self._loaded.by_name.items() if skill.skill_id not in quarantine}
+        failures = dict(self._loaded.failures)
+        benched = set()
+        for name, skill in self._loaded.by_name.items():
+            if skill.skill_id in quarantine:
+                failures[name] = quarantine[skill.skill_id]
+                benched.add(name)
+        return HubObservation(
+            self.hub_id,
+            {name: packages[name].version if name in packages else "" for name in running},
+            failures,
+            {name: tuple(spec.name for spec in skill.intents) for name, skill in running.items()},
+            frozenset(benched),
+        )
 
 
-def _router_for(keys: HubKeys, sessions: SessionStore | None = None) -> HubRouter:
-    agent = EmbeddedAgent(keys.hub_id, build_skills(keys.skills))
-    return HubRouter(keys.hub_id, agent, sessions)
+MEMORY_SKILL = "memory"
 
 
 class HubRuntime:
-    """Registry of hubs and live sessions of one server process."""
+    """Registry of hubs and live sessions of one server process.
 
-    def __init__(self, directory: ClientDirectory) -> None:
+    ``sink`` receives an activity for every request a hub answers (the request log); ``memory``
+    is the memory book the hubs' memory skill keeps facts in (a client's facts are loaded when
+    it connects to a hub that runs that skill).
+    """
+
+    def __init__(
+        self, directory: ClientDirectory, *, sink: ActivitySink | None = None, memory: MemoryBook | None = None
+    ) -> None:
         self.directory = directory
+        self.sink = sink
+        self.memory = memory
         self._hosts: dict[str, HubHost] = {}
         self._loading: dict[str, asyncio.Lock] = {}
         self._by_client: dict[str, set[LiveSession]] = {}
@@ -99,7 +164,7 @@ class HubRuntime:
             if keys is None:
                 self._loading.pop(hub_id, None)
                 return None
-            found = HubHost(keys, _router_for(keys))
+            found = HubHost(keys, sink=self.sink, memory=self.memory)
             self._hosts[hub_id] = found
             return found
 
@@ -116,20 +181,31 @@ class HubRuntime:
             for live in list(current.live):
                 await live.terminate("hub removed")
             return
-        current.keys = keys
-        current.router = _router_for(keys, current.router.sessions)
+        current.load(keys, current.router.sessions)
         for live in [live for live in current.live if live.carrier not in keys.protocols]:
             await live.terminate(f"{live.carrier} switched off for this hub")
 
     # -- clients ---------------------------------------------------------------------------
 
     async def credentials(self, hub_id: str, access_key: str) -> ClientCredentials | None:
-        """The credentials of an active, unrevoked client of ``hub_id``, else ``None``."""
-        return self._current(hub_id, await self.directory.find_client(hub_id, access_key))
+        """The credentials of an active, unrevoked client of ``hub_id``, else ``None``.
+
+        When the hub runs the memory skill, the client's remembered facts are loaded here,
+        once per connection, so the skill never waits for the database."""
+        return await self._recalled(hub_id, self._current(hub_id, await self.directory.find_client(hub_id, access_key)))
 
     async def credentials_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
         """Like :meth:`credentials`, for a client named by its id (an MQTT topic prefix)."""
-        return self._current(hub_id, await self.directory.find_client_by_id(hub_id, client_id))
+        return await self._recalled(
+            hub_id, self._current(hub_id, await self.directory.find_client_by_id(hub_id, client_id))
+        )
+
+    async def _recalled(self, hub_id: str, creds: ClientCredentials | None) -> ClientCredentials | None:
+        """``creds``, after loading the client's facts when the hub runs the memory skill."""
+        host = self._hosts.get(hub_id)
+        if creds is not None and self.memory is not None and host is not None and MEMORY_SKILL in host.keys.skills:
+            await self.memory.ensure_loaded(creds.client_id)
+        return creds
 
     def _current(self, hub_id: str, creds: ClientCredentials | None) -> ClientCredentials | None:
         """``creds`` with this process's revocations and newer pins applied."""
@@ -181,6 +257,7 @@ class HubRuntime:
         if link.client_id in self._revoked or host is not link.host:
             return False
         host.live.add(live)
+        link.attach(live.deliver)
         self._by_client.setdefault(link.client_id, set()).add(live)
         self.counters["sessions"] += 1
         self.counters[f"pattern:{link.pattern}"] += 1
@@ -193,12 +270,23 @@ class HubRuntime:
     def unregister(self, live: LiveSession) -> None:
         """Forget a session that ended (idempotent)."""
         link = live.link
+        link.close()
         link.host.live.discard(live)
         sessions = self._by_client.get(link.client_id)
         if sessions is not None:
             sessions.discard(live)
             if not sessions:
                 del self._by_client[link.client_id]
+
+    def observe(self, hub_id: str) -> HubObservation | None:
+        """What the hub runs now, if it is loaded in this process."""
+        host = self._hosts.get(hub_id)
+        return host.observation if host is not None else None
+
+    async def load(self, hub_id: str) -> HubObservation | None:
+        """What the hub runs, loading it first if needed; ``None`` for no (active) such hub."""
+        host = await self.host(hub_id)
+        return host.observation if host is not None else None
 
     def live_sessions(self, hub_id: str | None = None) -> list[LiveSession]:
         """The live sessions of one hub, or of every hub."""

@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thalovant.protocol.noise import KeyPair
+from thalovant_server.hub.activity import records_utterances
 from thalovant_server.hub.directory import ClientCredentials, HubKeys
+from thalovant_server.hub.skill_guard import clamp_timeout
 from thalovant_server.mqtt.credentials import verify_password
 from thalovant_server.secrets import sha256_hex
-from thalovant_server.store import clients, hubs
+from thalovant_server.store import clients, hubs, runtime_groups
 from thalovant_server.store.engine import Store
 from thalovant_server.store.hub_spec import enabled_protocols
 from thalovant_server.store.models import Client
@@ -75,19 +77,32 @@ class StoreDirectory:
             await clients.pin_client_key(session, client_id, key)
 
     async def load_hub(self, hub_id: str) -> HubKeys | None:
-        """The active hub's keys; ``protocols`` names the enabled ones among wss, http, mqtt."""
+        """The active hub's keys; ``protocols`` names the enabled ones among wss, http, mqtt.
+
+        Its skills are its spec's own, then its runtime group's live ones; the group's config
+        gives the skill timeout (``skills.timeout_seconds``).
+        """
         async with self._store.session() as session:
             hub = await hubs.hub_by_id(session, hub_id)
-        if hub is None or not hub.active:
-            return None
+            if hub is None or not hub.active:
+                return None
+            skills = [str(s) for s in hub.spec.get("skills") or []]
+            timeout = clamp_timeout(None)
+            group = await runtime_groups.group_of_hub(session, hub)
+            if group is not None:
+                skills.extend(await runtime_groups.runtime_skill_names(session, group.id))
+                settings = group.config.get("skills")
+                if isinstance(settings, dict):
+                    timeout = clamp_timeout(settings.get("timeout_seconds"))
         flags = enabled_protocols(hub.spec)
-        skills = hub.spec.get("skills") or []
         return HubKeys(
             hub_id=hub.id,
             node_id=hub.node_id,
             static=KeyPair.from_private(bytes(hub.noise_private_key)),
-            skills=tuple(str(s) for s in skills),
+            skills=tuple(dict.fromkeys(skills)),
             protocols=tuple(name for name, enabled in flags.items() if enabled),
+            skill_timeout=timeout,
+            record_utterances=records_utterances(hub.spec),
         )
 
     async def find_mqtt_client(self, username: str, password: str) -> MqttAccount | None:

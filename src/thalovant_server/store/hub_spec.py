@@ -26,6 +26,8 @@ MAX_SPEC_BYTES = 64 * 1024
 SKILL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _TRUE = {"true", "yes", "on", "1", "enabled"}
 _FALSE = {"false", "no", "off", "0", "disabled", ""}
+FLAG_WORDS = tuple(sorted(_TRUE | _FALSE))
+"""Every string accepted as a protocol flag (any case, surrounding blanks ignored)."""
 
 
 class SpecError(ValueError):

@@ -51,6 +51,7 @@ async def create_hub(
     active: bool = True,
     description: str = "",
     domain: str | None = None,
+    runtime_group_id: str | None = None,
 ) -> Hub:
     """A new hub with a fresh node id and Noise static key (both stable for its lifetime)."""
     now = utcnow()
@@ -69,6 +70,7 @@ async def create_hub(
         etag=new_etag(),
         node_id=new_node_id(),
         noise_private_key=KeyPair.generate().private,
+        runtime_group_id=runtime_group_id,
         created_at=now,
         updated_at=now,
     )

@@ -121,6 +121,8 @@ class Hub(Base):
     etag: Mapped[str] = mapped_column(String(64))
     node_id: Mapped[str] = mapped_column(String(64), unique=True)
     noise_private_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    runtime_group_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    """The hub's runtime group; ``None`` means its workspace's default group."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -170,3 +172,102 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class Operation(Base):
+    """A long-running change, readable at ``/v1/operations/{id}`` (states: :mod:`thalovant_server.operations`)."""
+
+    __tablename__ = "operations"
+    __table_args__ = (
+        Index("ix_operations_status", "status"),
+        Index("ix_operations_workspace_page", "workspace_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    aggregate_type: Mapped[str] = mapped_column(String(32))
+    aggregate_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    deadline_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    committed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ready_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    terminal_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RuntimeGroup(Base):
+    """The runtime that serves a set of hubs: its configuration and its desired skills.
+
+    ``default_for`` holds the workspace id on that workspace's default group (unique), ``None``
+    on every other group. ``config_revision`` is the SHA-256 of the config and personas.
+    """
+
+    __tablename__ = "runtime_groups"
+    __table_args__ = (UniqueConstraint("workspace_id", "slug", name="uq_runtime_groups_workspace_slug"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    default_for: Mapped[str | None] = mapped_column(String(36), unique=True, nullable=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(63))
+    description: Mapped[str] = mapped_column(Text, default="")
+    environment: Mapped[str] = mapped_column(String(32))
+    namespace: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(20))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    personas: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config_revision: Mapped[str] = mapped_column(String(64))
+    inventory: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    inventory_observed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DesiredSkill(Base):
+    """A skill a runtime group should run, and what the runtime last made of it (``state``)."""
+
+    __tablename__ = "runtime_group_skills"
+    __table_args__ = (UniqueConstraint("runtime_group_id", "skill_id", name="uq_runtime_group_skills_skill"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    runtime_group_id: Mapped[str] = mapped_column(ForeignKey("runtime_groups.id", ondelete="CASCADE"), index=True)
+    skill_id: Mapped[str] = mapped_column(String(64))
+    source_type: Mapped[str] = mapped_column(String(32))
+    source_ref: Mapped[str] = mapped_column(String(512))
+    marketplace_skill_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    version_pin: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[str] = mapped_column(String(16))
+    installed_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    previous_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_transition_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SkillHistoryEntry(Base):
+    """One line of a runtime group's skill history: a request (``operation``) or an outcome (``event``)."""
+
+    __tablename__ = "skill_history"
+    __table_args__ = (Index("ix_skill_history_group", "runtime_group_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    runtime_group_id: Mapped[str] = mapped_column(ForeignKey("runtime_groups.id", ondelete="CASCADE"))
+    hub_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    skill: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    actor_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    operation_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -37,6 +37,7 @@ class ApprovalsSkill(Skill):
     """Approves or rejects items named by actions and acknowledges scanned codes."""
 
     skill_id = "approvals"
+    title = "Approvals"
     capability = "approval"
     description = "Approves invoices and other items from actions and scanned codes."
 

@@ -9,7 +9,11 @@ A skill is a class with a ``skill_id`` and handler methods marked by decorators:
 - :func:`subscribe` -- raw bus events of one type, as sent by ``emit``.
 
 Handlers take a :class:`Request` and return a :class:`SkillReply` (or ``None`` for an event
-they ignore). They run on the event loop, so they must be quick and must not block.
+they ignore). A plain ``def`` handler runs on the event loop, so it must be quick and must not
+block. A handler that waits on anything (a web service, a database) is an ``async def``: it
+runs as a task of its own, so it never holds up other sessions; the hub bounds it with the
+runtime group's skill timeout and answers the client with a failure event when it is late or
+raises (:mod:`thalovant_server.hub.skill_guard`).
 ``request.state`` is this skill's part of the conversation session: changes made to it
 (or a replacement in ``SkillReply.state``) travel back to the client in the session.
 """
@@ -17,18 +21,23 @@ they ignore). They run on the event loop, so they must be quick and must not blo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from thalovant_server.hub.memory_book import MemoryBook
 
 __all__ = [
     "ActionSpec",
     "CodeSpec",
     "DisplayItems",
+    "Handler",
     "HubView",
     "IntentSpec",
     "Request",
     "Skill",
+    "SkillFile",
     "SkillReply",
     "SubscriptionSpec",
     "action",
@@ -134,10 +143,12 @@ DisplayItems = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class HubView:
-    """What a skill may know about the hub it runs in."""
+    """What a skill may know about the hub it runs in; ``memory`` is the hub's long-term
+    memory when the server keeps one (``None`` in a bare agent)."""
 
     hub_id: str
     skills: tuple[Skill, ...]
+    memory: MemoryBook | None = None
 
 
 @dataclass(slots=True)
@@ -146,7 +157,8 @@ class Request:
 
     ``kind`` is ``utterance``, ``action``, ``code`` or ``event``. ``utterance`` is the text
     (the action payload or the code value for those kinds), ``input`` the structured input
-    (``{kind, title, payload}`` or ``{kind, label, value}``), ``data`` the raw bus data.
+    (``{kind, title, payload}`` or ``{kind, label, value}``), ``data`` the raw bus data,
+    ``client_id`` the identity that asked ("" when unknown).
     """
 
     kind: str
@@ -161,6 +173,7 @@ class Request:
     data: Mapping[str, Any] = field(default_factory=dict)
     bus_type: str = "recognizer_loop:utterance"
     intent: str = ""
+    client_id: str = ""
 
     def next_in_rotation(self, items: Sequence[T]) -> T:
         """This session's next item of ``items`` (not empty), in order and round again.
@@ -175,6 +188,24 @@ class Request:
         return items[index % len(items)]
 
 
+FILE_KINDS = ("file", "tts_audio")
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SkillFile:
+    """Bytes a skill sends with its answer, as a binary frame: ``kind`` is ``file`` or
+    ``tts_audio`` (at most :data:`MAX_FILE_BYTES`; larger files are dropped and logged)."""
+
+    data: bytes
+    kind: str = "file"
+    file_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FILE_KINDS:
+            raise ValueError(f"a skill file is one of {FILE_KINDS}, not {self.kind!r}")
+
+
 @dataclass(slots=True)
 class SkillReply:
     """What a handler answers.
@@ -183,7 +214,8 @@ class SkillReply:
     the first ``speak``; ``state``: a replacement for the skill's session state (``None``
     keeps ``request.state`` with whatever changes the handler made); ``events``: extra bus
     messages ``(type, data)`` sent with the request's context; ``stay_active``: whether
-    follow-up intents of this skill match on the next turn.
+    follow-up intents of this skill match on the next turn; ``files``: binary frames sent
+    after the speech (the client's ``on_binary`` gets them).
     """
 
     speech: list[str] = field(default_factory=list)
@@ -191,10 +223,15 @@ class SkillReply:
     state: dict[str, Any] | None = None
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     stay_active: bool = True
+    files: list[SkillFile] = field(default_factory=list)
 
     @classmethod
     def say(cls, *sentences: str, display: DisplayItems | None = None, stay_active: bool = True) -> SkillReply:
         return cls(list(sentences), dict(display or {}), stay_active=stay_active)
+
+
+Handler = Callable[["Request"], "SkillReply | Awaitable[SkillReply | None] | None"]
+"""A skill handler: plain (answers at once) or ``async`` (awaited under the skill timeout)."""
 
 
 class Skill:
@@ -202,9 +239,11 @@ class Skill:
 
     ``capability`` is the short phrase the capabilities skill lists for this skill (``joke``
     gives "quick joke ... requests"); ``None`` keeps the skill out of that sentence.
+    ``title`` and ``description`` are what the marketplace shows.
     """
 
     skill_id: ClassVar[str] = ""
+    title: ClassVar[str] = ""
     capability: ClassVar[str | None] = None
     description: ClassVar[str] = ""
 
@@ -235,7 +274,7 @@ class Skill:
         cls.codes = tuple(codes)
         cls.subscriptions = tuple(subscriptions)
 
-    def handler(self, method: str) -> Callable[[Request], SkillReply | None]:
+    def handler(self, method: str) -> Handler:
         """The bound handler method named ``method``."""
-        func: Callable[[Request], SkillReply | None] = getattr(self, method)
+        func: Handler = getattr(self, method)
         return func

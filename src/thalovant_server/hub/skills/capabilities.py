@@ -36,6 +36,7 @@ class CapabilitiesSkill(Skill):
     """Describes the hub's skills; acknowledges client status events."""
 
     skill_id = "capabilities"
+    title = "Hub capabilities"
     description = "Says what this hub can do."
 
     @intent(

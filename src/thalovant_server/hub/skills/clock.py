@@ -33,6 +33,7 @@ class ClockSkill(Skill):
     """Tells the time and the date."""
 
     skill_id = "clock"
+    title = "Clock"
     capability = "time and date"
     description = "Tells the current time and date."
 

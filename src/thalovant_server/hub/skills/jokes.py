@@ -21,6 +21,7 @@ class JokesSkill(Skill):
     """Tells the jokes of :data:`JOKES` in order, per conversation, starting with the first."""
 
     skill_id = "jokes"
+    title = "Jokes"
     capability = "joke"
     description = "Tells short clean jokes."
 

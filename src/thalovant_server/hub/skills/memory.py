@@ -1,8 +1,11 @@
-"""Remembers facts the user states, within one conversation (session) only.
+"""Remembers facts the user states.
 
-"Remember that my favorite color is blue." stores ``favorite color -> blue`` in the skill's
-session state; "What color did I mention?" finds it again. Another session has its own state
-and so knows nothing of it.
+"Remember that my favorite color is blue." keeps ``favorite color -> blue``; "What color did
+I mention?" finds it again. On a server the facts go to the hub's memory book
+(:mod:`thalovant_server.hub.memory_book`): they belong to the client identity, outlive the
+conversation and the server, and the hub's owner sees, corrects and deletes them through
+``/v1/memory``. Without a memory book (a bare agent) they live in the conversation's session
+state only.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ class MemorySkill(Skill):
     """Keeps ``subject -> value`` facts in the conversation's session state."""
 
     skill_id = "memory"
-    description = "Remembers what you tell it during a conversation."
+    title = "Memory"
+    description = "Remembers what you tell it, for the owner to see and correct."
 
     @intent(
         "remember",
@@ -48,12 +52,16 @@ class MemorySkill(Skill):
         value = request.slots.get("value", "")[:_MAX_TEXT]
         words = subject.split()
         key = " ".join(words[1:]) if words and words[0] in {"my", "the", "our"} else subject
-        facts = _facts(request.state)
-        facts.pop(key, None)
-        facts[key] = value
-        while len(facts) > _MAX_FACTS:
-            facts.pop(next(iter(facts)))
-        request.state["facts"] = facts
+        book = request.hub.memory
+        if book is not None and request.client_id:
+            book.remember(request.hub.hub_id, request.client_id, key, value)
+        else:
+            facts = _facts(request.state)
+            facts.pop(key, None)
+            facts[key] = value
+            while len(facts) > _MAX_FACTS:
+                facts.pop(next(iter(facts)))
+            request.state["facts"] = facts
         return SkillReply.say(f"Okay, I will remember that {_second_person(subject)} is {value}.")
 
     @intent(
@@ -65,8 +73,12 @@ class MemorySkill(Skill):
         ),
     )
     def recall(self, request: Request) -> SkillReply:
-        facts = _facts(request.state)
+        book = request.hub.memory
+        kept = book is not None and bool(request.client_id)
+        facts = book.facts(request.client_id) if book is not None and kept else _facts(request.state)
         if not facts:
+            if kept:
+                return SkillReply.say("You have not told me anything to remember yet.")
             return SkillReply.say("You have not told me anything to remember in this conversation yet.")
         subject = request.slots.get("subject", "")
         wanted = set(subject.split()) - {"my", "the", "a", "an", "your"}
@@ -76,4 +88,5 @@ class MemorySkill(Skill):
         for key in reversed(list(facts)):
             if wanted & set(key.split()):
                 return SkillReply.say(f"You mentioned that your {key} is {facts[key]}.")
-        return SkillReply.say(f"You have not told me about your {subject} in this conversation.")
+        where = "" if kept else " in this conversation"
+        return SkillReply.say(f"You have not told me about your {subject}{where}.")

@@ -22,6 +22,7 @@ class TriviaSkill(Skill):
     """Answers trivia requests from :data:`FACTS`, in order per conversation."""
 
     skill_id = "trivia"
+    title = "Trivia"
     capability = "trivia"
     description = "Shares short trivia facts."
 

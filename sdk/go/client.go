@@ -1,0 +1,763 @@
+package thalovant
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/thalovant/thalovant-go-sdk/internal/carrier"
+	"github.com/thalovant/thalovant-go-sdk/protocol"
+)
+
+// Version is this SDK's version; DefaultUserAgent goes in the carrier credential, the
+// User-Agent header and the default source/platform of every bus context.
+const (
+	Version          = "0.1.0"
+	DefaultUserAgent = "ThalovantGoSDK/" + Version
+)
+
+// Runtime client timings (dataplane.md 4, 6, 13).
+const (
+	DefaultConnectTimeout   = 4 * time.Second
+	DefaultHandshakeTimeout = 20 * time.Second
+	CarryGrace              = 2 * time.Second
+	UntrackedGrace          = 10 * time.Second
+	ReconnectFirstDelay     = 5 * time.Second
+	ReconnectMaxDelay       = 60 * time.Second
+)
+
+// ClientOptions configure a runtime client; the zero value of every field is the default.
+type ClientOptions struct {
+	// Protocol forces a carrier; "" chooses WSS, then HTTPS, then MQTT (dataplane.md 1.6).
+	Protocol HubProtocol
+	// NoiseStateDir overrides where the client keeps its Noise key, hub pins and PSK cache.
+	NoiseStateDir string
+	// ReplySettle is how long Ask keeps collecting speech after the first sentence (0: 250
+	// ms; negative: return at the first sentence).
+	ReplySettle time.Duration
+	// EmptyReplyWait is the window after handled/unmatched without speech (0: 5 s).
+	EmptyReplyWait   time.Duration
+	ConnectTimeout   time.Duration // 0: 4 s
+	HandshakeTimeout time.Duration // 0: 20 s
+	UserAgent        string        // "": DefaultUserAgent
+	// DisableAutoReconnect stops the background redial of a dropped link.
+	DisableAutoReconnect bool
+	// InsecureSkipVerify turns TLS verification off (development only; never the default).
+	InsecureSkipVerify bool
+}
+
+// RequestOptions are the per-request options of Ask and SendUtterance.
+type RequestOptions struct {
+	Lang      string         // "": en-us
+	SessionID string         // "": the conversation's or the connection's session
+	RequestID string         // "": a new thalovant-request-<hex>
+	Context   map[string]any // caller context (see BuildClientContext)
+	Timeout   time.Duration  // Ask only; 0: 12 s
+}
+
+// ActionOptions are the options of SendAction.
+type ActionOptions struct {
+	Title     string // "": the payload
+	SessionID string
+	Context   map[string]any
+	Lang      string
+}
+
+// CodeOptions are the options of SendCode.
+type CodeOptions struct {
+	Kind      string // "": code
+	Label     string // "": the kind
+	SessionID string
+	Context   map[string]any
+	Lang      string
+}
+
+// ConversationOptions are the options of Conversation.
+type ConversationOptions struct {
+	Lang      string
+	SessionID string // "": a new thalovant-session-<hex>
+}
+
+// SelectProtocol is the carrier a client of identity uses (dataplane.md 1.6): a forced one if
+// the identity can use it; else WSS (flag on and an endpoint), then HTTPS, then MQTT.
+func SelectProtocol(identity *Identity, forced HubProtocol) (HubProtocol, error) {
+	if forced != "" {
+		wanted := CanonicalProtocol(string(forced))
+		switch {
+		case wanted == "" || strings.EqualFold(string(forced), "websocket") || strings.EqualFold(string(forced), "mqtts"):
+			return "", newErr(ErrUnsupportedProtocol, "Unknown protocol %q; use one of wss, https, mqtt.", forced)
+		case wanted == ProtocolWSS && identity.EndpointFor(ProtocolWSS) == "":
+			return "", newErr(ErrUnsupportedProtocol, "This identity has no WSS endpoint; it cannot use wss.")
+		case wanted == ProtocolMQTT && identity.MQTT == nil:
+			return "", newErr(ErrUnsupportedProtocol, "This identity has no MQTT broker credentials; it cannot use mqtt.")
+		}
+		return wanted, nil
+	}
+	switch {
+	case identity.SupportsProtocol(ProtocolWSS) && identity.EndpointFor(ProtocolWSS) != "":
+		return ProtocolWSS, nil
+	case identity.SupportsProtocol(ProtocolHTTPS):
+		return ProtocolHTTPS, nil
+	case identity.SupportsProtocol(ProtocolMQTT) && identity.MQTT != nil:
+		return ProtocolMQTT, nil
+	}
+	return ProtocolHTTPS, nil // EndpointBase is never empty: the fallback of dataplane.md 1.6
+}
+
+// Client is a runtime client for one hub identity. It owns at most one link at a time; a
+// dropped link is redialled in the background (5 s doubling to 60 s, jittered) unless
+// DisableAutoReconnect is set, and a request made while the link is down makes one connect
+// attempt first. A message already sent is never replayed. Close ends every goroutine the
+// client started and waits for them.
+type Client struct {
+	Identity  *Identity
+	Protocol  HubProtocol
+	Transport *Transport
+
+	options   ClientOptions
+	useragent string
+	store     *NoiseStore
+
+	connectMu sync.Mutex // one connect at a time
+	mu        sync.Mutex
+	link      *link
+	lastError string
+	closed    bool
+	reconnect *supervisor
+
+	collectors    map[string]*replyCollector
+	carryWatch    map[string]string
+	carried       map[string]map[string]any
+	lastUntracked time.Time
+}
+
+// NewClient is NewClientWithOptions with the default options.
+func NewClient(identity *Identity) (*Client, error) {
+	return NewClientWithOptions(identity, ClientOptions{})
+}
+
+// NewClientWithOptions makes a client (no I/O yet); ErrUnsupportedProtocol when the identity
+// cannot use the forced protocol.
+func NewClientWithOptions(identity *Identity, options ClientOptions) (*Client, error) {
+	if identity == nil {
+		return nil, newErr(ErrIdentity, "A client needs an identity.")
+	}
+	protocolName, err := SelectProtocol(identity, options.Protocol)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		Identity: identity, Protocol: protocolName, Transport: newTransport(protocolName), options: options,
+		useragent:  options.UserAgent,
+		collectors: map[string]*replyCollector{}, carryWatch: map[string]string{}, carried: map[string]map[string]any{},
+	}
+	if c.useragent == "" {
+		c.useragent = DefaultUserAgent
+	}
+	if _, err := c.newCarrier(); err != nil { // fail early on a carrier this identity lacks
+		return nil, err
+	}
+	hubHost := ""
+	if parts, err := url.Parse(identity.EndpointFor(protocolName)); err == nil {
+		hubHost = parts.Hostname()
+	}
+	c.store = noiseStoreFor(options.NoiseStateDir, identity.SourcePath, hubHost)
+	return c, nil
+}
+
+// NewClientFromFile is a client for an identity file (0600).
+func NewClientFromFile(path string) (*Client, error) {
+	identity, err := IdentityFromFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(identity)
+}
+
+// NewClientFromConfig is a client for the identity of a config profile ("" for the defaults).
+func NewClientFromConfig(path, profile string) (*Client, error) {
+	identity, err := IdentityFromConfig(path, profile)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(identity)
+}
+
+// NewClientFromEnv is a client for the identity in the THALOVANT_* variables.
+func NewClientFromEnv() (*Client, error) {
+	identity, err := IdentityFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(identity)
+}
+
+// NoiseStore is where this client keeps its Noise key, hub pins and PSK cache.
+func (c *Client) NoiseStore() *NoiseStore { return c.store }
+
+func (c *Client) newCarrier() (carrier.Carrier, error) {
+	id := c.Identity
+	switch c.Protocol {
+	case ProtocolWSS:
+		endpoint := id.EndpointFor(ProtocolWSS)
+		if endpoint == "" {
+			return nil, newErr(ErrUnsupportedProtocol, "This identity has no WSS endpoint.")
+		}
+		w, err := carrier.NewWSS(endpoint, id.AccessKey, c.useragent, c.options.InsecureSkipVerify)
+		if err != nil {
+			return nil, wrapErr(ErrUnsupportedProtocol, err, "%v", err)
+		}
+		return w, nil
+	case ProtocolMQTT:
+		m := id.MQTT
+		if m == nil {
+			return nil, newErr(ErrUnsupportedProtocol, "This identity has no MQTT broker credentials; it cannot use mqtt.")
+		}
+		settings, err := carrier.NewMQTTSettings(m.Endpoint, m.Username, m.Password, m.TopicPrefix, m.QoS, m.TLS)
+		if err != nil {
+			return nil, wrapErr(ErrUnsupportedProtocol, err, "%s.", capitalise(err.Error()))
+		}
+		// MQTT shares the HTTPS pin (dataplane.md 1.8)
+		return carrier.NewMQTT(settings, strings.TrimRight(id.EndpointBase(), "/"), id.SiteID, c.options.InsecureSkipVerify, helloText), nil
+	}
+	return carrier.NewHTTPS(id.EndpointBase(), id.AccessKey, c.useragent, c.options.InsecureSkipVerify), nil
+}
+
+func capitalise(text string) string {
+	if text == "" {
+		return text
+	}
+	return strings.ToUpper(text[:1]) + text[1:]
+}
+
+func helloText(sessionID, siteID string) []byte {
+	body, _ := protocol.HelloEnvelope(sessionID, siteID).Bytes()
+	return body
+}
+
+func (c *Client) durations() (connect, handshake, settle, emptyWait time.Duration) {
+	connect, handshake, settle, emptyWait = c.options.ConnectTimeout, c.options.HandshakeTimeout, c.options.ReplySettle, c.options.EmptyReplyWait
+	if connect <= 0 {
+		connect = DefaultConnectTimeout
+	}
+	if handshake <= 0 {
+		handshake = DefaultHandshakeTimeout
+	}
+	if settle == 0 {
+		settle = DefaultReplySettle
+	}
+	if emptyWait <= 0 {
+		emptyWait = DefaultEmptyReplyWait
+	}
+	return
+}
+
+// Connected is true while the link is up.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	l := c.link
+	c.mu.Unlock()
+	return l != nil && l.alive()
+}
+
+// SessionID is the connection SID of the live link (the default session of its messages).
+func (c *Client) SessionID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.link == nil {
+		return ""
+	}
+	return c.link.sessionID
+}
+
+// NoisePattern is the Noise pattern of the live link (XXpsk2 on first contact, KKpsk0 after).
+func (c *Client) NoisePattern() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.link == nil {
+		return ""
+	}
+	return c.link.pattern
+}
+
+// Connect connects and authenticates, unless already connected. It returns the typed
+// errors: ErrHubRefused, ErrClientKeyRejected, ErrHubKeyChanged, ErrTimeout, ErrConnection.
+func (c *Client) Connect(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.closed = false
+		c.Transport.reopen()
+	}
+	c.mu.Unlock()
+	return c.connect(ctx)
+}
+
+func (c *Client) connect(ctx context.Context) error {
+	c.connectMu.Lock()
+	defer c.connectMu.Unlock()
+	if c.Connected() {
+		return nil
+	}
+	c.mu.Lock()
+	old := c.link
+	c.link = nil
+	c.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	connectTimeout, handshakeTimeout, _, _ := c.durations()
+	est := &establishment{
+		makeCarrier: c.newCarrier, store: c.store,
+		credentials: credentials{AccessKey: c.Identity.AccessKey, Password: c.Identity.Password, SiteID: c.Identity.SiteID},
+		sessionID:   connectionSessionID(), connectTimeout: connectTimeout, handshakeTimeout: handshakeTimeout,
+	}
+	l, err := est.establish(ctx)
+	if err != nil {
+		c.mu.Lock()
+		c.lastError = err.Error()
+		c.mu.Unlock()
+		return err
+	}
+	l.onEnvelope = c.onEnvelope
+	l.onBinary = func(*protocol.Wire1Frame) {}
+	l.onLost = c.onLost
+	c.mu.Lock()
+	if c.closed { // closed while connecting
+		c.mu.Unlock()
+		l.close()
+		return newErr(ErrConnection, "The client was closed.")
+	}
+	c.link, c.lastError = l, ""
+	c.mu.Unlock()
+	l.start()
+	return nil
+}
+
+// ensureLink is the live link; one connect attempt first when it is down.
+func (c *Client) ensureLink(ctx context.Context) (*link, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, newErr(ErrConnection, "The client is closed; call Connect to use it again.")
+	}
+	c.mu.Unlock()
+	if !c.Connected() {
+		if err := c.connect(ctx); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.link == nil {
+		return nil, newErr(ErrConnection, "The hub connection is down.")
+	}
+	return c.link, nil
+}
+
+func (c *Client) onLost(err error) {
+	c.mu.Lock()
+	c.lastError = err.Error()
+	collectors := make([]*replyCollector, 0, len(c.collectors))
+	for _, collector := range c.collectors {
+		collectors = append(collectors, collector)
+	}
+	closed := c.closed
+	start := !closed && !c.options.DisableAutoReconnect && c.reconnect == nil
+	if start {
+		c.reconnect = newSupervisor(c.reconnectLoop)
+	}
+	c.mu.Unlock()
+	for _, collector := range collectors {
+		collector.abort(wrapErr(ErrConnection, err, "The hub connection dropped before the reply: %v", err))
+	}
+}
+
+// reconnectLoop redials with jittered backoff until connected, closed, or a fatal refusal.
+func (c *Client) reconnectLoop(ctx context.Context) {
+	defer func() {
+		c.mu.Lock()
+		c.reconnect = nil
+		c.mu.Unlock()
+	}()
+	delay := ReconnectFirstDelay
+	for {
+		wait := time.Duration(float64(delay) * (0.5 + rand.Float64()))
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		if c.Connected() {
+			return
+		}
+		err := c.connect(ctx)
+		if err == nil || ctx.Err() != nil || IsFatalConnectError(err) {
+			return
+		}
+		delay = min(delay*2, ReconnectMaxDelay)
+	}
+}
+
+// IsFatalConnectError is true for errors no retry can fix (hub key changed, client key
+// rejected): supervisors stop.
+func IsFatalConnectError(err error) bool {
+	return errorsIs(err, ErrHubKeyChanged) || errorsIs(err, ErrClientKeyRejected)
+}
+
+// Close closes the link (normal close), stops reconnecting, ends pending asks and event
+// channels, and waits for every goroutine the client started. Idempotent.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	reconnect := c.reconnect
+	collectors := make([]*replyCollector, 0, len(c.collectors))
+	for _, collector := range c.collectors {
+		collectors = append(collectors, collector)
+	}
+	c.mu.Unlock()
+	if reconnect != nil {
+		reconnect.stop()
+	}
+	for _, collector := range collectors {
+		collector.abort(newErr(ErrConnection, "The client was closed."))
+	}
+	c.connectMu.Lock() // a connect in progress finishes (and sees closed) first
+	c.mu.Lock()
+	l := c.link
+	c.link = nil
+	c.mu.Unlock()
+	c.connectMu.Unlock()
+	if l != nil {
+		l.close()
+	}
+	c.Transport.shutdown()
+	return ctx.Err()
+}
+
+// Healthcheck connects if needed, then reports the link state (no network round trip).
+func (c *Client) Healthcheck() Health {
+	errText := ""
+	if !c.Connected() {
+		connectTimeout, handshakeTimeout, _, _ := c.durations()
+		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout+handshakeTimeout+RefusalSettle)
+		if err := c.connect(ctx); err != nil {
+			errText = err.Error()
+		}
+		cancel()
+	}
+	c.mu.Lock()
+	l, closed, lastError := c.link, c.closed, c.lastError
+	c.mu.Unlock()
+	health := Health{Protocol: c.Protocol, Endpoint: c.Identity.EndpointFor(c.Protocol)}
+	if l != nil {
+		health.Connected = !closed
+		health.HandshakeComplete = l.pattern != ""
+		health.TransportAlive = l.alive()
+		health.NoisePattern = l.pattern
+	}
+	if errText == "" && !health.TransportAlive {
+		errText = lastError
+	}
+	health.LastError = redactError(errText)
+	return health
+}
+
+// redactError cuts everything after '?' (URLs carry the credential).
+func redactError(text string) string {
+	if i := strings.Index(text, "?"); i >= 0 {
+		return text[:i]
+	}
+	return text
+}
+
+// ------------------------------------------------------------------ inbound
+
+func (c *Client) onEnvelope(envelope protocol.HiveMessage) {
+	bus, ok := busOf(envelope, c.Identity.SiteID)
+	if !ok {
+		return
+	}
+	event := Event{Name: bus.Type, Data: bus.Data, Context: normaliseContext(bus.Context)}
+	rid := event.RequestID()
+	c.mu.Lock()
+	var target *replyCollector
+	if rid != "" {
+		target = c.collectors[rid]
+		if sid, watched := c.carryWatch[rid]; watched && event.Name == EventUtteranceHandled {
+			c.rememberConversation(sid, event)
+		}
+	} else if event.Name == EventPolicyDenied {
+		target = c.deniedAsk(event)
+	}
+	c.mu.Unlock()
+	if target != nil {
+		target.feed(event)
+	}
+	c.Transport.deliver(event)
+}
+
+// busOf is the bus message an inbound envelope delivers to this client, if any.
+func busOf(envelope protocol.HiveMessage, siteID string) (protocol.BusMessage, bool) {
+	switch envelope.MsgType {
+	case "bus":
+		return envelope.Bus(), true
+	case "broadcast":
+		if inner, ok := envelope.Inner(); ok && inner.MsgType == "bus" && envelope.TargetSiteID == siteID {
+			return inner.Bus(), true
+		}
+	}
+	return protocol.BusMessage{}, false
+}
+
+// normaliseContext drops hivemind_verified_source_peer and renames destination to source
+// (dataplane.md 7.3).
+func normaliseContext(context map[string]any) map[string]any {
+	out := make(map[string]any, len(context))
+	for key, value := range context {
+		out[key] = value
+	}
+	delete(out, "hivemind_verified_source_peer")
+	if destination, ok := out["destination"]; ok {
+		out["source"] = destination
+		delete(out, "destination")
+	}
+	return out
+}
+
+// deniedAsk is the only ask in flight, for a denial without a request id, when no untracked
+// utterance went out in the last 10 s (dataplane.md 6.5). Called with c.mu held.
+func (c *Client) deniedAsk(event Event) *replyCollector {
+	if nonEmpty(event.Data["denied_type"]) != EventRecognizerLoopUtterance || len(c.collectors) != 1 {
+		return nil
+	}
+	if time.Since(c.lastUntracked) < UntrackedGrace {
+		return nil
+	}
+	for _, collector := range c.collectors {
+		return collector
+	}
+	return nil
+}
+
+// rememberConversation keeps the carried session fields under the request's session id and
+// the one the hub answered with. Called with c.mu held.
+func (c *Client) rememberConversation(requestSession string, event Event) {
+	session := mapping(event.Context["session"])
+	fields := carriedFields(session)
+	keys := []string{requestSession}
+	if answered := nonEmpty(session["session_id"]); answered != "" && answered != requestSession {
+		keys = append(keys, answered)
+	}
+	for _, key := range keys {
+		if len(fields) > 0 {
+			c.carried[key] = fields
+		} else {
+			delete(c.carried, key)
+		}
+	}
+}
+
+// ------------------------------------------------------------------ publishing
+
+func (c *Client) publish(ctx context.Context, l *link, name string, data, context map[string]any) error {
+	c.Transport.markPublication()
+	return l.send(ctx, protocol.BusEnvelope(name, data, context))
+}
+
+func (c *Client) runtimeContext(context map[string]any, l *link) map[string]any {
+	return runtimeContext(context, c.useragent, l.sessionID, c.Identity.SiteID, c.Identity.Metadata)
+}
+
+// Emit sends a raw bus event with data and the runtime context (dataplane.md 6.7).
+func (c *Client) Emit(ctx context.Context, name string, data, context map[string]any) error {
+	if strings.TrimSpace(name) == "" {
+		return newErr(ErrRuntime, "An event name is a non-empty string.")
+	}
+	l, err := c.ensureLink(ctx)
+	if err != nil {
+		return err
+	}
+	return c.publish(ctx, l, name, deepCopyMap(data), c.runtimeContext(context, l))
+}
+
+type utterance struct {
+	text, lang, sessionID, requestID string
+	context                          map[string]any
+	dataExtra, contextExtra          map[string]any
+	ask                              bool
+}
+
+func (c *Client) sendUtterance(ctx context.Context, u utterance) (string, *replyCollector, error) {
+	if strings.TrimSpace(u.text) == "" {
+		return "", nil, newErr(ErrRuntime, "An utterance is a non-empty string.")
+	}
+	if u.lang == "" {
+		u.lang = "en-us"
+	}
+	l, err := c.ensureLink(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	sid := u.sessionID
+	if sid == "" {
+		sid = contextSessionID(u.context)
+	}
+	if sid == "" {
+		sid = l.sessionID
+	}
+	var collector *replyCollector
+	c.mu.Lock()
+	var carried map[string]any
+	if u.ask {
+		carried = c.carried[sid]
+	}
+	rid, data, msgContext := utteranceMessage(strings.TrimSpace(u.text), u.lang, u.sessionID, u.requestID, u.context, c.Identity.SiteID, carried)
+	for key, value := range u.dataExtra {
+		data[key] = deepCopy(value)
+	}
+	for key, value := range u.contextExtra {
+		msgContext[key] = deepCopy(value)
+	}
+	if u.ask {
+		_, _, settle, emptyWait := c.durations()
+		collector = newReplyCollector(rid, sid, settle, emptyWait)
+		c.collectors[rid] = collector
+		c.carryWatch[rid] = sid
+	} else {
+		c.lastUntracked = time.Now()
+	}
+	c.mu.Unlock()
+	if err := c.publish(ctx, l, EventRecognizerLoopUtterance, data, c.runtimeContext(msgContext, l)); err != nil {
+		c.mu.Lock()
+		delete(c.collectors, rid)
+		delete(c.carryWatch, rid)
+		c.mu.Unlock()
+		return "", nil, err
+	}
+	return rid, collector, nil
+}
+
+// Ask sends an utterance and collects the hub's spoken reply (dataplane.md 6.3).
+func (c *Client) Ask(ctx context.Context, text string, options RequestOptions) (*Reply, error) {
+	rid, collector, err := c.sendUtterance(ctx, utterance{text: text, lang: options.Lang, sessionID: options.SessionID,
+		requestID: options.RequestID, context: options.Context, ask: true})
+	if err != nil {
+		return nil, err
+	}
+	timeout := options.Timeout
+	if timeout <= 0 {
+		timeout = DefaultAskTimeout
+	}
+	reply, err := collector.result(ctx, timeout)
+	c.mu.Lock()
+	delete(c.collectors, rid)
+	c.mu.Unlock()
+	time.AfterFunc(CarryGrace, func() {
+		c.mu.Lock()
+		delete(c.carryWatch, rid)
+		c.mu.Unlock()
+	})
+	return reply, err
+}
+
+// SendUtterance sends speech or chat text without waiting for an answer.
+func (c *Client) SendUtterance(ctx context.Context, text string, options RequestOptions) error {
+	_, _, err := c.sendUtterance(ctx, utterance{text: text, lang: options.Lang, sessionID: options.SessionID,
+		requestID: options.RequestID, context: options.Context})
+	return err
+}
+
+// SendAction sends a button, menu pick or command (context.input.kind = "action").
+func (c *Client) SendAction(ctx context.Context, payload string, options ActionOptions) error {
+	title := options.Title
+	if title == "" {
+		title = payload
+	}
+	_, _, err := c.sendUtterance(ctx, utterance{text: payload, lang: options.Lang, sessionID: options.SessionID,
+		context: options.Context, contextExtra: map[string]any{"input": map[string]any{"kind": "action", "title": title, "payload": payload}}})
+	return err
+}
+
+// SendCode sends an exact value (QR, barcode, serial): input = {kind, label, value, exact}.
+func (c *Client) SendCode(ctx context.Context, value string, options CodeOptions) error {
+	kind := options.Kind
+	if kind == "" {
+		kind = "code"
+	}
+	label := options.Label
+	if label == "" {
+		label = kind
+	}
+	input := map[string]any{"kind": kind, "label": label, "value": value, "exact": true}
+	_, _, err := c.sendUtterance(ctx, utterance{text: value, lang: options.Lang, sessionID: options.SessionID,
+		context: options.Context, dataExtra: map[string]any{"input": input}, contextExtra: map[string]any{"input": input}})
+	return err
+}
+
+// Conversation is a series of turns sharing one session id; Ask carries the conversation
+// state from turn to turn (dataplane.md 6.6).
+type Conversation struct {
+	client    *Client
+	Lang      string
+	SessionID string
+}
+
+// Conversation starts a conversation (no I/O).
+func (c *Client) Conversation(options ConversationOptions) *Conversation {
+	sid := options.SessionID
+	if sid == "" {
+		sid = newConversationSessionID()
+	}
+	return &Conversation{client: c, Lang: options.Lang, SessionID: sid}
+}
+
+// Ask asks within the conversation's session (options.SessionID is ignored).
+func (v *Conversation) Ask(ctx context.Context, text string, options RequestOptions) (*Reply, error) {
+	options.SessionID = v.SessionID
+	if options.Lang == "" {
+		options.Lang = v.Lang
+	}
+	return v.client.Ask(ctx, text, options)
+}
+
+// SendUtterance sends within the conversation's session without waiting.
+func (v *Conversation) SendUtterance(ctx context.Context, text string, options RequestOptions) error {
+	options.SessionID = v.SessionID
+	if options.Lang == "" {
+		options.Lang = v.Lang
+	}
+	return v.client.SendUtterance(ctx, text, options)
+}
+
+// Forget drops the carried conversation state of this session.
+func (v *Conversation) Forget() {
+	v.client.mu.Lock()
+	delete(v.client.carried, v.SessionID)
+	v.client.mu.Unlock()
+}
+
+// supervisor runs one background loop until it returns or stop is called; stop waits for it.
+type supervisor struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newSupervisor(loop func(context.Context)) *supervisor {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &supervisor{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		loop(ctx)
+	}()
+	return s
+}
+
+func (s *supervisor) stop() {
+	s.cancel()
+	<-s.done
+}

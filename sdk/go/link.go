@@ -1,0 +1,415 @@
+package thalovant
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/thalovant/thalovant-go-sdk/internal/carrier"
+	"github.com/thalovant/thalovant-go-sdk/protocol"
+)
+
+// Establishing and running one authenticated session with a hub (dataplane.md 2, 3, 4).
+//
+// establish drives the sans-I/O ClientNegotiation over a fresh carrier: it opens the carrier,
+// answers the hub's HELLO and offer, derives (or reuses) the PSK, runs the Noise handshake,
+// pins the hub key on first use and sends the encrypted HELLO. A KK attempt the hub cannot
+// read is retried at once with XX on a fresh carrier, inside the same call. Every failure is
+// mapped to the SDK's error kinds here, and only here.
+//
+// link is the established session: send seals and sends envelopes; its reader goroutine
+// decrypts, reassembles and parses what the hub sends and hands it to the client. Anything
+// malformed ends the session with an ErrConnection error.
+
+// RefusalSettle is how long after an XX handshake a refusal-code close still means "the hub
+// refused this client's key".
+const RefusalSettle = 750 * time.Millisecond
+
+// pskSlots bounds concurrent argon2id derivations (64 MiB each) to the number of CPUs.
+var pskSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+func derivePSK(password, nodeID string) []byte {
+	pskSlots <- struct{}{}
+	defer func() { <-pskSlots }()
+	return protocol.DerivePSK(password, nodeID)
+}
+
+type credentials struct {
+	AccessKey string
+	Password  string
+	SiteID    string
+}
+
+type linkTimings struct {
+	StartedAt   time.Time
+	ConnectedAt time.Time
+	Handshake   time.Duration
+	Connect     time.Duration
+	Attempts    int
+}
+
+type link struct {
+	carrier    carrier.Carrier
+	channel    *protocol.SecureChannel
+	pattern    string
+	sessionID  string
+	hubStatic  []byte
+	timings    linkTimings
+	early      []*protocol.Frame
+	sendMu     sync.Mutex
+	stateMu    sync.Mutex
+	err        error
+	closing    bool
+	cancel     context.CancelFunc
+	done       chan struct{}
+	onEnvelope func(protocol.HiveMessage)
+	onBinary   func(*protocol.Wire1Frame)
+	onLost     func(error)
+}
+
+// send seals and sends one envelope; the lock keeps nonces and send order together.
+func (l *link) send(ctx context.Context, message protocol.HiveMessage) error {
+	body, err := message.Bytes()
+	if err != nil {
+		return wrapErr(ErrConnection, err, "Cannot send this message: %v", err)
+	}
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
+	l.stateMu.Lock()
+	closing, linkErr := l.closing, l.err
+	l.stateMu.Unlock()
+	if closing || linkErr != nil {
+		return newErr(ErrConnection, "The hub connection is closed.")
+	}
+	parts, err := l.channel.SealJSON(body)
+	if err != nil {
+		return wrapErr(ErrConnection, err, "Cannot seal this message: %v", err)
+	}
+	for _, part := range parts {
+		if err := l.carrier.SendBinary(ctx, part); err != nil {
+			return wrapErr(ErrConnection, err, "Cannot send to the hub: %v", err)
+		}
+	}
+	return nil
+}
+
+// start delivers the frames read during the settle window, then starts the reader.
+func (l *link) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel, l.done = cancel, make(chan struct{})
+	early := l.early
+	l.early = nil
+	go func() {
+		defer close(l.done)
+		for _, frame := range early {
+			if err := l.dispatch(frame); err != nil {
+				l.lost(err)
+				return
+			}
+		}
+		l.readLoop(ctx)
+	}()
+}
+
+func (l *link) alive() bool {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	return !l.closing && l.err == nil && l.carrier.Alive()
+}
+
+func (l *link) readLoop(ctx context.Context) {
+	for {
+		message, err := l.carrier.Receive(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.lost(wrapErr(ErrConnection, err, "Connection to the hub dropped: %v", err))
+			}
+			return
+		}
+		if !message.Binary {
+			l.lost(newErr(ErrConnection, "Plaintext received after Noise authentication."))
+			return
+		}
+		frame, err := l.channel.Open(message.Data)
+		if err == nil && frame != nil {
+			err = l.dispatch(frame)
+		}
+		if err != nil {
+			l.lost(wrapErr(ErrConnection, err, "Malformed data from the hub: %v", err))
+			return
+		}
+	}
+}
+
+func (l *link) dispatch(frame *protocol.Frame) error {
+	if !frame.Binary {
+		envelope, err := protocol.ParseEnvelope(frame.Body)
+		if err != nil {
+			return err
+		}
+		l.onEnvelope(envelope)
+		return nil
+	}
+	decoded, err := protocol.DecodeWire1(frame.Body)
+	if err != nil {
+		return err
+	}
+	if decoded.IsBin {
+		l.onBinary(decoded)
+		return nil
+	}
+	envelope, err := decoded.Envelope()
+	if err != nil {
+		return err
+	}
+	l.onEnvelope(envelope)
+	return nil
+}
+
+func (l *link) lost(err error) {
+	l.stateMu.Lock()
+	if l.closing || l.err != nil {
+		l.stateMu.Unlock()
+		return
+	}
+	l.err = err
+	l.stateMu.Unlock()
+	l.carrier.Close()
+	l.onLost(err)
+}
+
+// close ends the session normally (1000 on WSS) and waits for the reader; no onLost call.
+func (l *link) close() {
+	l.stateMu.Lock()
+	l.closing = true
+	l.stateMu.Unlock()
+	if l.cancel != nil {
+		l.cancel()
+		<-l.done
+	}
+	l.carrier.Close()
+}
+
+// errRetryWithXX asks establish for an immediate XX attempt.
+var errRetryWithXX = errors.New("retry with XX")
+
+type establishment struct {
+	makeCarrier      func() (carrier.Carrier, error)
+	store            *NoiseStore
+	credentials      credentials
+	sessionID        string
+	connectTimeout   time.Duration
+	handshakeTimeout time.Duration
+}
+
+// establish opens a carrier and negotiates; it retries once with XX when KK fails.
+func (e *establishment) establish(ctx context.Context) (*link, error) {
+	timings := linkTimings{StartedAt: time.Now()}
+	forceXX := false
+	for {
+		timings.Attempts++
+		c, err := e.makeCarrier()
+		if err != nil {
+			return nil, err
+		}
+		l, err := e.attempt(ctx, c, forceXX, &timings)
+		if errors.Is(err, errRetryWithXX) && !forceXX {
+			c.Close()
+			forceXX = true
+			continue
+		}
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		timings.Connect = time.Since(timings.StartedAt)
+		timings.ConnectedAt = time.Now()
+		l.timings = timings
+		return l, nil
+	}
+}
+
+func contextStopped(ctx context.Context, what string) error {
+	return wrapErr(ErrTimeout, ctx.Err(), "Stopped %s: %v.", what, ctx.Err())
+}
+
+func (e *establishment) attempt(ctx context.Context, c carrier.Carrier, forceXX bool, timings *linkTimings) (*link, error) {
+	c.BindSession(e.sessionID, e.credentials.SiteID)
+	openCtx, cancelOpen := context.WithTimeout(ctx, e.connectTimeout)
+	err := c.Open(openCtx)
+	cancelOpen()
+	if err != nil {
+		var refused *carrier.RefusedError
+		var openErr *carrier.OpenError
+		switch {
+		case errors.As(err, &refused):
+			return nil, wrapErr(ErrHubRefused, err, "The hub refused this client's credentials: %v", err)
+		case errors.As(err, &openErr):
+			return nil, wrapErr(ErrConnection, err, "%v", err)
+		case ctx.Err() != nil:
+			return nil, contextStopped(ctx, "connecting")
+		default:
+			return nil, wrapErr(ErrTimeout, err, "Could not open the %s connection within %s.", c.Protocol(), e.connectTimeout)
+		}
+	}
+	handshakeStart := time.Now()
+	pinID := c.PinID()
+	hubPin, err := e.store.HubPin(pinID)
+	if err != nil {
+		return nil, err
+	}
+	static, err := e.store.StaticKey()
+	if err != nil {
+		return nil, err
+	}
+	negotiation, err := protocol.NewClientNegotiation(static, e.credentials.SiteID, e.sessionID, hubPin, forceXX)
+	if err != nil {
+		return nil, wrapErr(ErrConnection, err, "Cannot start the negotiation: %v", err)
+	}
+	hsCtx, cancelHandshake := context.WithTimeout(ctx, e.handshakeTimeout)
+	defer cancelHandshake()
+	var psk []byte
+	pskCached, started := false, false
+	forgetPSK := func() {
+		if negotiation.NodeID != "" {
+			e.store.ForgetPSK(e.credentials.AccessKey, negotiation.NodeID)
+		}
+	}
+	classify := func(err error) error {
+		var closedErr *carrier.ClosedError
+		switch {
+		case errors.As(err, &closedErr):
+			switch {
+			case closedErr.RefusalSignal && negotiation.Complete() && negotiation.Pattern != protocol.PatternKK:
+				return e.keyRejected("as the handshake completed (" + closedErr.Message + ")")
+			case closedErr.RefusalSignal && started:
+				forgetPSK()
+				if negotiation.Pattern == protocol.PatternKK && !forceXX {
+					return errRetryWithXX
+				}
+				return wrapErr(ErrHubRefused, err, "The hub refused this client: %v", err)
+			case closedErr.RefusalSignal:
+				return wrapErr(ErrHubRefused, err, "The hub refused this client's credentials: %v", err)
+			}
+			return wrapErr(ErrConnection, err, "The hub closed the connection before the handshake completed: %v", err)
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			if ctx.Err() != nil {
+				return contextStopped(ctx, "the handshake")
+			}
+			return wrapErr(ErrTimeout, err, "The hub did not complete the handshake within %s.", e.handshakeTimeout)
+		case errors.Is(err, protocol.ErrKKFailed):
+			forgetPSK()
+			return errRetryWithXX
+		case errors.Is(err, protocol.ErrHubKeyChanged):
+			return wrapErr(ErrHubKeyChanged, err, "Trusted Noise server key changed for %s: the hub's key differs from the one pinned in %s. Stop and check; remove that pin only if you trust the new key.",
+				pinID, e.store.storePath())
+		case errors.Is(err, protocol.ErrHandshake):
+			forgetPSK()
+			if negotiation.Pattern == protocol.PatternKK && !forceXX {
+				return errRetryWithXX
+			}
+			return wrapErr(ErrHubRefused, err, "The hub refused this client (wrong password or tampered negotiation): %v", err)
+		case errors.Is(err, protocol.ErrProtocol):
+			return wrapErr(ErrConnection, err, "Malformed HiveMind negotiation: %v", err)
+		}
+		return err
+	}
+	for !negotiation.Complete() {
+		message, err := c.Receive(hsCtx)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if message.Binary {
+			return nil, newErr(ErrConnection, "Application traffic received before Noise authentication.")
+		}
+		outputs, err := negotiation.ReceiveText(message.Data)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if negotiation.NeedsPSK() && !started {
+			if psk = e.store.CachedPSK(e.credentials.AccessKey, negotiation.NodeID); psk != nil {
+				pskCached = true
+			} else {
+				psk = derivePSK(e.credentials.Password, negotiation.NodeID)
+			}
+			started = true
+			first, err := negotiation.Start(psk)
+			if err != nil {
+				return nil, classify(err)
+			}
+			if err := c.SendText(hsCtx, first); err != nil {
+				return nil, classify(err)
+			}
+		}
+		for _, out := range outputs {
+			if out.Binary {
+				err = c.SendBinary(hsCtx, out.Data)
+			} else {
+				err = c.SendText(hsCtx, out.Data)
+			}
+			if err != nil {
+				return nil, classify(err)
+			}
+		}
+	}
+	timings.Handshake = time.Since(handshakeStart)
+	if !pskCached {
+		_ = e.store.StorePSK(e.credentials.AccessKey, negotiation.NodeID, psk)
+	}
+	if hubPin == nil {
+		if err := e.store.PinHub(pinID, negotiation.HubStatic); err != nil {
+			return nil, err
+		}
+	}
+	l := &link{carrier: c, channel: negotiation.Channel(), pattern: negotiation.Pattern, sessionID: e.sessionID,
+		hubStatic: negotiation.HubStatic}
+	if negotiation.Pattern != protocol.PatternKK {
+		early, err := e.settleAfterXX(ctx, c, l.channel)
+		if err != nil {
+			return nil, err
+		}
+		l.early = early
+	}
+	return l, nil
+}
+
+func (e *establishment) keyRejected(when string) error {
+	return &ClientKeyRejectedError{
+		base: base{Kind: ErrClientKeyRejected, Message: "The hub refused this client's Noise key " + when +
+			". The hub has another key pinned for this access key; the key in use is in " + e.store.Directory + "."},
+		KeyFolder: e.store.Directory,
+	}
+}
+
+// settleAfterXX waits up to RefusalSettle for the first authenticated frame after an XX
+// handshake: a refusal close in that window means the hub refused this client's static key.
+func (e *establishment) settleAfterXX(ctx context.Context, c carrier.Carrier, channel *protocol.SecureChannel) ([]*protocol.Frame, error) {
+	settleCtx, cancel := context.WithTimeout(ctx, RefusalSettle)
+	defer cancel()
+	message, err := c.Receive(settleCtx)
+	if err != nil {
+		var closedErr *carrier.ClosedError
+		switch {
+		case errors.As(err, &closedErr) && closedErr.RefusalSignal:
+			return nil, e.keyRejected("right after the handshake (" + closedErr.Message + ")")
+		case errors.As(err, &closedErr):
+			return nil, wrapErr(ErrConnection, err, "The hub closed the connection after the handshake: %v", err)
+		case ctx.Err() != nil:
+			return nil, contextStopped(ctx, "the handshake")
+		}
+		return nil, nil // no frame in the window: the link stands
+	}
+	if !message.Binary {
+		return nil, newErr(ErrConnection, "Plaintext received after Noise authentication.")
+	}
+	frame, err := channel.Open(message.Data)
+	if err != nil {
+		return nil, wrapErr(ErrConnection, err, "Malformed data from the hub: %v", err)
+	}
+	if frame == nil {
+		return nil, nil
+	}
+	return []*protocol.Frame{frame}, nil
+}
