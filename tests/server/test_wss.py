@@ -71,7 +71,7 @@ class HubData:
     node_id: str
     identities: list[Identity] = field(default_factory=list)
 
-    def admin(self, *args: str) -> str:
+    def admin(self, *args: str, stdin: str = "") -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith("THALOVANT_")}
         env["THALOVANT_PORT"] = str(self.port)
         env["THALOVANT_HOST"] = "127.0.0.1"
@@ -81,6 +81,7 @@ class HubData:
             text=True,
             timeout=120,
             env=env,
+            input=stdin,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
