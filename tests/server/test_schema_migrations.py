@@ -9,11 +9,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
 from thalovant_server.store.engine import Store
-from thalovant_server.store.models import Base
+from thalovant_server.store.tables import metadata
 
 
 def _differences(connection: Connection) -> list[Any]:
-    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+    return list(compare_metadata(MigrationContext.configure(connection), metadata))
 
 
 async def test_models_match_the_migrated_schema(database_url: str) -> None:

@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, and_, delete, func, or_, select
+from sqlalchemy import ForeignKey, Index, String, Text, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -44,6 +44,10 @@ HUB_SOURCE = "hub"
 
 class MemoryItem(Base):
     __tablename__ = "memory_items"
+    __table_args__ = (
+        Index("ix_memory_items_workspace_page", "workspace_id", "created_at", "id"),
+        Index("ix_memory_items_client_subject", "client_id", "subject"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

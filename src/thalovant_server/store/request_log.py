@@ -13,7 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, SmallInteger, String, Text, case, delete, func, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    case,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +53,10 @@ PURGE_EVERY = 3600.0
 
 class RequestLogEntry(Base):
     __tablename__ = "request_log"
+    __table_args__ = (
+        Index("ix_request_log_workspace_at", "workspace_id", "at"),
+        Index("ix_request_log_hub_at", "hub_id", "at"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from thalovant_server.store.models import Base
+from thalovant_server.store.tables import metadata
 
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_migrations_online() -> None:

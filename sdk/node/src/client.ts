@@ -1,0 +1,627 @@
+/**
+ * The runtime client: connect to a hub, ask, emit, send inputs, listen for events.
+ *
+ * A client owns at most one link at a time. With `autoReconnect` (the default) a dropped link is
+ * redialled in the background with jittered backoff (5 s doubling to 60 s), and a publication
+ * made while the link is down makes one immediate connect attempt first. A message already
+ * published is never replayed. Every promise the client returns settles with a value or a
+ * {@link ThalovantError}; background work never leaves an unhandled rejection.
+ */
+
+import { type Carrier, carrierFor, selectProtocol } from "./carriers/index.js";
+import {
+  ThalovantClientKeyRejectedError,
+  ThalovantConnectionError,
+  ThalovantError,
+  ThalovantHubKeyChangedError,
+} from "./errors.js";
+import { EVENT_POLICY_DENIED, EVENT_UTTERANCE_HANDLED, ThalovantEvent } from "./events.js";
+import { ThalovantIdentity, type FromConfigOptions, type FromEnvOptions } from "./identity.js";
+import { ThalovantDoctorReport, ThalovantHealth, ThalovantReply } from "./models.js";
+import type { NoiseStateStore } from "./noise-store.js";
+import { platform } from "./platform/current.js";
+import { isObject, type JsonObject } from "./protocol/bytes.js";
+import { HiveMessage } from "./protocol/envelope.js";
+import { directDerivation, type PskDeriver } from "./protocol/psk.js";
+import type { Wire1Frame } from "./protocol/wire1.js";
+import type { HubProtocol } from "./protocols.js";
+import { urlParts } from "./protocols.js";
+import { EMPTY_REPLY_WAIT_MS, ReplyCollector } from "./runtime/ask.js";
+import * as bus from "./runtime/bus.js";
+import { runDoctor } from "./runtime/doctor.js";
+import { busEvent, busOf, RecentEvents } from "./runtime/inbound.js";
+import { type ConnectionPhase, NO_TIMINGS, redactError, type ThalovantConnectionInfo } from "./runtime/info.js";
+import { establish, type Link } from "./runtime/link.js";
+import { log } from "./runtime/log.js";
+import { type EventHandler, EventQueue, eventMatches, type Subscription, SubscriptionRegistry } from "./runtime/subscriptions.js";
+
+export const CARRY_GRACE_MS = 2000;
+export const UNTRACKED_UTTERANCE_GRACE_MS = 10_000;
+export const RECONNECT_FIRST_DELAY_MS = 5000;
+export const RECONNECT_MAX_DELAY_MS = 60_000;
+
+/** Options of a runtime client (all optional). */
+export interface ClientOptions {
+  /** Force a carrier: "wss", "https" or "mqtt"; without it the choice of spec 1.6 applies. */
+  protocol?: HubProtocol | "http" | (string & {});
+  /** Where the client's Noise key, hub pins and PSK cache live (default: spec 1.8). */
+  noiseStore?: NoiseStateStore;
+  /** Node.js: the folder of the Noise state (default: `hivemind` beside the identity file). */
+  noiseStateDir?: string;
+  /** How long `ask` keeps collecting speech after the first sentence (default 250 ms). */
+  replySettleMs?: number;
+  /** How long `ask` waits for speech after a handled or unmatched event (default 5 s). */
+  emptyReplyWaitMs?: number;
+  connectTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  userAgent?: string;
+  autoReconnect?: boolean;
+  /** Turn TLS certificate verification off (development only). */
+  selfSigned?: boolean;
+  /** Replace the argon2id derivation (for example with one in a Web Worker). */
+  derivePsk?: PskDeriver;
+}
+
+/** Options of `ask`. */
+export interface AskOptions {
+  lang?: string;
+  sessionId?: string;
+  requestId?: string;
+  context?: JsonObject;
+  timeoutMs?: number;
+}
+
+/** Options of `sendUtterance`. */
+export interface UtteranceOptions {
+  lang?: string;
+  sessionId?: string;
+  requestId?: string;
+  context?: JsonObject;
+}
+
+/** Options of `sendAction`. */
+export interface ActionOptions {
+  title?: string;
+  sessionId?: string;
+  context?: JsonObject;
+  lang?: string;
+}
+
+/** Options of `sendCode`. */
+export interface CodeOptions {
+  kind?: string;
+  label?: string;
+  sessionId?: string;
+  context?: JsonObject;
+  lang?: string;
+}
+
+/** Options of `waitForEvent` and `on`. */
+export interface EventOptions {
+  timeoutMs?: number;
+  requestId?: string;
+  sessionId?: string;
+}
+
+/** What the internal sender takes besides the public options. */
+interface OutgoingUtterance extends UtteranceOptions {
+  dataExtra?: JsonObject;
+  contextExtra?: JsonObject;
+  tracked?: boolean;
+}
+
+function contextSessionId(context: JsonObject | undefined): string | undefined {
+  if (context === undefined) return undefined;
+  const session = context.session;
+  if (isObject(session)) {
+    const sid = session.session_id;
+    if (typeof sid === "string" && sid && sid !== "default") return sid;
+  }
+  const sid = context.session_id;
+  return typeof sid === "string" && sid && sid !== "default" ? sid : undefined;
+}
+
+function nonEmptyText(text: unknown, what: string): string {
+  if (typeof text !== "string" || !text.trim()) throw new TypeError(`${what} is a non-empty string.`);
+  return text;
+}
+
+/** A runtime client for one hub identity. */
+export class ThalovantClient {
+  readonly identity: ThalovantIdentity;
+  readonly protocol: HubProtocol;
+  readonly userAgent: string;
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly replySettleMs: number;
+  readonly emptyReplyWaitMs: number;
+  readonly selfSigned: boolean;
+  autoReconnect: boolean;
+  private readonly options: ClientOptions;
+  private store: NoiseStateStore | undefined;
+  private link: Link | undefined;
+  private connecting: Promise<void> | undefined;
+  private phase: ConnectionPhase = "idle";
+  private lastError: string | undefined;
+  private closed = false;
+  private reconnects = 0;
+  private supervisor: ReturnType<typeof setTimeout> | undefined;
+  private readonly subscriptions = new SubscriptionRegistry();
+  private readonly queues = new Set<EventQueue>();
+  private readonly collectors = new Map<string, ReplyCollector>();
+  private readonly carryWatch = new Map<string, string>();
+  /** Conversation state per session id (spec 6.6). */
+  readonly carried = new Map<string, JsonObject>();
+  private lastUntracked = Number.NEGATIVE_INFINITY;
+  private readonly recent = new RecentEvents();
+  private publishSeq = 0;
+  private readonly binaryHandlers = new Set<(frame: Wire1Frame) => void>();
+
+  constructor(identity: ThalovantIdentity, options: ClientOptions = {}) {
+    if (!(identity instanceof ThalovantIdentity)) throw new TypeError("ThalovantClient needs a ThalovantIdentity.");
+    this.identity = identity;
+    this.options = options;
+    this.protocol = selectProtocol(identity, options.protocol);
+    this.userAgent = options.userAgent ?? platform().userAgent;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 4000;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 20_000;
+    this.replySettleMs = options.replySettleMs ?? 250;
+    this.emptyReplyWaitMs = options.emptyReplyWaitMs ?? EMPTY_REPLY_WAIT_MS;
+    this.selfSigned = options.selfSigned ?? false;
+    this.autoReconnect = options.autoReconnect ?? true;
+    this.newCarrier(); // fail early on a carrier this identity or build cannot use
+  }
+
+  /** A client for the identity of a config profile (spec 1.5). Node.js only. */
+  static async fromConfig(options: FromConfigOptions & ClientOptions = {}): Promise<ThalovantClient> {
+    const { profile, path, ...clientOptions } = options;
+    return new ThalovantClient(await ThalovantIdentity.fromConfig({ ...(profile !== undefined ? { profile } : {}), ...(path !== undefined ? { path } : {}) }), clientOptions);
+  }
+
+  /** A client for an identity file (0600). Node.js only. */
+  static async fromIdentityFile(path: string, options: ClientOptions = {}): Promise<ThalovantClient> {
+    return new ThalovantClient(await ThalovantIdentity.fromFile(path), options);
+  }
+
+  /** A client for the identity in `THALOVANT_*` environment variables. */
+  static fromEnv(options: FromEnvOptions & ClientOptions = {}): ThalovantClient {
+    const { prefix, env, ...clientOptions } = options;
+    return new ThalovantClient(ThalovantIdentity.fromEnv({ ...(prefix !== undefined ? { prefix } : {}), ...(env !== undefined ? { env } : {}) }), clientOptions);
+  }
+
+  // ------------------------------------------------------------------ state
+
+  /** Where this client keeps its Noise key, pins and PSK cache. */
+  get noiseStore(): NoiseStateStore {
+    if (this.store === undefined) {
+      const endpoint = this.identity.endpointFor(this.protocol) ?? this.identity.endpointBase();
+      this.store =
+        this.options.noiseStore ??
+        platform().defaultNoiseStore({
+          directory: this.options.noiseStateDir,
+          sourcePath: this.identity.sourcePath,
+          hubHost: urlParts(endpoint)?.hostname,
+        });
+    }
+    return this.store;
+  }
+
+  get connected(): boolean {
+    return this.link !== undefined && this.link.alive;
+  }
+
+  /** The connection SID of the live link (the default session of its messages). */
+  get sessionId(): string | undefined {
+    return this.link?.sessionId;
+  }
+
+  private newCarrier(): Carrier {
+    return carrierFor(this.protocol, this.identity, { userAgent: this.userAgent, tls: { verify: !this.selfSigned } });
+  }
+
+  /** A snapshot of the link: phase, Noise pattern, timings, last error (nothing is sent). */
+  connectionInfo(): ThalovantConnectionInfo {
+    const link = this.link;
+    const timings = link?.timings;
+    let endpoint: string | undefined;
+    try {
+      endpoint = this.newCarrier().endpoint;
+    } catch {
+      endpoint = undefined;
+    }
+    let phase = this.phase;
+    if (phase === "ready" && !this.connected) phase = "error";
+    return {
+      ...(timings ?? NO_TIMINGS),
+      phase,
+      protocol: this.protocol,
+      endpoint,
+      sessionId: link?.sessionId,
+      noisePattern: link?.pattern,
+      reconnects: this.reconnects,
+      lastError: redactError(this.lastError),
+    };
+  }
+
+  // ------------------------------------------------------------------ connecting
+
+  /**
+   * Connect and authenticate, unless already connected. Rejects with the typed errors of spec 12
+   * (refused, key changed, client key rejected, timeout, connection).
+   */
+  async connect(): Promise<void> {
+    this.closed = false;
+    if (this.connected) return;
+    if (this.connecting === undefined) {
+      this.connecting = this.dial().finally(() => {
+        this.connecting = undefined;
+      });
+    }
+    await this.connecting;
+  }
+
+  private async dial(): Promise<void> {
+    const old = this.link;
+    this.link = undefined;
+    if (old !== undefined) await old.close();
+    let link: Link;
+    try {
+      link = await establish(() => this.newCarrier(), {
+        store: this.noiseStore,
+        credentials: { accessKey: this.identity.accessKey, password: this.identity.password, siteId: this.identity.siteId },
+        sessionId: bus.connectionSessionId(),
+        connectTimeoutMs: this.connectTimeoutMs,
+        handshakeTimeoutMs: this.handshakeTimeoutMs,
+        startDerivation: () => {
+          const custom = this.options.derivePsk;
+          return custom !== undefined ? directDerivation(custom) : platform().startPskDerivation();
+        },
+        onPhase: (phase) => {
+          this.phase = phase;
+        },
+      });
+    } catch (error) {
+      this.phase = "error";
+      this.lastError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      throw error instanceof ThalovantError ? error : new ThalovantConnectionError(`Could not connect: ${String(error)}`);
+    }
+    if (this.closed) {
+      await link.close();
+      throw new ThalovantConnectionError("The client was closed while connecting.");
+    }
+    link.onEnvelope = (envelope) => this.onEnvelope(envelope);
+    link.onBinary = (frame) => this.onBinaryFrame(frame);
+    link.onLost = (error) => this.onLost(error);
+    this.link = link;
+    this.phase = "ready";
+    this.lastError = undefined;
+    link.start();
+  }
+
+  /** The live link; one connect attempt first when it is down. */
+  private async ensureLink(): Promise<Link> {
+    if (!this.connected) await this.connect();
+    const link = this.link;
+    if (link === undefined) throw new ThalovantConnectionError("The hub connection is closed.");
+    return link;
+  }
+
+  private onLost(error: ThalovantError): void {
+    this.phase = "error";
+    this.lastError = `${error.name}: ${error.message}`;
+    log.warn(`Hub link lost: ${redactError(error.message) ?? ""}`);
+    for (const collector of this.collectors.values()) {
+      collector.abort(new ThalovantConnectionError(`The hub connection dropped before the reply: ${error.message}`));
+    }
+    if (!this.autoReconnect) {
+      for (const queue of this.queues) queue.fail(new ThalovantConnectionError(`The hub connection dropped: ${error.message}`));
+      return;
+    }
+    if (!this.closed && this.supervisor === undefined) this.scheduleReconnect(RECONNECT_FIRST_DELAY_MS);
+  }
+
+  private scheduleReconnect(delayMs: number): void {
+    this.supervisor = setTimeout(() => {
+      this.supervisor = undefined;
+      if (this.closed || this.connected) return;
+      this.connect().then(
+        () => {
+          this.reconnects += 1;
+          log.info("Reconnected to the hub.");
+        },
+        (error: unknown) => {
+          if (error instanceof ThalovantHubKeyChangedError || error instanceof ThalovantClientKeyRejectedError) {
+            log.error(`Not reconnecting: ${error.message}`);
+            return;
+          }
+          log.info(`Reconnect failed (${redactError(String(error)) ?? ""}); retrying.`);
+          if (!this.closed && !this.connected) this.scheduleReconnect(Math.min(delayMs * 2, RECONNECT_MAX_DELAY_MS));
+        },
+      );
+    }, delayMs * (0.5 + Math.random()));
+  }
+
+  /** Close the link (normal close) and stop reconnecting. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.supervisor !== undefined) {
+      clearTimeout(this.supervisor);
+      this.supervisor = undefined;
+    }
+    for (const collector of this.collectors.values()) collector.abort(new ThalovantConnectionError("The client was closed."));
+    for (const queue of this.queues) queue.fail(new ThalovantConnectionError("The client was closed."));
+    await this.connecting?.catch(() => undefined);
+    const link = this.link;
+    this.link = undefined;
+    if (link !== undefined) await link.close();
+    this.phase = "closed";
+  }
+
+  // ------------------------------------------------------------------ inbound
+
+  private onEnvelope(envelope: HiveMessage): void {
+    const message = busOf(envelope, this.identity.siteId);
+    if (message === undefined) return;
+    const event = busEvent(message);
+    this.recent.add(event);
+    const rid = event.requestId;
+    if (rid) {
+      this.collectors.get(rid)?.feed(event);
+      const watched = this.carryWatch.get(rid);
+      if (event.name === EVENT_UTTERANCE_HANDLED && watched !== undefined) this.rememberConversation(watched, event);
+    } else if (event.name === EVENT_POLICY_DENIED) {
+      this.attributeDenial(event);
+    }
+    this.subscriptions.deliver(event);
+  }
+
+  private onBinaryFrame(frame: Wire1Frame): void {
+    for (const handler of this.binaryHandlers) {
+      try {
+        handler(frame);
+      } catch (error) {
+        log.error(`A binary handler threw: ${String(error)}`);
+      }
+    }
+  }
+
+  /** A denial without a request id goes to the only ask in flight, if no untracked utterance was sent in the last 10 s. */
+  private attributeDenial(event: ThalovantEvent): void {
+    if (event.data.denied_type !== bus.UTTERANCE || this.collectors.size !== 1) return;
+    if (performance.now() - this.lastUntracked < UNTRACKED_UTTERANCE_GRACE_MS) return;
+    this.collectors.values().next().value?.feed(event);
+  }
+
+  private rememberConversation(requestSession: string, event: ThalovantEvent): void {
+    const session = isObject(event.context.session) ? event.context.session : {};
+    const fields = bus.carriedFields(session);
+    const keys = new Set([requestSession]);
+    if (typeof session.session_id === "string" && session.session_id) keys.add(session.session_id);
+    for (const key of keys) {
+      if (Object.keys(fields).length > 0) this.carried.set(key, fields);
+      else this.carried.delete(key);
+    }
+  }
+
+  // ------------------------------------------------------------------ publishing
+
+  private context(context: JsonObject | undefined, link: Link): JsonObject {
+    return bus.runtimeContext(context, {
+      userAgent: this.userAgent,
+      connectionSid: link.sessionId,
+      siteId: this.identity.siteId,
+      identityMetadata: this.identity.metadata,
+    });
+  }
+
+  private async publish(name: string, data: JsonObject, context: JsonObject, link: Link): Promise<void> {
+    this.publishSeq = this.recent.seq;
+    await link.sendEnvelope(HiveMessage.bus(name, data, context));
+  }
+
+  /** Send a raw bus event `name` with `data` and the runtime context (spec 6.7). */
+  async emit(name: string, data: JsonObject = {}, context: JsonObject = {}): Promise<void> {
+    nonEmptyText(name, "An event name");
+    const link = await this.ensureLink();
+    await this.publish(name, { ...data }, this.context(context, link), link);
+  }
+
+  private async sendUtteranceMessage(
+    text: string,
+    options: OutgoingUtterance,
+    makeCollector?: (rid: string, sid: string) => ReplyCollector,
+  ): Promise<[string, ReplyCollector | undefined]> {
+    nonEmptyText(text, "An utterance");
+    const link = await this.ensureLink();
+    const effectiveSid = options.sessionId || contextSessionId(options.context) || link.sessionId;
+    const carried = options.tracked ? this.carried.get(effectiveSid) : undefined;
+    const [rid, data, ctx] = bus.utteranceMessage(text, {
+      lang: options.lang ?? "en-us",
+      sessionId: options.sessionId,
+      requestId: options.requestId,
+      context: options.context,
+      siteId: this.identity.siteId,
+      carried,
+    });
+    Object.assign(data, options.dataExtra ?? {});
+    Object.assign(ctx, options.contextExtra ?? {});
+    const full = this.context(ctx, link);
+    const collector = makeCollector?.(rid, effectiveSid);
+    if (collector !== undefined) {
+      this.collectors.set(rid, collector);
+      this.carryWatch.set(rid, effectiveSid);
+    } else {
+      this.lastUntracked = performance.now();
+    }
+    try {
+      await this.publish(bus.UTTERANCE, data, full, link);
+    } catch (error) {
+      this.collectors.delete(rid);
+      this.carryWatch.delete(rid);
+      throw error;
+    }
+    return [rid, collector];
+  }
+
+  /** Send an utterance and collect the hub's spoken reply (spec 6.3). */
+  async ask(text: string, options: AskOptions = {}): Promise<ThalovantReply> {
+    const [rid, collector] = await this.sendUtteranceMessage(
+      text,
+      { ...options, tracked: true },
+      (requestId, sessionId) => new ReplyCollector(requestId, sessionId, this.replySettleMs, this.emptyReplyWaitMs),
+    );
+    try {
+      const reply = await (collector as ReplyCollector).result(options.timeoutMs ?? 12_000);
+      // frames that already arrived (the hub's handled event and its conversation state) are
+      // read before the caller's next turn goes out
+      await platform().yieldToIo();
+      return reply;
+    } finally {
+      this.collectors.delete(rid);
+      setTimeout(() => this.carryWatch.delete(rid), CARRY_GRACE_MS).unref?.();
+    }
+  }
+
+  /** Send speech or chat text without waiting (fire and forget); resolves to the request id. */
+  async sendUtterance(text: string, options: UtteranceOptions = {}): Promise<string> {
+    const [rid] = await this.sendUtteranceMessage(text, options);
+    return rid;
+  }
+
+  /** Send a button / menu pick / command (`context.input.kind = "action"`); resolves to the request id. */
+  async sendAction(payload: string, options: ActionOptions = {}): Promise<string> {
+    const action = { kind: "action", title: options.title ?? payload, payload };
+    const [rid] = await this.sendUtteranceMessage(payload, {
+      lang: options.lang,
+      sessionId: options.sessionId,
+      context: options.context,
+      contextExtra: { input: action },
+    });
+    return rid;
+  }
+
+  /** Send an exact value (QR, barcode, serial): `input = {kind, label, value, exact}`; resolves to the request id. */
+  async sendCode(value: string, options: CodeOptions = {}): Promise<string> {
+    const kind = options.kind ?? "code";
+    const code = { kind, label: options.label ?? kind, value, exact: true };
+    const [rid] = await this.sendUtteranceMessage(value, {
+      lang: options.lang,
+      sessionId: options.sessionId,
+      context: options.context,
+      dataExtra: { input: { ...code } },
+      contextExtra: { input: { ...code } },
+    });
+    return rid;
+  }
+
+  /** Related turns sharing one session (spec 6.6). */
+  conversation(options: { lang?: string; sessionId?: string } = {}): ThalovantConversation {
+    return new ThalovantConversation(this, options.lang ?? "en-us", options.sessionId);
+  }
+
+  // ------------------------------------------------------------------ events
+
+  /**
+   * Call `handler(event)` for every `name` event (`"*"` for all); a handler's thrown error or
+   * rejected promise is logged. Returns a subscription; `close()` it to stop.
+   */
+  on(name: string, handler: EventHandler, options: Omit<EventOptions, "timeoutMs"> = {}): Subscription {
+    return this.subscriptions.add(name, handler, { requestId: options.requestId, sessionId: options.sessionId });
+  }
+
+  /** Receive every WIRE-1 `bin` frame; returns a function that unsubscribes. */
+  onBinary(handler: (frame: Wire1Frame) => void): () => void {
+    this.binaryHandlers.add(handler);
+    return () => {
+      this.binaryHandlers.delete(handler);
+    };
+  }
+
+  /**
+   * The next `name` event, or the first matching one that arrived since your last publication
+   * and that no earlier wait took (so "send, then wait" never misses a fast answer);
+   * {@link ThalovantTimeoutError} after `timeoutMs` (default 12 s).
+   */
+  async waitForEvent(name: string, options: EventOptions = {}): Promise<ThalovantEvent> {
+    await this.ensureLink();
+    const queue = new EventQueue(this.subscriptions, name, { requestId: options.requestId, sessionId: options.sessionId });
+    for (const item of this.recent.since(this.publishSeq)) {
+      if (item.event.name !== name || item.consumed) continue;
+      if (eventMatches(item.event, options.requestId, options.sessionId)) {
+        queue.feedEarly(item.event);
+        item.consumed = true;
+        break;
+      }
+    }
+    this.queues.add(queue);
+    try {
+      return await queue.get(options.timeoutMs ?? 12_000);
+    } finally {
+      queue.close();
+      this.queues.delete(queue);
+    }
+  }
+
+  // ------------------------------------------------------------------ diagnostics
+
+  /** Connect if needed, then report the link state (no network round trip). */
+  async healthcheck(): Promise<ThalovantHealth> {
+    let error: string | undefined;
+    if (!this.connected) {
+      try {
+        await this.connect();
+      } catch (caught) {
+        if (!(caught instanceof ThalovantError)) throw caught;
+        error = `${caught.name}: ${caught.message}`;
+      }
+    }
+    const link = this.link;
+    const alive = link !== undefined && link.alive;
+    let endpoint: string | undefined;
+    try {
+      endpoint = this.newCarrier().endpoint;
+    } catch {
+      endpoint = undefined;
+    }
+    return new ThalovantHealth({
+      connected: link !== undefined && !this.closed,
+      handshakeComplete: link !== undefined && Boolean(link.pattern),
+      transportAlive: alive,
+      lastError: redactError(error ?? (alive ? undefined : this.lastError)),
+      protocol: this.protocol,
+      endpoint,
+      noisePattern: link?.pattern,
+    });
+  }
+
+  /** Check identity, endpoint, TLS, handshake and transport; readable when printed. */
+  async doctor(): Promise<ThalovantDoctorReport> {
+    return runDoctor(this, () => this.newCarrier().endpoint);
+  }
+}
+
+/** Turns that share one session id: `ask` carries the conversation state (spec 6.6). */
+export class ThalovantConversation {
+  readonly sessionId: string;
+
+  constructor(
+    readonly client: ThalovantClient,
+    readonly lang: string,
+    sessionId?: string,
+  ) {
+    this.sessionId = sessionId || bus.newConversationSessionId();
+  }
+
+  ask(text: string, options: Omit<AskOptions, "sessionId"> = {}): Promise<ThalovantReply> {
+    return this.client.ask(text, { ...options, lang: options.lang ?? this.lang, sessionId: this.sessionId });
+  }
+
+  sendUtterance(text: string, options: Omit<UtteranceOptions, "sessionId"> = {}): Promise<string> {
+    return this.client.sendUtterance(text, { ...options, lang: options.lang ?? this.lang, sessionId: this.sessionId });
+  }
+
+  /** Drop the carried conversation state of this session. */
+  forget(): void {
+    this.client.carried.delete(this.sessionId);
+  }
+}

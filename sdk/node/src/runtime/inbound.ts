@@ -1,0 +1,73 @@
+/**
+ * Inbound routing: envelopes from the link become {@link ThalovantEvent} objects (spec 5.1, 7.3).
+ *
+ * - `hello` and unknown kinds are ignored;
+ * - `bus` payloads are delivered as bus events;
+ * - a `broadcast` whose inner frame is `bus` and whose `target_site_id` is this client's site
+ *   is delivered as a bus event too;
+ * - before delivery `context.hivemind_verified_source_peer` is dropped (a hub cannot assert a
+ *   verified origin to a client) and `context.destination` becomes `context.source`.
+ */
+
+import { ThalovantEvent } from "../events.js";
+import type { JsonObject } from "../protocol/bytes.js";
+import type { BusMessage, HiveMessage } from "../protocol/envelope.js";
+
+export const VERIFIED_PEER_KEY = "hivemind_verified_source_peer";
+export const RECENT_EVENTS = 256;
+export const RECENT_MS = 30_000;
+
+/** The context as the client sees it (spec 7.3); the original is left untouched. */
+export function normaliseContext(context: JsonObject): JsonObject {
+  const result: JsonObject = { ...context };
+  delete result[VERIFIED_PEER_KEY];
+  if ("destination" in result) {
+    result.source = result.destination;
+    delete result.destination;
+  }
+  return result;
+}
+
+export function busEvent(bus: BusMessage): ThalovantEvent {
+  return new ThalovantEvent(bus.type, bus.data, normaliseContext(bus.context));
+}
+
+/** The bus message an inbound envelope delivers to this client, if any. */
+export function busOf(envelope: HiveMessage, siteId: string): BusMessage | undefined {
+  if (envelope.msgType === "bus") return envelope.busMessage();
+  if (envelope.msgType === "broadcast") {
+    const inner = envelope.inner();
+    if (inner !== undefined && inner.msgType === "bus" && envelope.targetSiteId === siteId) return inner.busMessage();
+  }
+  return undefined;
+}
+
+/** One remembered event. */
+export interface RecentEvent {
+  seq: number;
+  at: number;
+  event: ThalovantEvent;
+  consumed: boolean;
+}
+
+/**
+ * The last few events with a sequence number, so `waitForEvent` called right after a
+ * publication still sees what the hub answered in the meantime.
+ */
+export class RecentEvents {
+  private readonly items: RecentEvent[] = [];
+  seq = 0;
+
+  add(event: ThalovantEvent): RecentEvent {
+    this.seq += 1;
+    const item = { seq: this.seq, at: performance.now(), event, consumed: false };
+    this.items.push(item);
+    if (this.items.length > RECENT_EVENTS) this.items.shift();
+    return item;
+  }
+
+  since(seq: number): RecentEvent[] {
+    const horizon = performance.now() - RECENT_MS;
+    return this.items.filter((item) => item.seq > seq && item.at >= horizon);
+  }
+}

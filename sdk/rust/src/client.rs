@@ -1,0 +1,789 @@
+//! The runtime client: connect to a hub, ask, emit, send inputs, listen for events.
+//!
+//! A [`Client`] owns at most one link at a time and is cheap to clone (clones share it). With
+//! `auto_reconnect` (the default) a dropped link is redialled in the background with jittered
+//! backoff (5 s doubling to 60 s), and a publication made while the link is down makes one
+//! connect attempt first. A message already published is never replayed. Every bus event the
+//! hub sends reaches the receivers of [`Transport::subscribe`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use tokio::sync::{Mutex, broadcast, mpsc};
+
+use crate::carriers::Carrier;
+use crate::errors::{Error, Result};
+use crate::events::{EVENT_POLICY_DENIED, EVENT_UTTERANCE_HANDLED, Event};
+use crate::identity::Identity;
+use crate::models::{Health, Reply};
+use crate::noise_store::NoiseStore;
+use crate::protocol::HiveMessage;
+use crate::protocol::envelope::BusMessage;
+use crate::protocol::wire1::Wire1Frame;
+use crate::protocols::HubProtocol;
+use crate::runtime::ask::{EMPTY_REPLY_WAIT, ReplyCollector};
+use crate::runtime::bus;
+use crate::runtime::link::{Credentials, Link, LinkEvent, Timeouts, establish};
+
+/// The default user agent.
+pub const DEFAULT_USERAGENT: &str = concat!("ThalovantRustSDK/", env!("CARGO_PKG_VERSION"));
+/// How long after an ask a late `ovos.utterance.handled` still carries conversation state.
+pub const CARRY_GRACE: Duration = Duration::from_secs(2);
+/// A denial without request id is not attributed to an ask this soon after an untracked send.
+pub const UNTRACKED_UTTERANCE_GRACE: Duration = Duration::from_secs(10);
+/// The first reconnect delay.
+pub const RECONNECT_FIRST_DELAY: Duration = Duration::from_secs(5);
+/// The longest reconnect delay.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(60);
+const EVENT_CAPACITY: usize = 1024;
+const VERIFIED_PEER_KEY: &str = "hivemind_verified_source_peer";
+
+/// How a client connects and collects replies.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Force a carrier; without it WSS, then HTTPS, then MQTT (spec 1.6).
+    pub protocol: Option<HubProtocol>,
+    /// Where the client's Noise key, hub pins and PSK cache live (default: spec 1.8).
+    pub noise_state_dir: Option<PathBuf>,
+    /// How long `ask` keeps collecting speech after the first sentence.
+    pub reply_settle: Duration,
+    /// How long a handled-without-speech or unmatched ask waits for a late speak.
+    pub empty_reply_wait: Duration,
+    /// Carrier open timeout.
+    pub connect_timeout: Duration,
+    /// Negotiation timeout.
+    pub handshake_timeout: Duration,
+    /// The user agent (carrier credential, `User-Agent`, default `source`).
+    pub useragent: String,
+    /// Redial a dropped link in the background.
+    pub auto_reconnect: bool,
+    /// A CA file trusted alone instead of the trust variables (see [`crate::tls`]).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            protocol: None,
+            noise_state_dir: None,
+            reply_settle: Duration::from_millis(250),
+            empty_reply_wait: EMPTY_REPLY_WAIT,
+            connect_timeout: Duration::from_secs(4),
+            handshake_timeout: Duration::from_secs(20),
+            useragent: DEFAULT_USERAGENT.to_string(),
+            auto_reconnect: true,
+            ca_file: None,
+        }
+    }
+}
+
+/// Options of `ask` and `send_utterance`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOptions {
+    /// The language (default `en-us`).
+    pub lang: Option<String>,
+    /// The session (default: the connection's).
+    pub session_id: Option<String>,
+    /// The request id (default: a new one).
+    pub request_id: Option<String>,
+    /// Extra context (see [`crate::build_client_context`]).
+    pub context: Option<Map<String, Value>>,
+    /// The overall deadline of `ask` (default 12 s).
+    pub timeout: Option<Duration>,
+}
+
+/// Options of `send_action`.
+#[derive(Debug, Clone, Default)]
+pub struct ActionOptions {
+    /// The button's title (default: the payload).
+    pub title: Option<String>,
+    /// The session.
+    pub session_id: Option<String>,
+    /// Extra context.
+    pub context: Option<Map<String, Value>>,
+    /// The language.
+    pub lang: Option<String>,
+}
+
+/// Options of `send_code`.
+#[derive(Debug, Clone, Default)]
+pub struct CodeOptions {
+    /// What the value is (`invoice`, `qr`...; default `code`).
+    pub kind: Option<String>,
+    /// A label (default: the kind).
+    pub label: Option<String>,
+    /// The session.
+    pub session_id: Option<String>,
+    /// Extra context.
+    pub context: Option<Map<String, Value>>,
+    /// The language.
+    pub lang: Option<String>,
+}
+
+/// Options of `conversation`.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationOptions {
+    /// The language of every turn (default `en-us`).
+    pub lang: Option<String>,
+    /// The shared session (default: a new `thalovant-session-<hex>`).
+    pub session_id: Option<String>,
+}
+
+/// The client's event stream. Receivers end (`RecvError::Closed`) when the client closes;
+/// a receiver taken later gets the events of the next connection.
+#[derive(Clone, Default)]
+pub struct Transport {
+    shared: Arc<TransportShared>,
+}
+
+#[derive(Default)]
+struct TransportShared {
+    events: StdMutex<Option<broadcast::Sender<Event>>>,
+    binary: StdMutex<Option<broadcast::Sender<Wire1Frame>>>,
+}
+
+fn sender<T: Clone>(slot: &StdMutex<Option<broadcast::Sender<T>>>, capacity: usize) -> broadcast::Sender<T> {
+    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert_with(|| broadcast::channel(capacity).0).clone()
+}
+
+impl Transport {
+    /// A receiver of every bus event the hub sends from now on (context normalised as spec
+    /// 7.3 says). A receiver that falls more than 1024 events behind gets `Lagged`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        sender(&self.shared.events, EVENT_CAPACITY).subscribe()
+    }
+
+    /// A receiver of every WIRE-1 `bin` frame (TTS audio, files...).
+    pub fn subscribe_binary(&self) -> broadcast::Receiver<Wire1Frame> {
+        sender(&self.shared.binary, 64).subscribe()
+    }
+
+    fn publish(&self, event: Event) {
+        if let Some(events) = self.shared.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+            let _ = events.send(event);
+        }
+    }
+
+    fn publish_binary(&self, frame: Wire1Frame) {
+        if let Some(binary) = self.shared.binary.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+            let _ = binary.send(frame);
+        }
+    }
+
+    /// End every receiver (after it has read what was already sent).
+    fn close(&self) {
+        self.shared.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        self.shared.binary.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
+}
+
+/// What the client knows about its link, without asking the hub.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionInfo {
+    /// `idle`, `connecting`, `ready`, `closed` or `error`.
+    pub phase: String,
+    /// The carrier.
+    pub protocol: Option<HubProtocol>,
+    /// The connection SID.
+    pub session_id: Option<String>,
+    /// `XXpsk2` or `KKpsk0`.
+    pub noise_pattern: Option<String>,
+    /// Milliseconds of the last connect.
+    pub connect_ms: Option<f64>,
+    /// Connect attempts of the last connect (2 after a KK retry).
+    pub attempts: u32,
+    /// Background reconnects so far.
+    pub reconnects: u32,
+    /// The last error, redacted.
+    pub last_error: Option<String>,
+}
+
+enum AskInput {
+    Event(Event),
+    Lost(String),
+}
+
+#[derive(Default)]
+struct State {
+    phase: &'static str,
+    last_error: Option<String>,
+    reconnects: u32,
+    collectors: HashMap<String, mpsc::UnboundedSender<AskInput>>,
+    carry_watch: HashMap<String, (String, Option<Instant>)>,
+    carried: HashMap<String, Map<String, Value>>,
+    last_untracked: Option<Instant>,
+}
+
+struct Inner {
+    identity: Identity,
+    protocol: HubProtocol,
+    options: ClientOptions,
+    store: OnceLock<NoiseStore>,
+    connect_lock: Mutex<()>,
+    link: StdMutex<Option<Arc<Link>>>,
+    state: StdMutex<State>,
+    transport: Transport,
+    closed: AtomicBool,
+    reconnecting: AtomicBool,
+}
+
+/// Redact what follows `?` (URLs carry the credential in their query).
+fn redact(message: &str) -> String {
+    message.split('?').next().unwrap_or_default().to_string()
+}
+
+/// The carrier to use (spec 1.6): a forced one if the identity can use it; else WSS (flag on
+/// and an endpoint), then HTTPS, then MQTT with broker credentials.
+pub fn select_protocol(identity: &Identity, forced: Option<HubProtocol>) -> Result<HubProtocol> {
+    if let Some(protocol) = forced {
+        if protocol == HubProtocol::Wss && identity.endpoint_for(HubProtocol::Wss).is_none() {
+            return Err(Error::UnsupportedProtocol("This identity has no WSS endpoint; it cannot use wss.".into()));
+        }
+        if protocol == HubProtocol::Mqtt && identity.mqtt.is_none() {
+            return Err(Error::UnsupportedProtocol("This identity has no MQTT broker credentials; it cannot use mqtt.".into()));
+        }
+        return Ok(protocol);
+    }
+    if identity.supports_protocol(HubProtocol::Wss) && identity.endpoint_for(HubProtocol::Wss).is_some() {
+        return Ok(HubProtocol::Wss);
+    }
+    if identity.supports_protocol(HubProtocol::Https) {
+        return Ok(HubProtocol::Https);
+    }
+    if identity.supports_protocol(HubProtocol::Mqtt) && identity.mqtt.is_some() {
+        return Ok(HubProtocol::Mqtt);
+    }
+    Ok(HubProtocol::Https)
+}
+
+/// The runtime client of one hub identity.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+    /// The event stream: `client.transport.subscribe()`.
+    pub transport: Transport,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Client(protocol={}, identity={:?})", self.inner.protocol, self.inner.identity)
+    }
+}
+
+impl Client {
+    /// A client for `identity`, choosing the carrier as spec 1.6 says.
+    pub fn new(identity: Identity) -> Result<Self> {
+        Self::with_options(identity, ClientOptions::default())
+    }
+
+    /// A client that uses `protocol`.
+    pub fn with_protocol(identity: Identity, protocol: HubProtocol) -> Result<Self> {
+        Self::with_options(identity, ClientOptions { protocol: Some(protocol), ..ClientOptions::default() })
+    }
+
+    /// A client with explicit options.
+    pub fn with_options(identity: Identity, options: ClientOptions) -> Result<Self> {
+        let protocol = select_protocol(&identity, options.protocol)?;
+        // fail now, not at connect, on a carrier this identity cannot use
+        Carrier::new(protocol, &identity, &options.useragent, "check", options.ca_file.as_deref())?;
+        let transport = Transport::default();
+        let inner = Arc::new(Inner {
+            identity,
+            protocol,
+            options,
+            store: OnceLock::new(),
+            connect_lock: Mutex::new(()),
+            link: StdMutex::new(None),
+            state: StdMutex::new(State { phase: "idle", ..State::default() }),
+            transport: transport.clone(),
+            closed: AtomicBool::new(false),
+            reconnecting: AtomicBool::new(false),
+        });
+        Ok(Self { inner, transport })
+    }
+
+    /// A client for the identity of a profile of `~/.config/thalovant/config.yaml`.
+    pub fn from_config(profile: Option<&str>) -> Result<Self> {
+        Self::new(Identity::from_config(profile)?)
+    }
+
+    /// A client for an identity file (0600).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Self::new(Identity::from_file(path)?)
+    }
+
+    /// A client for the identity in the `THALOVANT_*` environment variables.
+    pub fn from_env() -> Result<Self> {
+        Self::new(Identity::from_env()?)
+    }
+
+    /// The identity.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// The carrier in use.
+    pub fn protocol(&self) -> HubProtocol {
+        self.inner.protocol
+    }
+
+    /// The Noise state store of this client (spec 1.8).
+    pub fn noise_store(&self) -> &NoiseStore {
+        self.inner.store()
+    }
+
+    /// True while the link is up.
+    pub fn connected(&self) -> bool {
+        self.inner.current_link().is_some_and(|l| l.alive())
+    }
+
+    /// Connect and authenticate, unless already connected. Errors: refused, key changed,
+    /// client key rejected, timeout, connection.
+    pub async fn connect(&self) -> Result<()> {
+        self.inner.closed.store(false, Ordering::Release);
+        Inner::connect(&self.inner).await.map(|_| ())
+    }
+
+    /// Close the link (normal close) and stop reconnecting. Idempotent.
+    pub async fn close(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::Release);
+        let collectors: Vec<_> = self.inner.state().collectors.drain().collect();
+        for (_, tx) in collectors {
+            let _ = tx.send(AskInput::Lost("The client was closed.".into()));
+        }
+        let link = self.inner.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(link) = link {
+            link.close().await;
+        }
+        self.inner.state().phase = "closed";
+        self.transport.close();
+        Ok(())
+    }
+
+    /// Connect if needed, then report the link state (no network round trip).
+    pub async fn healthcheck(&self) -> Health {
+        let mut error = None;
+        if !self.connected()
+            && let Err(e) = self.connect().await {
+                error = Some(redact(&e.to_string()));
+            }
+        let link = self.inner.current_link();
+        let alive = link.as_ref().is_some_and(|l| l.alive());
+        Health {
+            connected: link.is_some() && !self.inner.closed.load(Ordering::Acquire),
+            handshake_complete: link.is_some(),
+            transport_alive: alive,
+            last_error: error.or_else(|| if alive { None } else { self.inner.state().last_error.clone() }),
+            protocol: Some(self.inner.protocol),
+            endpoint: self.inner.new_carrier("info").ok().map(|c| c.endpoint()),
+            noise_pattern: link.map(|l| l.pattern.to_string()),
+        }
+    }
+
+    /// A snapshot of the link (nothing is sent).
+    pub fn connection_info(&self) -> ConnectionInfo {
+        let link = self.inner.current_link();
+        let state = self.inner.state();
+        let phase = if state.phase == "ready" && !link.as_ref().is_some_and(|l| l.alive()) { "error" } else { state.phase };
+        ConnectionInfo {
+            phase: phase.to_string(),
+            protocol: Some(self.inner.protocol),
+            session_id: link.as_ref().map(|l| l.session_id.clone()),
+            noise_pattern: link.as_ref().map(|l| l.pattern.to_string()),
+            connect_ms: link.as_ref().map(|l| l.timings.connect_ms),
+            attempts: link.as_ref().map_or(0, |l| l.timings.attempts),
+            reconnects: state.reconnects,
+            last_error: state.last_error.clone(),
+        }
+    }
+
+    /// Send an utterance and collect the hub's spoken reply (spec 6.3).
+    pub async fn ask(&self, text: &str, options: RequestOptions) -> Result<Reply> {
+        let timeout = options.timeout.unwrap_or(Duration::from_secs(12));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sent = self.inner.send_utterance(text, &options, None, None, Some(tx)).await?;
+        let _guard = AskGuard { inner: Arc::downgrade(&self.inner), request_id: sent.request_id.clone() };
+        let mut collector =
+            ReplyCollector::new(&sent.request_id, Some(&sent.session_id), self.inner.options.reply_settle, self.inner.options.empty_reply_wait);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let timer = collector.deadline().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(AskInput::Event(event)) => {
+                        if let Some(outcome) = collector.feed(event, Instant::now()) {
+                            return outcome;
+                        }
+                    }
+                    Some(AskInput::Lost(reason)) => {
+                        return collector.abort(Error::Connection(format!("The hub connection dropped before the reply: {reason}")));
+                    }
+                    None => return collector.abort(Error::Connection("The client was closed.".into())),
+                },
+                () = async { match timer { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {
+                    if let Some(outcome) = collector.on_timer(Instant::now()) {
+                        return outcome;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => return collector.on_deadline(timeout),
+            }
+        }
+    }
+
+    /// Send speech or chat text without waiting; returns the request id.
+    pub async fn send_utterance(&self, text: &str, options: RequestOptions) -> Result<String> {
+        Ok(self.inner.send_utterance(text, &options, None, None, None).await?.request_id)
+    }
+
+    /// Send a button / menu pick / command (`context.input.kind = "action"`).
+    pub async fn send_action(&self, payload: &str, options: ActionOptions) -> Result<String> {
+        let action = serde_json::json!({"kind": "action", "title": options.title.clone().unwrap_or_else(|| payload.to_string()), "payload": payload});
+        let request = RequestOptions { lang: options.lang, session_id: options.session_id, context: options.context, ..RequestOptions::default() };
+        Ok(self.inner.send_utterance(payload, &request, None, Some(("input", action)), None).await?.request_id)
+    }
+
+    /// Send an exact value (QR, barcode, serial): `input = {kind, label, value, exact}`.
+    pub async fn send_code(&self, value: &str, options: CodeOptions) -> Result<String> {
+        let kind = options.kind.clone().unwrap_or_else(|| "code".into());
+        let code = serde_json::json!({"kind": kind, "label": options.label.clone().unwrap_or_else(|| kind.clone()), "value": value, "exact": true});
+        let request = RequestOptions { lang: options.lang, session_id: options.session_id, context: options.context, ..RequestOptions::default() };
+        Ok(self.inner.send_utterance(value, &request, Some(("input", code.clone())), Some(("input", code)), None).await?.request_id)
+    }
+
+    /// Send a raw bus event `name` with `data` and the runtime context (spec 6.7).
+    pub async fn emit(&self, name: &str, data: Map<String, Value>, context: Map<String, Value>) -> Result<()> {
+        if name.trim().is_empty() {
+            return Err(Error::InvalidArgument("An event name is a non-empty string.".into()));
+        }
+        let link = Inner::ensure_link(&self.inner).await?;
+        let context = self.inner.runtime_context(Some(&context), &link);
+        link.send_envelope(&HiveMessage::bus(name, data, context)).await
+    }
+
+    /// Related turns sharing one session (spec 6.6).
+    pub fn conversation(&self, options: ConversationOptions) -> Conversation {
+        Conversation {
+            client: self.clone(),
+            lang: options.lang.unwrap_or_else(|| "en-us".into()),
+            session_id: options.session_id.unwrap_or_else(bus::new_conversation_session_id),
+        }
+    }
+}
+
+/// Turns that share one session id: `ask` carries the conversation state (spec 6.6).
+#[derive(Clone)]
+pub struct Conversation {
+    client: Client,
+    /// The language of every turn.
+    pub lang: String,
+    /// The shared session id.
+    pub session_id: String,
+}
+
+impl Conversation {
+    fn fill(&self, mut options: RequestOptions) -> RequestOptions {
+        options.lang = options.lang.or_else(|| Some(self.lang.clone()));
+        options.session_id = Some(self.session_id.clone());
+        options
+    }
+
+    /// Ask within the conversation.
+    pub async fn ask(&self, text: &str, options: RequestOptions) -> Result<Reply> {
+        self.client.ask(text, self.fill(options)).await
+    }
+
+    /// Send an utterance within the conversation.
+    pub async fn send_utterance(&self, text: &str, options: RequestOptions) -> Result<String> {
+        self.client.send_utterance(text, self.fill(options)).await
+    }
+
+    /// Drop the carried conversation state of this session.
+    pub fn forget(&self) {
+        self.client.inner.state().carried.remove(&self.session_id);
+    }
+}
+
+/// Unregisters an ask's collector however the ask ends (also when its future is dropped).
+struct AskGuard {
+    inner: Weak<Inner>,
+    request_id: String,
+}
+
+impl Drop for AskGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            let mut state = inner.state();
+            state.collectors.remove(&self.request_id);
+            if let Some(entry) = state.carry_watch.get_mut(&self.request_id) {
+                entry.1 = Some(Instant::now() + CARRY_GRACE);
+            }
+        }
+    }
+}
+
+struct Sent {
+    request_id: String,
+    session_id: String,
+}
+
+impl Inner {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn store(&self) -> &NoiseStore {
+        self.store.get_or_init(|| {
+            let host = self
+                .identity
+                .endpoint_for(self.protocol)
+                .and_then(|e| url::Url::parse(&e).ok())
+                .and_then(|u| u.host_str().map(str::to_string));
+            NoiseStore::for_identity(self.options.noise_state_dir.as_deref(), self.identity.source_path.as_deref(), host.as_deref())
+        })
+    }
+
+    fn current_link(&self) -> Option<Arc<Link>> {
+        self.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn new_carrier(&self, session_id: &str) -> Result<Carrier> {
+        Carrier::new(self.protocol, &self.identity, &self.options.useragent, session_id, self.options.ca_file.as_deref())
+    }
+
+    async fn connect(self: &Arc<Self>) -> Result<Arc<Link>> {
+        let _guard = self.connect_lock.lock().await;
+        if let Some(link) = self.current_link().filter(|l| l.alive()) {
+            return Ok(link);
+        }
+        let old = self.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(old) = old {
+            old.close().await;
+        }
+        self.state().phase = "connecting";
+        let credentials = Credentials {
+            access_key: self.identity.access_key.clone(),
+            password: self.identity.password.clone(),
+            site_id: self.identity.site_id.clone(),
+        };
+        let session_id = bus::connection_session_id();
+        let timeouts = Timeouts { connect: self.options.connect_timeout, handshake: self.options.handshake_timeout };
+        let make = || self.new_carrier(&session_id);
+        let link = match establish(&make, self.store(), &credentials, &session_id, timeouts).await {
+            Ok(link) => Arc::new(link),
+            Err(error) => {
+                let mut state = self.state();
+                state.phase = "error";
+                state.last_error = Some(redact(&error.to_string()));
+                return Err(error);
+            }
+        };
+        let weak = Arc::downgrade(self);
+        link.start(Arc::new(move |event| {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_link_event(event);
+            }
+        }));
+        *self.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(link.clone());
+        let mut state = self.state();
+        state.phase = "ready";
+        state.last_error = None;
+        Ok(link)
+    }
+
+    async fn ensure_link(self: &Arc<Self>) -> Result<Arc<Link>> {
+        if let Some(link) = self.current_link().filter(|l| l.alive()) {
+            return Ok(link);
+        }
+        self.closed.store(false, Ordering::Release);
+        self.connect().await
+    }
+
+    fn runtime_context(&self, context: Option<&Map<String, Value>>, link: &Link) -> Map<String, Value> {
+        bus::runtime_context(context, &self.options.useragent, &link.session_id, &self.identity.site_id, &self.identity.metadata)
+    }
+
+    async fn send_utterance(
+        self: &Arc<Self>,
+        text: &str,
+        options: &RequestOptions,
+        data_extra: Option<(&str, Value)>,
+        context_extra: Option<(&str, Value)>,
+        collector: Option<mpsc::UnboundedSender<AskInput>>,
+    ) -> Result<Sent> {
+        if text.trim().is_empty() {
+            return Err(Error::InvalidArgument("An utterance is a non-empty string.".into()));
+        }
+        let link = self.ensure_link().await?;
+        let effective_sid = options
+            .session_id
+            .clone()
+            .or_else(|| bus::context_session_id(options.context.as_ref()))
+            .unwrap_or_else(|| link.session_id.clone());
+        let tracked = collector.is_some();
+        let carried = if tracked { self.state().carried.get(&effective_sid).cloned() } else { None };
+        let (rid, mut data, mut ctx) = bus::utterance_message(
+            text,
+            options.lang.as_deref().unwrap_or("en-us"),
+            options.session_id.as_deref(),
+            options.request_id.as_deref(),
+            options.context.as_ref(),
+            &self.identity.site_id,
+            carried.as_ref(),
+        );
+        if let Some((key, value)) = data_extra {
+            data.insert(key.into(), value);
+        }
+        if let Some((key, value)) = context_extra {
+            ctx.insert(key.into(), value);
+        }
+        let ctx = self.runtime_context(Some(&ctx), &link);
+        {
+            let mut state = self.state();
+            match collector {
+                Some(tx) => {
+                    let now = Instant::now();
+                    state.carry_watch.retain(|_, (_, expiry)| expiry.is_none_or(|at| at > now));
+                    state.collectors.insert(rid.clone(), tx);
+                    state.carry_watch.insert(rid.clone(), (effective_sid.clone(), None));
+                }
+                None => state.last_untracked = Some(Instant::now()),
+            }
+        }
+        if let Err(error) = link.send_envelope(&HiveMessage::bus(bus::UTTERANCE, data, ctx)).await {
+            let mut state = self.state();
+            state.collectors.remove(&rid);
+            state.carry_watch.remove(&rid);
+            return Err(error);
+        }
+        Ok(Sent { request_id: rid, session_id: effective_sid })
+    }
+
+    fn on_link_event(self: &Arc<Self>, event: LinkEvent) {
+        match event {
+            LinkEvent::Envelope(envelope) => {
+                if let Some(bus) = bus_of(&envelope, &self.identity.site_id) {
+                    self.on_bus(bus_event(bus));
+                }
+            }
+            LinkEvent::Binary(frame) => {
+                self.transport.publish_binary(*frame);
+            }
+            LinkEvent::Lost(error) => self.on_lost(&error),
+        }
+    }
+
+    fn on_bus(&self, event: Event) {
+        {
+            let mut state = self.state();
+            if let Some(rid) = event.request_id() {
+                if let Some(tx) = state.collectors.get(rid) {
+                    let _ = tx.send(AskInput::Event(event.clone()));
+                }
+                if event.name == EVENT_UTTERANCE_HANDLED {
+                    let now = Instant::now();
+                    let watched = state.carry_watch.get(rid).filter(|(_, expiry)| expiry.is_none_or(|at| at > now)).map(|(sid, _)| sid.clone());
+                    if let Some(request_session) = watched {
+                        remember_conversation(&mut state, &request_session, &event);
+                    }
+                }
+            } else if event.name == EVENT_POLICY_DENIED {
+                // a denial without request id goes to the only ask in flight, unless an
+                // untracked utterance went out in the last 10 s (spec 6.5)
+                let recent_untracked = state.last_untracked.is_some_and(|at| at.elapsed() < UNTRACKED_UTTERANCE_GRACE);
+                let is_utterance = event.data.get("denied_type").and_then(Value::as_str) == Some(bus::UTTERANCE);
+                if is_utterance && state.collectors.len() == 1 && !recent_untracked
+                    && let Some(tx) = state.collectors.values().next() {
+                        let _ = tx.send(AskInput::Event(event.clone()));
+                    }
+            }
+        }
+        self.transport.publish(event);
+    }
+
+    fn on_lost(self: &Arc<Self>, error: &Error) {
+        let reason = redact(&error.to_string());
+        {
+            let mut state = self.state();
+            state.phase = "error";
+            state.last_error = Some(reason.clone());
+            for tx in state.collectors.values() {
+                let _ = tx.send(AskInput::Lost(reason.clone()));
+            }
+        }
+        if self.options.auto_reconnect && !self.closed.load(Ordering::Acquire) && !self.reconnecting.swap(true, Ordering::AcqRel) {
+            let weak = Arc::downgrade(self);
+            tokio::spawn(reconnect_loop(weak));
+        }
+    }
+}
+
+async fn reconnect_loop(weak: Weak<Inner>) {
+    let mut delay = RECONNECT_FIRST_DELAY;
+    loop {
+        let jitter = 0.5 + f64::from(u8::from_str_radix(&crate::control::random_hex(1), 16).unwrap_or(128)) / 255.0;
+        tokio::time::sleep(delay.mul_f64(jitter)).await;
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) || inner.current_link().is_some_and(|l| l.alive()) {
+            inner.reconnecting.store(false, Ordering::Release);
+            return;
+        }
+        match inner.connect().await {
+            Ok(_) => {
+                inner.state().reconnects += 1;
+                inner.reconnecting.store(false, Ordering::Release);
+                return;
+            }
+            Err(error) if error.is_hub_key_changed() || error.is_client_key_rejected() => {
+                inner.reconnecting.store(false, Ordering::Release);
+                return;
+            }
+            Err(_) => delay = (delay * 2).min(RECONNECT_MAX_DELAY),
+        }
+    }
+}
+
+fn remember_conversation(state: &mut State, request_session: &str, event: &Event) {
+    let session = event.context.get("session").and_then(Value::as_object).cloned().unwrap_or_default();
+    let fields = bus::carried_fields(&session);
+    let mut keys = vec![request_session.to_string()];
+    if let Some(answered) = session.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        keys.push(answered.to_string());
+    }
+    for key in keys {
+        if fields.is_empty() {
+            state.carried.remove(&key);
+        } else {
+            state.carried.insert(key, fields.clone());
+        }
+    }
+}
+
+/// The context as the client sees it (spec 7.3): `hivemind_verified_source_peer` dropped,
+/// `destination` renamed `source`.
+fn normalise_context(mut context: Map<String, Value>) -> Map<String, Value> {
+    context.remove(VERIFIED_PEER_KEY);
+    if let Some(destination) = context.remove("destination") {
+        context.insert("source".into(), destination);
+    }
+    context
+}
+
+fn bus_event(bus: BusMessage) -> Event {
+    Event { name: bus.kind, data: bus.data, context: normalise_context(bus.context) }
+}
+
+/// The bus message an inbound envelope delivers to this client, if any (spec 5.1).
+fn bus_of(envelope: &HiveMessage, site_id: &str) -> Option<BusMessage> {
+    match envelope.msg_type.as_str() {
+        "bus" => Some(envelope.bus_message()),
+        "broadcast" => {
+            let inner = envelope.inner()?;
+            (inner.msg_type == "bus" && envelope.target_site_id.as_str() == Some(site_id)).then(|| inner.bus_message())
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,171 @@
+//! The HiveMind JSON envelope (spec 5.1) and the OVOS bus message it carries.
+//!
+//! Parsing is lenient where the spec is: only `msg_type` is required; every other field
+//! defaults when missing or of the wrong JSON type. Anything that is not a UTF-8 JSON object
+//! with a string `msg_type` is a [`ProtocolError::Envelope`].
+
+use serde_json::{Map, Value};
+
+use super::errors::{ProtocolError, Result};
+
+/// Kinds whose `payload` is a whole inner envelope.
+pub const NESTED_TYPES: [&str; 8] =
+    ["broadcast", "propagate", "escalate", "intercom", "rendezvous", "query", "cascade", "shared_bus"];
+
+const MESSAGE_TYPES: [&str; 13] = [
+    "shake",
+    "bus",
+    "shared_bus",
+    "broadcast",
+    "propagate",
+    "escalate",
+    "hello",
+    "query",
+    "cascade",
+    "ping",
+    "rendezvous",
+    "3rdparty",
+    "bin",
+];
+
+/// The message type of a wire number; unknown numbers read as `3rdparty`.
+pub fn message_type_name(number: u8) -> &'static str {
+    MESSAGE_TYPES.get(usize::from(number)).copied().unwrap_or("3rdparty")
+}
+
+/// The wire number of a message type (`handshake` is `shake`); `None` for `intercom` and
+/// unknown names.
+pub fn message_type_number(name: &str) -> Option<u8> {
+    if name == "handshake" {
+        return Some(0);
+    }
+    MESSAGE_TYPES.iter().position(|n| *n == name).and_then(|i| u8::try_from(i).ok())
+}
+
+/// An OVOS bus message: `type`, `data` and `context`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BusMessage {
+    /// The bus type (`speak`, `recognizer_loop:utterance`, ...).
+    pub kind: String,
+    /// The message data.
+    pub data: Map<String, Value>,
+    /// The message context.
+    pub context: Map<String, Value>,
+}
+
+impl BusMessage {
+    /// Read a bus message leniently: missing `type` is `""`, non-object data/context `{}`.
+    pub fn from_value(value: &Value) -> Self {
+        let Some(obj) = value.as_object() else { return Self::default() };
+        Self {
+            kind: obj.get("type").and_then(Value::as_str).unwrap_or_default().to_string(),
+            data: obj.get("data").and_then(Value::as_object).cloned().unwrap_or_default(),
+            context: obj.get("context").and_then(Value::as_object).cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// One HiveMind envelope with its eight fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HiveMessage {
+    /// The message type.
+    pub msg_type: String,
+    /// The payload object.
+    pub payload: Map<String, Value>,
+    /// The metadata object.
+    pub metadata: Map<String, Value>,
+    /// Mesh routing stamps.
+    pub route: Vec<Value>,
+    /// Usually null.
+    pub node: Value,
+    /// The site a broadcast aims at.
+    pub target_site_id: Value,
+    /// The public key a message aims at.
+    pub target_pubkey: Value,
+    /// The peer a message came from.
+    pub source_peer: Value,
+}
+
+impl HiveMessage {
+    /// An envelope of `msg_type` carrying `payload`.
+    pub fn new(msg_type: &str, payload: Map<String, Value>) -> Self {
+        Self { msg_type: msg_type.to_string(), payload, ..Self::default() }
+    }
+
+    /// A `bus` envelope carrying `{type, data, context}`.
+    pub fn bus(kind: &str, data: Map<String, Value>, context: Map<String, Value>) -> Self {
+        let mut payload = Map::new();
+        payload.insert("type".into(), Value::String(kind.to_string()));
+        payload.insert("data".into(), Value::Object(data));
+        payload.insert("context".into(), Value::Object(context));
+        Self::new("bus", payload)
+    }
+
+    /// The payload read as a bus message.
+    pub fn bus_message(&self) -> BusMessage {
+        BusMessage::from_value(&Value::Object(self.payload.clone()))
+    }
+
+    /// The inner envelope of a nesting kind whose payload has a string `msg_type`.
+    pub fn inner(&self) -> Option<HiveMessage> {
+        if NESTED_TYPES.contains(&self.msg_type.as_str()) && self.payload.get("msg_type").is_some_and(Value::is_string) {
+            envelope_from_value(&Value::Object(self.payload.clone())).ok()
+        } else {
+            None
+        }
+    }
+
+    /// The envelope as a JSON value with all eight fields.
+    pub fn to_value(&self) -> Value {
+        let mut obj = Map::new();
+        obj.insert("msg_type".into(), Value::String(self.msg_type.clone()));
+        obj.insert("payload".into(), Value::Object(self.payload.clone()));
+        obj.insert("metadata".into(), Value::Object(self.metadata.clone()));
+        obj.insert("route".into(), Value::Array(self.route.clone()));
+        obj.insert("node".into(), self.node.clone());
+        obj.insert("target_site_id".into(), self.target_site_id.clone());
+        obj.insert("target_pubkey".into(), self.target_pubkey.clone());
+        obj.insert("source_peer".into(), self.source_peer.clone());
+        Value::Object(obj)
+    }
+
+    /// Compact UTF-8 JSON of all eight fields.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // serialising a Value cannot fail
+        serde_json::to_vec(&self.to_value()).unwrap_or_default()
+    }
+}
+
+/// Build an envelope from a parsed JSON value.
+pub fn envelope_from_value(value: &Value) -> Result<HiveMessage> {
+    let obj = value.as_object().ok_or_else(|| ProtocolError::Envelope("not a JSON object".into()))?;
+    let msg_type = obj
+        .get("msg_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProtocolError::Envelope("no string msg_type".into()))?;
+    Ok(HiveMessage {
+        msg_type: msg_type.to_string(),
+        payload: obj.get("payload").and_then(Value::as_object).cloned().unwrap_or_default(),
+        metadata: obj.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default(),
+        route: obj.get("route").and_then(Value::as_array).cloned().unwrap_or_default(),
+        node: obj.get("node").cloned().unwrap_or(Value::Null),
+        target_site_id: obj.get("target_site_id").cloned().unwrap_or(Value::Null),
+        target_pubkey: obj.get("target_pubkey").cloned().unwrap_or(Value::Null),
+        source_peer: obj.get("source_peer").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// Decode UTF-8 JSON that must be an object.
+pub fn parse_json_object(body: &[u8], what: &str) -> Result<Map<String, Value>> {
+    let text = std::str::from_utf8(body).map_err(|_| ProtocolError::Envelope(format!("{what} is not valid UTF-8")))?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ProtocolError::Envelope(format!("{what} is not a JSON object"))),
+        Err(_) => Err(ProtocolError::Envelope(format!("{what} is not valid JSON"))),
+    }
+}
+
+/// Parse one JSON frame body into an envelope.
+pub fn parse_envelope(body: &[u8]) -> Result<HiveMessage> {
+    envelope_from_value(&Value::Object(parse_json_object(body, "envelope")?))
+}

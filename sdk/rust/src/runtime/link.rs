@@ -1,0 +1,492 @@
+//! Establishing and running one authenticated session with a hub (spec 2, 3, 4, 7.1).
+//!
+//! [`establish`] drives the sans-I/O [`ClientNegotiation`] over a fresh carrier: it opens the
+//! carrier, answers the hub's HELLO and offer, derives (or reuses) the PSK off the async
+//! workers, runs the Noise handshake, pins the hub key on first use and sends the encrypted
+//! HELLO. A KK attempt the hub cannot read is retried at once with XX on a fresh carrier,
+//! inside the same call. After an XX handshake it waits up to 750 ms for the hub's first
+//! authenticated frame: a refusal close in that window means the hub refused this client's
+//! key.
+//!
+//! [`Link`] is the established session: it seals and sends envelopes (one lock keeps nonces
+//! and send order together) and its reader task decrypts, reassembles and parses what the hub
+//! sends. This module is the one place that decides what a carrier's evidence means.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::carriers::{Carrier, Closed, Inbound, Incoming, OpenError};
+use crate::errors::{Error, Result};
+use crate::noise_store::NoiseStore;
+use crate::protocol::channel::{Opener, Sealer};
+use crate::protocol::negotiation::Outgoing;
+use crate::protocol::wire1::{Wire1Frame, decode_frame};
+use crate::protocol::{ClientNegotiation, Frame, HiveMessage, ProtocolError, derive_psk, parse_envelope};
+
+/// A refusal-code close this soon after an XX handshake means the hub refused our static key.
+pub const REFUSAL_SETTLE: Duration = Duration::from_millis(750);
+const KK: &str = "KKpsk0";
+
+/// argon2id takes 64 MiB per derivation: at most this many run at once in one process.
+static DERIVATIONS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get)));
+
+/// What the negotiation needs from the identity.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The access key.
+    pub access_key: String,
+    /// The password.
+    pub password: String,
+    /// The site id.
+    pub site_id: String,
+}
+
+/// What one session delivers to its owner.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// A JSON envelope (or a non-`bin` WIRE-1 frame read as one).
+    Envelope(Box<HiveMessage>),
+    /// A WIRE-1 `bin` frame.
+    Binary(Box<Wire1Frame>),
+    /// The session ended (not by [`Link::close`]).
+    Lost(Error),
+}
+
+/// How the session was set up.
+#[derive(Debug, Clone, Default)]
+pub struct LinkTimings {
+    /// Milliseconds to open the carrier.
+    pub transport_open_ms: f64,
+    /// Milliseconds of the handshake.
+    pub handshake_ms: f64,
+    /// Milliseconds of the whole connect (KK retry included).
+    pub connect_ms: f64,
+    /// Connect attempts (2 after a KK retry).
+    pub attempts: u32,
+}
+
+/// An established session: the carrier's sending side and this side's cipher.
+pub struct Link {
+    carrier: Arc<Carrier>,
+    sealer: Mutex<Sealer>,
+    /// `XXpsk2` or `KKpsk0`.
+    pub pattern: &'static str,
+    /// The connection SID (the default session of this link's messages).
+    pub session_id: String,
+    /// The hub's static key.
+    pub hub_static: Option<[u8; 32]>,
+    /// Setup timings.
+    pub timings: LinkTimings,
+    pending: StdMutex<Option<(Inbound, Opener, Vec<Frame>)>>,
+    reader: StdMutex<Option<JoinHandle<()>>>,
+    lost: Arc<AtomicBool>,
+    closing: Arc<AtomicBool>,
+}
+
+impl Link {
+    /// Seal and send one envelope.
+    pub async fn send_envelope(&self, message: &HiveMessage) -> Result<()> {
+        let body = message.to_bytes();
+        let mut sealer = self.sealer.lock().await;
+        if self.closing.load(Ordering::Acquire) || self.lost.load(Ordering::Acquire) {
+            return Err(Error::Connection("The hub connection is closed.".into()));
+        }
+        let parts = sealer.seal_json(&body).map_err(|e| Error::Connection(format!("Cannot seal the message: {e}")))?;
+        for part in parts {
+            self.carrier.send_binary(part).await.map_err(|e| Error::Connection(e.message))?;
+        }
+        Ok(())
+    }
+
+    /// Deliver the frames read during the settle window, then start the reader task, which
+    /// hands every envelope, binary frame and the end of the session to `deliver`.
+    pub fn start(&self, deliver: Arc<dyn Fn(LinkEvent) + Send + Sync>) {
+        let Some((inbound, opener, early)) = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else {
+            return;
+        };
+        let lost = self.lost.clone();
+        let closing = self.closing.clone();
+        let carrier = self.carrier.clone();
+        let task = tokio::spawn(async move {
+            let error = read_loop(inbound, opener, early, deliver.as_ref()).await;
+            lost.store(true, Ordering::Release);
+            if !closing.load(Ordering::Acquire) {
+                carrier.close().await;
+                deliver(LinkEvent::Lost(error));
+            }
+        });
+        *self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
+    }
+
+    /// True while the session is usable.
+    pub fn alive(&self) -> bool {
+        !self.closing.load(Ordering::Acquire) && !self.lost.load(Ordering::Acquire) && self.carrier.alive()
+    }
+
+    /// Close normally; no [`LinkEvent::Lost`] follows.
+    pub async fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        let reader = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(reader) = reader {
+            reader.abort();
+        }
+        self.carrier.close().await;
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // dropping the reader drops its carrier handle: the transport closes with the last one
+        let reader = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(reader) = reader {
+            reader.abort();
+        }
+    }
+}
+
+fn dispatch(frame: Frame, deliver: &(dyn Fn(LinkEvent) + Send + Sync)) -> std::result::Result<(), ProtocolError> {
+    if frame.binary {
+        let decoded = decode_frame(&frame.body)?;
+        if decoded.msg_type == "bin" {
+            deliver(LinkEvent::Binary(Box::new(decoded)));
+        } else {
+            deliver(LinkEvent::Envelope(Box::new(decoded.to_envelope()?)));
+        }
+    } else {
+        deliver(LinkEvent::Envelope(Box::new(parse_envelope(&frame.body)?)));
+    }
+    Ok(())
+}
+
+async fn read_loop(mut inbound: Inbound, mut opener: Opener, early: Vec<Frame>, deliver: &(dyn Fn(LinkEvent) + Send + Sync)) -> Error {
+    let malformed = |e: ProtocolError| Error::Connection(format!("Malformed data from the hub: {e}"));
+    for frame in early {
+        if let Err(e) = dispatch(frame, deliver) {
+            return malformed(e);
+        }
+    }
+    loop {
+        match inbound.recv().await {
+            Some(Ok(Incoming::Binary(message))) => match opener.open(&message) {
+                Ok(Some(frame)) => {
+                    if let Err(e) = dispatch(frame, deliver) {
+                        return malformed(e);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return malformed(e),
+            },
+            Some(Ok(Incoming::Text(_))) => return Error::Connection("Plaintext received after Noise authentication.".into()),
+            Some(Err(closed)) => return Error::Connection(format!("Connection to the hub dropped: {closed}")),
+            None => return Error::Connection("Connection to the hub dropped.".into()),
+        }
+    }
+}
+
+/// Timeouts of one connect.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Carrier open.
+    pub connect: Duration,
+    /// The negotiation, from the carrier's opening.
+    pub handshake: Duration,
+}
+
+enum Attempt {
+    Done(Box<Link>),
+    RetryWithXx,
+}
+
+/// Open a carrier and negotiate; retry once with XX when KK fails. Returns the typed errors of
+/// dataplane.md 12.
+pub async fn establish(
+    make_carrier: &(dyn Fn() -> Result<Carrier> + Send + Sync),
+    store: &NoiseStore,
+    credentials: &Credentials,
+    session_id: &str,
+    timeouts: Timeouts,
+) -> Result<Link> {
+    let started = Instant::now();
+    let mut force_xx = false;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt(make_carrier()?, store, credentials, session_id, timeouts, force_xx).await? {
+            Attempt::Done(mut link) => {
+                link.timings.attempts = attempts;
+                link.timings.connect_ms = started.elapsed().as_secs_f64() * 1000.0;
+                return Ok(*link);
+            }
+            Attempt::RetryWithXx if !force_xx => force_xx = true,
+            Attempt::RetryWithXx => return Err(refused("The hub refused the XX handshake.".into())),
+        }
+    }
+}
+
+fn refused(message: String) -> Error {
+    Error::HubRefused(message)
+}
+
+fn key_rejected(store: &NoiseStore, when: &str) -> Error {
+    Error::ClientKeyRejected {
+        message: format!(
+            "The hub refused this client's Noise key {when}. The hub has another key pinned for this access key; the key in use is in {}.",
+            store.directory.display()
+        ),
+        key_folder: Some(store.directory.clone()),
+    }
+}
+
+async fn send_all(carrier: &Carrier, outputs: Vec<Outgoing>) -> std::result::Result<(), Closed> {
+    for out in outputs {
+        match out {
+            Outgoing::Text(text) => carrier.send_text(text).await?,
+            Outgoing::Binary(data) => carrier.send_binary(data).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn psk_for(store: &NoiseStore, credentials: &Credentials, node_id: &str) -> Result<([u8; 32], bool)> {
+    if let Some(psk) = store.cached_psk(&credentials.access_key, node_id) {
+        return Ok((psk, true));
+    }
+    let _permit = DERIVATIONS.acquire().await.map_err(|_| Error::Connection("PSK derivation stopped.".into()))?;
+    let password = credentials.password.clone();
+    let node = node_id.to_string();
+    let psk = tokio::task::spawn_blocking(move || derive_psk(&password, &node))
+        .await
+        .map_err(|e| Error::Connection(format!("PSK derivation failed: {e}")))?
+        .map_err(|e| Error::Connection(format!("PSK derivation failed: {e}")))?;
+    Ok((psk, false))
+}
+
+/// What ended the handshake loop early, before it is read as an SDK error.
+enum Failure {
+    Protocol(ProtocolError),
+    Closed(Closed),
+    Timeout,
+    Sdk(Error),
+}
+
+impl From<ProtocolError> for Failure {
+    fn from(e: ProtocolError) -> Self {
+        Self::Protocol(e)
+    }
+}
+
+impl From<Closed> for Failure {
+    fn from(e: Closed) -> Self {
+        Self::Closed(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Self::Sdk(e)
+    }
+}
+
+struct Handshaking<'a> {
+    store: &'a NoiseStore,
+    credentials: &'a Credentials,
+    negotiation: ClientNegotiation,
+    psk: Option<([u8; 32], bool)>,
+}
+
+impl Handshaking<'_> {
+    async fn run(&mut self, carrier: &Carrier, inbound: &mut Inbound, deadline: Instant) -> std::result::Result<(), Failure> {
+        while !self.negotiation.complete() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = match tokio::time::timeout(left, inbound.recv()).await {
+                Err(_) => return Err(Failure::Timeout),
+                Ok(None) => return Err(Failure::Closed(Closed::new("The carrier closed."))),
+                Ok(Some(Err(closed))) => return Err(Failure::Closed(closed)),
+                Ok(Some(Ok(message))) => message,
+            };
+            let text = match message {
+                Incoming::Text(text) => text,
+                Incoming::Binary(_) => {
+                    return Err(Failure::Sdk(Error::Connection("Application traffic received before Noise authentication.".into())));
+                }
+            };
+            let outputs = self.negotiation.receive_text(text.as_bytes())?;
+            if self.negotiation.needs_psk() {
+                let node_id = self.negotiation.node_id.clone().unwrap_or_default();
+                let psk = psk_for(self.store, self.credentials, &node_id).await?;
+                self.psk = Some(psk);
+                let first = self.negotiation.start(&psk.0)?;
+                carrier.send_text(first).await?;
+            }
+            send_all(carrier, outputs).await?;
+        }
+        Ok(())
+    }
+
+    fn forget_psk(&self) {
+        if let Some(node_id) = &self.negotiation.node_id {
+            let _ = self.store.forget_psk(&self.credentials.access_key, node_id);
+        }
+    }
+}
+
+async fn attempt(
+    mut carrier: Carrier,
+    store: &NoiseStore,
+    credentials: &Credentials,
+    session_id: &str,
+    timeouts: Timeouts,
+    force_xx: bool,
+) -> Result<Attempt> {
+    let protocol = carrier.protocol();
+    let opened_at = Instant::now();
+    let opened = tokio::time::timeout(timeouts.connect, carrier.open(timeouts.connect)).await;
+    let mut inbound = match opened {
+        Ok(Ok(inbound)) => inbound,
+        failed => {
+            carrier.close().await;
+            return Err(match failed {
+                Ok(Err(OpenError::Refused(message))) => refused(format!("The hub refused this client's credentials: {message}")),
+                Ok(Err(OpenError::Failed(message))) => Error::Connection(message),
+                _ => Error::Timeout(format!(
+                    "Could not open the {protocol} connection within {} s.",
+                    timeouts.connect.as_secs_f64()
+                )),
+            });
+        }
+    };
+    let carrier = Arc::new(carrier);
+    let handshake_start = Instant::now();
+    let prepared = carrier.pin_id().and_then(|pin_id| Ok((store.hub_pin(&pin_id)?, store.static_key()?, pin_id)));
+    let (hub_pin, static_key, pin_id) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            carrier.close().await;
+            return Err(error);
+        }
+    };
+    let mut state = Handshaking {
+        store,
+        credentials,
+        negotiation: ClientNegotiation::new(static_key, &credentials.site_id, session_id, hub_pin, force_xx),
+        psk: None,
+    };
+    let outcome = state.run(&carrier, &mut inbound, handshake_start + timeouts.handshake).await;
+    if let Err(failure) = outcome {
+        carrier.close().await;
+        let kk = state.negotiation.pattern == Some(KK) && !force_xx;
+        let started = state.psk.is_some();
+        return match failure {
+            Failure::Timeout => Err(Error::Timeout(format!(
+                "The hub did not complete the handshake within {} s.",
+                timeouts.handshake.as_secs_f64()
+            ))),
+            Failure::Sdk(error) => Err(error),
+            Failure::Protocol(ProtocolError::KkFailed(_)) => {
+                state.forget_psk();
+                Ok(Attempt::RetryWithXx)
+            }
+            Failure::Protocol(ProtocolError::HubKeyChanged(_)) => Err(Error::HubKeyChanged(format!(
+                "Trusted Noise server key changed for {pin_id}: the hub's key differs from the one pinned in {}. Stop and check; remove that pin only if you trust the new key.",
+                store.store_path().display()
+            ))),
+            Failure::Protocol(error @ (ProtocolError::Decrypt(_) | ProtocolError::Handshake(_))) => {
+                state.forget_psk();
+                if kk {
+                    return Ok(Attempt::RetryWithXx);
+                }
+                Err(refused(format!("The hub refused this client (wrong password or tampered negotiation): {error}")))
+            }
+            Failure::Protocol(error) => Err(Error::Connection(format!("Malformed HiveMind negotiation: {error}"))),
+            Failure::Closed(closed) => {
+                if closed.refusal_signal && state.negotiation.complete() && state.negotiation.pattern != Some(KK) {
+                    Err(key_rejected(store, &format!("as the handshake completed ({closed})")))
+                } else if closed.refusal_signal && started {
+                    state.forget_psk();
+                    if kk {
+                        return Ok(Attempt::RetryWithXx);
+                    }
+                    Err(refused(format!("The hub refused this client: {closed}")))
+                } else if closed.refusal_signal {
+                    Err(refused(format!("The hub refused this client's credentials: {closed}")))
+                } else {
+                    Err(Error::Connection(format!("The hub closed the connection before the handshake completed: {closed}")))
+                }
+            }
+        };
+    }
+    let negotiation = &mut state.negotiation;
+    let pattern = negotiation.pattern.unwrap_or("XXpsk2");
+    let hub_static = negotiation.hub_static;
+    let Some((sealer, mut opener)) = negotiation.take_channel() else {
+        carrier.close().await;
+        return Err(Error::Connection("The handshake ended without a secure channel.".into()));
+    };
+    let handshake_ms = handshake_start.elapsed().as_secs_f64() * 1000.0;
+    let stored = (|| -> Result<()> {
+        if let (Some((psk, false)), Some(node_id)) = (state.psk, &state.negotiation.node_id) {
+            store.store_psk(&credentials.access_key, node_id, &psk)?;
+        }
+        if let (None, Some(key)) = (hub_pin, hub_static) {
+            store.pin_hub(&pin_id, &key)?;
+        }
+        Ok(())
+    })();
+    if let Err(error) = stored {
+        carrier.close().await;
+        return Err(error);
+    }
+    let mut early = Vec::new();
+    if pattern != KK
+        && let Err(error) = settle_after_xx(&mut inbound, &mut opener, &mut early, store).await {
+            carrier.close().await;
+            return Err(error);
+        }
+    Ok(Attempt::Done(Box::new(Link {
+        carrier,
+        sealer: Mutex::new(sealer),
+        pattern,
+        session_id: session_id.to_string(),
+        hub_static,
+        timings: LinkTimings {
+            transport_open_ms: (handshake_start - opened_at).as_secs_f64() * 1000.0,
+            handshake_ms,
+            connect_ms: 0.0,
+            attempts: 0,
+        },
+        pending: StdMutex::new(Some((inbound, opener, early))),
+        reader: StdMutex::new(None),
+        lost: Arc::new(AtomicBool::new(false)),
+        closing: Arc::new(AtomicBool::new(false)),
+    })))
+}
+
+/// Wait up to 750 ms for the first authenticated frame after an XX handshake; a refusal close
+/// in that window means the hub refused this client's static key.
+async fn settle_after_xx(inbound: &mut Inbound, opener: &mut Opener, early: &mut Vec<Frame>, store: &NoiseStore) -> Result<()> {
+    let deadline = Instant::now() + REFUSAL_SETTLE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = match tokio::time::timeout(left, inbound.recv()).await {
+            Err(_) => return Ok(()),
+            Ok(None) => return Err(Error::Connection("The hub closed the connection after the handshake.".into())),
+            Ok(Some(Err(closed))) if closed.refusal_signal => return Err(key_rejected(store, &format!("right after the handshake ({closed})"))),
+            Ok(Some(Err(closed))) => return Err(Error::Connection(format!("The hub closed the connection after the handshake: {closed}"))),
+            Ok(Some(Ok(Incoming::Text(_)))) => return Err(Error::Connection("Plaintext received after Noise authentication.".into())),
+            Ok(Some(Ok(Incoming::Binary(message)))) => message,
+        };
+        match opener.open(&message) {
+            Ok(Some(frame)) => {
+                early.push(frame);
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Error::Connection(format!("Malformed data from the hub: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The sans-I/O engine against a hub played by `snow` in the responder role, and property
+//! tests (a bounded fuzz run) over the frame and envelope decoders: every input gives a value
+//! or a typed error, never a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use thalovant::protocol::channel::{Opener, Sealer};
+use thalovant::protocol::envelope::envelope_from_value;
+use thalovant::protocol::negotiation::Outgoing;
+use thalovant::protocol::wire1::Wire1Payload;
+use thalovant::protocol::{
+    ClientNegotiation, KeyPair, ProtocolError, Reassembler, build_prologue, canonical_json, decode_frame, encode_binary,
+    encode_json, parse_envelope, split_plaintext,
+};
+
+const PSK: [u8; 32] = [7u8; 32];
+
+fn object(value: Value) -> Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
+/// A hub for one handshake: HELLO, offer, then the Noise responder on `snow`.
+struct Hub {
+    key: KeyPair,
+    hello: Map<String, Value>,
+    offer: Map<String, Value>,
+    state: Option<snow::HandshakeState>,
+}
+
+impl Hub {
+    fn new(key: KeyPair, patterns: &[&str], suite: &str) -> Self {
+        Self {
+            key,
+            hello: object(json!({"node_id": "node-alpha", "pubkey": "", "site_id": "hub"})),
+            offer: object(json!({
+                "handshake": true, "binarize": false, "encodings": ["JSON-B64", "JSON-HEX"],
+                "noise": {"patterns": patterns, "suites": [suite]},
+            })),
+            state: None,
+        }
+    }
+
+    fn opening(&self) -> [String; 2] {
+        [
+            json!({"msg_type": "hello", "payload": self.hello}).to_string(),
+            json!({"msg_type": "shake", "payload": self.offer}).to_string(),
+        ]
+    }
+
+    /// Read message 1 (with the pinned client key for KK); message 2 as text.
+    fn message1(&mut self, text: &str, pinned_client: Option<&[u8; 32]>) -> String {
+        let message: Value = serde_json::from_str(text).unwrap();
+        let noise = &message["payload"]["noise"];
+        let (pattern, suite) = (noise["pattern"].as_str().unwrap(), noise["suite"].as_str().unwrap());
+        let name = format!("Noise_{pattern}_{suite}");
+        let prologue = build_prologue(&self.hello, &self.offer, &name).unwrap();
+        let location = if pattern == "KKpsk0" { 0 } else { 2 };
+        let mut builder = snow::Builder::new(name.parse().unwrap())
+            .local_private_key(self.key.private_bytes())
+            .unwrap()
+            .prologue(&prologue)
+            .unwrap()
+            .psk(location, &PSK)
+            .unwrap();
+        if let Some(client) = pinned_client {
+            builder = builder.remote_public_key(client).unwrap();
+        }
+        let mut state = builder.build_responder().unwrap();
+        let mut payload = vec![0u8; 65535];
+        let n = state.read_message(&hex::decode(noise["msg"].as_str().unwrap()).unwrap(), &mut payload).unwrap();
+        assert_eq!(&payload[..n], br#"{"binarize":false,"encodings":[]}"#);
+        let mut out = vec![0u8; 65535];
+        let n = state.write_message(br#"{"binarize":false}"#, &mut out).unwrap();
+        self.state = Some(state);
+        json!({"msg_type": "shake", "payload": {"noise": {"msg": hex::encode(&out[..n])}}}).to_string()
+    }
+
+    fn message3(&mut self, text: &str) {
+        let message: Value = serde_json::from_str(text).unwrap();
+        let mut payload = vec![0u8; 65535];
+        let bytes = hex::decode(message["payload"]["noise"]["msg"].as_str().unwrap()).unwrap();
+        self.state.as_mut().unwrap().read_message(&bytes, &mut payload).unwrap();
+    }
+
+    fn transport(&mut self) -> snow::TransportState {
+        self.state.take().unwrap().into_transport_mode().unwrap()
+    }
+}
+
+fn texts(outputs: &[Outgoing]) -> Vec<String> {
+    outputs.iter().filter_map(|o| if let Outgoing::Text(t) = o { Some(t.clone()) } else { None }).collect()
+}
+
+fn binaries(outputs: &[Outgoing]) -> Vec<Vec<u8>> {
+    outputs.iter().filter_map(|o| if let Outgoing::Binary(b) = o { Some(b.clone()) } else { None }).collect()
+}
+
+/// Run a client negotiation against `hub` up to the outputs that follow message 2.
+fn negotiate(client: &mut ClientNegotiation, hub: &mut Hub, pinned_client: Option<&[u8; 32]>) -> Result<Vec<Outgoing>, ProtocolError> {
+    for text in hub.opening() {
+        assert!(client.receive_text(text.as_bytes())?.is_empty());
+    }
+    assert!(client.needs_psk());
+    let message1 = client.start(&PSK)?;
+    let message2 = hub.message1(&message1, pinned_client);
+    client.receive_text(message2.as_bytes())
+}
+
+#[test]
+fn xx_then_kk_against_a_snow_responder_in_both_suites() {
+    for suite in ["25519_ChaChaPoly_SHA256", "25519_AESGCM_SHA256"] {
+        let hub_key = KeyPair::generate().unwrap();
+        let client_key = KeyPair::generate().unwrap();
+
+        let mut hub = Hub::new(hub_key.clone(), &["XXpsk2"], suite);
+        let mut client = ClientNegotiation::new(client_key.clone(), "site", "session-1", None, false);
+        let outputs = negotiate(&mut client, &mut hub, None).unwrap();
+        assert_eq!(client.pattern, Some("XXpsk2"));
+        hub.message3(&texts(&outputs)[0]);
+        let mut hub_transport = hub.transport();
+        let hello = &binaries(&outputs)[0];
+        let mut plain = vec![0u8; 65535];
+        let n = hub_transport.read_message(hello, &mut plain).unwrap();
+        assert_eq!(plain[0], 0x00);
+        let envelope = parse_envelope(&plain[1..n]).unwrap();
+        assert_eq!(envelope.msg_type, "hello");
+        assert_eq!(envelope.payload["session"]["session_id"], "session-1");
+        assert_eq!(client.hub_static, Some(hub_key.public));
+
+        // the hub answers on the channel; a large body comes back chunked and whole
+        let (mut sealer, mut opener): (Sealer, Opener) = client.take_channel().unwrap();
+        let big = vec![b'x'; 140_000];
+        let body = serde_json::to_vec(&json!({"msg_type": "bus", "payload": {"type": "speak", "data": {"utterance": String::from_utf8(big).unwrap()}}})).unwrap();
+        let mut frame = None;
+        for part in split_plaintext(&body, false, 65000) {
+            let mut out = vec![0u8; part.len() + 16];
+            let n = hub_transport.write_message(&part, &mut out).unwrap();
+            frame = opener.open(&out[..n]).unwrap();
+        }
+        let frame = frame.unwrap();
+        assert_eq!(parse_envelope(&frame.body).unwrap().bus_message().data["utterance"].as_str().unwrap().len(), 140_000);
+        for part in sealer.seal_json(&body).unwrap() {
+            assert!(part.len() <= 65535);
+            hub_transport.read_message(&part, &mut vec![0u8; 65535]).unwrap();
+        }
+
+        // reconnect: the client holds a pin, the hub pinned the client key: KK, two messages
+        let mut hub = Hub::new(hub_key.clone(), &["KKpsk0", "XXpsk2"], suite);
+        let mut client = ClientNegotiation::new(client_key.clone(), "site", "session-2", Some(hub_key.public), false);
+        let outputs = negotiate(&mut client, &mut hub, Some(&client_key.public)).unwrap();
+        assert_eq!(client.pattern, Some("KKpsk0"));
+        assert!(texts(&outputs).is_empty(), "KK has no message 3");
+        assert_eq!(binaries(&outputs).len(), 1);
+    }
+}
+
+#[test]
+fn a_hub_with_another_key_is_kk_failed_then_hub_key_changed() {
+    let pinned = KeyPair::generate().unwrap();
+    let other = KeyPair::generate().unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    // KK toward the pinned key: the impostor cannot even read message 1 with its own key, so
+    // it answers garbage; the client reads KK failure and retries XX
+    let mut client = ClientNegotiation::new(client_key.clone(), "site", "s", Some(pinned.public), false);
+    let hub = Hub::new(other.clone(), &["KKpsk0", "XXpsk2"], "25519_ChaChaPoly_SHA256");
+    for text in hub.opening() {
+        client.receive_text(text.as_bytes()).unwrap();
+    }
+    client.start(&PSK).unwrap();
+    let decoy = json!({"msg_type": "shake", "payload": {"noise": {"msg": hex::encode([9u8; 80])}}}).to_string();
+    assert!(matches!(client.receive_text(decoy.as_bytes()), Err(ProtocolError::KkFailed(_))));
+    // the XX retry completes, and the key differs from the pin
+    let mut hub = Hub::new(other, &["KKpsk0", "XXpsk2"], "25519_ChaChaPoly_SHA256");
+    let mut client = ClientNegotiation::new(client_key, "site", "s", Some(pinned.public), true);
+    assert!(matches!(negotiate(&mut client, &mut hub, None), Err(ProtocolError::HubKeyChanged(_))));
+}
+
+#[test]
+fn a_wrong_psk_fails_xx_message_2_as_a_decrypt_error() {
+    let mut hub = Hub::new(KeyPair::generate().unwrap(), &["XXpsk2"], "25519_AESGCM_SHA256");
+    let mut client = ClientNegotiation::new(KeyPair::generate().unwrap(), "site", "s", None, false);
+    for text in hub.opening() {
+        client.receive_text(text.as_bytes()).unwrap();
+    }
+    let message1 = client.start(&[8u8; 32]).unwrap();
+    let message2 = hub.message1(&message1, None);
+    assert!(matches!(client.receive_text(message2.as_bytes()), Err(ProtocolError::Decrypt(_))));
+    // dead afterwards
+    assert!(client.receive_text(b"{}").is_err());
+}
+
+#[test]
+fn out_of_order_and_malformed_negotiation_is_a_negotiation_error() {
+    let offer = json!({"msg_type": "shake", "payload": {"noise": {"patterns": ["XXpsk2"], "suites": ["25519_ChaChaPoly_SHA256"]}}}).to_string();
+    let hello = json!({"msg_type": "hello", "payload": {"node_id": "n"}}).to_string();
+    let cases: Vec<Vec<String>> = vec![
+        vec![offer.clone()],
+        vec![hello.clone(), hello.clone()],
+        vec!["not json".into()],
+        vec![hello.clone(), json!({"msg_type": "bus", "payload": {}}).to_string()],
+        vec![hello.clone(), json!({"msg_type": "shake", "payload": {"ciphers": ["AES-GCM"]}}).to_string()],
+        vec![hello.clone(), json!({"msg_type": "shake", "payload": {"noise": {"msg": "zz"}}}).to_string()],
+        vec![hello, json!({"msg_type": "shake", "payload": {"noise": {"patterns": ["NNpsk0"], "suites": []}}}).to_string()],
+    ];
+    for case in cases {
+        let mut client = ClientNegotiation::new(KeyPair::generate().unwrap(), "site", "s", None, false);
+        let failed = case.iter().any(|text| client.receive_text(text.as_bytes()).is_err());
+        assert!(failed, "{case:?}");
+    }
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        ".{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(".{0,6}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn wire1_decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = decode_frame(&bytes);
+    }
+
+    #[test]
+    fn wire1_headers_with_random_tails_never_panic(
+        head in prop::sample::select(vec![0x80u8, 0xc0, 0x98, 0xd8, 0x0c, 0x01]),
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let mut frame = vec![head];
+        frame.extend(bytes);
+        let _ = decode_frame(&frame);
+    }
+
+    #[test]
+    fn wire1_bin_frames_round_trip(
+        payload in prop::collection::vec(any::<u8>(), 0..400),
+        bin_type in 0u8..16,
+        utterance in "[a-z ]{0,300}",
+    ) {
+        let metadata = object(json!({"utterance": utterance, "lang": "en-us"}));
+        let frame = encode_binary(&payload, bin_type, &metadata).unwrap();
+        let decoded = decode_frame(&frame).unwrap();
+        prop_assert_eq!(decoded.bin_type, Some(bin_type));
+        prop_assert_eq!(decoded.payload, Wire1Payload::Binary(payload));
+        prop_assert_eq!(decoded.metadata, metadata);
+    }
+
+    #[test]
+    fn wire1_json_frames_round_trip(data in arbitrary_json(), long in "[a-z ]{0,300}") {
+        let payload = object(json!({"type": "speak", "data": data}));
+        let metadata = object(json!({"k": long}));
+        let decoded = decode_frame(&encode_json("bus", &payload, &metadata).unwrap()).unwrap();
+        prop_assert_eq!(decoded.msg_type, "bus");
+        prop_assert_eq!(decoded.metadata, metadata);
+        prop_assert_eq!(decoded.payload, Wire1Payload::Json(payload));
+    }
+
+    #[test]
+    fn envelope_decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = parse_envelope(&bytes);
+    }
+
+    #[test]
+    fn envelopes_of_any_json_are_values_or_typed_errors(value in arbitrary_json()) {
+        let body = serde_json::to_vec(&value).unwrap();
+        match parse_envelope(&body) {
+            Ok(envelope) => {
+                prop_assert!(value.get("msg_type").is_some_and(Value::is_string));
+                let _ = envelope.inner();
+                let _ = envelope.bus_message();
+                prop_assert_eq!(envelope_from_value(&envelope.to_value()).unwrap(), envelope);
+            }
+            Err(error) => prop_assert!(matches!(error, ProtocolError::Envelope(_))),
+        }
+        let _ = canonical_json(&value);
+    }
+
+    #[test]
+    fn reassembly_of_any_plaintexts_never_panics(parts in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 0..30)) {
+        let mut reassembler = Reassembler::new();
+        for part in parts {
+            if reassembler.feed(&part).is_err() {
+                prop_assert!(reassembler.feed(&[0]).is_err(), "a failed stream stays failed");
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn chunking_then_reassembly_gives_the_body_back(body in prop::collection::vec(any::<u8>(), 0..3000), chunk in 1usize..700, binary: bool) {
+        let mut reassembler = Reassembler::new();
+        let mut frames = Vec::new();
+        for part in split_plaintext(&body, binary, chunk) {
+            if let Some(frame) = reassembler.feed(&part).unwrap() {
+                frames.push(frame);
+            }
+        }
+        prop_assert_eq!(frames.len(), 1);
+        prop_assert_eq!(&frames[0].body, &body);
+        prop_assert_eq!(frames[0].binary, binary);
+    }
+
+    #[test]
+    fn negotiation_input_never_panics(texts in prop::collection::vec(prop_oneof![
+        ".{0,80}",
+        arbitrary_json().prop_map(|v| v.to_string()),
+        Just(json!({"msg_type": "hello", "payload": {"node_id": "n"}}).to_string()),
+    ], 0..5)) {
+        let mut client = ClientNegotiation::new(KeyPair::from_private([3u8; 32]), "site", "s", None, false);
+        for text in texts {
+            if client.receive_text(text.as_bytes()).is_err() {
+                break;
+            }
+        }
+    }
+}
