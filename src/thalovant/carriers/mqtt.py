@@ -358,6 +358,10 @@ class MQTTCarrier(Carrier):
         if not self._authenticated and payload.lstrip()[:1] == b"{":
             with contextlib.suppress(UnicodeDecodeError):
                 item = payload.decode("utf-8")
+        if not self._authenticated and isinstance(item, bytes):
+            # The topic outlives sessions: a hub may still be answering this identity's previous
+            # session. Noise transport messages before our handshake cannot be ours: drop them.
+            return
         if len(self._inbound) >= MAX_INBOUND:
             self._fail(CarrierClosed(f"More than {MAX_INBOUND} MQTT messages queued; disconnecting."))
             self._drop()
