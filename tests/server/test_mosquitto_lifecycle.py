@@ -66,7 +66,10 @@ def test_a_start_replaces_a_stale_broker_of_its_data_dir(
         start_new_session=True,
     )
     try:
-        assert stale_brokers(config_file(server)) == [stale.pid]
+        deadline = time.monotonic() + PATIENCE
+        while stale_brokers(config_file(server)) != [stale.pid]:  # until it has exec'd Mosquitto
+            assert time.monotonic() < deadline and stale.poll() is None
+            time.sleep(0.01)
         server.start()
         assert stale.wait(timeout=PATIENCE) is not None
         assert server.wait_for_output(f"stopping a Mosquitto (pid {stale.pid}) left running")
