@@ -265,8 +265,11 @@ def cmd_health(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
-    with _runtime_client(args) as client:
+    client = _runtime_client(args)  # not connected first: a failed connect is one of the checks
+    try:
         report = client.doctor()
+    finally:
+        client.close()
     if args.json:
         _print_json(report.as_dict(), out)
     else:

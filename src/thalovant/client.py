@@ -68,7 +68,7 @@ from thalovant.runtime.intents import (
     registrations_from,
     registrations_from_manifest,
 )
-from thalovant.runtime.link import Credentials, Link, LinkDown, establish
+from thalovant.runtime.link import Credentials, HubRestarting, Link, LinkDown, establish
 from thalovant.runtime.loop import LoopThread
 from thalovant.runtime.subscriptions import (
     EventQueue,
@@ -213,6 +213,7 @@ class AsyncThalovantClient(_FromIdentity):
         self.self_signed = self_signed
         self.empty_reply_wait_seconds = empty_reply_wait_seconds
         self._store: NoiseStore | None = None
+        self._endpoint: str | None = None
         self._supervisor = LinkSupervisor(self._dial, auto_reconnect=auto_reconnect, on_down=self._on_down)
         self._phase = "idle"
         self._subscriptions = SubscriptionRegistry()
@@ -264,7 +265,9 @@ class AsyncThalovantClient(_FromIdentity):
     def endpoint(self) -> str:
         """The endpoint this client dials, without credentials; raises a
         :class:`ThalovantError` when the identity cannot use its protocol."""
-        return self._new_carrier().endpoint
+        if self._endpoint is None:
+            self._endpoint = self._new_carrier().endpoint
+        return self._endpoint
 
     def _new_carrier(self) -> Carrier:
         return carrier_for(self.protocol, self.identity, useragent=self.useragent, verify_tls=not self.self_signed)
@@ -339,10 +342,18 @@ class AsyncThalovantClient(_FromIdentity):
 
     def _on_down(self, error: ThalovantError) -> None:
         """An established link was lost: asks waiting for a reply fail (their message went
-        out and is never replayed); without auto-reconnect, waits for events fail too."""
+        out and is never replayed), except those the failure policy sends again (a hub
+        restarting before it answered anything of theirs); without auto-reconnect, waits for
+        events fail too."""
         self._phase = "error"
+        resend = isinstance(error, HubRestarting) and self.auto_reconnect
         for collector in list(self._collectors.values()):
-            collector.abort(ThalovantConnectionError(f"The hub connection dropped before the reply: {error}"))
+            if not collector.sent:
+                continue  # its message is still waiting for a link: it goes out on the next one
+            if resend and not collector.events:
+                collector.abort(_SendAgain())
+            else:
+                collector.abort(ThalovantConnectionError(f"The hub connection dropped before the reply: {error}"))
         if not self.auto_reconnect:
             for queue in list(self._queues):
                 queue.fail(ThalovantConnectionError(f"The hub connection dropped: {error}"))
@@ -532,6 +543,8 @@ class AsyncThalovantClient(_FromIdentity):
             self._collectors.pop(rid, None)
             self._carry_watch.pop(rid, None)
             raise
+        if collector is not None:
+            collector.sent = True
         return rid
 
     async def ask(
@@ -555,16 +568,20 @@ class AsyncThalovantClient(_FromIdentity):
         )
         rid = collector.request_id
         try:
-            await self._send_utterance(
-                text,
-                lang=lang,
-                session_id=session_id,
-                request_id=rid,
-                context=context,
-                timeout=timeout,
-                collector=collector,
-            )
-            return await collector.result(max(deadline - time.monotonic(), 0.0))
+            while True:
+                await self._send_utterance(
+                    text,
+                    lang=lang,
+                    session_id=session_id,
+                    request_id=rid,
+                    context=context,
+                    timeout=max(deadline - time.monotonic(), 0.0),
+                    collector=collector,
+                )
+                try:
+                    return await collector.result(max(deadline - time.monotonic(), 0.0))
+                except _SendAgain:
+                    collector = collector.fresh()
         finally:
             self._collectors.pop(rid, None)
             asyncio.get_running_loop().call_later(CARRY_GRACE_SECONDS, self._carry_watch.pop, rid, None)
@@ -955,6 +972,10 @@ class AsyncThalovantClient(_FromIdentity):
     async def doctor(self) -> ThalovantDoctorReport:
         """Check identity, endpoint, TLS, handshake and transport; readable when printed."""
         return await run_doctor(self)
+
+
+class _SendAgain(Exception):
+    """Internal: the hub restarted before answering this ask; send it again on the next link."""
 
 
 def _context_session_id(context: Mapping[str, Any] | None) -> str | None:

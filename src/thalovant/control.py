@@ -11,8 +11,7 @@ Configuration:
 - Token: :meth:`~AsyncThalovantControlPlane.login`, the ``access_token`` argument, or
   ``THALOVANT_API_TOKEN``. An authenticated call without one raises
   ``ThalovantAPIError("Missing Thalovant API access token. ...")`` before any I/O.
-- TLS trust: ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE`` or ``SSL_CERT_FILE`` when set, else the
-  default store. No redirects are followed (a 3xx is an error), no cookies are kept, and
+- TLS trust as :mod:`thalovant.trust` says. No redirects are followed (a 3xx is an error), no cookies are kept, and
   credentials never go over plain HTTP except to a loopback host.
 """
 
@@ -22,6 +21,7 @@ import copy
 import os
 import re
 import secrets
+import socket
 import ssl
 import uuid
 from collections.abc import Mapping, Sequence
@@ -49,6 +49,7 @@ from thalovant.runtime.loop import LoopThread
 from thalovant.runtime.twin import SyncTwin, attribute, blocking
 from thalovant.runtime_control import AsyncRuntimeControl
 from thalovant.signin import SignInMethods
+from thalovant.trust import TrustStoreError, client_ssl_context, describe_trust_store
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -69,7 +70,6 @@ DEFAULT_TIMEOUT = 10.0
 MISSING_TOKEN_MESSAGE = (
     "Missing Thalovant API access token. Sign in with login(email, password) or pass access_token=..."
 )
-CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _SCRUBBED_KEYS = frozenset(
     {
@@ -154,21 +154,42 @@ def clean_site_id(value: str | None) -> str:
     return text or f"thalovant-client-{secrets.token_hex(4)}"
 
 
-def _tls_verify(verify: bool | str | ssl.SSLContext | None) -> bool | ssl.SSLContext:
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    if verify is False:
-        return False
-    for name in CA_BUNDLE_VARIABLES:
-        bundle = os.environ.get(name, "").strip()
-        if bundle:
-            try:
-                return ssl.create_default_context(cafile=bundle)
-            except (OSError, ssl.SSLError) as exc:
-                raise ThalovantAPIError(f"Cannot load the CA bundle named by {name}: {exc}.") from None
-    return True
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def unreachable_message(api_url: str, exc: BaseException, timeout: float) -> str:
+    """"Could not reach the Thalovant API at <url>: <why>", with a hint for the usual causes
+    (the TLS certificate does not verify, nothing listens, no answer in time)."""
+    parts = urlsplit(api_url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    chain = _causes(exc)
+    reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    for cause in chain:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = (
+                f"its TLS certificate does not verify against {describe_trust_store()} ({cause.verify_message}); "
+                "for a server with a development CA, set SSL_CERT_FILE to its ca.pem (DATA_DIR/ca.pem)"
+            )
+            break
+        if isinstance(cause, ConnectionRefusedError):
+            reason = f"connection refused: nothing listens on {where} (is the server running?)"
+            break
+        if isinstance(cause, socket.gaierror):
+            reason = f"the host name {parts.hostname} does not resolve"
+            break
+        if isinstance(cause, httpx.TimeoutException | TimeoutError):
+            reason = f"no answer from {where} within {timeout:g} s"
+            break
+        if isinstance(cause, ssl.SSLError):
+            reason = f"the TLS handshake with {where} failed ({cause})"
+            break
+    return f"Could not reach the Thalovant API at {api_url}: {reason}."
 
 
 def _domain_host(domain: Any) -> str | None:
@@ -306,7 +327,10 @@ class AsyncThalovantControlPlane(AsyncRuntimeControl, SignInMethods, HubExtraMet
         self.token_id: str | None = None
         self.timeout = timeout
         self.user_agent = user_agent or USER_AGENT
-        self._verify = _tls_verify(verify)
+        try:
+            self._verify = client_ssl_context(True if verify is None else verify)
+        except TrustStoreError as exc:
+            raise ThalovantAPIError(f"{exc}.") from None
         self._http: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
@@ -391,8 +415,8 @@ class AsyncThalovantControlPlane(AsyncRuntimeControl, SignInMethods, HubExtraMet
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise ThalovantAPIError("Could not form a valid Thalovant API URL; check the API URL.") from None
-        except (httpx.TimeoutException, httpx.TransportError, ssl.SSLError, OSError):
-            raise ThalovantAPIUnreachableError() from None
+        except (httpx.TimeoutException, httpx.TransportError, ssl.SSLError, OSError) as exc:
+            raise ThalovantAPIUnreachableError(unreachable_message(self.api_url, exc, self.timeout)) from None
         return self._interpret(response)
 
     @staticmethod

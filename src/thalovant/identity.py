@@ -9,10 +9,8 @@ with :meth:`ThalovantIdentity.from_mapping`, :meth:`~ThalovantIdentity.from_file
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from thalovant.config import (
     select_identity_mapping,
 )
 from thalovant.errors import ThalovantIdentityError, ThalovantUnsupportedProtocolError
+from thalovant.files import write_private
 from thalovant.protocols import (
     HubProtocolSettings,
     canonical_protocol,
@@ -475,20 +474,8 @@ class ThalovantIdentity:
         directory = target.parent if str(target.parent) else Path(".")
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+            write_private(target, self.to_json(include_secrets=True))
         except OSError as exc:
-            raise ThalovantIdentityError(f"Cannot write {target}: {exc.strerror or exc}.") from None
-        try:
-            with contextlib.suppress(OSError):
-                os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(self.to_json(include_secrets=True))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, target)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)
             raise ThalovantIdentityError(f"Cannot write {target}: {exc.strerror or exc}.") from None
         self.source_path = target.absolute()
         return target

@@ -189,6 +189,8 @@ class ThalovantDoctorReport:
     printing gives one line per check."""
 
     checks: list[ThalovantDoctorCheck] = field(default_factory=list)
+    #: what to try, by the name of a failed check
+    hints: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -197,12 +199,20 @@ class ThalovantDoctorReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "checks": [
+                {"name": c.name, "ok": c.ok, "detail": c.detail, "hint": None if c.ok else self.hints.get(c.name)}
+                for c in self.checks
+            ],
         }
 
     def __str__(self) -> str:
         width = max((len(check.name) for check in self.checks), default=0)
-        lines = [f"[{'ok' if c.ok else 'FAIL':>4}] {c.name:<{width}}  {c.detail}" for c in self.checks]
+        lines = []
+        for check in self.checks:
+            lines.append(f"[{'ok' if check.ok else 'FAIL':>4}] {check.name:<{width}}  {check.detail}")
+            hint = self.hints.get(check.name)
+            if hint and not check.ok:
+                lines.append(f"       {'':<{width}}  hint: {hint}")
         lines.append("doctor: all checks passed" if self.ok else "doctor: some checks failed")
         return "\n".join(lines)
 

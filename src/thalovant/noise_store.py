@@ -22,13 +22,13 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from thalovant.errors import ThalovantIdentityError
+from thalovant.files import write_private
 from thalovant.protocol.noise import KeyPair
 
 STORE_FILE = "_identity.json"
@@ -124,18 +124,10 @@ def _read_text(path: Path) -> str | None:
 
 def _write_atomic(path: Path, text: str) -> None:
     _refuse_symlink(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        write_private(path, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise NoiseStateError(f"Cannot write Noise state file {path.name}: {exc.strerror}") from exc
+        raise NoiseStateError(f"Cannot write Noise state file {path.name}: {exc.strerror or exc}") from exc
 
 
 @contextlib.contextmanager

@@ -41,7 +41,9 @@ from thalovant_server import __version__, logs
 from thalovant_server.api import api_router, openapi, problems
 from thalovant_server.api.apps import AppRegistry
 from thalovant_server.api.broker_accounts import BrokerAccounts
+from thalovant_server.api.docs import mount_api_docs
 from thalovant_server.api.ratelimit import LoginLimiter
+from thalovant_server.api.request_limits import ApiLimits
 from thalovant_server.api.state import ControlPlane
 from thalovant_server.carriers.mqtt import MqttHubCarrier
 from thalovant_server.config import ServerConfig, save_settings
@@ -141,6 +143,7 @@ async def running_mqtt_broker(plane: ControlPlane) -> AsyncIterator[RunningBroke
         port=config.mqtt_port,
         config_dir=config.data_dir / MOSQUITTO_DIR,
         ca_file=tls.ca_cert,
+        limits=config.limits,
     )
     hub_login = issue_hub_credentials()
     keeper = BrokerAccounts(broker, plane.store, hub_login)
@@ -233,7 +236,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         title="Thalovant control plane",
         version=__version__,
         openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
         lifespan=lifespan,
@@ -244,8 +247,12 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.apps = AppRegistry.load(config.data_dir)
     allow_cross_origin(app)
     problems.install(app)
+    app.add_middleware(
+        ApiLimits, max_body=config.limits.api_max_body, max_concurrency=config.limits.api_max_concurrency
+    )
     app.include_router(api_router())
     app.include_router(pages_router())
     openapi.install(app, app.state.apps)
+    mount_api_docs(app)
     mount_data_plane(app)
     return app

@@ -12,6 +12,7 @@ says why in one line and exits with status 1.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 import click
 
+from thalovant.files import write_private
 from thalovant_server.config import (
     MQTT_BROKER_KINDS,
     SETTINGS_FILE,
@@ -182,12 +184,12 @@ def serve(
     demo_password: str | None,
 ) -> None:
     """Serve the API and every hub's data plane on one TLS port, and the MQTT broker on its own."""
-    import uvicorn
-
     from thalovant_server.app import create_app
     from thalovant_server.carriers.mqtt import MqttCarrierError
+    from thalovant_server.limits import raise_file_limit
+    from thalovant_server.listener import GuardedServer, server_config
     from thalovant_server.mqtt import BrokerStartError
-    from thalovant_server.reload import serving_reloads
+    from thalovant_server.reload import running_server, serving_reloads
     from thalovant_server.store.sealed import SealedSecretUnreadable
     from thalovant_server.tls import ensure_dev_tls
 
@@ -201,28 +203,30 @@ def serve(
         mqtt_broker=mqtt_broker.lower() if mqtt_broker else None,
         mqtt_port=mqtt_port,
     )
+    running = running_server(config.data_dir)
+    if running is not None:
+        _say(f"Thalovant is already running on {config.data_dir} (pid {running}); nothing was changed.")
+        _print_client_settings(config, config.data_dir / "ca.pem")
+        return
     tls = ensure_dev_tls(config.data_dir, extra_names=(config.advertised_host,))
     save_settings(config)
     if demo:
-        password = demo_password or os.environ.get("THALOVANT_DEMO_PASSWORD") or None
-        generated = password is None
-        from thalovant_server.secrets import new_password
-
-        password = password or new_password()
+        given = demo_password or os.environ.get("THALOVANT_DEMO_PASSWORD") or None
         try:
+            password = kept_demo_password(config.data_dir, given)
             hub_id = _run(lambda: _ensure_demo(config, password))
         except SealedSecretUnreadable as exc:
             raise _fail(str(exc)) from None
         _say(f"Demo account: {DEMO_EMAIL}")
-        _say(f"Demo password: {password}" if generated else "Demo password: (as given)")
+        _say("Demo password: (as given)" if given else f"Demo password: {password}")
         _say(f"Demo hub: {DEMO_HUB_SLUG} (id {hub_id})")
 
-    class AnnouncingServer(uvicorn.Server):
+    class AnnouncingServer(GuardedServer):
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
-                _say(f"Thalovant API: https://{config.host_for_url}:{config.advertised_port}/v1")
-                _say(f"export SSL_CERT_FILE={tls.ca_cert}")
+                _say(f"Thalovant API: {_api_base(config)}/v1")
+                _print_client_settings(config, tls.ca_cert)
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -240,15 +244,15 @@ def serve(
                     signal.signal(sig, handler)
 
     app = create_app(config)
-    server_config = uvicorn.Config(
+    limits = config.limits.fitted_to(raise_file_limit())
+    uvicorn_config = server_config(
         app,
         host=config.host,
         port=config.port,
-        ssl_certfile=str(tls.cert),
-        ssl_keyfile=str(tls.key),
+        cert=str(tls.cert),
+        key=str(tls.key),
+        limits=limits,
         loop="auto",
-        http="auto",
-        ws="auto",
         lifespan="off",  # run below, so that a failed start is one clear error line
         access_log=False,
         server_header=False,
@@ -260,16 +264,18 @@ def serve(
         accounts = app.state.mqtt_accounts
         if accounts is not None:
             await accounts.load()
+        if app.state.runtime is not None:
+            await app.state.runtime.reconcile()
 
     async def run_server() -> None:
         async with app.router.lifespan_context(app), serving_reloads(config.data_dir, reload_from_store):
             address = app.state.mqtt_address
             if address is not None:
                 _say(f"Thalovant MQTT: {address.endpoint} ({config.mqtt_broker})")
-            await AnnouncingServer(server_config).serve()
+            await AnnouncingServer(uvicorn_config, limits).serve()
 
     try:
-        with asyncio.Runner(loop_factory=server_config.get_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=uvicorn_config.get_loop_factory()) as runner:
             runner.run(run_server())
     except BrokerStartError as exc:
         raise _fail(f"the MQTT broker ({config.mqtt_broker}) did not start: {exc}") from None
@@ -281,21 +287,58 @@ def serve(
         raise _fail(f"the server did not start: {exc}") from None
 
 
+def _api_base(config: ServerConfig) -> str:
+    return f"https://{config.host_for_url}:{config.advertised_port}"
+
+
+def _print_client_settings(config: ServerConfig, ca_file: Path) -> None:
+    """The API docs URL and every variable a client (Python, Node.js, Go, Rust, curl) needs."""
+    _say(f"API docs: {_api_base(config)}/v1/docs")
+    _say("Clients need:")
+    _say(f"export THALOVANT_API_URL={_api_base(config)}")
+    for variable in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
+        _say(f"export {variable}={ca_file}")
+
+
+DEMO_PASSWORD_FILE = "demo-password.sealed"
+DEMO_PASSWORD_CONTEXT = b"thalovant demo password"
+
+
+def kept_demo_password(data_dir: Path, given: str | None) -> str:
+    """The demo password: ``given`` when set, else the one chosen on an earlier start, else a
+    new one. It is kept sealed with the server's key (``DATA_DIR/demo-password.sealed``), never
+    in clear."""
+    from thalovant_server.secrets import SealingKey, new_password
+
+    sealing = SealingKey.load_or_create(data_dir)
+    path = data_dir / DEMO_PASSWORD_FILE
+    if given is None:
+        with contextlib.suppress(OSError, ValueError):
+            sealed_text = path.read_bytes().strip()
+            kept = sealing.open(base64.b64decode(sealed_text, validate=True), context=DEMO_PASSWORD_CONTEXT)
+            if kept is not None:
+                return kept.decode("utf-8")
+    password = given or new_password()
+    sealed = sealing.seal(password.encode("utf-8"), context=DEMO_PASSWORD_CONTEXT)
+    write_private(path, base64.b64encode(sealed) + b"\n")
+    return password
+
+
 async def _ensure_demo(config: ServerConfig, password: str) -> str:
-    """The demo user (password reset to ``password``) and the public hub joke-garden."""
+    """The demo user (with ``password``) and the public hub joke-garden."""
     from thalovant_server.app import open_control_plane
-    from thalovant_server.secrets import hash_password
+    from thalovant_server.secrets import hash_password, verify_password
     from thalovant_server.store import accounts, hubs
 
-    password_hash = await asyncio.to_thread(hash_password, password)
     async with open_control_plane(config) as plane, plane.store.session() as session:
         user = await accounts.user_by_email(session, DEMO_EMAIL)
         if user is None:
+            password_hash = await asyncio.to_thread(hash_password, password)
             user = await accounts.create_user(
                 session, email=DEMO_EMAIL, password_hash=password_hash, display_name="Demo"
             )
-        else:
-            user.password_hash = password_hash
+        elif not await asyncio.to_thread(verify_password, user.password_hash, password):
+            user.password_hash = await asyncio.to_thread(hash_password, password)
         hub = await hubs.hub_by_ref(session, DEMO_HUB_SLUG)
         if hub is None:
             workspace = (await accounts.workspace_ids(session, user.id))[0]
@@ -326,7 +369,47 @@ def _hub_spec(skills: tuple[str, ...], *, mqtt: bool) -> dict[str, Any]:
 
 @main.group()
 def admin() -> None:
-    """Create users, hubs and client identities from the shell."""
+    """List, create and delete users, hubs and client identities from the shell.
+
+    Passwords are never taken as arguments (other users see those in ``ps``): they are typed at
+    a prompt, or read from the first line of standard input with ``--password-stdin``, or from
+    ``THALOVANT_ADMIN_PASSWORD``.
+    """
+
+
+ADMIN_PASSWORD_VARIABLE = "THALOVANT_ADMIN_PASSWORD"
+
+
+def password_input(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The password options of a command that sets a password."""
+    command = click.option(
+        "--password-stdin",
+        is_flag=True,
+        help=f"Read the password from standard input (else {ADMIN_PASSWORD_VARIABLE}).",
+    )(command)
+    return click.option("--password", "password_argument", hidden=True, default=None)(command)
+
+
+def read_password(password_stdin: bool, password_argument: str | None) -> str:
+    """The new password: from stdin, the environment, or a prompt (twice); never argv."""
+    if password_argument is not None:
+        raise _fail(
+            "passwords are not taken as arguments (they show in ps): type it at the prompt, "
+            f"pipe it with --password-stdin, or set {ADMIN_PASSWORD_VARIABLE}"
+        )
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif os.environ.get(ADMIN_PASSWORD_VARIABLE):
+        password = os.environ[ADMIN_PASSWORD_VARIABLE]
+    elif sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise _fail(
+            f"no password: type it at a terminal, pipe it with --password-stdin, or set {ADMIN_PASSWORD_VARIABLE}"
+        )
+    if not password:
+        raise _fail("the password is empty")
+    return password
 
 
 @admin.group()
@@ -336,20 +419,137 @@ def user() -> None:
 
 @user.command("create")
 @click.option("--email", required=True)
-@click.option("--password", required=True, help="The account password (stored as an argon2id hash).")
+@password_input
 @click.option("--display-name", default="")
 @click.option("--role", type=click.Choice(["user", "admin"]), default="user")
 @data_dir_option
 @database_option
 def user_create(
-    email: str, password: str, display_name: str, role: str, data_dir: str | None, database_url: str | None
+    email: str,
+    password_stdin: bool,
+    password_argument: str | None,
+    display_name: str,
+    role: str,
+    data_dir: str | None,
+    database_url: str | None,
 ) -> None:
-    """Create a user with a personal workspace."""
+    """Create a user with a personal workspace (the password is stored as an argon2id hash)."""
     config = _config(data_dir, database_url, use_saved=True)
     if "@" not in email:
         raise _fail("--email must be an e-mail address")
+    password = read_password(password_stdin, password_argument)
     user_id = _run(lambda: _create_user(config, email, password, display_name, role))
     _say(json.dumps({"id": user_id, "email": email.strip().lower()}))
+
+
+@user.command("list")
+@data_dir_option
+@database_option
+def user_list(data_dir: str | None, database_url: str | None) -> None:
+    """Print every user as a JSON line (id, email, role, created_at)."""
+    config = _config(data_dir, database_url, use_saved=True)
+    for row in _run(lambda: _list_rows(config, "users")):
+        _say(json.dumps(row))
+
+
+@user.command("reset-password")
+@click.option("--email", required=True)
+@password_input
+@data_dir_option
+@database_option
+def user_reset_password(
+    email: str, password_stdin: bool, password_argument: str | None, data_dir: str | None, database_url: str | None
+) -> None:
+    """Set a user's password and revoke their API tokens (every session signs in again)."""
+    config = _config(data_dir, database_url, use_saved=True)
+    password = read_password(password_stdin, password_argument)
+    _run(lambda: _reset_password(config, email, password))
+    _say(json.dumps({"email": email.strip().lower(), "password": "reset", "tokens": "revoked"}))
+
+
+@user.command("delete")
+@click.option("--email", required=True)
+@data_dir_option
+@database_option
+def user_delete(email: str, data_dir: str | None, database_url: str | None) -> None:
+    """Delete a user who owns no hub and no client (delete those first)."""
+    config = _config(data_dir, database_url, use_saved=True)
+    _run(lambda: _delete_user(config, email))
+    _tell_running_server(config)
+    _say(json.dumps({"email": email.strip().lower(), "deleted": True}))
+
+
+async def _list_rows(config: ServerConfig, kind: str, hub_ref: str | None = None) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from thalovant_server.app import open_control_plane
+    from thalovant_server.store import hubs
+    from thalovant_server.store.models import Client, Hub, User
+
+    async with open_control_plane(config) as plane, plane.store.session() as session:
+        emails = {u.id: u.email for u in await session.scalars(select(User))}
+        if kind == "users":
+            users = await session.scalars(select(User).order_by(User.created_at, User.id))
+            return [{"id": u.id, "email": u.email, "role": u.role, "created_at": str(u.created_at)} for u in users]
+        if kind == "hubs":
+            found = await session.scalars(select(Hub).order_by(Hub.created_at, Hub.id))
+            return [
+                {
+                    "id": h.id,
+                    "slug": h.slug,
+                    "title": h.title,
+                    "visibility": h.visibility,
+                    "owner": emails.get(h.owner_id),
+                }
+                for h in found
+            ]
+        query = select(Client).order_by(Client.created_at, Client.id)
+        if hub_ref is not None:
+            hub = await hubs.hub_by_ref(session, hub_ref)
+            if hub is None:
+                raise _fail(f"no hub {hub_ref}")
+            query = query.where(Client.hub_id == hub.id)
+        return [
+            {"id": c.id, "hub_id": c.hub_id, "name": c.name, "owner": emails.get(c.owner_id), "active": c.active}
+            for c in await session.scalars(query)
+        ]
+
+
+async def _reset_password(config: ServerConfig, email: str, password: str) -> None:
+    from sqlalchemy import delete
+
+    from thalovant_server.app import open_control_plane
+    from thalovant_server.secrets import hash_password
+    from thalovant_server.store import accounts
+    from thalovant_server.store.models import ApiToken
+
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with open_control_plane(config) as plane, plane.store.session() as session:
+        found = await accounts.user_by_email(session, email)
+        if found is None:
+            raise _fail(f"no user with e-mail {email}")
+        found.password_hash = password_hash
+        await session.execute(delete(ApiToken).where(ApiToken.user_id == found.id))
+
+
+async def _delete_user(config: ServerConfig, email: str) -> None:
+    from sqlalchemy import func, select
+
+    from thalovant_server.app import open_control_plane
+    from thalovant_server.store import accounts
+    from thalovant_server.store.models import Client, Hub
+
+    async with open_control_plane(config) as plane, plane.store.session() as session:
+        found = await accounts.user_by_email(session, email)
+        if found is None:
+            raise _fail(f"no user with e-mail {email}")
+        owned_hubs = await session.scalar(select(func.count()).select_from(Hub).where(Hub.owner_id == found.id))
+        owned_clients = await session.scalar(
+            select(func.count()).select_from(Client).where(Client.owner_id == found.id)
+        )
+        if owned_hubs or owned_clients:
+            raise _fail(f"{email} owns {owned_hubs} hub(s) and {owned_clients} client(s): delete those first")
+        await session.delete(found)
 
 
 async def _create_user(config: ServerConfig, email: str, password: str, display_name: str, role: str) -> str:
@@ -458,9 +658,77 @@ async def _create_hub(
         return hub_view(created, config, private=True)
 
 
+@hub.command("list")
+@data_dir_option
+@database_option
+def hub_list(data_dir: str | None, database_url: str | None) -> None:
+    """Print every hub as a JSON line (id, slug, title, visibility, owner)."""
+    config = _config(data_dir, database_url, use_saved=True)
+    for row in _run(lambda: _list_rows(config, "hubs")):
+        _say(json.dumps(row))
+
+
+@hub.command("delete")
+@click.option("--hub", "hub_ref", required=True, help="Hub slug, id or public_ref.")
+@data_dir_option
+@database_option
+def hub_delete(hub_ref: str, data_dir: str | None, database_url: str | None) -> None:
+    """Delete a hub and its client identities; a running server drops their sessions."""
+    config = _config(data_dir, database_url, use_saved=True)
+    hub_id, client_ids = _run(lambda: _delete_hub(config, hub_ref))
+    _tell_running_server(config)
+    _say(json.dumps({"id": hub_id, "deleted": True, "clients_deleted": len(client_ids)}))
+
+
+async def _delete_hub(config: ServerConfig, hub_ref: str) -> tuple[str, list[str]]:
+    from thalovant_server.app import open_control_plane
+    from thalovant_server.store import hubs
+
+    async with open_control_plane(config) as plane, plane.store.session() as session:
+        found = await hubs.hub_by_ref(session, hub_ref)
+        if found is None:
+            raise _fail(f"no hub {hub_ref}")
+        hub_id = found.id
+        return hub_id, await hubs.delete_hub(session, found)
+
+
 @admin.group()
 def client() -> None:
     """Client identities."""
+
+
+@client.command("list")
+@click.option("--hub", "hub_ref", default=None, help="Only this hub's clients (slug, id or public_ref).")
+@data_dir_option
+@database_option
+def client_list(hub_ref: str | None, data_dir: str | None, database_url: str | None) -> None:
+    """Print client identities as JSON lines (id, hub_id, name, owner, active); no secrets."""
+    config = _config(data_dir, database_url, use_saved=True)
+    for row in _run(lambda: _list_rows(config, "clients", hub_ref)):
+        _say(json.dumps(row))
+
+
+@client.command("delete")
+@click.option("--id", "client_id", required=True)
+@data_dir_option
+@database_option
+def client_delete(client_id: str, data_dir: str | None, database_url: str | None) -> None:
+    """Delete a client identity; a running server drops its sessions and broker account."""
+    config = _config(data_dir, database_url, use_saved=True)
+    _run(lambda: _delete_client(config, client_id))
+    _tell_running_server(config)
+    _say(json.dumps({"id": client_id, "deleted": True}))
+
+
+async def _delete_client(config: ServerConfig, client_id: str) -> None:
+    from thalovant_server.app import open_control_plane
+    from thalovant_server.store import clients
+
+    async with open_control_plane(config) as plane, plane.store.session() as session:
+        found = await clients.client_by_id(session, client_id)
+        if found is None:
+            raise _fail(f"no client {client_id}")
+        await clients.delete_client(session, found)
 
 
 @client.command("create")

@@ -13,12 +13,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from thalovant_server.files import ensure_private_dir, write_private
+from thalovant.files import write_private
+from thalovant_server.files import ensure_private_dir
+from thalovant_server.limits import Limits
 
 DEFAULT_HOST = "127.0.0.1"
+DEFAULT_API_TOKEN_DAYS = 90
+MAX_API_TOKEN_DAYS = 365
 DEFAULT_PORT = 8443
 DEFAULT_MQTT_PORT = 8883
 MQTT_BROKER_KINDS = ("embedded", "mosquitto", "off")
@@ -92,10 +96,11 @@ class ServerConfig:
     login_max_failures: int = 5
     login_window_seconds: float = 300.0
     psk_concurrency: int = 2
-    api_token_default_days: int = 90
-    api_token_max_days: int = 365
+    api_token_default_days: int = DEFAULT_API_TOKEN_DAYS
+    api_token_max_days: int = MAX_API_TOKEN_DAYS
     device_interval: int = 5
     device_code_lifetime: int = 900
+    limits: Limits = field(default_factory=Limits.from_env)
 
     def __post_init__(self) -> None:
         if self.mqtt_broker not in MQTT_BROKER_KINDS:
@@ -166,14 +171,8 @@ class ServerConfig:
         env_mqtt_port = env.get("THALOVANT_MQTT_PORT")
         env_mqtt = env.get("THALOVANT_MQTT_ENABLED")
         env_broker = env.get("THALOVANT_MQTT_BROKER")
-        token_days = {
-            field: _env_whole(raw, name, "days")
-            for field, name in (
-                ("api_token_default_days", "THALOVANT_API_TOKEN_DEFAULT_DAYS"),
-                ("api_token_max_days", "THALOVANT_API_TOKEN_MAX_DAYS"),
-            )
-            if (raw := env.get(name))
-        }
+        env_token_default = env.get("THALOVANT_API_TOKEN_DEFAULT_DAYS")
+        env_token_max = env.get("THALOVANT_API_TOKEN_MAX_DAYS")
         env_interval = env.get("THALOVANT_DEVICE_INTERVAL")
         if mqtt_broker is not None:
             broker = _broker_kind(mqtt_broker, "--mqtt-broker")
@@ -201,7 +200,16 @@ class ServerConfig:
                 else (_env_port(env_mqtt_port, "THALOVANT_MQTT_PORT") if env_mqtt_port else DEFAULT_MQTT_PORT)
             ),
             device_interval=_env_whole(env_interval, "THALOVANT_DEVICE_INTERVAL", "seconds") if env_interval else 5,
-            **token_days,
+            api_token_default_days=(
+                _env_whole(env_token_default, "THALOVANT_API_TOKEN_DEFAULT_DAYS", "days")
+                if env_token_default
+                else DEFAULT_API_TOKEN_DAYS
+            ),
+            api_token_max_days=(
+                _env_whole(env_token_max, "THALOVANT_API_TOKEN_MAX_DAYS", "days")
+                if env_token_max
+                else MAX_API_TOKEN_DAYS
+            ),
         )
 
 

@@ -1,19 +1,19 @@
 """Private files of the server: the data directory (0700) and files written 0600 from the first byte.
 
-Every file the server writes into its data directory goes through :func:`write_private` (or is
-created by a library and then passed to :func:`restrict`): the content lands in a temporary file
-created exclusively (``O_CREAT | O_EXCL | O_NOFOLLOW``, a random name in the same directory),
-is flushed to disk, then renamed over the target. A file planted under a predictable temporary
-name therefore can never receive a secret, and a reader never sees half a file.
+Every file the server writes into its data directory goes through :func:`write_private` (the
+SDK's :func:`thalovant.files.write_private`, re-exported here) or :func:`create_private`, or is
+created by a library and then passed to :func:`restrict`. A file planted under a predictable
+temporary name never receives a secret, and a reader never sees half a file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from pathlib import Path
+
+from thalovant.files import exclusive_temp, write_private
 
 __all__ = [
     "PRIVATE_DIR_MODE",
@@ -28,7 +28,6 @@ __all__ = [
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
-_TEMP_ATTEMPTS = 16
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -39,34 +38,6 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def _exclusive_temp(directory: Path, name: str, mode: int) -> tuple[int, Path]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(_TEMP_ATTEMPTS):
-        candidate = directory / f".{name}.{secrets.token_hex(8)}.tmp"
-        try:
-            return os.open(candidate, flags, mode), candidate
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file beside {directory / name}")
-
-
-def write_private(path: Path, data: bytes | str, *, mode: int = PRIVATE_FILE_MODE) -> None:
-    """Replace ``path`` atomically with ``data`` (text is UTF-8), the file ``mode`` (0600) throughout."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, temp = _exclusive_temp(path.parent, path.name, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)  # the umask may have narrowed it; never wider than asked
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-
-
 def create_private(path: Path, data: bytes | str) -> bool:
     """Create ``path`` (0600) with ``data`` unless it exists; ``False`` when it already did.
 
@@ -74,7 +45,7 @@ def create_private(path: Path, data: bytes | str) -> bool:
     concurrent reader or creator sees either no file or the whole of one.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, temp = _exclusive_temp(path.parent, path.name, PRIVATE_FILE_MODE)
+    fd, temp = exclusive_temp(path.parent, path.name, PRIVATE_FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)

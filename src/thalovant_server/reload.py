@@ -27,9 +27,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from thalovant_server.files import write_private
+from thalovant.files import write_private
 
-__all__ = ["notify_server", "serving_reloads"]
+__all__ = ["notify_server", "process_start_time", "running_server", "serving_reloads"]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ def process_start_time(pid: int) -> int | None:
         return None
 
 
-def _running_server(data_dir: Path) -> int | None:
-    """The pid of the live server recorded in ``data_dir`` (same pid, same start time), else ``None``."""
+def running_server(data_dir: Path) -> int | None:
+    """The pid of the live server recorded in ``data_dir`` (same pid, same start time, so a
+    reused pid is never taken for the server), else ``None``."""
     text = _read(data_dir / PID_FILE)
     parts = (text or "").split()
     if len(parts) != 2 or not all(part.isdigit() for part in parts):
@@ -117,7 +118,7 @@ def notify_server(data_dir: Path, timeout: float = 15.0) -> bool | None:
 
     Returns ``True`` once it acknowledged, ``False`` if it did not within ``timeout`` seconds.
     """
-    pid = _running_server(data_dir)
+    pid = running_server(data_dir)
     if pid is None:
         return None
     token = secrets.token_hex(16)

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from thalovant_server.files import ensure_private_dir, write_private
+from thalovant.files import write_private
+from thalovant_server.files import ensure_private_dir
 
 CA_FILE = "ca.pem"
 CA_KEY_FILE = "ca-key.pem"

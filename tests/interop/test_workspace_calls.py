@@ -93,7 +93,7 @@ print(json.dumps(out))
 def _run(python: Path, server: RunningServer, tmp_path: Path) -> dict[str, Any]:
     rater_email = f"rater-{uuid.uuid4().hex[:8]}@example.com"
     rater_password = secrets.token_urlsafe(12)
-    server.admin("user", "create", "--email", rater_email, "--password", rater_password)
+    server.admin("user", "create", "--email", rater_email, "--password-stdin", stdin=rater_password)
     code = SNIPPET.format(
         api_url=server.api_url,
         email=server.demo_email,

@@ -498,3 +498,20 @@ async def test_the_link_puts_its_session_into_the_cleartext_hello(
     hello = json.loads(payload)["payload"]
     assert hello["session"] == {"session_id": "link-session-42"}
     assert hello["site_id"] == "link-site"
+
+
+async def test_binary_left_from_an_earlier_session_is_dropped_before_the_handshake(
+    broker: Broker, hub: ScriptedHub, trusted: None
+) -> None:
+    """The hub may still publish answers of the identity's previous session on ``<prefix>/out``
+    after a new session subscribed; before its handshake the new session drops them (they used
+    to end its connect with 'Application traffic received before Noise authentication')."""
+    carrier = make(broker)
+    await carrier.open(4)
+    try:
+        await hub.next(f"{PREFIX}/in")  # the client's HELLO
+        await hub.publish(b"\x00\x01 a sealed answer of the previous session")
+        await hub.publish('{"msg_type":"hello","payload":{}}')
+        assert await carrier.receive() == '{"msg_type":"hello","payload":{}}'
+    finally:
+        await carrier.close()

@@ -23,7 +23,7 @@ from thalovant import (
 from thalovant.client import AsyncThalovantClient
 from thalovant.errors import ThalovantHubKeyChangedError, ThalovantHubRefusedError
 from thalovant.events import ThalovantEvent
-from thalovant.noise_store import NoiseStore
+from thalovant.noise_store import NoiseStore, wss_pin_id
 from thalovant_server.hub.skills.jokes import JOKES
 
 JOKE = "Why did the hub keep good logs? It wanted every punchline to be traceable."
@@ -181,7 +181,7 @@ def test_changed_hub_key_stops_the_client(identity: ThalovantIdentity, tmp_path:
     noise = tmp_path / "n"
     client = ThalovantClient(identity, noise_state_dir=noise, auto_reconnect=False)
     try:
-        pin_id = client.async_client._new_carrier().pin_id
+        pin_id = wss_pin_id(client.endpoint)
         NoiseStore(noise).pin_hub(pin_id, b"\x42" * 32)
         with pytest.raises(ThalovantHubKeyChangedError, match="remove that pin"):
             client.connect()

@@ -24,6 +24,7 @@ import websockets
 from tests.fixtures.server import RunningServer, server_command
 from tests.server.conftest import Api
 
+from thalovant import files as sdk_files
 from thalovant_server import files
 from thalovant_server.app import open_control_plane
 from thalovant_server.config import ServerConfig
@@ -117,7 +118,7 @@ def test_an_identity_file_never_goes_through_a_planted_temporary_name(data_dir: 
 def test_write_private_creates_its_temporary_file_exclusively(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "secret.json"
     names = iter(["taken", "taken", "free"])
-    monkeypatch.setattr(files.secrets, "token_hex", lambda _n: next(names))
+    monkeypatch.setattr(sdk_files.secrets, "token_hex", lambda _n: next(names))
     victim = tmp_path / "victim"
     victim.write_text("untouched")
     (tmp_path / ".secret.json.taken.tmp").symlink_to(victim)

@@ -326,9 +326,14 @@ def test_mosquitto_config(tmp_path: Path) -> None:
         "listener 18883 127.0.0.1",
         f"certfile {tmp_path / 'cert.pem'}",
         f"keyfile {tmp_path / 'key.pem'}",
+        "max_packet_size 262144",
+        "max_inflight_messages 20",
+        "max_queued_messages 100",
+        "max_connections 8192",
     ):
         assert expected in lines
     assert lines.index("allow_anonymous false") < lines.index("listener 18883 127.0.0.1")
+    assert lines.index("listener 18883 127.0.0.1") < lines.index("max_connections 8192")
 
 
 # -- construction and start errors ------------------------------------------------------------

@@ -71,7 +71,7 @@ class HubData:
     node_id: str
     identities: list[Identity] = field(default_factory=list)
 
-    def admin(self, *args: str) -> str:
+    def admin(self, *args: str, stdin: str = "") -> str:
         env = {k: v for k, v in os.environ.items() if not k.startswith("THALOVANT_")}
         env["THALOVANT_PORT"] = str(self.port)
         env["THALOVANT_HOST"] = "127.0.0.1"
@@ -81,6 +81,7 @@ class HubData:
             text=True,
             timeout=120,
             env=env,
+            input=stdin,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
@@ -115,7 +116,7 @@ def hub_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubData]:
     port = free_port()
     ensure_dev_tls(data_dir, extra_names=("127.0.0.1",))
     data = HubData(data_dir, port, "", "")
-    data.admin("user", "create", "--email", "owner@example.com", "--password", secrets.token_urlsafe(16))
+    data.admin("user", "create", "--email", "owner@example.com", "--password-stdin", stdin=secrets.token_urlsafe(16))
     created = json.loads(
         data.admin(
             "hub",

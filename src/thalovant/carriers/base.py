@@ -86,6 +86,11 @@ class Carrier(abc.ABC):
     def alive(self) -> bool:
         """True while the session is open and the transport is healthy."""
 
+    @property
+    def close_code(self) -> int | None:
+        """The hub's close code, once the hub closed the session with one (WSS); else ``None``."""
+        return None
+
     def bind_session(self, session_id: str, site_id: str | None = None) -> None:
         """Learn the session id and site id the negotiation's HELLO will carry; call before
         :meth:`open`. Only a carrier that sends a cleartext HELLO of its own (MQTT) uses them."""

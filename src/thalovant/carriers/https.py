@@ -45,8 +45,9 @@ from urllib.request import getproxies, proxy_bypass
 import httpx
 
 from thalovant.carriers.base import Carrier, CarrierClosed, CarrierOpenError, CarrierRefused
-from thalovant.carriers.wss import authorization_value, client_ssl_context
+from thalovant.carriers.wss import authorization_value
 from thalovant.noise_store import https_pin_id
+from thalovant.trust import client_ssl_context
 
 POLL_INTERVAL = 0.1
 ACTIVE_POLL_INTERVAL = 0.02
@@ -193,7 +194,7 @@ class HTTPSCarrier(Carrier):
 
     def _new_client(self) -> httpx.AsyncClient:
         transport = httpx.AsyncHTTPTransport(
-            verify=client_ssl_context(verify=self._verify_tls),
+            verify=client_ssl_context(self._verify_tls),
             http1=True,
             http2=False,
             retries=0,

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from thalovant.carriers.base import Carrier, CarrierClosed, CarrierOpenError, set_nodelay
-from thalovant.carriers.wss import client_ssl_context
 from thalovant.errors import ThalovantUnsupportedProtocolError
+from thalovant.trust import client_ssl_context
 
 if TYPE_CHECKING:
     from paho.mqtt.client import Client, MQTTMessage
@@ -256,7 +256,7 @@ class MQTTCarrier(Carrier):
             reconnect_on_failure=False,
         )
         client.username_pw_set(self.settings.username, self.settings.password)
-        client.tls_set_context(client_ssl_context(verify=self._verify_tls))
+        client.tls_set_context(client_ssl_context(self._verify_tls))
         client.will_set(self.settings.topics.status, OFFLINE, qos=1, retain=True)
         client.on_socket_open = _nodelay_on_open
         client.on_socket_close = lambda _c, _u, _s: self._detach()
@@ -358,6 +358,10 @@ class MQTTCarrier(Carrier):
         if not self._authenticated and payload.lstrip()[:1] == b"{":
             with contextlib.suppress(UnicodeDecodeError):
                 item = payload.decode("utf-8")
+        if not self._authenticated and isinstance(item, bytes):
+            # The topic outlives sessions: a hub may still be answering this identity's previous
+            # session. Noise transport messages before our handshake cannot be ours: drop them.
+            return
         if len(self._inbound) >= MAX_INBOUND:
             self._fail(CarrierClosed(f"More than {MAX_INBOUND} MQTT messages queued; disconnecting."))
             self._drop()

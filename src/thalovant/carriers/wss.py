@@ -3,8 +3,7 @@
 - URL: ``identity.endpoint_for("wss")`` (``ws://`` allowed when the identity names it), with an
   ``authorization`` query item = URL-encoded base64 of ``"<useragent>:<access_key>"``;
 - ``User-Agent`` header, no subprotocol, no compression, TCP_NODELAY;
-- TLS verified against ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE`` or ``SSL_CERT_FILE`` (the
-  first one set), else the default trust store;
+- TLS trust as :mod:`thalovant.trust` says;
 - negotiation in TEXT messages, Noise transport messages in BINARY messages;
 - a PING every 20 s; messages up to 256 KiB + slack.
 """
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import ssl
 import time
 from typing import Any
@@ -21,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import Close
 
 from thalovant.carriers.base import (
     Carrier,
@@ -30,13 +29,13 @@ from thalovant.carriers.base import (
     set_nodelay,
 )
 from thalovant.noise_store import wss_pin_id
+from thalovant.trust import client_ssl_context
 
 PING_INTERVAL = 20.0
 PING_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 8.0
 MAX_MESSAGE = 256 * 1024 + 1024
 REFUSAL_CLOSE_CODES = frozenset({1000, 1005, 1008})
-TRUST_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 
 
 def authorization_value(useragent: str, access_key: str) -> str:
@@ -50,25 +49,6 @@ def authorized_url(endpoint: str, useragent: str, access_key: str) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "authorization"]
     query.append(("authorization", authorization_value(useragent, access_key)))
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
-
-
-def trust_store_file() -> str | None:
-    """The CA bundle named by the first of the trust variables that is set to a file."""
-    for variable in TRUST_VARIABLES:
-        value = os.environ.get(variable)
-        if value and os.path.isfile(value):
-            return value
-    return None
-
-
-def client_ssl_context(*, verify: bool = True) -> ssl.SSLContext:
-    """A TLS client context: verified against :func:`trust_store_file` or the default store."""
-    if not verify:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    return ssl.create_default_context(cafile=trust_store_file())
 
 
 class WSSCarrier(Carrier):
@@ -102,7 +82,7 @@ class WSSCarrier(Carrier):
             self._ws = await connect(
                 self._url,
                 user_agent_header=self._useragent,
-                ssl=client_ssl_context(verify=self._verify_tls) if self._secure else None,
+                ssl=client_ssl_context(self._verify_tls) if self._secure else None,
                 compression=None,
                 open_timeout=timeout,
                 ping_interval=PING_INTERVAL,
@@ -132,15 +112,23 @@ class WSSCarrier(Carrier):
             raise CarrierClosed("The WebSocket is not open.")
         return self._ws
 
+    def _writable(self) -> ClientConnection:
+        """The connection to write to; :class:`CarrierClosed` once its transport is gone (asyncio
+        drops writes to a lost transport silently, so they must not be attempted)."""
+        ws = self._connection()
+        if ws.transport.is_closing():
+            raise self._closed_with(ws.protocol.close_rcvd)
+        return ws
+
     async def send_text(self, text: str) -> None:
         try:
-            await self._connection().send(text)
+            await self._writable().send(text)
         except ConnectionClosed as exc:
             raise self._closed(exc) from None
 
     async def send_binary(self, data: bytes) -> None:
         try:
-            await self._connection().send(data)
+            await self._writable().send(data)
         except ConnectionClosed as exc:
             raise self._closed(exc) from None
 
@@ -150,9 +138,14 @@ class WSSCarrier(Carrier):
         except ConnectionClosed as exc:
             raise self._closed(exc) from None
 
+    @classmethod
+    def _closed(cls, exc: ConnectionClosed) -> CarrierClosed:
+        return cls._closed_with(exc.rcvd)
+
     @staticmethod
-    def _closed(exc: ConnectionClosed) -> CarrierClosed:
-        code = exc.rcvd.code if exc.rcvd is not None else None
+    def _closed_with(rcvd: Close | None) -> CarrierClosed:
+        """The hub's close frame (``None``: none came) as the carrier's evidence."""
+        code = rcvd.code if rcvd is not None else None
         shown = code if code is not None else 1006
         return CarrierClosed(
             f"The hub closed the WebSocket ({shown}).",
@@ -170,10 +163,16 @@ class WSSCarrier(Carrier):
             ws.transport.abort()
 
     @property
+    def close_code(self) -> int | None:
+        ws = self._ws
+        rcvd = ws.protocol.close_rcvd if ws is not None else None
+        return rcvd.code if rcvd is not None else None
+
+    @property
     def alive(self) -> bool:
         from websockets.protocol import State
 
-        return self._ws is not None and self._ws.state is State.OPEN
+        return self._ws is not None and self._ws.state is State.OPEN and not self._ws.transport.is_closing()
 
     def extra_info(self) -> dict[str, Any]:
         return {"socket_open_ms": self._socket_open_ms, "tls": self._secure, "verify_tls": self._verify_tls}

@@ -97,6 +97,14 @@ class ReplyCollector:
         self.handled = False
         self.failure_event: ThalovantEvent | None = None
         self._seen_media: set[int] = set()
+        #: set once the request went out (a loss of the link before that does not end the ask)
+        self.sent = False
+
+    def fresh(self) -> ReplyCollector:
+        """A new collector for the same request (the ask is being sent again)."""
+        return ReplyCollector(
+            self.request_id, self.session_id, settle_seconds=self._settle, empty_reply_wait=self._empty_wait
+        )
 
     @property
     def done(self) -> bool:

@@ -18,27 +18,58 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from thalovant.carriers.wss import client_ssl_context, trust_store_file
-from thalovant.errors import ThalovantError
+from thalovant.errors import (
+    ThalovantClientKeyRejectedError,
+    ThalovantError,
+    ThalovantHubKeyChangedError,
+    ThalovantHubRefusedError,
+)
 from thalovant.models import ThalovantDoctorCheck, ThalovantDoctorReport
+from thalovant.trust import client_ssl_context, describe_trust_store
 
 if TYPE_CHECKING:
     from thalovant.client import AsyncThalovantClient
+
+
+HINTS = {
+    "identity": "check the identity file (or the THALOVANT_* variables); re-create the identity if fields are lost",
+    "endpoint": "the identity has no endpoint for this protocol: pick another with --protocol, or re-create it",
+    "tls": "set SSL_CERT_FILE to the CA that signed the hub's certificate (a local server's DATA_DIR/ca.pem)",
+    "round trip": "the link dropped right after connecting: see the server's log",
+}
+
+
+def _handshake_hint(error: ThalovantError) -> str:
+    if isinstance(error, ThalovantHubKeyChangedError):
+        return "the hub's Noise key differs from the pinned one: stop, check, and remove the pin only if you trust it"
+    if isinstance(error, ThalovantClientKeyRejectedError):
+        return "the hub has another client key pinned for this identity: use that key folder, or a new identity"
+    if isinstance(error, ThalovantHubRefusedError):
+        return "the hub refused these credentials: the identity was deleted or revoked, or its password is wrong"
+    return "the hub did not answer: is the server running, and is the endpoint reachable from here?"
 
 
 def _check(name: str, ok: bool, detail: str) -> ThalovantDoctorCheck:
     return ThalovantDoctorCheck(name=name, ok=ok, detail=detail)
 
 
+def _report(checks: list[ThalovantDoctorCheck], hints: dict[str, str] | None = None) -> ThalovantDoctorReport:
+    """The report, with a hint for every failed check (``hints`` first, else the default)."""
+    chosen = {**HINTS, **(hints or {})}
+    return ThalovantDoctorReport(
+        checks=checks, hints={c.name: chosen[c.name] for c in checks if not c.ok and c.name in chosen}
+    )
+
+
 async def _tls_check(url: str, timeout: float, verify: bool) -> ThalovantDoctorCheck:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or 443
-    store = trust_store_file() or "the default trust store"
+    store = describe_trust_store()
     if not verify:
         return _check("tls", True, "certificate verification is OFF (self_signed=True, development only)")
     try:
-        context = client_ssl_context(verify=True)
+        context = client_ssl_context(True)
         _reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
         )
@@ -97,7 +128,7 @@ async def run_doctor(client: AsyncThalovantClient) -> ThalovantDoctorReport:
     can_connect = all(check.ok for check in checks)
     if not can_connect:
         checks.append(_check("handshake", False, "skipped: fix the checks above first"))
-        return ThalovantDoctorReport(checks=checks)
+        return _report(checks, {"handshake": "fix the failed check above"})
 
     started = time.perf_counter()
     try:
@@ -105,7 +136,7 @@ async def run_doctor(client: AsyncThalovantClient) -> ThalovantDoctorReport:
     except ThalovantError as exc:
         checks.append(_check("handshake", False, f"{type(exc).__name__}: {exc}"))
         checks.append(_check("round trip", False, "skipped: not connected"))
-        return ThalovantDoctorReport(checks=checks)
+        return _report(checks, {"handshake": _handshake_hint(exc), "round trip": "fix the handshake first"})
     info = client.connection_info()
     pattern = info.noise_pattern or "?"
     connect_ms = info.connect_ms if info.connect_ms is not None else (time.perf_counter() - started) * 1000
@@ -116,4 +147,4 @@ async def run_doctor(client: AsyncThalovantClient) -> ThalovantDoctorReport:
         checks.append(_check("round trip", True, f"link alive; connect + healthcheck {total_ms:.0f} ms"))
     else:
         checks.append(_check("round trip", False, f"link not healthy: {health.last_error or 'transport down'}"))
-    return ThalovantDoctorReport(checks=checks)
+    return _report(checks)

@@ -45,7 +45,7 @@ from thalovant.protocol.errors import (
 from thalovant.protocol.framing import Frame
 from thalovant.protocol.negotiation import ClientNegotiation
 from thalovant.protocol.psk import derive_psk
-from thalovant.runtime.policy import Evidence, Stage, Verdict, judge
+from thalovant.runtime.policy import Evidence, Stage, Verdict, judge, resend_unanswered
 
 log = logging.getLogger("thalovant.client")
 
@@ -80,6 +80,11 @@ class Credentials:
     site_id: str
 
 
+class HubRestarting(ThalovantConnectionError):
+    """The hub closed the link saying it is going away or restarting (see
+    :func:`~thalovant.runtime.policy.resend_unanswered`)."""
+
+
 class LinkDown(ThalovantConnectionError):
     """The link was already down when a message was to be sent: nothing went out, so the
     message may be sent again on the next link."""
@@ -110,6 +115,8 @@ def _evidence(exc: BaseException) -> Evidence | None:
         return Evidence.AUTH_FAILED
     if isinstance(exc, ProtocolError | _Malformed):
         return Evidence.MALFORMED
+    if isinstance(exc, OSError):  # e.g. a CA bundle that cannot be loaded
+        return Evidence.CLOSED
     return None
 
 
@@ -157,10 +164,12 @@ class Link:
         send again on a new link), :class:`ThalovantConnectionError` when the write failed
         (the hub may or may not have it); the link then reports itself lost."""
         body = message.to_bytes()
+        # Yield to the loop first: a write to a lost transport never suspends, so a caller sending
+        # in a loop would otherwise starve the callbacks that report the loss.
+        await asyncio.sleep(0)
         async with self._send_lock:
             if not self.alive:
-                error = self.error or LinkDown("The hub connection is closed.")
-                self._lost(error)
+                error = self.report_dead()
                 raise LinkDown(str(error))
             try:
                 for part in self.channel.seal_json(body):
@@ -205,7 +214,8 @@ class Link:
         except asyncio.CancelledError:
             raise
         except CarrierClosed as exc:
-            self._lost(ThalovantConnectionError(f"Connection to the hub dropped: {exc}"))
+            kind = HubRestarting if resend_unanswered(exc.code) else ThalovantConnectionError
+            self._lost(kind(f"Connection to the hub dropped: {exc}"))
         except ProtocolError as exc:
             self._lost(ThalovantConnectionError(f"Malformed data from the hub ({type(exc).__name__}): {exc}"))
         except ThalovantError as exc:
@@ -223,6 +233,15 @@ class Link:
                 self.on_envelope(decoded.to_envelope())
         else:
             self.on_envelope(parse_envelope(frame.body))
+
+    def report_dead(self) -> ThalovantError:
+        """Report this link lost, when something other than its reader found it dead; the
+        error says what the carrier knows (a restarting hub's close code)."""
+        if self.error is None:
+            code = self.carrier.close_code
+            kind = HubRestarting if resend_unanswered(code) else ThalovantConnectionError
+            self._lost(kind(f"The hub connection is closed ({code if code is not None else 'no close code'})."))
+        return self.error or ThalovantConnectionError("The hub connection is closed.")
 
     def _lost(self, error: ThalovantError) -> None:
         """Report the end of the session once (never after :meth:`close`)."""

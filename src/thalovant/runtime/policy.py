@@ -31,6 +31,13 @@ the hub refused after the Noise handshake began (the cache may be the cause).
 A caller waiting for the link (an ``ask`` during an outage) gets a REFUSED / KEY_* error at once
 and waits through DROPPED / TIMED_OUT until its own timeout.
 
+A message already sent is never sent again, with one exception: when the hub closes the link
+saying it is going away or restarting (WebSocket 1001 or 1012, :data:`RESTART_CLOSE_CODES`), an
+``ask`` that has received nothing for its request yet is sent again, with the same request id,
+once the link is back (:func:`resend_unanswered`). A hub that closes for a restart stops
+reading at once, so an utterance it sent nothing back for was, in all likelihood, not handled;
+the unchanged request id lets a hub recognise a repeat.
+
 **3. When to reconnect** (:class:`RetrySchedule`): every loss of the link, however it was noticed,
 starts the same loop. The first retry comes 0.5-1 s after the loss (jittered so a fleet does not
 dial in step), then the delay doubles, capped at 2 s while the outage is younger than a minute (a
@@ -148,6 +155,15 @@ def next_step(error: ThalovantError, *, refused_for: float) -> Step:
     if verdict is Verdict.REFUSED and refused_for >= REFUSAL_GIVE_UP:
         return Step.STOP
     return Step.RETRY
+
+
+#: WebSocket close codes by which a hub says it is going away or restarting
+RESTART_CLOSE_CODES = frozenset({1001, 1012})
+
+
+def resend_unanswered(close_code: int | None) -> bool:
+    """Whether asks without any answer yet are sent again after the link closed with ``close_code``."""
+    return close_code in RESTART_CLOSE_CODES
 
 
 def waiter_gives_up(error: ThalovantError) -> bool:

@@ -175,7 +175,9 @@ class LinkSupervisor:
         if link is not None and link.alive:
             return link
         if link is not None:  # dead, but nobody reported it yet
-            self.lost(link, link.error or ThalovantConnectionError("The hub connection is closed."))
+            link.report_dead()
+            if self.link is link:  # closed by the client itself
+                self.lost(link, link.error or ThalovantConnectionError("The hub connection is closed."))
         if not self.auto_reconnect:
             return await self.connect()
         self._closed = False

@@ -240,6 +240,17 @@ class HubRuntime:
         for live in list(self._by_client.pop(client_id, ())):
             await live.terminate("client revoked")
 
+    async def reconcile(self) -> None:
+        """After a change made outside this process (``admin``): reload every cached hub and
+        revoke the live clients the store no longer holds."""
+        for hub_id in list(self._hosts):
+            await self.hub_changed(hub_id)
+        for client_id in list(self._by_client):
+            sessions = self._by_client.get(client_id) or set()
+            hub_ids = {live.link.host.hub_id for live in sessions}
+            if not any([await self.directory.find_client_by_id(h, client_id) for h in hub_ids]):
+                await self.client_revoked(client_id)
+
     def is_revoked(self, client_id: str) -> bool:
         return client_id in self._revoked
 

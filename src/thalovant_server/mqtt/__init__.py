@@ -25,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from thalovant_server.limits import Limits
 from thalovant_server.mqtt.acl import (
     Access,
     InvalidTopicError,
@@ -75,6 +76,7 @@ def create_broker(
     port: int = DEFAULT_PORT,
     config_dir: str | Path | None = None,
     ca_file: str | Path | None = None,
+    limits: Limits | None = None,
 ) -> MqttBroker:
     """A broker of the given kind, not yet started.
 
@@ -84,14 +86,20 @@ def create_broker(
     if kind == "embedded":
         from thalovant_server.mqtt.embedded import EmbeddedBroker
 
-        return EmbeddedBroker(cert_file=cert_file, key_file=key_file, host=host, port=port)
+        return EmbeddedBroker(cert_file=cert_file, key_file=key_file, host=host, port=port, limits=limits)
     if kind == "mosquitto":
         from thalovant_server.mqtt.mosquitto import MosquittoBroker
 
         if config_dir is None:
             raise ValueError("a Mosquitto broker needs a config_dir")
         return MosquittoBroker(
-            config_dir=config_dir, cert_file=cert_file, key_file=key_file, ca_file=ca_file, host=host, port=port
+            config_dir=config_dir,
+            cert_file=cert_file,
+            key_file=key_file,
+            ca_file=ca_file,
+            host=host,
+            port=port,
+            limits=limits,
         )
     raise ValueError(f"unknown MQTT broker kind {kind!r}; expected one of {', '.join(BROKER_KINDS)}")
 

@@ -13,23 +13,35 @@
 
 Accounts change at run time with :meth:`EmbeddedBroker.add_account` and
 :meth:`EmbeddedBroker.remove_account`; removing an account also drops its live connections.
+
+Limits (:class:`~thalovant_server.limits.Limits`): the TLS handshake and the CONNECT packet must
+each arrive within their timeouts; a packet whose declared length exceeds ``mqtt_max_packet`` is
+never read (the connection is dropped at its header, so a 64 MB publish costs nothing); past
+``mqtt_max_connections`` new connections are dropped at once; each subscriber has at most
+``mqtt_max_inflight`` QoS 1 messages awaiting its PUBACK and a bounded queue behind them (more are
+dropped, with one log line); a subscriber that does not acknowledge in time costs a debug line,
+not a traceback.
 asyncio sets TCP_NODELAY on every TCP transport it creates, so the broker's sockets have it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from amqtt.adapters import ReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action, BrokerConfig, ListenerConfig, ListenerType
 from amqtt.errors import AMQTTError, BrokerError, PluginError, PluginLoadError
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
+from thalovant_server.limits import Limits
 from thalovant_server.mqtt.acl import MqttAccessControl
 from thalovant_server.mqtt.broker import DEFAULT_HOST, DEFAULT_PORT, BrokerAddress, BrokerStartError
 from thalovant_server.mqtt.credentials import BrokerAccount
@@ -52,8 +64,92 @@ def _text(value: object) -> str | None:
     return None
 
 
+class PacketTooLarge(ConnectionError):
+    """A packet declared a length above the broker's limit; its connection is dropped unread."""
+
+
+class _LimitedReader(ReaderAdapter):  # type: ignore[misc]
+    """amqtt's view of one connection's bytes, with the limits applied before anything is
+    buffered: a read longer than ``max_packet`` (a packet's body is read in one call, after its
+    fixed header) ends the connection, and the first packet (the CONNECT: the first read longer
+    than one byte) must be complete within ``connect_timeout`` of the connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: Limits) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._max_packet = limits.mqtt_max_packet
+        self._connect_deadline: float | None = asyncio.get_running_loop().time() + limits.mqtt_connect_timeout
+
+    async def read(self, n: int = -1) -> bytes:
+        if n > self._max_packet:
+            self._writer.transport.abort()
+            raise PacketTooLarge(f"a {n}-byte MQTT packet exceeds the {self._max_packet}-byte limit")
+        deadline = self._connect_deadline
+        if deadline is None:
+            return await self._read(n)
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(remaining, 0)):
+                data = await self._read(n)
+        except TimeoutError:
+            self._writer.transport.abort()
+            raise
+        if n > 1:
+            self._connect_deadline = None
+        return data
+
+    async def _read(self, n: int) -> bytes:
+        return await (self._reader.read(n) if n == -1 else self._reader.readexactly(n))
+
+    def feed_eof(self) -> None:
+        self._reader.feed_eof()
+
+
+#: QoS 1/2 messages that may wait behind a subscriber's in-flight window before more are dropped
+MAX_QUEUED_PER_SUBSCRIBER = 100
+
+
+def _bound_inflight(handler: Any, inflight: int, queued: int = MAX_QUEUED_PER_SUBSCRIBER) -> None:
+    """Bound what one subscriber's connection holds: at most ``inflight`` QoS 1/2 messages
+    awaiting its acknowledgement and ``queued`` waiting behind them; more are dropped."""
+    publish = handler.mqtt_publish
+    window = asyncio.Semaphore(inflight)
+    waiting = 0
+
+    async def bounded(topic: str, data: bytes, qos: int | None = None, retain: bool | None = None, **kw: Any) -> Any:
+        nonlocal waiting
+        if not qos:
+            return await publish(topic, data, qos, retain, **kw)
+        if waiting >= queued:
+            log.debug("an MQTT subscriber's queue is full; a message to it was dropped")
+            return None
+        waiting += 1
+        try:
+            await window.acquire()
+        finally:
+            waiting -= 1
+        try:
+            return await publish(topic, data, qos, retain, **kw)
+        finally:
+            window.release()
+
+    handler.mqtt_publish = bounded
+
+
+class _PubackTimeouts(logging.Filter):
+    """amqtt logs a subscriber's missing PUBACK as a failed task with its traceback; this turns
+    that into one debug line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, TimeoutError) and "PUBACK" in str(error):
+            log.debug("an MQTT subscriber did not acknowledge a message in time")
+            return False
+        return True
+
+
 class _QuietBroker(Broker):  # type: ignore[misc]
-    """amqtt's broker with two corrections.
+    """amqtt's broker with the server's limits and two corrections.
 
     - A client that resets its connection costs a debug line, not a traceback.
     - Retained messages go only to a session that holds the subscription itself: amqtt 0.12
@@ -61,11 +157,47 @@ class _QuietBroker(Broker):  # type: ignore[misc]
       (the hub's ``thalovant/+/+/status`` would hand every client the others' presence).
     """
 
+    limits = Limits()
+    open_connections = 0
+    refused_connections = 0
+
+    async def _create_server_instance(
+        self,
+        listener_name: str,
+        listener_type: ListenerType,
+        address: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> asyncio.Server:
+        if listener_type != ListenerType.TCP:
+            raise BrokerError(f"the embedded broker serves TCP listeners only, not {listener_type}")
+        return await asyncio.start_server(
+            functools.partial(self.stream_connected, listener_name=listener_name),
+            address,
+            port,
+            reuse_address=True,
+            ssl=ssl_context,
+            ssl_handshake_timeout=self.limits.tls_handshake_timeout if ssl_context is not None else None,
+        )
+
     async def stream_connected(self, reader: Any, writer: Any, listener_name: str) -> None:
+        if self.open_connections >= self.limits.mqtt_max_connections:
+            self.refused_connections += 1
+            if self.refused_connections % 1000 == 1:
+                log.warning("MQTT connection limit (%d) reached: refusing", self.limits.mqtt_max_connections)
+            writer.transport.abort()
+            return
+        self.open_connections += 1
         try:
-            await super().stream_connected(reader, writer, listener_name)
+            await self.external_connected(
+                _LimitedReader(reader, writer, self.limits), StreamWriterAdapter(writer), listener_name
+            )
+        except PacketTooLarge as exc:
+            log.info("MQTT connection dropped: %s", exc)
         except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
             log.debug("MQTT connection ended abruptly: %s", type(exc).__name__)
+        finally:
+            self.open_connections -= 1
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int], session: Any) -> None:
         holders = self._subscriptions.get(subscription[0], ())
@@ -124,15 +256,19 @@ class BrokerAccessPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
 
     access: MqttAccessControl | None = None
     connections: _LiveConnections | None = None
+    limits: Limits = Limits()
 
-    def attach(self, access: MqttAccessControl, connections: _LiveConnections) -> None:
+    def attach(self, access: MqttAccessControl, connections: _LiveConnections, limits: Limits) -> None:
         self.access = access
         self.connections = connections
+        self.limits = limits
 
     async def on_broker_client_connected(self, *, client_id: str, client_session: Any) -> None:
         if self.connections is None or self.access is None:
             return
         handler = self.connections.connected(client_id, client_session)
+        if handler is not None:
+            _bound_inflight(handler, self.limits.mqtt_max_inflight)
         username = _text(getattr(client_session, "username", None))
         if handler is not None and (username is None or username not in self.access):
             # The account was removed between this CONNECT's check and now.
@@ -189,13 +325,13 @@ class EmbeddedBroker:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         accounts: Iterable[BrokerAccount] = (),
-        max_connections: int = 0,
+        limits: Limits | None = None,
     ) -> None:
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
         self.host = host
         self.port = port
-        self.max_connections = max_connections
+        self.limits = limits or Limits()
         self.access = MqttAccessControl(accounts)
         self._broker: Broker | None = None
         self._address: BrokerAddress | None = None
@@ -207,7 +343,6 @@ class EmbeddedBroker:
         listener = ListenerConfig(
             type=ListenerType.TCP,
             bind=f"{self.host}:{self.port}",
-            max_connections=self.max_connections,
             ssl=True,
             certfile=self.cert_file,
             keyfile=self.key_file,
@@ -227,14 +362,16 @@ class EmbeddedBroker:
         if self._broker is not None:
             raise BrokerStartError("the embedded broker is already running")
         try:
-            broker = _QuietBroker(self._config())
+            broker_class = type("LimitedBroker", (_QuietBroker,), {"limits": self.limits})
+            broker = broker_class(self._config())
         except (OSError, ValueError, AMQTTError, BrokerError, PluginError, PluginLoadError) as exc:
             raise BrokerStartError(f"cannot configure the embedded MQTT broker: {exc}") from exc
         plugins = [p for p in broker.plugins_manager.plugins if isinstance(p, BrokerAccessPlugin)]
         if len(plugins) != 1:
             raise BrokerStartError("the embedded MQTT broker did not load its access plugin")
         self._connections.broker = broker
-        plugins[0].attach(self.access, self._connections)
+        plugins[0].attach(self.access, self._connections, self.limits)
+        broker.logger.addFilter(_PubackTimeouts())
         quiet = _NoStartupTraceback()
         broker.logger.addFilter(quiet)
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import pwd
@@ -29,10 +30,13 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from thalovant_server.files import ensure_private_dir, write_private
+from thalovant.files import write_private
+from thalovant_server.files import ensure_private_dir
+from thalovant_server.limits import Limits
 from thalovant_server.mqtt.acl import MqttAccessControl
 from thalovant_server.mqtt.broker import (
     DEFAULT_HOST,
@@ -52,6 +56,9 @@ START_TIMEOUT = 30.0
 RELOAD_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 MAX_LOG_LINES = 2000
+PR_SET_PDEATHSIG = 1
+#: QoS 1/2 messages queued for one client beyond its in-flight window
+MAX_QUEUED_MESSAGES = 100
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +106,11 @@ def render_config(
     acl_file: Path,
     ca_file: Path | None = None,
     run_as: str | None = None,
+    limits: Limits | None = None,
 ) -> str:
-    """``mosquitto.conf`` text for one TLS listener with password and ACL files."""
+    """``mosquitto.conf`` text for one TLS listener with password and ACL files, and the
+    server's MQTT limits."""
+    limits = limits or Limits()
     lines = [
         "# Written by thalovant-server; every change is overwritten.",
         "per_listener_settings false",
@@ -116,11 +126,15 @@ def render_config(
         "log_type information",
         "connection_messages true",
         "set_tcp_nodelay true",
+        f"max_packet_size {limits.mqtt_max_packet}",
+        f"max_inflight_messages {limits.mqtt_max_inflight}",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
     ]
     if run_as:
         lines.append(f"user {run_as}")
     lines += [
         f"listener {port} {host}",
+        f"max_connections {limits.mqtt_max_connections}",
         f"certfile {cert_file}",
         f"keyfile {key_file}",
         "tls_version tlsv1.2",
@@ -128,6 +142,39 @@ def render_config(
     if ca_file is not None:
         lines.append(f"cafile {ca_file}")
     return "\n".join(lines) + "\n"
+
+
+def die_with_parent() -> None:
+    """In a child before ``exec``: ask Linux for SIGTERM when the spawning thread ends
+    (``PR_SET_PDEATHSIG``), so that ``kill -9`` of the server takes its broker along."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def stale_brokers(config_file: Path) -> list[int]:
+    """Pids of running Mosquitto processes started on ``config_file`` (Linux ``/proc``)."""
+    wanted = str(config_file.resolve()).encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.endswith(b"mosquitto") for arg in argv) and wanted in argv and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+def stop_pid(pid: int, timeout: float) -> None:
+    """SIGTERM ``pid``, then SIGKILL if it is still there after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
 
 
 def _free_port(host: str) -> int:
@@ -203,6 +250,7 @@ class MosquittoBroker:
         accounts: Iterable[BrokerAccount] = (),
         executable: str | None = None,
         max_lifetime: float | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.config_dir = Path(config_dir)
         self.cert_file = Path(cert_file)
@@ -212,6 +260,7 @@ class MosquittoBroker:
         self.port = port
         self.executable = executable
         self.max_lifetime = max_lifetime
+        self.limits = limits or Limits()
         self.access = MqttAccessControl(accounts)
         self._process: subprocess.Popen[str] | None = None
         self._log = _LogTail()
@@ -250,6 +299,7 @@ class MosquittoBroker:
             acl_file=self.acl_file.resolve(),
             ca_file=self.ca_file.resolve() if self.ca_file is not None else None,
             run_as=run_as,
+            limits=self.limits,
         )
         write_private(self.config_file, text)
 
@@ -261,47 +311,63 @@ class MosquittoBroker:
         Raises :class:`BrokerStartError` (with Mosquitto's last log lines) when it does not.
         """
         with self._lock:
-            if self._process is not None:
-                raise BrokerStartError("this Mosquitto broker is already running")
-            executable = self.executable or find_mosquitto()
-            if executable is None:
-                raise BrokerStartError("the mosquitto executable was not found (apt-get install mosquitto)")
-            for path in (self.cert_file, self.key_file):
-                if not path.is_file():
-                    raise BrokerStartError(f"TLS file not found: {path}")
-            port = self.port or _free_port(self.host)
-            self.write_account_files()
-            self.write_config(port)
-            # Mosquitto block-buffers stdout into a pipe; stdbuf makes its log lines arrive at once.
-            stdbuf = shutil.which("stdbuf")
-            if stdbuf is None:
-                raise BrokerStartError("stdbuf (coreutils) was not found; it is needed to follow Mosquitto's log")
-            command = [stdbuf, "-oL", executable, "-c", str(self.config_file.resolve())]
-            if self.max_lifetime is not None:
-                # --foreground: timeout then forwards every SIGHUP to Mosquitto, not just the first.
-                command = ["timeout", "--foreground", "--signal=TERM", f"{self.max_lifetime:g}", *command]
-            self._log = _LogTail()
-            try:
-                process = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    encoding="utf-8",
-                    errors="replace",
-                )
-            except OSError as exc:
-                raise BrokerStartError(f"cannot run mosquitto: {exc}") from exc
-            assert process.stdout is not None
-            threading.Thread(target=self._log.follow, args=(process.stdout,), name="mosquitto-log", daemon=True).start()
-            if not self._log.wait_for(lambda line: READY_MARKER in line, after=0, timeout=START_TIMEOUT):
-                self._kill(process)
-                raise BrokerStartError("mosquitto did not start:\n" + self._log.tail())
-            self._process = process
-            self._address = BrokerAddress(self.host, port)
-            log.info("Mosquitto listening on %s", self._address.endpoint)
-            return self._address
+            process, port = self._launch()
+            return self._await_ready(process, port)
+
+    def _launch(self) -> tuple[subprocess.Popen[str], int]:
+        """Replace a stale Mosquitto of this config directory, write the files, spawn Mosquitto.
+
+        The child gets SIGTERM when the thread that spawned it ends (``PR_SET_PDEATHSIG``): spawn
+        it from a thread that lives as long as the server (:meth:`start` uses the event loop's).
+        """
+        if self._process is not None:
+            raise BrokerStartError("this Mosquitto broker is already running")
+        for stale in stale_brokers(self.config_file):
+            log.warning("stopping a Mosquitto (pid %d) left running on %s", stale, self.config_dir)
+            stop_pid(stale, STOP_TIMEOUT)
+        executable = self.executable or find_mosquitto()
+        if executable is None:
+            raise BrokerStartError("the mosquitto executable was not found (apt-get install mosquitto)")
+        for path in (self.cert_file, self.key_file):
+            if not path.is_file():
+                raise BrokerStartError(f"TLS file not found: {path}")
+        port = self.port or _free_port(self.host)
+        self.write_account_files()
+        self.write_config(port)
+        # Mosquitto block-buffers stdout into a pipe; stdbuf makes its log lines arrive at once.
+        stdbuf = shutil.which("stdbuf")
+        if stdbuf is None:
+            raise BrokerStartError("stdbuf (coreutils) was not found; it is needed to follow Mosquitto's log")
+        command = [stdbuf, "-oL", executable, "-c", str(self.config_file.resolve())]
+        if self.max_lifetime is not None:
+            # --foreground: timeout then forwards every SIGHUP to Mosquitto, not just the first.
+            command = ["timeout", "--foreground", "--signal=TERM", f"{self.max_lifetime:g}", *command]
+        self._log = _LogTail()
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                preexec_fn=die_with_parent,
+            )
+        except OSError as exc:
+            raise BrokerStartError(f"cannot run mosquitto: {exc}") from exc
+        assert process.stdout is not None
+        threading.Thread(target=self._log.follow, args=(process.stdout,), name="mosquitto-log", daemon=True).start()
+        return process, port
+
+    def _await_ready(self, process: subprocess.Popen[str], port: int) -> BrokerAddress:
+        if not self._log.wait_for(lambda line: READY_MARKER in line, after=0, timeout=START_TIMEOUT):
+            self._kill(process)
+            raise BrokerStartError("mosquitto did not start:\n" + self._log.tail())
+        self._process = process
+        self._address = BrokerAddress(self.host, port)
+        log.info("Mosquitto listening on %s", self._address.endpoint)
+        return self._address
 
     def reload_sync(self) -> None:
         """Rewrite the account files and make the running Mosquitto re-read them (SIGHUP)."""
@@ -356,7 +422,10 @@ class MosquittoBroker:
     # -- the async API (MqttBroker) -----------------------------------------------------------
 
     async def start(self) -> BrokerAddress:
-        return await asyncio.to_thread(self.start_sync)
+        # spawned from the event loop's thread, which lives as long as the server (see _launch)
+        with self._lock:
+            process, port = self._launch()
+            return await asyncio.to_thread(self._await_ready, process, port)
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.stop_sync)

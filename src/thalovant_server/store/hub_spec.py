@@ -13,6 +13,7 @@ with ``enabled``; ``websocket`` is an alias of ``wss`` and ``https`` of ``http``
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 PROTOCOLS = ("wss", "http", "mqtt")
 PROTOCOL_ALIASES = {"wss": "wss", "websocket": "wss", "http": "http", "https": "http", "mqtt": "mqtt"}
 DEFAULT_PROTOCOLS = {"wss": True, "http": True, "mqtt": False}
+#: the largest spec accepted, as compact JSON (it is stored and served whole)
+MAX_SPEC_BYTES = 64 * 1024
 SKILL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _TRUE = {"true", "yes", "on", "1", "enabled"}
 _FALSE = {"false", "no", "off", "0", "disabled", ""}
@@ -58,6 +61,12 @@ def normalise_spec(raw: Any) -> dict[str, Any]:
     """Validate a hub spec and return its normal form; raise :class:`SpecError` otherwise."""
     if not isinstance(raw, Mapping):
         raise SpecError("spec must be an object")
+    try:
+        size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    except (TypeError, ValueError):
+        raise SpecError("spec must be plain JSON") from None
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(f"spec is {size} bytes as JSON; the limit is {MAX_SPEC_BYTES}")
     version = raw.get("version")
     if not isinstance(version, str) or not version.strip():
         raise SpecError("spec.version must be a non-empty string")

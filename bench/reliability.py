@@ -1,0 +1,481 @@
+"""The reliability suite: how the platform holds under restarts, idle connections and abuse.
+
+    .venv/bin/python bench/reliability.py                 # everything, the goals' sizes
+    .venv/bin/python bench/reliability.py --quick         # smaller numbers, for a smoke run
+    .venv/bin/python bench/reliability.py --only restart,silent
+
+Scenarios (each starts its own ``serve`` on a fresh data directory, 127.0.0.1, free ports):
+
+- ``restart``: N WSS sessions (default 1,000, over 50 identities) ask in a loop; the server is
+  stopped (SIGTERM) and started again. Printed: clients back (goal N/N), how long after the
+  server was ready each came back (goal: all within 3 s), and the asks made after the restart
+  began that failed (goal 0);
+- ``race``: 200 clients send as fast as they can while the server restarts (the calls race the
+  drop); printed: clients back (goal 200/200);
+- ``silent``: 1,000 TLS connections that never send a request; printed: how many the server
+  closed and how fast (goal: all within 10 s), and an honest client's ask p99 without and with
+  them (goal: unchanged);
+- ``mqtt64``: a 64 MB MQTT publish to the embedded broker; printed: refused or not, the
+  server's RSS before, at the peak and after (goal: refused, RSS back);
+- ``crash``: ``kill -9`` of the server while identities are being created, 5 times, on SQLite
+  and on PostgreSQL (when installed); printed: the database's integrity check, and how many of
+  the identities answered 201 work after the restart (goal: all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sqlite3
+import ssl
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
+
+import psutil  # noqa: E402
+from tests.fixtures.identities import new_identity, trusting  # noqa: E402
+from tests.fixtures.server import RunningServer, new_server  # noqa: E402
+
+from thalovant.client import AsyncThalovantClient  # noqa: E402
+from thalovant.identity import ThalovantIdentity  # noqa: E402
+
+JOKE = "Tell me a short clean joke."
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def fmt_s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.1f} ms"
+
+
+@contextlib.contextmanager
+def running(folder: Path, **options: Any) -> Iterator[RunningServer]:
+    server = new_server(folder, **options)
+    server.start()
+    try:
+        with trusting(server):
+            yield server
+    finally:
+        server.stop()
+
+
+def identities(server: RunningServer, count: int, prefix: str, protocol: str = "wss") -> list[ThalovantIdentity]:
+    return [new_identity(server, f"{prefix}-{n}", protocol) for n in range(count)]
+
+
+# ---------------------------------------------------------------------------------- restart
+
+
+@dataclass
+class Session:
+    client: AsyncThalovantClient
+    back_at: float | None = None
+    asks: list[tuple[float, float, str | None]] = field(default_factory=list)  # (started, ended, error)
+
+
+async def _connect_all(sessions: list[Session], width: int = 50) -> None:
+    gate = asyncio.Semaphore(width)
+
+    async def one(session: Session) -> None:
+        async with gate:
+            await session.client.connect()
+
+    await asyncio.gather(*(one(s) for s in sessions))
+
+
+async def _ask_loop(session: Session, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        started = time.monotonic()
+        error: str | None = None
+        try:
+            await session.client.ask(JOKE, timeout=60)
+        except Exception as exc:  # recorded, the loop goes on
+            error = f"{type(exc).__name__}: {exc}"[:160]
+        session.asks.append((started, time.monotonic(), error))
+
+
+async def _send_loop(session: Session, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            await session.client.send_utterance(JOKE)
+            session.asks.append((started, time.monotonic(), None))
+        except Exception as exc:
+            session.asks.append((started, time.monotonic(), f"{type(exc).__name__}: {exc}"[:160]))
+
+
+async def _watch_back(sessions: list[Session], after: float, stop: asyncio.Event) -> None:
+    waiting = list(sessions)
+    while waiting and not stop.is_set():
+        await asyncio.sleep(0.01)
+        now = time.monotonic()
+        for session in [s for s in waiting if s.client.connected]:
+            if session.client.connection_info().reconnects:
+                session.back_at = now
+                waiting.remove(session)
+
+
+async def restart_scenario(server: RunningServer, idents: list[ThalovantIdentity], sessions_count: int,
+                           noise: Path, *, racing: bool) -> dict[str, Any]:  # fmt: skip
+    sessions = [
+        Session(
+            AsyncThalovantClient(
+                idents[n % len(idents)],
+                protocol="wss",
+                noise_state_dir=noise / f"id-{n % len(idents)}",
+                reply_settle_seconds=0,
+                send_timeout=60,
+            )
+        )
+        for n in range(sessions_count)
+    ]
+    # first contact per identity (XX) one at a time, then everyone (KK)
+    await _connect_all(sessions[: len(idents)], width=4)
+    await _connect_all(sessions[len(idents) :])
+    stop = asyncio.Event()
+    loop_of = _send_loop if racing else _ask_loop
+    loops = [asyncio.create_task(loop_of(s, stop)) for s in sessions]
+    await asyncio.sleep(2)  # every session busy
+    restart_began = time.monotonic()
+    await asyncio.to_thread(server.stop)
+    watcher_stop = asyncio.Event()
+    watcher = asyncio.create_task(_watch_back(sessions, restart_began, watcher_stop))
+    await asyncio.to_thread(server.start)
+    ready_at = time.monotonic()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(watcher), 120)
+    watcher_stop.set()
+    await asyncio.sleep(3)  # asks in flight at the end settle
+    stop.set()
+    await asyncio.gather(*loops, return_exceptions=True)
+    await asyncio.gather(*(s.client.close() for s in sessions), return_exceptions=True)
+
+    delays = [s.back_at - ready_at for s in sessions if s.back_at is not None]
+    after_restart = [a for s in sessions for a in s.asks if a[0] >= restart_began]
+    lost = [a for a in after_restart if a[2] is not None]
+    reasons: dict[str, int] = {}
+    for _s, _e, error in lost:
+        key = (error or "").split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    return {
+        "sessions": sessions_count,
+        "back": len(delays),
+        "within_3s": sum(1 for d in delays if d <= 3.0),
+        "delay_p50": percentile(delays, 50),
+        "delay_p99": percentile(delays, 99),
+        "delay_max": max(delays) if delays else None,
+        "down_s": ready_at - restart_began,
+        "calls_after_restart": len(after_restart),
+        "lost": len(lost),
+        "lost_reasons": reasons,
+    }
+
+
+def run_restart(folder: Path, sessions: int, idents_count: int, *, racing: bool) -> None:
+    name = "race" if racing else "restart"
+    with running(folder / name) as server:
+        idents = identities(server, idents_count, name)
+        result = asyncio.run(restart_scenario(server, idents, sessions, folder / f"{name}-noise", racing=racing))
+    what = "clients sending as fast as they can" if racing else "WSS sessions asking"
+    print(f"\n== {name}: {sessions} {what}, server restarted (down {result['down_s']:.1f} s)")
+    print(f"clients back: {result['back']}/{sessions}   (goal {sessions}/{sessions})")
+    print(
+        f"back after the server was ready: p50 {fmt_s(result['delay_p50'])}, p99 {fmt_s(result['delay_p99'])}, "
+        f"max {fmt_s(result['delay_max'])}; within 3 s: {result['within_3s']}/{sessions}"
+    )
+    calls = "sends" if racing else "asks"
+    print(f"{calls} made after the restart began: {result['calls_after_restart']}, lost: {result['lost']}  (goal 0)")
+    if result["lost_reasons"]:
+        print(f"  lost because: {result['lost_reasons']}")
+
+
+# ---------------------------------------------------------------------------------- silent
+
+
+SILENT_OPENER = """
+import asyncio, json, ssl, sys, time
+port, count, ca = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+async def main():
+    context = ssl.create_default_context(cafile=ca)
+    gate = asyncio.Semaphore(100)
+    opened = 0
+    async def one():
+        nonlocal opened
+        async with gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        start = time.monotonic()
+        opened += 1
+        if opened == count:
+            print("opened", flush=True)
+        try:
+            async with asyncio.timeout(60):
+                while await reader.read(1024):
+                    pass
+        except TimeoutError:
+            return None
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.transport.abort()
+        return time.monotonic() - start
+    print(json.dumps(await asyncio.gather(*(one() for _ in range(count)))), flush=True)
+asyncio.run(main())
+"""
+
+
+async def _silent_connections(server: RunningServer, count: int, opened: asyncio.Event) -> list[float | None]:
+    """In a process of its own: open ``count`` TLS connections that send nothing; how long each
+    lived (None: still open at 60 s). ``opened`` is set once they are all open."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SILENT_OPENER, str(server.port), str(count), str(server.ca_file),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lives: list[float | None] = []
+    async for line in process.stdout:
+        if line.strip() == b"opened":
+            opened.set()
+        else:
+            lives = json.loads(line)
+    await process.wait()
+    opened.set()
+    return lives
+
+
+async def _honest_asks(identity: ThalovantIdentity, noise: Path, count: int) -> list[float]:
+    client = AsyncThalovantClient(identity, protocol="wss", noise_state_dir=noise, reply_settle_seconds=0)
+    await client.connect()
+    times = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            await client.ask(JOKE, timeout=30)
+            times.append(time.perf_counter() - started)
+    finally:
+        await client.close()
+    return times
+
+
+def run_silent(folder: Path, count: int) -> None:
+    with running(folder / "silent") as server:
+        [identity] = identities(server, 1, "honest")
+        baseline = asyncio.run(_honest_asks(identity, folder / "silent-noise", 200))
+
+        async def both() -> tuple[list[float | None], list[float]]:
+            opened = asyncio.Event()
+            silent = asyncio.create_task(_silent_connections(server, count, opened))
+            await opened.wait()  # all open (and idle) now: the honest client asks beside them
+            during = await _honest_asks(identity, folder / "silent-noise", 200)
+            return await silent, during
+
+        lives, during = asyncio.run(both())
+    closed = [life for life in lives if life is not None]
+    print(f"\n== silent: {count} TLS connections that never send a request")
+    print(
+        f"closed by the server: {len(closed)}/{count}, within 10 s: {sum(1 for c in closed if c <= 10)}/{count}  "
+        f"(goal {count}/{count}); lifetime p50 {fmt_s(percentile(closed, 50))}, max {fmt_s(max(closed, default=None))}"
+    )
+    b99, d99 = percentile(baseline, 99), percentile(during, 99)
+    ratio = f"{d99 / b99:.2f}x" if b99 and d99 else "-"
+    print(f"an honest client's ask p99: alone {fmt_ms(b99)}, with them {fmt_ms(d99)} ({ratio}; goal about 1x)")
+
+
+# ---------------------------------------------------------------------------------- mqtt64
+
+
+def _rss(pid: int) -> int:
+    process = psutil.Process(pid)
+    return int(process.memory_info().rss) + sum(int(c.memory_info().rss) for c in process.children(recursive=True))
+
+
+def run_mqtt64(folder: Path) -> None:
+    from tests.server.test_mqtt_limits import logged_in, remaining_length, utf8
+
+    with running(folder / "mqtt64") as server:
+        [identity] = identities(server, 1, "mqtt64", "mqtt")
+        assert server.process is not None and identity.mqtt is not None
+        pid = server.process.pid
+        before = _rss(pid)
+        peak = before
+        sampling = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not sampling.is_set():
+                peak = max(peak, _rss(pid))
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+
+        async def publish() -> tuple[int, bool]:
+            _reader, writer = await logged_in(server, identity)
+            assert identity.mqtt is not None
+            topic = utf8(f"{identity.mqtt.topic_prefix}/in")
+            size = 64 * 1024 * 1024
+            writer.write(bytes([0x30]) + remaining_length(len(topic) + size) + topic)
+            chunk, sent = b"\0" * (1 << 20), 0
+            with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
+                async with asyncio.timeout(60):
+                    while sent < size:
+                        if writer.transport.is_closing():
+                            break
+                        writer.write(chunk)
+                        await writer.drain()
+                        await asyncio.sleep(0)  # let the loop see a closed connection
+                        sent += len(chunk)
+            writer.transport.abort()
+            return sent, sent < size
+
+        sent, refused = asyncio.run(publish())
+        time.sleep(3)
+        sampling.set()
+        sampler.join()
+        after = _rss(pid)
+    mb = 1024 * 1024
+    print("\n== mqtt64: one 64 MB MQTT publish to the embedded broker")
+    print(f"refused: {'yes' if refused else 'NO'} (the client got {sent / mb:.0f} MB out before the broker closed)")
+    print(f"server RSS: before {before / mb:.0f} MB, peak {peak / mb:.0f} MB, 3 s after {after / mb:.0f} MB")
+
+
+# ---------------------------------------------------------------------------------- crash
+
+
+def _create_identities_until_killed(server: RunningServer, rounds: int) -> list[ThalovantIdentity]:
+    """Create identities in a thread while ``server`` is killed with SIGKILL; the ones answered 201."""
+    created: list[ThalovantIdentity] = []
+    stop = threading.Event()
+
+    def keep_creating() -> None:
+        n = 0
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                created.append(new_identity(server, f"crash-{rounds}-{n}"))
+            n += 1
+
+    worker = threading.Thread(target=keep_creating, daemon=True)
+    worker.start()
+    time.sleep(3)
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    stop.set()
+    worker.join(timeout=60)
+    return created
+
+
+async def _all_work(idents: list[ThalovantIdentity], noise: Path) -> int:
+    async def works(n: int, identity: ThalovantIdentity) -> bool:
+        client = AsyncThalovantClient(identity, protocol="wss", noise_state_dir=noise / str(n), auto_reconnect=False)
+        try:
+            await client.connect()
+            return (await client.ask(JOKE, timeout=30)).text != ""
+        except Exception:
+            return False
+        finally:
+            await client.close()
+
+    gate = asyncio.Semaphore(4)
+
+    async def limited(n: int, identity: ThalovantIdentity) -> bool:
+        async with gate:
+            return await works(n, identity)
+
+    return sum(await asyncio.gather(*(limited(n, i) for n, i in enumerate(idents))))
+
+
+def _integrity(server: RunningServer, database_url: str | None) -> str:
+    if database_url is None:
+        with contextlib.closing(sqlite3.connect(server.data_dir / "thalovant.db")) as db:
+            return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+    return "ok"  # PostgreSQL: the server restarted on it and answered every query
+
+
+def run_crash(folder: Path, rounds: int) -> None:
+    from tests.fixtures.postgres import start_postgres
+
+    def one(kind: str, database_url: str | None) -> None:
+        extra = ["--database-url", database_url] if database_url else []
+        server = new_server(folder / f"crash-{kind}", extra)
+        answered: list[ThalovantIdentity] = []
+        checks = []
+        try:
+            server.start()
+            with trusting(server):
+                for round_ in range(rounds):
+                    answered += _create_identities_until_killed(server, round_)
+                    server.stop()
+                    checks.append(_integrity(server, database_url))
+                    server.start()
+                working = asyncio.run(_all_work(answered, folder / f"crash-{kind}-noise"))
+        finally:
+            server.stop()
+        print(f"{kind}: integrity after each kill: {' '.join(checks)}; identities answered 201: {len(answered)}, "
+              f"working after restart: {working}/{len(answered)}  (goal all)")  # fmt: skip
+
+    print(f"\n== crash: kill -9 while identities are created, {rounds} times")
+    one("sqlite", None)
+    try:
+        postgres = start_postgres()
+        server_info = next(postgres)
+    except Exception as exc:
+        print(f"postgresql: not run ({type(exc).__name__}: {exc})")
+        return
+    try:
+        one("postgresql", server_info.url(server_info.create_database()))
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(postgres)
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="restart,race,silent,mqtt64,crash", help="comma-separated scenarios")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (100 sessions, 50 racers, 200 silent)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("thalovant.client").setLevel(logging.CRITICAL)
+    chosen = {name.strip() for name in args.only.split(",") if name.strip()}
+    sessions, racers, silent, idents = (100, 50, 200, 10) if args.quick else (1000, 200, 1000, 50)
+    with tempfile.TemporaryDirectory(prefix="thalovant-reliability-") as root:
+        folder = Path(root)
+        if "restart" in chosen:
+            run_restart(folder, sessions, idents, racing=False)
+        if "race" in chosen:
+            run_restart(folder, racers, min(idents, racers), racing=True)
+        if "silent" in chosen:
+            run_silent(folder, silent)
+        if "mqtt64" in chosen:
+            run_mqtt64(folder)
+        if "crash" in chosen:
+            run_crash(folder, 5)
+
+
+if __name__ == "__main__":
+    main()
