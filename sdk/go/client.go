@@ -25,8 +25,6 @@ const (
 	DefaultHandshakeTimeout = 20 * time.Second
 	CarryGrace              = 2 * time.Second
 	UntrackedGrace          = 10 * time.Second
-	ReconnectFirstDelay     = 5 * time.Second
-	ReconnectMaxDelay       = 60 * time.Second
 )
 
 // ClientOptions configure a runtime client; the zero value of every field is the default.
@@ -108,9 +106,11 @@ func SelectProtocol(identity *Identity, forced HubProtocol) (HubProtocol, error)
 }
 
 // Client is a runtime client for one hub identity. It owns at most one link at a time; a
-// dropped link is redialled in the background (5 s doubling to 60 s, jittered) unless
-// DisableAutoReconnect is set, and a request made while the link is down makes one connect
-// attempt first. A message already sent is never replayed. Close ends every goroutine the
+// dropped link is redialled in the background unless DisableAutoReconnect is set, on the
+// schedule and with the stopping rules of the failure policy (policy.go: every 0.5-1 s during
+// the first minute of an outage, then backing off to 15-30 s; it stops for a changed hub key,
+// a rejected client key, or ten minutes of refusals), and a request made while the link is
+// down makes one connect attempt first. A message already sent is never replayed. Close ends every goroutine the
 // client started and waits for them.
 type Client struct {
 	Identity  *Identity
@@ -127,6 +127,11 @@ type Client struct {
 	lastError string
 	closed    bool
 	reconnect *supervisor
+	// downSince is when the link was lost (or the first attempt failed), zero while it is up;
+	// refusedSince is when the hub began refusing without a break, zero otherwise.
+	downSince    time.Time
+	refusedSince time.Time
+	changed      chan struct{} // closed and replaced whenever the link comes up or goes down
 
 	collectors    map[string]*replyCollector
 	carryWatch    map[string]string
@@ -151,7 +156,7 @@ func NewClientWithOptions(identity *Identity, options ClientOptions) (*Client, e
 	}
 	c := &Client{
 		Identity: identity, Protocol: protocolName, Transport: newTransport(protocolName), options: options,
-		useragent:  options.UserAgent,
+		useragent: options.UserAgent, changed: make(chan struct{}),
 		collectors: map[string]*replyCollector{}, carryWatch: map[string]string{}, carried: map[string]map[string]any{},
 	}
 	if c.useragent == "" {
@@ -316,9 +321,7 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	l, err := est.establish(ctx)
 	if err != nil {
-		c.mu.Lock()
-		c.lastError = err.Error()
-		c.mu.Unlock()
+		c.recordFailure(err)
 		return err
 	}
 	l.onEnvelope = c.onEnvelope
@@ -331,9 +334,34 @@ func (c *Client) connect(ctx context.Context) error {
 		return newErr(ErrConnection, "The client was closed.")
 	}
 	c.link, c.lastError = l, ""
+	c.downSince, c.refusedSince = time.Time{}, time.Time{}
+	c.signalChange()
 	c.mu.Unlock()
 	l.start()
 	return nil
+}
+
+// recordFailure notes a failed connect attempt for the reconnect loop: the outage began now
+// unless it already had, and a refusal extends (anything else breaks) the run of refusals.
+func (c *Client) recordFailure(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastError = err.Error()
+	now := time.Now()
+	if c.downSince.IsZero() {
+		c.downSince = now
+	}
+	if verdictOf(err) != verdictRefused {
+		c.refusedSince = time.Time{}
+	} else if c.refusedSince.IsZero() {
+		c.refusedSince = now
+	}
+}
+
+// signalChange wakes whoever waits for the link to come up or go down. Called with c.mu held.
+func (c *Client) signalChange() {
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 // ensureLink is the live link; one connect attempt first when it is down.
@@ -360,6 +388,8 @@ func (c *Client) ensureLink(ctx context.Context) (*link, error) {
 func (c *Client) onLost(err error) {
 	c.mu.Lock()
 	c.lastError = err.Error()
+	c.downSince = time.Now()
+	c.signalChange()
 	collectors := make([]*replyCollector, 0, len(c.collectors))
 	for _, collector := range c.collectors {
 		collectors = append(collectors, collector)
@@ -375,17 +405,23 @@ func (c *Client) onLost(err error) {
 	}
 }
 
-// reconnectLoop redials with jittered backoff until connected, closed, or a fatal refusal.
+// reconnectLoop redials until the link is up, the client is closed, or nextStep says stop;
+// each attempt comes after the delay of defaultRetrySchedule.
 func (c *Client) reconnectLoop(ctx context.Context) {
 	defer func() {
 		c.mu.Lock()
 		c.reconnect = nil
 		c.mu.Unlock()
 	}()
-	delay := ReconnectFirstDelay
+	schedule, late := defaultRetrySchedule, 0
 	for {
-		wait := time.Duration(float64(delay) * (0.5 + rand.Float64()))
-		timer := time.NewTimer(wait)
+		c.mu.Lock()
+		downFor := sinceOrZero(c.downSince)
+		c.mu.Unlock()
+		timer := time.NewTimer(schedule.delay(late, downFor, rand.Float64))
+		if downFor >= schedule.restartWindow {
+			late++
+		}
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -396,17 +432,31 @@ func (c *Client) reconnectLoop(ctx context.Context) {
 			return
 		}
 		err := c.connect(ctx)
-		if err == nil || ctx.Err() != nil || IsFatalConnectError(err) {
+		if err == nil || ctx.Err() != nil {
 			return
 		}
-		delay = min(delay*2, ReconnectMaxDelay)
+		c.mu.Lock()
+		refusedFor := sinceOrZero(c.refusedSince)
+		c.mu.Unlock()
+		if nextStep(err, refusedFor) == stepStop {
+			return
+		}
 	}
 }
 
+// sinceOrZero is the time since t, or 0 for the zero time.
+func sinceOrZero(t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return time.Since(t)
+}
+
 // IsFatalConnectError is true for errors no retry can fix (hub key changed, client key
-// rejected): supervisors stop.
+// rejected): supervisors stop. It is the failure policy's stopping rule without the time limit
+// on refusals (policy.go, nextStep).
 func IsFatalConnectError(err error) bool {
-	return errorsIs(err, ErrHubKeyChanged) || errorsIs(err, ErrClientKeyRejected)
+	return err != nil && nextStep(err, 0) == stepStop
 }
 
 // Close closes the link (normal close), stops reconnecting, ends pending asks and event

@@ -3,6 +3,7 @@ package thalovant
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -17,7 +18,8 @@ import (
 // answers the hub's HELLO and offer, derives (or reuses) the PSK, runs the Noise handshake,
 // pins the hub key on first use and sends the encrypted HELLO. A KK attempt the hub cannot
 // read is retried at once with XX on a fresh carrier, inside the same call. Every failure is
-// mapped to the SDK's error kinds here, and only here.
+// named here as a stage and the evidence seen; judge (policy.go) turns that into the error
+// kind, the XX retry and whether to forget the cached PSK, and failed does what it says.
 //
 // link is the established session: send seals and sends envelopes; its reader goroutine
 // decrypts, reassembles and parses what the hub sends and hands it to the client. Anything
@@ -231,8 +233,29 @@ func (e *establishment) establish(ctx context.Context) (*link, error) {
 	}
 }
 
-func contextStopped(ctx context.Context, what string) error {
-	return wrapErr(ErrTimeout, ctx.Err(), "Stopped %s: %v.", what, ctx.Err())
+// failed is the error of an attempt that failed at stage s with evidence ev (kk: the attempt
+// used KK), as judge rules: errRetryWithXX, or an error of the verdict's kind carrying message
+// and cause (a rejected client key says why instead). forget drops the cached PSK when the
+// judgement says so; it may be nil where the PSK cannot be at stake.
+func (e *establishment) failed(s stage, ev evidence, kk bool, forget func(), cause error, message string) error {
+	j := judge(s, ev, kk)
+	if j.forgetPSK && forget != nil {
+		forget()
+	}
+	switch j.verdict {
+	case verdictRetryWithXX:
+		return errRetryWithXX
+	case verdictKeyRejected:
+		when := "as the handshake completed"
+		if s == stageSettling {
+			when = "right after the handshake"
+		}
+		if cause != nil {
+			when += " (" + cause.Error() + ")"
+		}
+		return e.keyRejected(when)
+	}
+	return wrapErr(j.verdict.kind(), cause, "%s", message)
 }
 
 func (e *establishment) attempt(ctx context.Context, c carrier.Carrier, forceXX bool, timings *linkTimings) (*link, error) {
@@ -245,13 +268,14 @@ func (e *establishment) attempt(ctx context.Context, c carrier.Carrier, forceXX 
 		var openErr *carrier.OpenError
 		switch {
 		case errors.As(err, &refused):
-			return nil, wrapErr(ErrHubRefused, err, "The hub refused this client's credentials: %v", err)
+			return nil, e.failed(stageOpening, evidenceRefusal, false, nil, err, "The hub refused this client's credentials: "+err.Error())
 		case errors.As(err, &openErr):
-			return nil, wrapErr(ErrConnection, err, "%v", err)
+			return nil, e.failed(stageOpening, evidenceClosed, false, nil, err, err.Error())
 		case ctx.Err() != nil:
-			return nil, contextStopped(ctx, "connecting")
+			return nil, e.failed(stageOpening, evidenceTimeout, false, nil, ctx.Err(), fmt.Sprintf("Stopped connecting: %v.", ctx.Err()))
 		default:
-			return nil, wrapErr(ErrTimeout, err, "Could not open the %s connection within %s.", c.Protocol(), e.connectTimeout)
+			return nil, e.failed(stageOpening, evidenceTimeout, false, nil, err,
+				fmt.Sprintf("Could not open the %s connection within %s.", c.Protocol(), e.connectTimeout))
 		}
 	}
 	handshakeStart := time.Now()
@@ -277,42 +301,43 @@ func (e *establishment) attempt(ctx context.Context, c carrier.Carrier, forceXX 
 			e.store.ForgetPSK(e.credentials.AccessKey, negotiation.NodeID)
 		}
 	}
+	// at is the stage the attempt has reached; kk whether it is a KK attempt
+	at := func() stage {
+		switch {
+		case negotiation.Complete():
+			return stageFinishing
+		case started:
+			return stageHandshake
+		}
+		return stageNegotiating
+	}
+	kk := func() bool { return negotiation.Pattern == protocol.PatternKK && !forceXX }
 	classify := func(err error) error {
+		fail := func(ev evidence, message string, args ...any) error {
+			return e.failed(at(), ev, kk(), forgetPSK, err, fmt.Sprintf(message, args...))
+		}
 		var closedErr *carrier.ClosedError
 		switch {
+		case errors.As(err, &closedErr) && closedErr.RefusalSignal && started:
+			return fail(evidenceRefusal, "The hub refused this client: %v", err)
+		case errors.As(err, &closedErr) && closedErr.RefusalSignal:
+			return fail(evidenceRefusal, "The hub refused this client's credentials: %v", err)
 		case errors.As(err, &closedErr):
-			switch {
-			case closedErr.RefusalSignal && negotiation.Complete() && negotiation.Pattern != protocol.PatternKK:
-				return e.keyRejected("as the handshake completed (" + closedErr.Message + ")")
-			case closedErr.RefusalSignal && started:
-				forgetPSK()
-				if negotiation.Pattern == protocol.PatternKK && !forceXX {
-					return errRetryWithXX
-				}
-				return wrapErr(ErrHubRefused, err, "The hub refused this client: %v", err)
-			case closedErr.RefusalSignal:
-				return wrapErr(ErrHubRefused, err, "The hub refused this client's credentials: %v", err)
-			}
-			return wrapErr(ErrConnection, err, "The hub closed the connection before the handshake completed: %v", err)
+			return fail(evidenceClosed, "The hub closed the connection before the handshake completed: %v", err)
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 			if ctx.Err() != nil {
-				return contextStopped(ctx, "the handshake")
+				return e.failed(at(), evidenceTimeout, kk(), forgetPSK, ctx.Err(), fmt.Sprintf("Stopped the handshake: %v.", ctx.Err()))
 			}
-			return wrapErr(ErrTimeout, err, "The hub did not complete the handshake within %s.", e.handshakeTimeout)
+			return fail(evidenceTimeout, "The hub did not complete the handshake within %s.", e.handshakeTimeout)
 		case errors.Is(err, protocol.ErrKKFailed):
-			forgetPSK()
-			return errRetryWithXX
+			return fail(evidenceAuthFailed, "The hub could not read this client's KK handshake: %v", err)
 		case errors.Is(err, protocol.ErrHubKeyChanged):
-			return wrapErr(ErrHubKeyChanged, err, "Trusted Noise server key changed for %s: the hub's key differs from the one pinned in %s. Stop and check; remove that pin only if you trust the new key.",
+			return fail(evidenceKeyChanged, "Trusted Noise server key changed for %s: the hub's key differs from the one pinned in %s. Stop and check; remove that pin only if you trust the new key.",
 				pinID, e.store.storePath())
 		case errors.Is(err, protocol.ErrHandshake):
-			forgetPSK()
-			if negotiation.Pattern == protocol.PatternKK && !forceXX {
-				return errRetryWithXX
-			}
-			return wrapErr(ErrHubRefused, err, "The hub refused this client (wrong password or tampered negotiation): %v", err)
+			return fail(evidenceAuthFailed, "The hub refused this client (wrong password or tampered negotiation): %v", err)
 		case errors.Is(err, protocol.ErrProtocol):
-			return wrapErr(ErrConnection, err, "Malformed HiveMind negotiation: %v", err)
+			return fail(evidenceMalformed, "Malformed HiveMind negotiation: %v", err)
 		}
 		return err
 	}
@@ -322,7 +347,7 @@ func (e *establishment) attempt(ctx context.Context, c carrier.Carrier, forceXX 
 			return nil, classify(err)
 		}
 		if message.Binary {
-			return nil, newErr(ErrConnection, "Application traffic received before Noise authentication.")
+			return nil, e.failed(at(), evidenceMalformed, kk(), forgetPSK, nil, "Application traffic received before Noise authentication.")
 		}
 		outputs, err := negotiation.ReceiveText(message.Data)
 		if err != nil {
@@ -393,20 +418,20 @@ func (e *establishment) settleAfterXX(ctx context.Context, c carrier.Carrier, ch
 		var closedErr *carrier.ClosedError
 		switch {
 		case errors.As(err, &closedErr) && closedErr.RefusalSignal:
-			return nil, e.keyRejected("right after the handshake (" + closedErr.Message + ")")
+			return nil, e.failed(stageSettling, evidenceRefusal, false, nil, err, "The hub refused this client: "+err.Error())
 		case errors.As(err, &closedErr):
-			return nil, wrapErr(ErrConnection, err, "The hub closed the connection after the handshake: %v", err)
+			return nil, e.failed(stageSettling, evidenceClosed, false, nil, err, "The hub closed the connection after the handshake: "+err.Error())
 		case ctx.Err() != nil:
-			return nil, contextStopped(ctx, "the handshake")
+			return nil, e.failed(stageSettling, evidenceTimeout, false, nil, ctx.Err(), fmt.Sprintf("Stopped the handshake: %v.", ctx.Err()))
 		}
 		return nil, nil // no frame in the window: the link stands
 	}
 	if !message.Binary {
-		return nil, newErr(ErrConnection, "Plaintext received after Noise authentication.")
+		return nil, e.failed(stageSettling, evidenceMalformed, false, nil, nil, "Plaintext received after Noise authentication.")
 	}
 	frame, err := channel.Open(message.Data)
 	if err != nil {
-		return nil, wrapErr(ErrConnection, err, "Malformed data from the hub: %v", err)
+		return nil, e.failed(stageSettling, evidenceMalformed, false, nil, err, "Malformed data from the hub: "+err.Error())
 	}
 	if frame == nil {
 		return nil, nil
