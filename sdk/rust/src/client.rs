@@ -1,10 +1,13 @@
 //! The runtime client: connect to a hub, ask, emit, send inputs, listen for events.
 //!
 //! A [`Client`] owns at most one link at a time and is cheap to clone (clones share it). With
-//! `auto_reconnect` (the default) a dropped link is redialled in the background with jittered
-//! backoff (5 s doubling to 60 s), and a publication made while the link is down makes one
-//! connect attempt first. A message already published is never replayed. Every bus event the
-//! hub sends reaches the receivers of [`Transport::subscribe`].
+//! `auto_reconnect` (the default) a dropped link is redialled in the background on the
+//! [`RetrySchedule`] (every 0.5-1 s during the first minute of an outage, then backing off to
+//! 15-30 s) until it is back or [`next_step`] says stop (a changed or rejected key at once, a
+//! refusal after [`crate::runtime::policy::REFUSAL_GIVE_UP`]); [`crate::runtime::policy`]
+//! decides every failure. A publication made while the link is down makes one connect attempt
+//! first. A message already published is never replayed. Every bus event the hub sends reaches
+//! the receivers of [`Transport::subscribe`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +31,7 @@ use crate::protocols::HubProtocol;
 use crate::runtime::ask::{EMPTY_REPLY_WAIT, ReplyCollector};
 use crate::runtime::bus;
 use crate::runtime::link::{Credentials, Link, LinkEvent, Timeouts, establish};
+use crate::runtime::policy::{RetrySchedule, Step, Verdict, jitter_draw, next_step, verdict_of};
 
 /// The default user agent.
 pub const DEFAULT_USERAGENT: &str = concat!("ThalovantRustSDK/", env!("CARGO_PKG_VERSION"));
@@ -35,10 +39,6 @@ pub const DEFAULT_USERAGENT: &str = concat!("ThalovantRustSDK/", env!("CARGO_PKG
 pub const CARRY_GRACE: Duration = Duration::from_secs(2);
 /// A denial without request id is not attributed to an ask this soon after an untracked send.
 pub const UNTRACKED_UTTERANCE_GRACE: Duration = Duration::from_secs(10);
-/// The first reconnect delay.
-pub const RECONNECT_FIRST_DELAY: Duration = Duration::from_secs(5);
-/// The longest reconnect delay.
-pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(60);
 const EVENT_CAPACITY: usize = 1024;
 const VERIFIED_PEER_KEY: &str = "hivemind_verified_source_peer";
 
@@ -345,7 +345,7 @@ impl Client {
     /// client key rejected, timeout, connection.
     pub async fn connect(&self) -> Result<()> {
         self.inner.closed.store(false, Ordering::Release);
-        Inner::connect(&self.inner).await.map(|_| ())
+        Inner::connect(&self.inner, false).await.map(|_| ())
     }
 
     /// Close the link (normal close) and stop reconnecting. Idempotent.
@@ -554,7 +554,9 @@ impl Inner {
         Carrier::new(self.protocol, &self.identity, &self.options.useragent, session_id, self.options.ca_file.as_deref())
     }
 
-    async fn connect(self: &Arc<Self>) -> Result<Arc<Link>> {
+    /// Dial once unless the link is up; `reconnect` counts a new link as a background reconnect
+    /// (under the connect lock, so a caller that waited for this dial sees the count).
+    async fn connect(self: &Arc<Self>, reconnect: bool) -> Result<Arc<Link>> {
         let _guard = self.connect_lock.lock().await;
         if let Some(link) = self.current_link().filter(|l| l.alive()) {
             return Ok(link);
@@ -591,6 +593,9 @@ impl Inner {
         let mut state = self.state();
         state.phase = "ready";
         state.last_error = None;
+        if reconnect {
+            state.reconnects += 1;
+        }
         Ok(link)
     }
 
@@ -599,7 +604,7 @@ impl Inner {
             return Ok(link);
         }
         self.closed.store(false, Ordering::Release);
-        self.connect().await
+        self.connect(false).await
     }
 
     fn runtime_context(&self, context: Option<&Map<String, Value>>, link: &Link) -> Map<String, Value> {
@@ -716,32 +721,41 @@ impl Inner {
         }
         if self.options.auto_reconnect && !self.closed.load(Ordering::Acquire) && !self.reconnecting.swap(true, Ordering::AcqRel) {
             let weak = Arc::downgrade(self);
-            tokio::spawn(reconnect_loop(weak));
+            tokio::spawn(reconnect_loop(weak, Instant::now()));
         }
     }
 }
 
-async fn reconnect_loop(weak: Weak<Inner>) {
-    let mut delay = RECONNECT_FIRST_DELAY;
+/// Redial the link lost at `down_since` until it is back, the client is closed or dropped, or
+/// the policy says stop; each wait comes from the [`RetrySchedule`].
+async fn reconnect_loop(weak: Weak<Inner>, down_since: Instant) {
+    let schedule = RetrySchedule::default();
+    let mut late_retries = 0u32;
+    let mut refused_since: Option<Instant> = None;
     loop {
-        let jitter = 0.5 + f64::from(u8::from_str_radix(&crate::control::random_hex(1), 16).unwrap_or(128)) / 255.0;
-        tokio::time::sleep(delay.mul_f64(jitter)).await;
+        let down_for = down_since.elapsed();
+        tokio::time::sleep(schedule.delay(late_retries, down_for, jitter_draw())).await;
+        if schedule.is_late(down_for) {
+            late_retries = late_retries.saturating_add(1);
+        }
         let Some(inner) = weak.upgrade() else { return };
         if inner.closed.load(Ordering::Acquire) || inner.current_link().is_some_and(|l| l.alive()) {
             inner.reconnecting.store(false, Ordering::Release);
             return;
         }
-        match inner.connect().await {
+        match inner.connect(true).await {
             Ok(_) => {
-                inner.state().reconnects += 1;
                 inner.reconnecting.store(false, Ordering::Release);
                 return;
             }
-            Err(error) if error.is_hub_key_changed() || error.is_client_key_rejected() => {
-                inner.reconnecting.store(false, Ordering::Release);
-                return;
+            Err(error) => {
+                refused_since = if verdict_of(&error) == Verdict::Refused { refused_since.or_else(|| Some(Instant::now())) } else { None };
+                let refused_for = refused_since.map_or(Duration::ZERO, |since| since.elapsed());
+                if next_step(&error, refused_for) == Step::Stop {
+                    inner.reconnecting.store(false, Ordering::Release);
+                    return;
+                }
             }
-            Err(_) => delay = (delay * 2).min(RECONNECT_MAX_DELAY),
         }
     }
 }

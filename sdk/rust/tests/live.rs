@@ -374,6 +374,8 @@ struct OwnServer {
     port: u16,
     mqtt_port: u16,
     password: String,
+    /// The server's log (stderr), line by line.
+    log: std::sync::mpsc::Receiver<String>,
 }
 
 impl OwnServer {
@@ -391,9 +393,16 @@ impl OwnServer {
             .args(["--port", &port.to_string(), "--mqtt-port", &mqtt_port.to_string()])
             .env("THALOVANT_DEMO_PASSWORD", password)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let (log_tx, log) = std::sync::mpsc::channel();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(std::result::Result::ok) {
+                let _ = log_tx.send(line);
+            }
+        });
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         loop {
             let line = lines.next().expect("the server printed its API URL before exiting").unwrap();
@@ -403,7 +412,20 @@ impl OwnServer {
         }
         // keep draining its output so it never blocks on a full pipe
         std::thread::spawn(move || for _ in lines {});
-        Self { child, data_dir: data_dir.to_path_buf(), port, mqtt_port, password: password.to_string() }
+        Self { child, data_dir: data_dir.to_path_buf(), port, mqtt_port, password: password.to_string(), log }
+    }
+
+    /// Block until a line of the server's log contains `needle`; false if the server ended its
+    /// log or `limit` passed first (a guard against hanging, not a measure of speed).
+    fn wait_for_log(&self, needle: &str, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        tokio::task::block_in_place(|| loop {
+            match self.log.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                Ok(line) if line.contains(needle) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        })
     }
 
     /// SIGTERM, then wait for the exit (idempotent).
@@ -428,6 +450,9 @@ impl Drop for OwnServer {
     }
 }
 
+/// The hub goes down under connected clients: an ask is a connection error, never a refusal.
+/// Once it is back (same data, same ports) a client with `auto_reconnect` redials by itself,
+/// and the others redial when asked; all with KK.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_goes_down_is_a_connection_error_and_its_return_a_kk_reconnect() {
     let scratch = Scratch::new("own-server");
@@ -457,6 +482,9 @@ async fn a_server_that_goes_down_is_a_connection_error_and_its_return_a_kk_recon
         client.connect().await.unwrap();
         assert_eq!(client.ask("What can this hub do?", RequestOptions::default()).await.unwrap().text, CAPABILITIES);
     }
+    // one client keeps auto_reconnect: it must come back by itself, without being asked
+    let returning = Client::with_options(identity.clone(), ClientOptions { auto_reconnect: true, ..options(HubProtocol::Wss) }).unwrap();
+    returning.connect().await.unwrap();
     let mut server = server;
     server.stop();
     for client in &clients {
@@ -465,8 +493,15 @@ async fn a_server_that_goes_down_is_a_connection_error_and_its_return_a_kk_recon
         assert!(!error.is_hub_refused(), "{}: a stopped server is not a refusal: {error:?}", client.protocol());
         assert!(!client.healthcheck().await.ok());
     }
-    // the same data directory comes back with the same keys: each client redials with KK
+    // the same data directory comes back with the same keys: the reconnect loop redials (the
+    // first session of the new server is its own, opened before anything is asked), with KK
     let server = server.restart();
+    assert!(server.wait_for_log("WSS session open", std::time::Duration::from_secs(30)), "the reconnect loop never dialled the new server");
+    assert_eq!(returning.ask("What can this hub do?", RequestOptions::default()).await.unwrap().text, CAPABILITIES);
+    let info = returning.connection_info();
+    assert_eq!((info.reconnects, info.noise_pattern.as_deref()), (1, Some("KKpsk0")));
+    returning.close().await.unwrap();
+    // each client without auto_reconnect redials with KK when asked
     for client in &clients {
         let reply = client.ask("What can this hub do?", RequestOptions::default()).await.unwrap();
         assert_eq!(reply.text, CAPABILITIES, "{}", client.protocol());

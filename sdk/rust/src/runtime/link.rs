@@ -10,7 +10,8 @@
 //!
 //! [`Link`] is the established session: it seals and sends envelopes (one lock keeps nonces
 //! and send order together) and its reader task decrypts, reassembles and parses what the hub
-//! sends. This module is the one place that decides what a carrier's evidence means.
+//! sends. This module turns a carrier's evidence into a [`Stage`] and an [`Evidence`];
+//! [`crate::runtime::policy::judge`] alone decides what they mean.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex as StdMutex};
@@ -26,6 +27,7 @@ use crate::protocol::channel::{Opener, Sealer};
 use crate::protocol::negotiation::Outgoing;
 use crate::protocol::wire1::{Wire1Frame, decode_frame};
 use crate::protocol::{ClientNegotiation, Frame, HiveMessage, ProtocolError, derive_psk, parse_envelope};
+use crate::runtime::policy::{Evidence, Stage, Verdict, judge};
 
 /// A refusal-code close this soon after an XX handshake means the hub refused our static key.
 pub const REFUSAL_SETTLE: Duration = Duration::from_millis(750);
@@ -232,6 +234,18 @@ fn refused(message: String) -> Error {
     Error::HubRefused(message)
 }
 
+/// The typed error of `verdict` (dataplane.md 12). For [`Verdict::KeyRejected`] `message` says
+/// when the hub refused the key; an XX retry that reaches here is a refusal.
+fn typed_error(verdict: Verdict, message: String, store: &NoiseStore) -> Error {
+    match verdict {
+        Verdict::RetryWithXx | Verdict::Refused => refused(message),
+        Verdict::KeyRejected => key_rejected(store, &message),
+        Verdict::KeyChanged => Error::HubKeyChanged(message),
+        Verdict::TimedOut => Error::Timeout(message),
+        Verdict::Dropped => Error::Connection(message),
+    }
+}
+
 fn key_rejected(store: &NoiseStore, when: &str) -> Error {
     Error::ClientKeyRejected {
         message: format!(
@@ -350,14 +364,12 @@ async fn attempt(
         Ok(Ok(inbound)) => inbound,
         failed => {
             carrier.close().await;
-            return Err(match failed {
-                Ok(Err(OpenError::Refused(message))) => refused(format!("The hub refused this client's credentials: {message}")),
-                Ok(Err(OpenError::Failed(message))) => Error::Connection(message),
-                _ => Error::Timeout(format!(
-                    "Could not open the {protocol} connection within {} s.",
-                    timeouts.connect.as_secs_f64()
-                )),
-            });
+            let (evidence, message) = match failed {
+                Ok(Err(OpenError::Refused(message))) => (Evidence::Refusal, format!("The hub refused this client's credentials: {message}")),
+                Ok(Err(OpenError::Failed(message))) => (Evidence::Closed, message),
+                _ => (Evidence::Timeout, format!("Could not open the {protocol} connection within {} s.", timeouts.connect.as_secs_f64())),
+            };
+            return Err(typed_error(judge(Stage::Opening, evidence, false).verdict, message, store));
         }
     };
     let carrier = Arc::new(carrier);
@@ -380,44 +392,47 @@ async fn attempt(
     if let Err(failure) = outcome {
         carrier.close().await;
         let kk = state.negotiation.pattern == Some(KK) && !force_xx;
-        let started = state.psk.is_some();
-        return match failure {
-            Failure::Timeout => Err(Error::Timeout(format!(
-                "The hub did not complete the handshake within {} s.",
-                timeouts.handshake.as_secs_f64()
-            ))),
-            Failure::Sdk(error) => Err(error),
-            Failure::Protocol(ProtocolError::KkFailed(_)) => {
-                state.forget_psk();
-                Ok(Attempt::RetryWithXx)
+        let stage = if state.negotiation.complete() {
+            Stage::Finishing
+        } else if state.psk.is_some() {
+            Stage::Handshake
+        } else {
+            Stage::Negotiating
+        };
+        let (evidence, detail) = match failure {
+            Failure::Sdk(error) => return Err(error),
+            Failure::Timeout => {
+                (Evidence::Timeout, format!("The hub did not complete the handshake within {} s.", timeouts.handshake.as_secs_f64()))
             }
-            Failure::Protocol(ProtocolError::HubKeyChanged(_)) => Err(Error::HubKeyChanged(format!(
-                "Trusted Noise server key changed for {pin_id}: the hub's key differs from the one pinned in {}. Stop and check; remove that pin only if you trust the new key.",
-                store.store_path().display()
-            ))),
-            Failure::Protocol(error @ (ProtocolError::Decrypt(_) | ProtocolError::Handshake(_))) => {
-                state.forget_psk();
-                if kk {
-                    return Ok(Attempt::RetryWithXx);
-                }
-                Err(refused(format!("The hub refused this client (wrong password or tampered negotiation): {error}")))
-            }
-            Failure::Protocol(error) => Err(Error::Connection(format!("Malformed HiveMind negotiation: {error}"))),
-            Failure::Closed(closed) => {
-                if closed.refusal_signal && state.negotiation.complete() && state.negotiation.pattern != Some(KK) {
-                    Err(key_rejected(store, &format!("as the handshake completed ({closed})")))
-                } else if closed.refusal_signal && started {
-                    state.forget_psk();
-                    if kk {
-                        return Ok(Attempt::RetryWithXx);
-                    }
-                    Err(refused(format!("The hub refused this client: {closed}")))
-                } else if closed.refusal_signal {
-                    Err(refused(format!("The hub refused this client's credentials: {closed}")))
-                } else {
-                    Err(Error::Connection(format!("The hub closed the connection before the handshake completed: {closed}")))
-                }
-            }
+            Failure::Protocol(ProtocolError::HubKeyChanged(_)) => (
+                Evidence::KeyChanged,
+                format!(
+                    "Trusted Noise server key changed for {pin_id}: the hub's key differs from the one pinned in {}. Stop and check; remove that pin only if you trust the new key.",
+                    store.store_path().display()
+                ),
+            ),
+            Failure::Protocol(error @ (ProtocolError::KkFailed(_) | ProtocolError::Decrypt(_) | ProtocolError::Handshake(_))) => (
+                Evidence::AuthFailed,
+                format!("The hub refused this client (wrong password or tampered negotiation): {error}"),
+            ),
+            Failure::Protocol(error) => (Evidence::Malformed, format!("Malformed HiveMind negotiation: {error}")),
+            Failure::Closed(closed) if closed.refusal_signal => (
+                Evidence::Refusal,
+                match stage {
+                    Stage::Finishing => format!("as the handshake completed ({closed})"),
+                    Stage::Handshake => format!("The hub refused this client: {closed}"),
+                    _ => format!("The hub refused this client's credentials: {closed}"),
+                },
+            ),
+            Failure::Closed(closed) => (Evidence::Closed, format!("The hub closed the connection before the handshake completed: {closed}")),
+        };
+        let judgement = judge(stage, evidence, kk);
+        if judgement.forget_psk {
+            state.forget_psk();
+        }
+        return match judgement.verdict {
+            Verdict::RetryWithXx => Ok(Attempt::RetryWithXx),
+            verdict => Err(typed_error(verdict, detail, store)),
         };
     }
     let negotiation = &mut state.negotiation;
@@ -466,6 +481,11 @@ async fn attempt(
     })))
 }
 
+/// The error of a failure in the settle window after XX (never KK, so never an XX retry).
+fn settling(evidence: Evidence, message: String, store: &NoiseStore) -> Error {
+    typed_error(judge(Stage::Settling, evidence, false).verdict, message, store)
+}
+
 /// Wait up to 750 ms for the first authenticated frame after an XX handshake; a refusal close
 /// in that window means the hub refused this client's static key.
 async fn settle_after_xx(inbound: &mut Inbound, opener: &mut Opener, early: &mut Vec<Frame>, store: &NoiseStore) -> Result<()> {
@@ -474,10 +494,16 @@ async fn settle_after_xx(inbound: &mut Inbound, opener: &mut Opener, early: &mut
         let left = deadline.saturating_duration_since(Instant::now());
         let message = match tokio::time::timeout(left, inbound.recv()).await {
             Err(_) => return Ok(()),
-            Ok(None) => return Err(Error::Connection("The hub closed the connection after the handshake.".into())),
-            Ok(Some(Err(closed))) if closed.refusal_signal => return Err(key_rejected(store, &format!("right after the handshake ({closed})"))),
-            Ok(Some(Err(closed))) => return Err(Error::Connection(format!("The hub closed the connection after the handshake: {closed}"))),
-            Ok(Some(Ok(Incoming::Text(_)))) => return Err(Error::Connection("Plaintext received after Noise authentication.".into())),
+            Ok(None) => return Err(settling(Evidence::Closed, "The hub closed the connection after the handshake.".into(), store)),
+            Ok(Some(Err(closed))) if closed.refusal_signal => {
+                return Err(settling(Evidence::Refusal, format!("right after the handshake ({closed})"), store));
+            }
+            Ok(Some(Err(closed))) => {
+                return Err(settling(Evidence::Closed, format!("The hub closed the connection after the handshake: {closed}"), store));
+            }
+            Ok(Some(Ok(Incoming::Text(_)))) => {
+                return Err(settling(Evidence::Malformed, "Plaintext received after Noise authentication.".into(), store));
+            }
             Ok(Some(Ok(Incoming::Binary(message)))) => message,
         };
         match opener.open(&message) {
@@ -486,7 +512,7 @@ async fn settle_after_xx(inbound: &mut Inbound, opener: &mut Opener, early: &mut
                 return Ok(());
             }
             Ok(None) => {}
-            Err(e) => return Err(Error::Connection(format!("Malformed data from the hub: {e}"))),
+            Err(e) => return Err(settling(Evidence::Malformed, format!("Malformed data from the hub: {e}"), store)),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The runtime client's internals: establishing a link, reply collection and the outgoing
-//! message rules. The public API is [`crate::client`].
+//! The runtime client's internals: establishing a link, reply collection, the outgoing
+//! message rules and the failure policy. The public API is [`crate::client`].
 
 pub mod ask;
 pub mod bus;
 pub mod link;
+pub mod policy;
