@@ -281,6 +281,25 @@ async def test_client_receives_what_the_hub_publishes_on_its_own_out(
     assert a.qos_seen == [1]
 
 
+async def test_delivery_qos_is_the_lower_of_publish_and_subscription(
+    probes: Callable[[], Probe], identities: Identities
+) -> None:
+    """MQTT 3.1.1, 3.8.4: a QoS 0 publish reaches a QoS 1 subscriber at QoS 0 (no PUBACK round
+    trip), and a QoS 1 publish reaches a QoS 0 subscriber at QoS 0."""
+    hub = await connected(probes, identities.hub)
+    assert not is_refused(await hub.call(hub.subscribe, HUB_IN, 0))
+    a = await connected(probes, identities.a)
+    assert not is_refused(await a.call(a.subscribe, identities.a.topics.outbound, 1))
+    await hub.call(hub.publish, identities.a.topics.outbound, b"qos 0 to a qos 1 subscription", qos=0)
+    assert await a.call(a.next_message) == (identities.a.topics.outbound, b"qos 0 to a qos 1 subscription", False)
+    await a.call(a.publish, identities.a.topics.inbound, b"qos 1 to a qos 0 subscription", qos=1)
+    assert await hub.call(hub.next_message) == (identities.a.topics.inbound, b"qos 1 to a qos 0 subscription", False)
+    await hub.call(hub.publish, identities.a.topics.outbound, b"qos 1 to a qos 1 subscription", qos=1)
+    assert (await a.call(a.next_message))[1] == b"qos 1 to a qos 1 subscription"
+    assert a.qos_seen == [0, 1]
+    assert hub.qos_seen == [0]
+
+
 @pytest.mark.parametrize(
     "topic_filter",
     ["{b}/out", "{b}/in", "{b}/status", "{a}/in", "{a}/status", "thalovant/+/+/out", "thalovant/#", "#", "+/+/+/+"],
