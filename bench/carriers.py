@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """MQTT and HTTPS carriers: ask latency beside hivemind-core, and the cost of idle HTTPS polling.
 
-    .venv/bin/python bench/carriers.py [--n 200] [--idle 200] [--window 10] [--skip-peers] [--json]
+    .venv/bin/python bench/carriers.py [--n 200] [--idle 200] [--window 10] [--broker mosquitto|embedded]
+                                       [--split] [--skip-peers] [--json]
 
 One invocation:
 
@@ -17,6 +18,11 @@ One invocation:
    complete a handshake on our engine and then poll like the SDK does (every 100 ms:
    ``/get_messages`` then ``/get_binary_messages``) from two worker processes; the hub
    process's CPU is sampled over ``--window`` seconds, beside the polls per second achieved.
+
+With ``--split``, the public SDK's MQTT asks to our hub and to hivemind-core with nodelay are
+also split (``bench/mqtt_split.py``, inside the SDK's process) into wire time (broker and hub)
+and the client's own work, which no hub can remove: the printed floor is that work over
+hivemind-core's whole ask.
 
 Goals printed beside the results: MQTT median ours <= 1/2 of hivemind-core with nodelay, client
 for client; HTTPS
@@ -47,6 +53,7 @@ from harness import (
     our_sdk_ask,
     our_server,
     public_sdk_ask,
+    public_sdk_split,
     ratio,
     setup_peers,
 )
@@ -64,6 +71,7 @@ POLL_INTERVAL = 0.1
 """The public SDK's poll period after the handshake (spec 4.2)."""
 
 BENCH_HUB = "carrier-bench"
+JOKE = "Tell me a short clean joke."
 
 
 # -- idle HTTPS pollers ------------------------------------------------------------------------
@@ -217,7 +225,7 @@ def trust(ca_file: Path) -> None:
 
 def mqtt_runs(identity: Path, n: int, ca: Path, *, ours_hub: bool) -> dict[str, dict[str, Any]]:
     """One hub over mqtts: the public SDK as shipped, with client TCP_NODELAY, and our SDK."""
-    text, expect = ("Tell me a short clean joke.", "") if ours_hub else (None, None)
+    text, expect = (JOKE, "") if ours_hub else (None, None)
     runs = {
         "public": public_sdk_ask(identity, n, protocol="mqtt", ca=ca, text=text, expect=expect),
         "public_nodelay": public_sdk_ask(identity, n, protocol="mqtt", ca=ca, text=text, expect=expect, nodelay=True),
@@ -230,12 +238,52 @@ def mqtt_runs(identity: Path, n: int, ca: Path, *, ours_hub: bool) -> dict[str, 
 CLIENTS = (("public", "public SDK 0.9.7"), ("public_nodelay", "public SDK, client nodelay"), ("our_sdk", "our SDK"))
 
 
+def _median(results: dict[str, Any], key: str, part: str) -> float | None:
+    value = results.get(key, {}).get(part, {}).get("median_ms")
+    return float(value) if value is not None else None
+
+
+def split_ratios(results: dict[str, Any]) -> dict[str, float | None]:
+    """Wire time ours / hivemind-core nodelay, and the floor the public SDK's own work sets."""
+    ours_wire, peer_wire = _median(results, "ours_split", "wire"), _median(results, "hm5_nodelay_split", "wire")
+    clients = [c for c in (_median(results, k, "client") for k in ("ours_split", "hm5_nodelay_split")) if c]
+    peer_ask = _median(results, "hm5_nodelay_split", "ask")
+    return {
+        "mqtt_public_wire_vs_hm5_nodelay": ratio(ours_wire, peer_wire),
+        "mqtt_public_floor_vs_hm5_nodelay": ratio(min(clients), peer_ask) if clients else None,
+    }
+
+
+def print_split(results: dict[str, Any], broker: str) -> None:
+    print("Public SDK 0.9.7 MQTT ask, split inside its process (bench/mqtt_split.py): medians, p99 in brackets")
+    print(f"{'hub':<32}{'whole ask ms':>18}{'wire: broker+hub':>22}{'broker PUBACK':>18}{'client work':>18}"
+          f"{'split':>8}")  # fmt: skip
+    for key, title in (("ours_split", f"ours ({broker})"), ("hm5_nodelay_split", "hivemind-core nodelay")):
+        row = results.get(key)
+        if not row:
+            continue
+        cells = [f"{fmt(row.get(p, {}).get('median_ms'))} ({fmt(row.get(p, {}).get('p99_ms'))})"
+                 for p in ("ask", "wire", "puback", "client")]  # fmt: skip
+        print(f"{title:<32}{cells[0]:>18}{cells[1]:>22}{cells[2]:>18}{cells[3]:>18}{fmt(row.get('split')):>8}")
+        if row.get("first_error"):
+            print(f"  first error: {row['first_error']}")
+    ratios = results["ratios"]
+    wire = ratios.get("mqtt_public_wire_vs_hm5_nodelay")
+    if wire is not None:
+        print(f"wire time ours / hivemind-core nodelay: {wire} (goal <= 0.5) {'ok' if wire <= 0.5 else 'MISSED'}")
+    floor = ratios.get("mqtt_public_floor_vs_hm5_nodelay")
+    if floor is not None:
+        print(f"the client's own work alone is {floor} of hivemind-core's whole ask: no hub can bring the "
+              f"whole-ask ratio below that{' (so <= 0.5 is out of reach)' if floor > 0.5 else ''}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=200, help="asks per hub, carrier and client (default 200)")
     ap.add_argument("--idle", type=int, default=200, help="idle HTTPS clients (default 200)")
     ap.add_argument("--window", type=float, default=10.0, help="CPU sampling window in seconds (default 10)")
     ap.add_argument("--broker", default="mosquitto", choices=("mosquitto", "embedded"), help="our server's broker")
+    ap.add_argument("--split", action="store_true", help="also split public-SDK MQTT asks: wire vs client")
     ap.add_argument("--skip-peers", action="store_true", help="do not run hivemind-core")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
@@ -247,6 +295,8 @@ def main() -> None:
                      "--skill", "capabilities", "--mqtt")  # fmt: skip
         identity = server.identity("bench-carriers", hub=BENCH_HUB)
         results["ours_mqtt"] = mqtt_runs(identity, args.n, server.ca_file, ours_hub=True)
+        if args.split:
+            results["ours_split"] = public_sdk_split(identity, args.n, ca=server.ca_file, text=JOKE)
         results["ours_https"] = public_sdk_ask(identity, max(20, args.n // 4), protocol="https", ca=server.ca_file,
                                                text="Tell me a short clean joke.", expect="")  # fmt: skip
         if args.idle:
@@ -256,6 +306,8 @@ def main() -> None:
             results["hm5_mqtt"] = {"public": public_sdk_ask(stack.identity_file(), args.n, protocol="mqtt")}
         with hm5_running(nodelay=True) as stack:
             results["hm5_nodelay_mqtt"] = mqtt_runs(stack.identity_file(), args.n, stack.ca_file, ours_hub=False)
+            if args.split:
+                results["hm5_nodelay_split"] = public_sdk_split(stack.identity_file(), args.n, ca=stack.ca_file)
 
     ratios: dict[str, float | None] = {}
     for client, _title in CLIENTS:
@@ -267,6 +319,8 @@ def main() -> None:
     )
     https = results["ours_https"].get("median_ms")
     ratios["https_vs_poll"] = round(https / (POLL_INTERVAL * 1000), 3) if https else None
+    if args.split:
+        ratios.update(split_ratios(results))
     results["ratios"] = ratios
     if args.json:
         print(json.dumps(results))
@@ -289,6 +343,8 @@ def main() -> None:
             print(f"MQTT ours / hivemind-core nodelay, {client_title}: {value} (goal <= 0.5) {verdict}")
     if ratios.get("mqtt_public_vs_hm5_shipped") is not None:
         print(f"MQTT ours / hivemind-core shipped, public SDK: {ratios['mqtt_public_vs_hm5_shipped']}")
+    if args.split:
+        print_split(results, args.broker)
     row = results["ours_https"]
     print(f"HTTPS polling, public SDK: median {fmt(row.get('median_ms'))} ms, p99 {fmt(row.get('p99_ms'))} ms, "
           f"errors {fmt(row.get('errors'))}")  # fmt: skip

@@ -5,6 +5,7 @@
   by the admin CLI;
 - :func:`public_sdk_ask`: ``peers/sdk_ask.py --json`` (the public SDK 0.9.7 in its own
   venv) over wss, https or mqtt; :func:`our_sdk_ask`: the same measurement with our SDK;
+  :func:`public_sdk_split`: ``bench/mqtt_split.py`` (the public SDK's MQTT asks, wire vs client);
 - :func:`hm5_running`: hivemind-core 5.3.10a1 with its three carriers (``peers.hm5``);
 - :func:`percentile`: nearest rank, as ``peers/sdk_ask.py`` computes it.
 
@@ -190,6 +191,23 @@ def public_sdk_ask(
         cmd.append("--self-signed")
     if nodelay:
         cmd.append("--nodelay")
+    return _json_from(cmd, n)
+
+
+def public_sdk_split(identity: Path, n: int, *, ca: Path | None = None, text: str | None = None,
+                     warmup: int = 20) -> dict[str, Any]:  # fmt: skip
+    """``bench/mqtt_split.py`` in the public SDK's venv: its asks split into wire and client time."""
+    cmd = [str(sdk097_python()), str(REPO / "bench" / "mqtt_split.py"), "--identity", str(identity),
+           "--n", str(n), "--warmup", str(warmup), "--json"]  # fmt: skip
+    if ca is not None:
+        cmd += ["--ca", str(ca)]
+    if text is not None:
+        cmd += ["--text", text]
+    return _json_from(cmd, n)
+
+
+def _json_from(cmd: list[str], n: int) -> dict[str, Any]:
+    """The last JSON line ``cmd`` prints (run with the peers' folder); ``{"errors": n, ...}`` if none."""
     env = clean_env()
     env["THALOVANT_PEERS"] = str(peers_dir())
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)

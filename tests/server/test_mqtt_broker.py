@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import socket
+import ssl
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from tests.fixtures.mosquitto import new_mosquitto
 
+from thalovant_server.limits import Limits
 from thalovant_server.mqtt import (
     BrokerAccount,
     BrokerStartError,
@@ -281,6 +283,25 @@ async def test_client_receives_what_the_hub_publishes_on_its_own_out(
     assert a.qos_seen == [1]
 
 
+async def test_delivery_qos_is_the_lower_of_publish_and_subscription(
+    probes: Callable[[], Probe], identities: Identities
+) -> None:
+    """MQTT 3.1.1, 3.8.4: a QoS 0 publish reaches a QoS 1 subscriber at QoS 0 (no PUBACK round
+    trip), and a QoS 1 publish reaches a QoS 0 subscriber at QoS 0."""
+    hub = await connected(probes, identities.hub)
+    assert not is_refused(await hub.call(hub.subscribe, HUB_IN, 0))
+    a = await connected(probes, identities.a)
+    assert not is_refused(await a.call(a.subscribe, identities.a.topics.outbound, 1))
+    await hub.call(hub.publish, identities.a.topics.outbound, b"qos 0 to a qos 1 subscription", qos=0)
+    assert await a.call(a.next_message) == (identities.a.topics.outbound, b"qos 0 to a qos 1 subscription", False)
+    await a.call(a.publish, identities.a.topics.inbound, b"qos 1 to a qos 0 subscription", qos=1)
+    assert await hub.call(hub.next_message) == (identities.a.topics.inbound, b"qos 1 to a qos 0 subscription", False)
+    await hub.call(hub.publish, identities.a.topics.outbound, b"qos 1 to a qos 1 subscription", qos=1)
+    assert (await a.call(a.next_message))[1] == b"qos 1 to a qos 1 subscription"
+    assert a.qos_seen == [0, 1]
+    assert hub.qos_seen == [0]
+
+
 @pytest.mark.parametrize(
     "topic_filter",
     ["{b}/out", "{b}/in", "{b}/status", "{a}/in", "{a}/status", "thalovant/+/+/out", "thalovant/#", "#", "+/+/+/+"],
@@ -459,3 +480,74 @@ async def test_embedded_broker_refuses_a_busy_port(tls_files: TLSFiles) -> None:
         with pytest.raises(BrokerStartError):
             await broker.start()
         assert not broker.running
+
+
+class SilentSubscriber:
+    """A raw MQTT 3.1.1 connection that subscribes at QoS 1 and never acknowledges a message."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, ca_file: Path, port: int, creds: MqttCredentials, topic: str) -> SilentSubscriber:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=ssl.create_default_context(cafile=str(ca_file))
+        )
+        subscriber = cls(reader, writer)
+        body = _utf8("MQTT") + bytes([4, 0xC2]) + (60).to_bytes(2, "big")
+        body += _utf8(f"silent-{uuid.uuid4().hex[:8]}") + _utf8(creds.username) + _utf8(creds.password)
+        writer.write(bytes([0x10, len(body)]) + body)
+        assert await subscriber.packet() == (0x20, b"\x00\x00")
+        body = (1).to_bytes(2, "big") + _utf8(topic) + b"\x01"
+        writer.write(bytes([0x82, len(body)]) + body)
+        assert await subscriber.packet() == (0x90, b"\x00\x01\x01")
+        return subscriber
+
+    async def packet(self) -> tuple[int, bytes]:
+        """The next packet: its first header byte and its body."""
+        async with asyncio.timeout(WAIT):
+            first = (await self.reader.readexactly(1))[0]
+            length, shift = 0, 0
+            while True:
+                byte = (await self.reader.readexactly(1))[0]
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            return first, await self.reader.readexactly(length)
+
+
+def _utf8(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+async def test_embedded_broker_bounds_what_a_subscriber_has_unacknowledged(
+    tls_files: TLSFiles, identities: Identities
+) -> None:
+    """30 QoS 1 messages to a subscriber that never sends PUBACK: ``mqtt_max_inflight`` (4) go
+    out, the rest wait; a QoS 0 message published after them is not held behind them."""
+    limits = Limits(mqtt_max_inflight=4)
+    async with EmbeddedBroker(
+        cert_file=tls_files.cert, key_file=tls_files.key, port=0, accounts=identities.accounts(), limits=limits
+    ) as broker:
+        silent = await SilentSubscriber.open(
+            tls_files.ca_cert, broker.address.port, identities.a, identities.a.topics.outbound
+        )
+        hub = Probe(tls_files.ca_cert, broker.address.port)
+        try:
+            assert await hub.call(hub.connect, identities.hub.username, identities.hub.password)
+            for index in range(30):
+                await hub.call(hub.publish, identities.a.topics.outbound, b"held %d" % index, qos=1)
+            await hub.call(hub.publish, identities.a.topics.outbound, b"marker", qos=0)
+            qos1 = 0
+            while True:
+                first, body = await silent.packet()
+                assert first >> 4 == 3, f"not a PUBLISH: 0x{first:02x}"
+                if body.endswith(b"marker"):
+                    break
+                qos1 += (first >> 1) & 3 == 1
+            assert qos1 == limits.mqtt_max_inflight
+        finally:
+            silent.writer.transport.abort()
+            await asyncio.to_thread(hub.close)

@@ -512,6 +512,21 @@ async def test_garbage_storms_and_bad_json_leave_other_prefixes_answered(world: 
     await eventually(lambda: world.carrier is not None and world.carrier.prefix_count == 0, "state is released")
 
 
+async def test_a_burst_from_many_clients_reaches_the_hub_whole(world: World) -> None:
+    """2,000 QoS 1 publishes at once from four clients: the broker hands every one to the hub
+    (with the hub subscribed at QoS 1, Mosquitto dropped most of them at its in-flight bound)."""
+    carrier = world.carrier
+    assert carrier is not None
+    per_client = 500
+    async with contextlib.AsyncExitStack() as stack:
+        raws = [await stack.enter_async_context(RawClient(world, identity.broker)) for identity in world.identities]
+        before = carrier.received
+        await asyncio.gather(*(raw.send(b"burst %d" % index) for raw in raws for index in range(per_client)))
+        expected = before + per_client * len(raws)
+        await eventually(lambda: carrier.received >= expected, f"{expected - carrier.received} messages lost")
+    assert carrier.received == expected
+
+
 @pytest.mark.parametrize("who", ["stranger", "no_mqtt"])
 async def test_unknown_prefix_and_hub_without_mqtt_are_silent(world: World, tmp_path: Path, who: str) -> None:
     login: MqttCredentials = world.extra[who]

@@ -9,7 +9,8 @@
 - SUBSCRIBE: each filter must be covered by the user's subscribe grants (else SUBACK 0x80);
 - PUBLISH: a message on a topic the user may not publish to is acknowledged (MQTT 3.1.1 has no
   negative PUBACK) and dropped;
-- delivery: a message reaches a subscriber only on topics that subscriber may read.
+- delivery: a message reaches a subscriber only on topics that subscriber may read, at the lower
+  of the publish's QoS and the subscription's (MQTT 3.1.1, 3.8.4), as Mosquitto delivers it.
 
 Accounts change at run time with :meth:`EmbeddedBroker.add_account` and
 :meth:`EmbeddedBroker.remove_account`; removing an account also drops its live connections.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import ssl
@@ -136,6 +138,29 @@ def _bound_inflight(handler: Any, inflight: int, queued: int = MAX_QUEUED_PER_SU
     handler.mqtt_publish = bounded
 
 
+_PUBLISH_QOS: contextvars.ContextVar[int | None] = contextvars.ContextVar("thalovant_publish_qos", default=None)
+"""The QoS of the PUBLISH a connection's task is handing to the broadcast queue (None: none)."""
+
+
+class _Delivery(dict[str, Any]):
+    """One entry of amqtt's broadcast queue that caps the delivery QoS at ``cap``.
+
+    amqtt 0.12 reads a broadcast's QoS as ``broadcast.get("qos", subscription_qos)``, and it
+    never records a client's PUBLISH QoS there, so every subscriber got its subscription's QoS:
+    a QoS 0 publish went out at QoS 1, with a PUBACK round trip per message. This entry answers
+    that lookup with ``min(cap, subscription_qos)``.
+    """
+
+    def __init__(self, cap: int, **fields: Any) -> None:
+        super().__init__(**fields)
+        self.cap = cap
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "qos" and "qos" not in self and isinstance(default, int):
+            return min(self.cap, default)
+        return super().get(key, default)
+
+
 class _PubackTimeouts(logging.Filter):
     """amqtt logs a subscriber's missing PUBACK as a failed task with its traceback; this turns
     that into one debug line."""
@@ -149,9 +174,11 @@ class _PubackTimeouts(logging.Filter):
 
 
 class _QuietBroker(Broker):  # type: ignore[misc]
-    """amqtt's broker with the server's limits and two corrections.
+    """amqtt's broker with the server's limits and three corrections.
 
     - A client that resets its connection costs a debug line, not a traceback.
+    - A message goes to each subscriber at the lower of its PUBLISH QoS (or a last will's QoS)
+      and the subscription's QoS, as MQTT 3.1.1 requires; amqtt 0.12 used the subscription's.
     - Retained messages go only to a session that holds the subscription itself: amqtt 0.12
       replays, to every new connection, the retained messages matching *any* session's filters
       (the hub's ``thalovant/+/+/status`` would hand every client the others' presence).
@@ -198,6 +225,25 @@ class _QuietBroker(Broker):  # type: ignore[misc]
             log.debug("MQTT connection ended abruptly: %s", type(exc).__name__)
         finally:
             self.open_connections -= 1
+
+    async def _handle_message_delivery(self, client_session: Any, handler: Any, wait_deliver: Any) -> Any:
+        # amqtt hands the PUBLISH to the broadcast queue from this call, in this task's context
+        failed = wait_deliver.cancelled() or wait_deliver.exception() is not None
+        message = None if failed else wait_deliver.result()
+        token = _PUBLISH_QOS.set(getattr(message, "qos", None))
+        try:
+            return await super()._handle_message_delivery(client_session, handler, wait_deliver)
+        finally:
+            _PUBLISH_QOS.reset(token)
+
+    async def _broadcast_message(
+        self, session: Any, topic: str | None, data: Any, force_qos: int | None = None
+    ) -> None:
+        cap = force_qos if force_qos is not None else _PUBLISH_QOS.get()
+        if cap is None:
+            await super()._broadcast_message(session, topic, data)
+            return
+        await self._broadcast_queue.put(_Delivery(cap, session=session, topic=topic, data=data))
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int], session: Any) -> None:
         holders = self._subscriptions.get(subscription[0], ())
