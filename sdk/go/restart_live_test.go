@@ -129,49 +129,6 @@ func (h *restartableHub) stop() {
 	}
 }
 
-// The hub goes down under a connected client: an ask made while it is down waits for the
-// link and is answered once the hub is back (same data, same port) and the client's reconnect
-// loop has brought the link back by itself, with KK.
-func TestHubRestart(t *testing.T) {
-	liveTestbed(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ctx := ctxTimeout(t, 2*time.Minute)
-	hub := newRestartableHub(t, ctx, "go-restart")
-	defer hub.stop()
-	client, err := thalovant.NewClientWithOptions(hub.identity, thalovant.ClientOptions{Protocol: thalovant.ProtocolWSS, NoiseStateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close(context.Background())
-	if _, err := client.Ask(ctx, "Tell me a short clean joke.", thalovant.RequestOptions{}); err != nil || client.NoisePattern() != "XXpsk2" {
-		t.Fatalf("first ask: %v %s", err, client.NoisePattern())
-	}
-
-	hub.stop()
-	type answer struct {
-		reply *thalovant.Reply
-		err   error
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		// generous: this bounds a slow CI machine's restart, it is not a speed goal
-		reply, err := client.Ask(ctx, "Tell me a short clean joke.", thalovant.RequestOptions{Timeout: 90 * time.Second})
-		answered <- answer{reply, err}
-	}()
-	if err := thalovant.WaitWaiting(ctx, client, 1); err != nil {
-		t.Fatalf("the ask did not wait for the link: %v", err)
-	}
-	hub.start()
-	got := <-answered
-	if got.err != nil || got.reply.Text != joke || client.NoisePattern() != "KKpsk0" {
-		t.Fatalf("ask made while the hub was down: %v %q %s", got.err, got.reply, client.NoisePattern())
-	}
-	if thalovant.Resent(client) != 0 {
-		t.Fatalf("an ask that went out once was counted as sent again")
-	}
-	_ = client.Close(context.Background())
-}
-
 // holdingProxy forwards TCP connections to target until close (the caller defers it). After hold, what a client sends on the
 // connections already open is held back until the hub next sends something on that
 // connection (for a hub shutting down: its close frame), and only then passed on: the hub
@@ -304,15 +261,19 @@ func (p *holdingProxy) close() {
 	p.wg.Wait()
 }
 
-// The hub restarts (closing the link with 1001/1012) while an ask it has not answered is in
-// flight: the client sends it again, with the same request id, once the link is back, and the
-// ask gets its reply. A proxy makes "not answered" certain: it holds the ask back until the
-// hub has said it is going away.
-func TestHubRestartResendsUnansweredAsk(t *testing.T) {
+// The hub restarts under a connected client (SIGTERM: it closes the link with 1001/1012, then
+// runs again on the same data and port), one restart for two asks:
+//
+//   - an ask in flight that the hub has not answered (a proxy holds it back until the hub has
+//     said it is going away) is sent again, with the same request id, once the link is back,
+//     and gets its reply;
+//   - an ask made while the hub is down waits for the link and is answered once the client's
+//     reconnect loop has brought the link back by itself, with KK.
+func TestHubRestart(t *testing.T) {
 	liveTestbed(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := ctxTimeout(t, 2*time.Minute)
-	hub := newRestartableHub(t, ctx, "go-resend")
+	hub := newRestartableHub(t, ctx, "go-restart")
 	defer hub.stop()
 	proxy := newHoldingProxy(t, "127.0.0.1:"+strconv.Itoa(hub.port))
 	defer proxy.close()
@@ -330,35 +291,46 @@ func TestHubRestartResendsUnansweredAsk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close(context.Background())
-	if err := client.Connect(ctx); err != nil {
-		t.Fatal(err)
+	if _, err := client.Ask(ctx, "Tell me a short clean joke.", thalovant.RequestOptions{}); err != nil || client.NoisePattern() != "XXpsk2" {
+		t.Fatalf("first ask: %v %s", err, client.NoisePattern())
 	}
 
-	proxy.hold()
 	type answer struct {
 		reply *thalovant.Reply
 		err   error
 	}
-	answered := make(chan answer, 1)
-	const rid = "thalovant-request-go-resend"
-	go func() {
-		// generous: this bounds a slow CI machine's restart, it is not a speed goal
-		reply, err := client.Ask(ctx, "Tell me a short clean joke.", thalovant.RequestOptions{RequestID: rid, Timeout: 90 * time.Second})
-		answered <- answer{reply, err}
-	}()
+	// each ask in a session of its own: the hub tells its jokes in order per session
+	ask := func(name string) <-chan answer {
+		answered := make(chan answer, 1)
+		go func() {
+			// generous: this bounds a slow CI machine's restart, it is not a speed goal
+			reply, err := client.Ask(ctx, "Tell me a short clean joke.", thalovant.RequestOptions{
+				RequestID: "thalovant-request-go-" + name, SessionID: "thalovant-session-go-" + name, Timeout: 90 * time.Second})
+			answered <- answer{reply, err}
+		}()
+		return answered
+	}
+	proxy.hold()
+	inFlight := ask("in-flight")
 	select {
 	case <-proxy.held: // the ask went out on the link
 	case <-ctx.Done():
 		t.Fatal("the ask never went out")
 	}
 	hub.stop()
-	hub.start()
-	got := <-answered
-	if got.err != nil || got.reply.Text != joke || got.reply.RequestID != rid {
-		t.Fatalf("ask in flight at the restart: %v %+v", got.err, got.reply)
+	whileDown := ask("while-down")
+	if err := thalovant.WaitWaiting(ctx, client, 2); err != nil { // both wait for the link
+		t.Fatalf("the asks did not wait for the link: %v", err)
 	}
-	if thalovant.Resent(client) != 1 {
-		t.Fatalf("the ask was sent again %d times, want 1", thalovant.Resent(client))
+	hub.start()
+	for name, answered := range map[string]<-chan answer{"in-flight": inFlight, "while-down": whileDown} {
+		got := <-answered
+		if got.err != nil || got.reply.Text != joke || got.reply.RequestID != "thalovant-request-go-"+name {
+			t.Fatalf("%s ask: %v %+v", name, got.err, got.reply)
+		}
+	}
+	if thalovant.Resent(client) != 1 || client.NoisePattern() != "KKpsk0" {
+		t.Fatalf("after the restart: %d asks sent again (want 1), pattern %s", thalovant.Resent(client), client.NoisePattern())
 	}
 	_ = client.Close(context.Background())
 }
