@@ -457,7 +457,7 @@ func (c *Client) waitLink(ctx context.Context, timeout time.Duration) (*link, er
 			if ctx.Err() != nil {
 				return nil, wrapErr(ErrConnection, ctx.Err(), "Stopped waiting for the hub link: %v%s.", ctx.Err(), last)
 			}
-			return nil, wrapErr(ErrConnection, waitCtx.Err(), "The hub link was not back within %s%s.", timeout, last)
+			return nil, wrapErr(ErrConnection, waitCtx.Err(), "The hub link was not back within %s%s.", timeout.Round(time.Millisecond), last)
 		}
 		if c.reconnect == nil {
 			c.reconnect = newSupervisor(func(ctx context.Context) { c.reconnectLoop(ctx, true) })
