@@ -129,17 +129,17 @@ func (h *restartableHub) stop() {
 	}
 }
 
-// holdingProxy forwards TCP connections to target until close (the caller defers it). After hold, what a client sends on the
-// connections already open is held back until the hub next sends something on that
-// connection (for a hub shutting down: its close frame), and only then passed on: the hub
-// has said it is going away before it could read what was held.
+// holdingProxy forwards TCP connections to target until close (the caller defers it). After
+// hold, what a client sends on the connections already open is held back until the hub next
+// sends something on that connection (for a hub shutting down: its close frame), and only
+// then passed on: the hub has said it is going away before it could read what was held.
 type holdingProxy struct {
 	listener net.Listener
 	target   string
 	mu       sync.Mutex
-	holding  bool
 	conns    []*heldConn
 	held     chan struct{} // closed when the first bytes are held back
+	heldOnce sync.Once
 	wg       sync.WaitGroup
 }
 
@@ -195,15 +195,7 @@ func (p *holdingProxy) clientToHub(c *heldConn) {
 		if n > 0 {
 			c.mu.Lock()
 			if c.hold {
-				if len(c.buffer) == 0 {
-					p.mu.Lock()
-					select {
-					case <-p.held:
-					default:
-						close(p.held)
-					}
-					p.mu.Unlock()
-				}
+				p.heldOnce.Do(func() { close(p.held) })
 				c.buffer = append(c.buffer, buffer[:n]...)
 			} else if _, werr := c.hub.Write(buffer[:n]); werr != nil {
 				err = werr
