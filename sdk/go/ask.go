@@ -2,6 +2,7 @@ package thalovant
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -218,9 +219,29 @@ func (c *replyCollector) abort(err error) {
 	}
 }
 
+// errSendAgain ends an ask that must be sent again on the next link (resendUnanswered).
+var errSendAgain = errors.New("send the ask again")
+
+// abortIfUnanswered ends the ask with err if nothing for its request has arrived yet; it says
+// whether it did.
+func (c *replyCollector) abortIfUnanswered(err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished() || len(c.events) > 0 || len(c.media) > 0 || c.dropped > 0 {
+		return false
+	}
+	c.failLocked(err)
+	return true
+}
+
 // result waits for the reply, the typed error, the deadline (ErrTimeout) or ctx.
 func (c *replyCollector) result(ctx context.Context, timeout time.Duration) (*Reply, error) {
-	deadline := time.NewTimer(timeout)
+	return c.resultWithin(ctx, timeout, timeout)
+}
+
+// resultWithin is result waiting for wait, the part left of the ask's whole timeout.
+func (c *replyCollector) resultWithin(ctx context.Context, wait, timeout time.Duration) (*Reply, error) {
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	select {
 	case <-c.done:

@@ -2,6 +2,7 @@ package thalovant
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net/url"
 	"strings"
@@ -25,6 +26,9 @@ const (
 	DefaultHandshakeTimeout = 20 * time.Second
 	CarryGrace              = 2 * time.Second
 	UntrackedGrace          = 10 * time.Second
+	// DefaultSendTimeout is how long Emit, SendUtterance, SendAction and SendCode wait for a
+	// link that is down when neither the call nor ClientOptions.SendTimeout says otherwise.
+	DefaultSendTimeout = 8 * time.Second
 )
 
 // ClientOptions configure a runtime client; the zero value of every field is the default.
@@ -41,7 +45,11 @@ type ClientOptions struct {
 	ConnectTimeout   time.Duration // 0: 4 s
 	HandshakeTimeout time.Duration // 0: 20 s
 	UserAgent        string        // "": DefaultUserAgent
-	// DisableAutoReconnect stops the background redial of a dropped link.
+	// SendTimeout is how long Emit and the Send* calls wait for a link that is down before
+	// they fail (0: DefaultSendTimeout); a context deadline that comes first wins.
+	SendTimeout time.Duration
+	// DisableAutoReconnect stops the background redial of a dropped link; a request made
+	// while the link is down then makes one connect attempt itself and fails with its error.
 	DisableAutoReconnect bool
 	// InsecureSkipVerify turns TLS verification off (development only; never the default).
 	InsecureSkipVerify bool
@@ -53,7 +61,10 @@ type RequestOptions struct {
 	SessionID string         // "": the conversation's or the connection's session
 	RequestID string         // "": a new thalovant-request-<hex>
 	Context   map[string]any // caller context (see BuildClientContext)
-	Timeout   time.Duration  // Ask only; 0: 12 s
+	// Timeout bounds the request, a wait for a link that is down included: for Ask the wait
+	// and the reply (0: DefaultAskTimeout), for SendUtterance the wait (0: the client's
+	// SendTimeout). A context deadline that comes first wins.
+	Timeout time.Duration
 }
 
 // ActionOptions are the options of SendAction.
@@ -105,13 +116,22 @@ func SelectProtocol(identity *Identity, forced HubProtocol) (HubProtocol, error)
 	return ProtocolHTTPS, nil // EndpointBase is never empty: the fallback of dataplane.md 1.6
 }
 
-// Client is a runtime client for one hub identity. It owns at most one link at a time; a
-// dropped link is redialled in the background unless DisableAutoReconnect is set, on the
-// schedule and with the stopping rules of the failure policy (policy.go: every 0.5-1 s during
-// the first minute of an outage, then backing off to 15-30 s; it stops for a changed hub key,
-// a rejected client key, or ten minutes of refusals), and a request made while the link is
-// down makes one connect attempt first. A message already sent is never replayed. Close ends every goroutine the
-// client started and waits for them.
+// Client is a runtime client for one hub identity. It owns at most one link at a time. Every
+// loss of the link, however it is noticed (the reader, a failed send, a request finding it
+// dead), starts the same background reconnect loop unless DisableAutoReconnect is set; the
+// loop follows the schedule and the stopping rules of the failure policy (policy.go: every
+// 0.5-1 s during the first minute of an outage, then backing off to 15-30 s; it stops for a
+// changed hub key, a rejected client key, or ten minutes of refusals).
+//
+// A request made while the link is down (Ask, Emit, the Send* calls, conversation asks) waits
+// for the loop to bring the link back, up to its own timeout (RequestOptions.Timeout,
+// ClientOptions.SendTimeout or the context deadline), and is then sent; it fails at once with
+// the policy's error when the hub refuses this client or a key is rejected or changed, or
+// when the loop has stopped for good (Connect starts over). A message already sent is never
+// sent again, except that an ask with nothing received for its request yet is sent again,
+// with the same request id, on the next link when the hub closed the link saying it is going
+// away or restarting (WebSocket 1001 or 1012). Close ends every goroutine the client started
+// and waits for them.
 type Client struct {
 	Identity  *Identity
 	Protocol  HubProtocol
@@ -131,7 +151,14 @@ type Client struct {
 	// refusedSince is when the hub began refusing without a break, zero otherwise.
 	downSince    time.Time
 	refusedSince time.Time
-	changed      chan struct{} // closed and replaced whenever the link comes up or goes down
+	// attempts counts finished connect attempts; attemptErr is the error of the last one (nil
+	// after a success); stopped is the error that stopped the reconnect loop for good.
+	attempts   int
+	attemptErr error
+	stopped    error
+	waiting    int           // requests waiting for the link
+	resent     int           // asks sent again after a restart close
+	changed    chan struct{} // closed and replaced whenever the link or an attempt's outcome changes
 
 	collectors    map[string]*replyCollector
 	carryWatch    map[string]string
@@ -308,9 +335,12 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	old := c.link
-	c.link = nil
 	c.mu.Unlock()
 	if old != nil {
+		old.lost(newErr(ErrConnection, "The hub connection dropped."))
+		c.mu.Lock()
+		c.link = nil
+		c.mu.Unlock()
 		old.close()
 	}
 	connectTimeout, handshakeTimeout, _, _ := c.durations()
@@ -335,6 +365,8 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	c.link, c.lastError = l, ""
 	c.downSince, c.refusedSince = time.Time{}, time.Time{}
+	c.attempts++
+	c.attemptErr, c.stopped = nil, nil
 	c.signalChange()
 	c.mu.Unlock()
 	l.start()
@@ -347,6 +379,8 @@ func (c *Client) recordFailure(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lastError = err.Error()
+	c.attempts++
+	c.attemptErr = err
 	now := time.Now()
 	if c.downSince.IsZero() {
 		c.downSince = now
@@ -356,6 +390,7 @@ func (c *Client) recordFailure(err error) {
 	} else if c.refusedSince.IsZero() {
 		c.refusedSince = now
 	}
+	c.signalChange()
 }
 
 // signalChange wakes whoever waits for the link to come up or go down. Called with c.mu held.
@@ -364,28 +399,116 @@ func (c *Client) signalChange() {
 	c.changed = make(chan struct{})
 }
 
-// ensureLink is the live link; one connect attempt first when it is down.
-func (c *Client) ensureLink(ctx context.Context) (*link, error) {
+// waitLink is the live link, waiting up to timeout (and ctx) while it is down. A link found
+// dead is reported lost first, so that it ends in the reconnect loop like every other loss;
+// the loop is started (first attempt at once) if it is not running. The wait ends early with
+// the policy's error when an attempt made meanwhile fails in a way waiting cannot help
+// (waiterGivesUp), or the loop has stopped for good. Without auto-reconnect it is one connect
+// attempt.
+func (c *Client) waitLink(ctx context.Context, timeout time.Duration) (*link, error) {
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	closed, l := c.closed, c.link
+	c.mu.Unlock()
+	if closed {
 		return nil, newErr(ErrConnection, "The client is closed; call Connect to use it again.")
 	}
-	c.mu.Unlock()
-	if !c.Connected() {
+	if l != nil && l.alive() {
+		return l, nil
+	}
+	if l != nil {
+		l.lost(newErr(ErrConnection, "The hub connection dropped."))
+	}
+	if c.options.DisableAutoReconnect {
 		if err := c.connect(ctx); err != nil {
 			return nil, err
 		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.link == nil {
+			return nil, newErr(ErrConnection, "The hub connection is down.")
+		}
+		return c.link, nil
 	}
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.link == nil {
-		return nil, newErr(ErrConnection, "The hub connection is down.")
+	c.waiting++
+	c.signalChange()
+	defer func() {
+		c.waiting--
+		c.mu.Unlock()
+	}()
+	seen := c.attempts
+	for {
+		switch {
+		case c.closed:
+			return nil, newErr(ErrConnection, "The client was closed.")
+		case c.link != nil && c.link.alive():
+			return c.link, nil
+		case c.stopped != nil:
+			return nil, c.stopped
+		case c.attempts > seen && c.attemptErr != nil && waiterGivesUp(c.attemptErr):
+			return nil, c.attemptErr
+		case waitCtx.Err() != nil:
+			last := ""
+			if c.lastError != "" {
+				last = " (last error: " + redactError(c.lastError) + ")"
+			}
+			if ctx.Err() != nil {
+				return nil, wrapErr(ErrConnection, ctx.Err(), "Stopped waiting for the hub link: %v%s.", ctx.Err(), last)
+			}
+			return nil, wrapErr(ErrConnection, waitCtx.Err(), "The hub link was not back within %s%s.", timeout.Round(time.Millisecond), last)
+		}
+		if c.reconnect == nil {
+			c.reconnect = newSupervisor(func(ctx context.Context) { c.reconnectLoop(ctx, true) })
+		}
+		changed := c.changed
+		c.mu.Unlock()
+		select {
+		case <-changed:
+		case <-waitCtx.Done():
+		}
+		c.mu.Lock()
 	}
-	return c.link, nil
 }
 
+// deliver sends the message build makes for the live link, waiting up to timeout for the link
+// (waitLink). A message that found the link down before anything went out is built again for
+// the next link and sent there; nothing that went out is sent again.
+func (c *Client) deliver(ctx context.Context, timeout time.Duration, build func(*link) protocol.HiveMessage) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		l, err := c.waitLink(ctx, time.Until(deadline))
+		if err != nil {
+			return err
+		}
+		c.Transport.markPublication()
+		err = l.send(ctx, build(l))
+		if err == nil || !errors.Is(err, errNotSent) || ctx.Err() != nil || !time.Now().Before(deadline) {
+			return err
+		}
+	}
+}
+
+// sendTimeout is how long a send without a timeout of its own waits for the link.
+func (c *Client) sendTimeout() time.Duration {
+	if c.options.SendTimeout > 0 {
+		return c.options.SendTimeout
+	}
+	return DefaultSendTimeout
+}
+
+// onLost handles the loss of an established link: asks waiting for a reply fail (their
+// message went out), except that, when the hub closed saying it is going away or restarting
+// (resendUnanswered), an ask with nothing received yet is told to send again; the reconnect
+// loop starts.
 func (c *Client) onLost(err error) {
+	var closedErr *carrier.ClosedError
+	code := 0
+	if errors.As(err, &closedErr) {
+		code = closedErr.Code
+	}
+	resend := resendUnanswered(code) && !c.options.DisableAutoReconnect
 	c.mu.Lock()
 	c.lastError = err.Error()
 	c.downSince = time.Now()
@@ -397,17 +520,21 @@ func (c *Client) onLost(err error) {
 	closed := c.closed
 	start := !closed && !c.options.DisableAutoReconnect && c.reconnect == nil
 	if start {
-		c.reconnect = newSupervisor(c.reconnectLoop)
+		c.reconnect = newSupervisor(func(ctx context.Context) { c.reconnectLoop(ctx, false) })
 	}
 	c.mu.Unlock()
 	for _, collector := range collectors {
+		if resend && collector.abortIfUnanswered(errSendAgain) {
+			continue
+		}
 		collector.abort(wrapErr(ErrConnection, err, "The hub connection dropped before the reply: %v", err))
 	}
 }
 
-// reconnectLoop redials until the link is up, the client is closed, or nextStep says stop;
-// each attempt comes after the delay of defaultRetrySchedule.
-func (c *Client) reconnectLoop(ctx context.Context) {
+// reconnectLoop redials until the link is up, the client is closed, or nextStep says stop
+// (then stopped holds the error and waiters get it); each attempt comes after the delay of
+// defaultRetrySchedule, the first at once when immediate (a waiter found no loop running).
+func (c *Client) reconnectLoop(ctx context.Context, immediate bool) {
 	defer func() {
 		c.mu.Lock()
 		c.reconnect = nil
@@ -418,10 +545,13 @@ func (c *Client) reconnectLoop(ctx context.Context) {
 		c.mu.Lock()
 		downFor := sinceOrZero(c.downSince)
 		c.mu.Unlock()
-		timer := time.NewTimer(schedule.delay(late, downFor, rand.Float64))
-		if downFor >= schedule.restartWindow {
+		wait := schedule.delay(late, downFor, rand.Float64)
+		if immediate {
+			wait, immediate = 0, false
+		} else if downFor >= schedule.restartWindow {
 			late++
 		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -437,8 +567,13 @@ func (c *Client) reconnectLoop(ctx context.Context) {
 		}
 		c.mu.Lock()
 		refusedFor := sinceOrZero(c.refusedSince)
+		stop := nextStep(err, refusedFor) == stepStop
+		if stop {
+			c.stopped = err
+			c.signalChange()
+		}
 		c.mu.Unlock()
-		if nextStep(err, refusedFor) == stepStop {
+		if stop {
 			return
 		}
 	}
@@ -464,6 +599,7 @@ func IsFatalConnectError(err error) bool {
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
+	c.signalChange()
 	reconnect := c.reconnect
 	collectors := make([]*replyCollector, 0, len(c.collectors))
 	for _, collector := range c.collectors {
@@ -614,25 +750,20 @@ func (c *Client) rememberConversation(requestSession string, event Event) {
 
 // ------------------------------------------------------------------ publishing
 
-func (c *Client) publish(ctx context.Context, l *link, name string, data, context map[string]any) error {
-	c.Transport.markPublication()
-	return l.send(ctx, protocol.BusEnvelope(name, data, context))
-}
-
 func (c *Client) runtimeContext(context map[string]any, l *link) map[string]any {
 	return runtimeContext(context, c.useragent, l.sessionID, c.Identity.SiteID, c.Identity.Metadata)
 }
 
-// Emit sends a raw bus event with data and the runtime context (dataplane.md 6.7).
+// Emit sends a raw bus event with data and the runtime context (dataplane.md 6.7), waiting up
+// to the client's SendTimeout for a link that is down.
 func (c *Client) Emit(ctx context.Context, name string, data, context map[string]any) error {
 	if strings.TrimSpace(name) == "" {
 		return newErr(ErrRuntime, "An event name is a non-empty string.")
 	}
-	l, err := c.ensureLink(ctx)
-	if err != nil {
-		return err
-	}
-	return c.publish(ctx, l, name, deepCopyMap(data), c.runtimeContext(context, l))
+	payload := deepCopyMap(data)
+	return c.deliver(ctx, c.sendTimeout(), func(l *link) protocol.HiveMessage {
+		return protocol.BusEnvelope(name, payload, c.runtimeContext(context, l))
+	})
 }
 
 type utterance struct {
@@ -640,8 +771,11 @@ type utterance struct {
 	context                          map[string]any
 	dataExtra, contextExtra          map[string]any
 	ask                              bool
+	timeout                          time.Duration // the wait for a link that is down
 }
 
+// sendUtterance sends one utterance (waiting up to u.timeout for the link) and returns its
+// request id; for an ask, also the collector of its reply, registered before it went out.
 func (c *Client) sendUtterance(ctx context.Context, u utterance) (string, *replyCollector, error) {
 	if strings.TrimSpace(u.text) == "" {
 		return "", nil, newErr(ErrRuntime, "An utterance is a non-empty string.")
@@ -649,91 +783,120 @@ func (c *Client) sendUtterance(ctx context.Context, u utterance) (string, *reply
 	if u.lang == "" {
 		u.lang = "en-us"
 	}
-	l, err := c.ensureLink(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	sid := u.sessionID
-	if sid == "" {
-		sid = contextSessionID(u.context)
-	}
-	if sid == "" {
-		sid = l.sessionID
+	rid := u.requestID
+	if rid == "" {
+		rid = newRequestID()
 	}
 	var collector *replyCollector
-	c.mu.Lock()
-	var carried map[string]any
-	if u.ask {
-		carried = c.carried[sid]
-	}
-	rid, data, msgContext := utteranceMessage(strings.TrimSpace(u.text), u.lang, u.sessionID, u.requestID, u.context, c.Identity.SiteID, carried)
-	for key, value := range u.dataExtra {
-		data[key] = deepCopy(value)
-	}
-	for key, value := range u.contextExtra {
-		msgContext[key] = deepCopy(value)
-	}
-	if u.ask {
-		_, _, settle, emptyWait := c.durations()
-		collector = newReplyCollector(rid, sid, settle, emptyWait)
-		c.collectors[rid] = collector
-		c.carryWatch[rid] = sid
-	} else {
-		c.lastUntracked = time.Now()
-	}
-	c.mu.Unlock()
-	if err := c.publish(ctx, l, EventRecognizerLoopUtterance, data, c.runtimeContext(msgContext, l)); err != nil {
+	build := func(l *link) protocol.HiveMessage {
+		sid := u.sessionID
+		if sid == "" {
+			sid = contextSessionID(u.context)
+		}
+		if sid == "" {
+			sid = l.sessionID
+		}
 		c.mu.Lock()
-		delete(c.collectors, rid)
-		delete(c.carryWatch, rid)
+		var carried map[string]any
+		if u.ask {
+			carried = c.carried[sid]
+		}
+		_, data, msgContext := utteranceMessage(strings.TrimSpace(u.text), u.lang, u.sessionID, rid, u.context, c.Identity.SiteID, carried)
+		for key, value := range u.dataExtra {
+			data[key] = deepCopy(value)
+		}
+		for key, value := range u.contextExtra {
+			msgContext[key] = deepCopy(value)
+		}
+		if u.ask {
+			_, _, settle, emptyWait := c.durations()
+			collector = newReplyCollector(rid, sid, settle, emptyWait)
+			c.collectors[rid] = collector
+			c.carryWatch[rid] = sid
+		} else {
+			c.lastUntracked = time.Now()
+		}
 		c.mu.Unlock()
+		return protocol.BusEnvelope(EventRecognizerLoopUtterance, data, c.runtimeContext(msgContext, l))
+	}
+	if err := c.deliver(ctx, u.timeout, build); err != nil {
+		if u.ask {
+			c.mu.Lock()
+			delete(c.collectors, rid)
+			delete(c.carryWatch, rid)
+			c.mu.Unlock()
+		}
 		return "", nil, err
 	}
 	return rid, collector, nil
 }
 
-// Ask sends an utterance and collects the hub's spoken reply (dataplane.md 6.3).
+// Ask sends an utterance and collects the hub's spoken reply (dataplane.md 6.3). While the
+// link is down the ask waits for it; options.Timeout covers the wait and the reply. An ask
+// with nothing received yet when the hub closes for a restart is sent again (same request id)
+// once the link is back.
 func (c *Client) Ask(ctx context.Context, text string, options RequestOptions) (*Reply, error) {
-	rid, collector, err := c.sendUtterance(ctx, utterance{text: text, lang: options.Lang, sessionID: options.SessionID,
-		requestID: options.RequestID, context: options.Context, ask: true})
-	if err != nil {
-		return nil, err
-	}
 	timeout := options.Timeout
 	if timeout <= 0 {
 		timeout = DefaultAskTimeout
 	}
-	reply, err := collector.result(ctx, timeout)
-	c.mu.Lock()
-	delete(c.collectors, rid)
-	c.mu.Unlock()
-	time.AfterFunc(CarryGrace, func() {
+	deadline := time.Now().Add(timeout)
+	rid := options.RequestID
+	if rid == "" {
+		rid = newRequestID()
+	}
+	defer func() {
 		c.mu.Lock()
-		delete(c.carryWatch, rid)
+		delete(c.collectors, rid)
 		c.mu.Unlock()
-	})
-	return reply, err
+		time.AfterFunc(CarryGrace, func() {
+			c.mu.Lock()
+			delete(c.carryWatch, rid)
+			c.mu.Unlock()
+		})
+	}()
+	for {
+		_, collector, err := c.sendUtterance(ctx, utterance{text: text, lang: options.Lang, sessionID: options.SessionID,
+			requestID: rid, context: options.Context, ask: true, timeout: time.Until(deadline)})
+		if err != nil {
+			return nil, err
+		}
+		reply, err := collector.resultWithin(ctx, time.Until(deadline), timeout)
+		if !errors.Is(err, errSendAgain) {
+			return reply, err
+		}
+		c.mu.Lock()
+		c.resent++
+		c.mu.Unlock()
+	}
 }
 
-// SendUtterance sends speech or chat text without waiting for an answer.
+// SendUtterance sends speech or chat text without waiting for an answer; while the link is
+// down it waits for it up to options.Timeout (0: the client's SendTimeout).
 func (c *Client) SendUtterance(ctx context.Context, text string, options RequestOptions) error {
+	timeout := options.Timeout
+	if timeout <= 0 {
+		timeout = c.sendTimeout()
+	}
 	_, _, err := c.sendUtterance(ctx, utterance{text: text, lang: options.Lang, sessionID: options.SessionID,
-		requestID: options.RequestID, context: options.Context})
+		requestID: options.RequestID, context: options.Context, timeout: timeout})
 	return err
 }
 
-// SendAction sends a button, menu pick or command (context.input.kind = "action").
+// SendAction sends a button, menu pick or command (context.input.kind = "action"); while the
+// link is down it waits for it up to the client's SendTimeout.
 func (c *Client) SendAction(ctx context.Context, payload string, options ActionOptions) error {
 	title := options.Title
 	if title == "" {
 		title = payload
 	}
-	_, _, err := c.sendUtterance(ctx, utterance{text: payload, lang: options.Lang, sessionID: options.SessionID,
+	_, _, err := c.sendUtterance(ctx, utterance{text: payload, lang: options.Lang, sessionID: options.SessionID, timeout: c.sendTimeout(),
 		context: options.Context, contextExtra: map[string]any{"input": map[string]any{"kind": "action", "title": title, "payload": payload}}})
 	return err
 }
 
-// SendCode sends an exact value (QR, barcode, serial): input = {kind, label, value, exact}.
+// SendCode sends an exact value (QR, barcode, serial): input = {kind, label, value, exact};
+// while the link is down it waits for it up to the client's SendTimeout.
 func (c *Client) SendCode(ctx context.Context, value string, options CodeOptions) error {
 	kind := options.Kind
 	if kind == "" {
@@ -744,7 +907,7 @@ func (c *Client) SendCode(ctx context.Context, value string, options CodeOptions
 		label = kind
 	}
 	input := map[string]any{"kind": kind, "label": label, "value": value, "exact": true}
-	_, _, err := c.sendUtterance(ctx, utterance{text: value, lang: options.Lang, sessionID: options.SessionID,
+	_, _, err := c.sendUtterance(ctx, utterance{text: value, lang: options.Lang, sessionID: options.SessionID, timeout: c.sendTimeout(),
 		context: options.Context, dataExtra: map[string]any{"input": input}, contextExtra: map[string]any{"input": input}})
 	return err
 }

@@ -236,6 +236,13 @@ func TestServerDown(t *testing.T) {
 		if health := client.Healthcheck(); health.OK() || health.LastError == "" {
 			t.Fatalf("%s: health of a down hub: %v", protocol, health)
 		}
+		if protocol == thalovant.ProtocolWSS {
+			// a request waits for the reconnect loop through the drops, then fails at its timeout
+			_, err := client.Ask(ctxTimeout(t, 20*time.Second), "hello", thalovant.RequestOptions{Timeout: 300 * time.Millisecond})
+			if expectKind(t, err, thalovant.ErrConnection, "ask with the hub down"); !strings.Contains(err.Error(), "not back within") {
+				t.Fatalf("ask with the hub down: %v", err)
+			}
+		}
 		_ = client.Close(context.Background())
 	}
 	api, err := thalovant.NewControlPlane(thalovant.ControlPlaneOptions{APIURL: "https://" + addr})

@@ -71,7 +71,13 @@ type link struct {
 	onLost     func(error)
 }
 
-// send seals and sends one envelope; the lock keeps nonces and send order together.
+// errNotSent marks a send that found the link down before anything went out: the message may
+// be built again for the next link and sent there.
+var errNotSent = errors.New("nothing was sent")
+
+// send seals and sends one envelope; the lock keeps nonces and send order together. A send
+// that fails reports the link lost (the reader may not have noticed yet); when nothing went out
+// the error wraps errNotSent.
 func (l *link) send(ctx context.Context, message protocol.HiveMessage) error {
 	body, err := message.Bytes()
 	if err != nil {
@@ -83,15 +89,22 @@ func (l *link) send(ctx context.Context, message protocol.HiveMessage) error {
 	closing, linkErr := l.closing, l.err
 	l.stateMu.Unlock()
 	if closing || linkErr != nil {
-		return newErr(ErrConnection, "The hub connection is closed.")
+		return wrapErr(ErrConnection, errNotSent, "The hub connection is closed.")
 	}
 	parts, err := l.channel.SealJSON(body)
 	if err != nil {
 		return wrapErr(ErrConnection, err, "Cannot seal this message: %v", err)
 	}
-	for _, part := range parts {
+	for i, part := range parts {
 		if err := l.carrier.SendBinary(ctx, part); err != nil {
-			return wrapErr(ErrConnection, err, "Cannot send to the hub: %v", err)
+			failure := wrapErr(ErrConnection, err, "Cannot send to the hub: %v", err)
+			if ctx.Err() == nil {
+				l.lost(failure)
+			}
+			if i == 0 {
+				return wrapErr(ErrConnection, errors.Join(errNotSent, err), "Cannot send to the hub: %v", err)
+			}
+			return failure
 		}
 	}
 	return nil

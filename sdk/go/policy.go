@@ -30,10 +30,12 @@ import (
 // 2. What the client does after a failure (nextStep, waiterGivesUp): KEY_CHANGED and
 // KEY_REJECTED stop reconnecting (only a person can fix the pins); REFUSED keeps reconnecting on
 // the schedule for refusalGiveUp, then stops; DROPPED and TIMED_OUT keep reconnecting on the
-// schedule for ever. A caller waiting for the link gets a REFUSED / KEY_* error at once and
-// waits through DROPPED / TIMED_OUT. A message already sent is never sent again, except that an
-// ask without any answer yet is sent again (same request id) after the hub closed the link
-// saying it is going away or restarting (resendUnanswered).
+// schedule for ever. A caller waiting for the link (Client.waitLink: any request made while it
+// is down) gets a REFUSED / KEY_* error at once, and the error that stopped the loop once it
+// has stopped; it waits through DROPPED / TIMED_OUT up to its own timeout. A message already
+// sent is never sent again, except that an ask without any answer yet is sent again (same
+// request id) once the link is back, after the hub closed the link saying it is going away or
+// restarting (resendUnanswered; Client.onLost and Client.Ask).
 //
 // 3. When to reconnect (retrySchedule): every loss of the link starts the same loop. Each delay
 // is a base jittered down by up to half, so a fleet does not dial in step:
