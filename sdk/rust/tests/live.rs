@@ -450,9 +450,44 @@ impl Drop for OwnServer {
     }
 }
 
-/// A server of this test's own (in `scratch`) with a client identity per name on its
-/// `joke-garden` hub, and the CA file that server's certificates chain to.
-async fn own_hub(scratch: &Scratch, names: &[&str]) -> (OwnServer, Vec<Identity>, std::path::PathBuf) {
+/// Generous: bounds a slow CI machine's restart; not a speed goal.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Asks `client` in a loop until `stop` is set, each within [`PATIENCE`]; reports its first
+/// answer on `started`. The count of answers, or the first error.
+fn ask_in_a_loop(
+    client: Client,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    started: tokio::sync::mpsc::UnboundedSender<()>,
+) -> tokio::task::JoinHandle<Result<u32, Error>> {
+    tokio::spawn(async move {
+        let mut answered = 0u32;
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            let reply = client.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await?;
+            assert_eq!(reply.text, CAPABILITIES);
+            answered += 1;
+            if answered == 1 {
+                let _ = started.send(());
+            }
+        }
+        Ok(answered)
+    })
+}
+
+/// One restart of a hub of this test's own (same data, same ports; starting it is most of the
+/// cost, so every restart scenario shares it):
+///
+/// - while it is down, a client without `auto_reconnect` gets a connection error, never a
+///   refusal, and redials with KK when asked once the hub is back;
+/// - a client with `auto_reconnect` that is not asked anything redials by itself, with KK;
+/// - an ask made while the hub is down waits for the reconnect loop and is answered once the
+///   hub is back;
+/// - the hub closes its WebSocket sessions with 1012 when it stops: asks made in a loop through
+///   the restart all get their reply (one the hub had not answered yet is sent again after the
+///   reconnect; one made during the outage waits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_restart_fails_only_unsupervised_requests_and_every_client_returns_with_kk() {
+    let scratch = Scratch::new("own-server");
     let data_dir = scratch.path().join("data");
     let password = unique("own-demo");
     let server = OwnServer::start(&data_dir, OwnServer::free_port(), OwnServer::free_port(), &password);
@@ -461,111 +496,12 @@ async fn own_hub(scratch: &Scratch, names: &[&str]) -> (OwnServer, Vec<Identity>
     let mut api = ControlPlane::new(Some(&format!("https://127.0.0.1:{}", server.port)));
     api.ca_file = Some(ca_file.clone());
     api.login("demo@example.com", &password, None).await.unwrap();
-    let mut identities = Vec::new();
-    for name in names {
-        let hub = api.get_public_hub("joke-garden").await.unwrap();
-        let options = thalovant::BootstrapIdentityOptions { name: (*name).into(), ..Default::default() };
-        identities.push(api.create_client_identity_for_hub(hub, options).await.unwrap().identity);
-    }
-    (server, identities, ca_file)
-}
-
-/// A WSS client of `identity` with `auto_reconnect` (the default) and its own Noise state.
-fn reconnecting_client(identity: &Identity, scratch: &Scratch, ca_file: &std::path::Path) -> Client {
-    let options = ClientOptions {
-        protocol: Some(HubProtocol::Wss),
-        noise_state_dir: Some(scratch.path().join(format!("state-{}", identity.site_id))),
-        ca_file: Some(ca_file.to_path_buf()),
-        ..ClientOptions::default()
-    };
-    Client::with_options(identity.clone(), options).unwrap()
-}
-
-/// Generous: bounds a slow CI machine's restart; not a speed goal.
-const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// An ask made while the hub is down waits for the reconnect loop (it does not dial, and it
-/// does not fail on the refused dials of the outage) and is answered once the hub is back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ask_made_while_the_hub_is_down_waits_and_is_answered() {
-    let scratch = Scratch::new("outage-ask");
-    let (mut server, identities, ca_file) = own_hub(&scratch, &["outage-asker"]).await;
-    let client = reconnecting_client(&identities[0], &scratch, &ca_file);
-    client.connect().await.unwrap();
-    tokio::task::block_in_place(|| server.stop());
-    let asking = client.clone();
-    let ask = tokio::spawn(async move {
-        asking.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await
-    });
-    let server = tokio::task::block_in_place(|| server.restart());
-    assert_eq!(ask.await.unwrap().unwrap().text, CAPABILITIES);
-    let info = client.connection_info();
-    assert_eq!((info.reconnects, info.noise_pattern.as_deref()), (1, Some("KKpsk0")));
-    client.close().await.unwrap();
-    drop(server);
-}
-
-/// The hub closes its WebSocket sessions with 1001 / 1012 when it stops: an ask it had not
-/// answered yet is sent again (same request id) once the link is back, and an ask made during
-/// the outage waits; so asks made in a loop through a restart all get their reply.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asks_in_a_loop_through_a_restart_all_get_their_reply() {
-    let scratch = Scratch::new("restart-loop");
-    let names = ["looper-0", "looper-1", "looper-2"];
-    let (mut server, identities, ca_file) = own_hub(&scratch, &names).await;
-    let clients: Vec<Client> = identities.iter().map(|identity| reconnecting_client(identity, &scratch, &ca_file)).collect();
-    for client in &clients {
-        client.connect().await.unwrap();
-    }
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
-    let loops: Vec<_> = clients
-        .iter()
-        .map(|client| {
-            let (client, stop, started) = (client.clone(), stop.clone(), started_tx.clone());
-            tokio::spawn(async move {
-                let mut answered = 0u32;
-                while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                    let options = RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() };
-                    assert_eq!(client.ask("What can this hub do?", options).await?.text, CAPABILITIES);
-                    answered += 1;
-                    if answered == 1 {
-                        let _ = started.send(());
-                    }
-                }
-                Ok::<u32, Error>(answered)
-            })
-        })
-        .collect();
-    // every loop has an answer before the hub goes: each is asking at the close
-    for _ in &clients {
-        started.recv().await.unwrap();
-    }
-    tokio::task::block_in_place(|| server.stop());
-    let server = tokio::task::block_in_place(|| server.restart());
-    stop.store(true, std::sync::atomic::Ordering::Release);
-    for (name, looping) in names.iter().zip(loops) {
-        let answered = looping.await.unwrap().unwrap_or_else(|e| panic!("{name}: an ask failed across the restart: {e:?}"));
-        assert!(answered > 0, "{name}");
-    }
-    for client in &clients {
-        // made after the loops: waits for the link if the loop's last ask came before the close
-        let options = RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() };
-        assert_eq!(client.ask("What can this hub do?", options).await.unwrap().text, CAPABILITIES);
-        assert_eq!(client.connection_info().reconnects, 1);
-        client.close().await.unwrap();
-    }
-    drop(server);
-}
-
-/// The hub goes down under connected clients: an ask is a connection error, never a refusal.
-/// Once it is back (same data, same ports) a client with `auto_reconnect` redials by itself,
-/// and the others redial when asked; all with KK.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_goes_down_is_a_connection_error_and_its_return_a_kk_reconnect() {
-    let scratch = Scratch::new("own-server");
-    let (server, identity, ca_file) = own_hub(&scratch, &["down-and-up"]).await;
-    let identity = identity[0].clone();
+    let hub = api.get_public_hub("joke-garden").await.unwrap();
+    let identity = api
+        .create_client_identity_for_hub(hub, thalovant::BootstrapIdentityOptions { name: "down-and-up".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .identity;
     let options = |protocol| ClientOptions {
         protocol: Some(protocol),
         noise_state_dir: Some(scratch.path().join("state")),
@@ -573,30 +509,60 @@ async fn a_server_that_goes_down_is_a_connection_error_and_its_return_a_kk_recon
         auto_reconnect: false,
         ..ClientOptions::default()
     };
+    let reconnecting = || Client::with_options(identity.clone(), ClientOptions { auto_reconnect: true, ..options(HubProtocol::Wss) }).unwrap();
     let clients: Vec<Client> = CARRIERS.iter().map(|p| Client::with_options(identity.clone(), options(*p)).unwrap()).collect();
     for client in &clients {
         client.connect().await.unwrap();
         assert_eq!(client.ask("What can this hub do?", RequestOptions::default()).await.unwrap().text, CAPABILITIES);
     }
     // one client keeps auto_reconnect: it must come back by itself, without being asked
-    let returning = Client::with_options(identity.clone(), ClientOptions { auto_reconnect: true, ..options(HubProtocol::Wss) }).unwrap();
-    returning.connect().await.unwrap();
+    let returning = reconnecting();
+    let asker = reconnecting();
+    // no settle window: a looper's ask is in flight mostly while the hub has not answered it
+    let looper = || {
+        let options = ClientOptions { auto_reconnect: true, reply_settle: std::time::Duration::ZERO, ..options(HubProtocol::Wss) };
+        Client::with_options(identity.clone(), options).unwrap()
+    };
+    let loopers = [looper(), looper()];
+    for client in loopers.iter().chain([&returning, &asker]) {
+        client.connect().await.unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let loops: Vec<_> = loopers.iter().map(|client| ask_in_a_loop(client.clone(), stop.clone(), started_tx.clone())).collect();
+    // every loop has had an answer: each is asking when the hub goes
+    for _ in &loopers {
+        started.recv().await.unwrap();
+    }
     let mut server = server;
-    server.stop();
+    tokio::task::block_in_place(|| server.stop());
+    let waiting = {
+        let asker = asker.clone();
+        tokio::spawn(async move { asker.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await })
+    };
     for client in &clients {
         let error = client.ask("What can this hub do?", RequestOptions::default()).await.unwrap_err();
         assert!(error.is_connection() || error.is_timeout(), "{}: {error:?}", client.protocol());
         assert!(!error.is_hub_refused(), "{}: a stopped server is not a refusal: {error:?}", client.protocol());
         assert!(!client.healthcheck().await.ok());
     }
-    // the same data directory comes back with the same keys: the reconnect loop redials (the
-    // first session of the new server is its own, opened before anything is asked), with KK
-    let server = server.restart();
-    assert!(server.wait_for_log("WSS session open", std::time::Duration::from_secs(30)), "the reconnect loop never dialled the new server");
-    assert_eq!(returning.ask("What can this hub do?", RequestOptions::default()).await.unwrap().text, CAPABILITIES);
-    let info = returning.connection_info();
-    assert_eq!((info.reconnects, info.noise_pattern.as_deref()), (1, Some("KKpsk0")));
-    returning.close().await.unwrap();
+    // the same data directory comes back with the same keys: the reconnect loops redial, with KK
+    let server = tokio::task::block_in_place(|| server.restart());
+    assert_eq!(waiting.await.unwrap().unwrap().text, CAPABILITIES, "the ask made while the hub was down");
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    for looping in loops {
+        let answered = looping.await.unwrap().unwrap_or_else(|e| panic!("an ask failed across the restart: {e:?}"));
+        assert!(answered > 0);
+    }
+    assert!(server.wait_for_log("WSS session open", std::time::Duration::from_secs(30)), "no reconnect loop dialled the new server");
+    for client in loopers.iter().chain([&returning, &asker]) {
+        // made after the loops: waits for the link if this client has not redialled yet
+        let reply = client.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await.unwrap();
+        assert_eq!(reply.text, CAPABILITIES);
+        let info = client.connection_info();
+        assert_eq!((info.reconnects, info.noise_pattern.as_deref()), (1, Some("KKpsk0")));
+        client.close().await.unwrap();
+    }
     // each client without auto_reconnect redials with KK when asked
     for client in &clients {
         let reply = client.ask("What can this hub do?", RequestOptions::default()).await.unwrap();
