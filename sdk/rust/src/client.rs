@@ -14,7 +14,8 @@
 //! ([`RequestOptions::timeout`]; [`ClientOptions::send_timeout`] for sends without one), and is
 //! then sent. It fails at once only with the error that stopped the loop, or with a refusal or a
 //! key error of the loop's latest attempt ([`crate::runtime::policy::waiter_gives_up`]); past its
-//! timeout it is a connection error "not back within".
+//! timeout it is a connection error "not back within". Once the loop has stopped, requests
+//! fail at once with its error until [`Client::connect`] brings a link up again.
 //!
 //! A message already sent is never sent again, with one exception: when the hub closes the link
 //! with WebSocket 1001 or 1012 (going away, restarting), an `ask` that has received nothing for
@@ -437,13 +438,21 @@ impl Client {
         Ok(())
     }
 
-    /// Connect if needed, then report the link state (no network round trip).
+    /// Connect if needed, then report the link state (no network round trip). While losses
+    /// are supervised (see the module doc) it does not dial: a link that is down is left to the
+    /// reconnect loop (started if it does not run) and reported down.
     pub async fn healthcheck(&self) -> Health {
         let mut error = None;
-        if !self.connected()
-            && let Err(e) = self.connect().await {
+        if !self.connected() {
+            if self.inner.supervised() {
+                match self.inner.current_link() {
+                    Some(link) => self.inner.notice_loss(&link),
+                    None => self.inner.supervise(),
+                }
+            } else if let Err(e) = self.connect().await {
                 error = Some(redact(&e.to_string()));
             }
+        }
         let link = self.inner.current_link();
         let alive = link.as_ref().is_some_and(|l| l.alive());
         Health {
@@ -736,6 +745,14 @@ impl Inner {
         }
     }
 
+    /// The reconnect loop ends; a loss it may have missed while ending starts the next one.
+    fn end_supervision(self: &Arc<Self>) {
+        self.reconnecting.store(false, Ordering::Release);
+        if !self.current_link().is_some_and(|l| l.alive()) {
+            self.supervise();
+        }
+    }
+
     /// The wait of a send with `timeout` (None: [`ClientOptions::send_timeout`]).
     fn send_wait(&self, timeout: Option<Duration>) -> Wait {
         let timeout = timeout.unwrap_or(self.options.send_timeout);
@@ -960,12 +977,12 @@ async fn reconnect_loop(weak: Weak<Inner>, down_since: Instant) {
         }
         let Some(inner) = weak.upgrade() else { return };
         if inner.closed.load(Ordering::Acquire) || inner.current_link().is_some_and(|l| l.alive()) {
-            inner.reconnecting.store(false, Ordering::Release);
+            inner.end_supervision();
             return;
         }
         match inner.connect(true).await {
             Ok(_) => {
-                inner.reconnecting.store(false, Ordering::Release);
+                inner.end_supervision();
                 return;
             }
             Err(error) => {

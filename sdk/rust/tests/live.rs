@@ -481,7 +481,7 @@ fn ask_in_a_loop(
 ///   refusal, and redials with KK when asked once the hub is back;
 /// - a client with `auto_reconnect` that is not asked anything redials by itself, with KK;
 /// - an ask made while the hub is down waits for the reconnect loop and is answered once the
-///   hub is back;
+///   hub is back; a request that waits longer than its own timeout is a connection error;
 /// - the hub closes its WebSocket sessions with 1012 when it stops: asks made in a loop through
 ///   the restart all get their reply (one the hub had not answered yet is sent again after the
 ///   reconnect; one made during the outage waits).
@@ -540,6 +540,12 @@ async fn a_hub_restart_fails_only_unsupervised_requests_and_every_client_returns
         let asker = asker.clone();
         tokio::spawn(async move { asker.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await })
     };
+    // a request that waits for the link gives up at its own timeout, with a connection error
+    let brief = || RequestOptions { timeout: Some(std::time::Duration::from_millis(300)), ..RequestOptions::default() };
+    let error = asker.ask("What can this hub do?", brief()).await.unwrap_err();
+    assert!(error.is_connection() && error.to_string().contains("not back within"), "{error:?}");
+    let error = asker.send_utterance("What can this hub do?", brief()).await.unwrap_err();
+    assert!(error.is_connection() && error.to_string().contains("not back within"), "{error:?}");
     for client in &clients {
         let error = client.ask("What can this hub do?", RequestOptions::default()).await.unwrap_err();
         assert!(error.is_connection() || error.is_timeout(), "{}: {error:?}", client.protocol());
