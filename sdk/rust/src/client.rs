@@ -704,6 +704,8 @@ impl Inner {
             let mut state = self.state();
             state.link_id = link_id;
             state.link_ended = false;
+            // before the reader starts: a loss it sees at once is supervised too
+            state.had_link = true;
         }
         link.start(Arc::new(move |event| {
             if let Some(inner) = weak.upgrade() {
@@ -717,7 +719,6 @@ impl Inner {
             state.last_error = None;
             state.last_failure = None;
             state.stopped = None;
-            state.had_link = true;
             if reconnect {
                 state.reconnects += 1;
             }
