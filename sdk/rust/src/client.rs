@@ -1,13 +1,33 @@
 //! The runtime client: connect to a hub, ask, emit, send inputs, listen for events.
 //!
-//! A [`Client`] owns at most one link at a time and is cheap to clone (clones share it). With
-//! `auto_reconnect` (the default) a dropped link is redialled in the background on the
-//! [`RetrySchedule`] (every 0.5-1 s during the first minute of an outage, then backing off to
-//! 15-30 s) until it is back or [`next_step`] says stop (a changed or rejected key at once, a
-//! refusal after [`crate::runtime::policy::REFUSAL_GIVE_UP`]); [`crate::runtime::policy`]
-//! decides every failure. A publication made while the link is down makes one connect attempt
-//! first. A message already published is never replayed. Every bus event the hub sends reaches
-//! the receivers of [`Transport::subscribe`].
+//! A [`Client`] owns at most one link at a time and is cheap to clone (clones share it);
+//! [`crate::runtime::policy`] decides every failure.
+//!
+//! **With `auto_reconnect`** (the default), once a link has been up, every loss of it, however
+//! noticed (the hub closed it, a send broke, a request found it dead), starts the one
+//! supervised reconnect loop, which redials on the [`RetrySchedule`] (every 0.5-1 s during the
+//! first minute of an outage, then backing off to 15-30 s) until the link is back or
+//! [`next_step`] says stop (a changed or rejected key at once, a refusal after
+//! [`crate::runtime::policy::REFUSAL_GIVE_UP`]). No request dials by itself: a request made
+//! while the link is down (`ask`, `emit`, `send_utterance` / `send_action` / `send_code`, the
+//! asks of a [`Conversation`]) waits for the loop to bring the link back, up to its own timeout
+//! ([`RequestOptions::timeout`]; [`ClientOptions::send_timeout`] for sends without one), and is
+//! then sent. It fails at once only with the error that stopped the loop, or with a refusal or a
+//! key error of the loop's latest attempt ([`crate::runtime::policy::waiter_gives_up`]); past its
+//! timeout it is a connection error "not back within". Once the loop has stopped, requests
+//! fail at once with its error until [`Client::connect`] brings a link up again.
+//!
+//! A message already sent is never sent again, with one exception: when the hub closes the link
+//! with WebSocket 1001 or 1012 (going away, restarting), an `ask` that has received nothing for
+//! its request yet is sent again with the same request id once the link is back
+//! ([`crate::runtime::policy::resend_unanswered`]); any other ask in flight fails with a
+//! connection error (or returns the speech it already has).
+//!
+//! **Without `auto_reconnect`**, or before the first link was ever up (and after
+//! [`Client::close`]), a request made while the link is down makes one connect attempt of its
+//! own and fails with that attempt's error; asks in flight fail when the link drops.
+//!
+//! Every bus event the hub sends reaches the receivers of [`Transport::subscribe`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +36,7 @@ use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, broadcast, mpsc};
+use tokio::sync::{Mutex, broadcast, mpsc, watch};
 
 use crate::carriers::Carrier;
 use crate::errors::{Error, Result};
@@ -31,7 +51,7 @@ use crate::protocols::HubProtocol;
 use crate::runtime::ask::{EMPTY_REPLY_WAIT, ReplyCollector};
 use crate::runtime::bus;
 use crate::runtime::link::{Credentials, Link, LinkEvent, Timeouts, establish};
-use crate::runtime::policy::{RetrySchedule, Step, Verdict, jitter_draw, next_step, verdict_of};
+use crate::runtime::policy::{RetrySchedule, Step, Verdict, jitter_draw, next_step, resend_unanswered, verdict_of, waiter_gives_up};
 
 /// The default user agent.
 pub const DEFAULT_USERAGENT: &str = concat!("ThalovantRustSDK/", env!("CARGO_PKG_VERSION"));
@@ -39,6 +59,10 @@ pub const DEFAULT_USERAGENT: &str = concat!("ThalovantRustSDK/", env!("CARGO_PKG
 pub const CARRY_GRACE: Duration = Duration::from_secs(2);
 /// A denial without request id is not attributed to an ask this soon after an untracked send.
 pub const UNTRACKED_UTTERANCE_GRACE: Duration = Duration::from_secs(10);
+/// The default [`ClientOptions::send_timeout`].
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(8);
+/// The default [`RequestOptions::timeout`] of `ask`.
+pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(12);
 const EVENT_CAPACITY: usize = 1024;
 const VERIFIED_PEER_KEY: &str = "hivemind_verified_source_peer";
 
@@ -59,8 +83,12 @@ pub struct ClientOptions {
     pub handshake_timeout: Duration,
     /// The user agent (carrier credential, `User-Agent`, default `source`).
     pub useragent: String,
-    /// Redial a dropped link in the background.
+    /// Redial a dropped link in the background, and let requests made while it is down wait
+    /// for it (see the module doc). Off: a request made while the link is down dials once.
     pub auto_reconnect: bool,
+    /// How long a send without a timeout of its own (`send_utterance`, `send_action`,
+    /// `send_code`, `emit`) waits for a link that is down (default 8 s).
+    pub send_timeout: Duration,
     /// A CA file trusted alone instead of the trust variables (see [`crate::tls`]).
     pub ca_file: Option<PathBuf>,
 }
@@ -76,6 +104,7 @@ impl Default for ClientOptions {
             handshake_timeout: Duration::from_secs(20),
             useragent: DEFAULT_USERAGENT.to_string(),
             auto_reconnect: true,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
             ca_file: None,
         }
     }
@@ -92,7 +121,9 @@ pub struct RequestOptions {
     pub request_id: Option<String>,
     /// Extra context (see [`crate::build_client_context`]).
     pub context: Option<Map<String, Value>>,
-    /// The overall deadline of `ask` (default 12 s).
+    /// The overall deadline of `ask` (default 12 s), waiting for a link that is down included;
+    /// for `send_utterance`, how long it waits for a link that is down (default
+    /// [`ClientOptions::send_timeout`]).
     pub timeout: Option<Duration>,
 }
 
@@ -204,7 +235,17 @@ pub struct ConnectionInfo {
 
 enum AskInput {
     Event(Event),
-    Lost(String),
+    /// The link the request went out on ended; `resend`: send it again once the link is back.
+    Lost { reason: String, resend: bool },
+}
+
+/// An ask waiting for its reply.
+struct Collecting {
+    tx: mpsc::UnboundedSender<AskInput>,
+    /// The link its request went out on.
+    link_id: u64,
+    /// Something for its request arrived.
+    heard: bool,
 }
 
 #[derive(Default)]
@@ -212,7 +253,18 @@ struct State {
     phase: &'static str,
     last_error: Option<String>,
     reconnects: u32,
-    collectors: HashMap<String, mpsc::UnboundedSender<AskInput>>,
+    /// The current link's id, and whether its loss was already handled.
+    link_id: u64,
+    link_ended: bool,
+    /// A link was up since the client was made or closed: losses are supervised.
+    had_link: bool,
+    /// How many times the client was closed (a waiter stops when this changes).
+    closes: u64,
+    /// The latest failed dial, until a link is up.
+    last_failure: Option<Error>,
+    /// The error that stopped the reconnect loop for good, until a link is up.
+    stopped: Option<Error>,
+    collectors: HashMap<String, Collecting>,
     carry_watch: HashMap<String, (String, Option<Instant>)>,
     carried: HashMap<String, Map<String, Value>>,
     last_untracked: Option<Instant>,
@@ -229,6 +281,19 @@ struct Inner {
     transport: Transport,
     closed: AtomicBool,
     reconnecting: AtomicBool,
+    /// Bumped whenever a dial ends, the reconnect loop stops or the client closes.
+    changes: watch::Sender<u64>,
+}
+
+/// A copy of `error` for a waiter (the typed errors a dial ends with keep their type).
+fn copy_error(error: &Error) -> Error {
+    match error {
+        Error::HubKeyChanged(message) => Error::HubKeyChanged(message.clone()),
+        Error::ClientKeyRejected { message, key_folder } => Error::ClientKeyRejected { message: message.clone(), key_folder: key_folder.clone() },
+        Error::HubRefused(message) => Error::HubRefused(message.clone()),
+        Error::Timeout(message) => Error::Timeout(message.clone()),
+        other => Error::Connection(redact(&other.to_string())),
+    }
 }
 
 /// Redact what follows `?` (URLs carry the credential in their query).
@@ -302,6 +367,7 @@ impl Client {
             transport: transport.clone(),
             closed: AtomicBool::new(false),
             reconnecting: AtomicBool::new(false),
+            changes: watch::channel(0).0,
         });
         Ok(Self { inner, transport })
     }
@@ -348,12 +414,20 @@ impl Client {
         Inner::connect(&self.inner, false).await.map(|_| ())
     }
 
-    /// Close the link (normal close) and stop reconnecting. Idempotent.
+    /// Close the link (normal close) and stop reconnecting; asks in flight and requests
+    /// waiting for the link fail with a connection error. Idempotent. A later request dials
+    /// again.
     pub async fn close(&self) -> Result<()> {
         self.inner.closed.store(true, Ordering::Release);
-        let collectors: Vec<_> = self.inner.state().collectors.drain().collect();
-        for (_, tx) in collectors {
-            let _ = tx.send(AskInput::Lost("The client was closed.".into()));
+        let collectors: Vec<_> = {
+            let mut state = self.inner.state();
+            state.had_link = false;
+            state.closes += 1;
+            state.collectors.drain().collect()
+        };
+        self.inner.changed();
+        for (_, collecting) in collectors {
+            let _ = collecting.tx.send(AskInput::Lost { reason: "The client was closed.".into(), resend: false });
         }
         let link = self.inner.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(link) = link {
@@ -364,13 +438,21 @@ impl Client {
         Ok(())
     }
 
-    /// Connect if needed, then report the link state (no network round trip).
+    /// Connect if needed, then report the link state (no network round trip). While losses
+    /// are supervised (see the module doc) it does not dial: a link that is down is left to the
+    /// reconnect loop (started if it does not run) and reported down.
     pub async fn healthcheck(&self) -> Health {
         let mut error = None;
-        if !self.connected()
-            && let Err(e) = self.connect().await {
+        if !self.connected() {
+            if self.inner.supervised() {
+                match self.inner.current_link() {
+                    Some(link) => self.inner.notice_loss(&link),
+                    None => self.inner.supervise(),
+                }
+            } else if let Err(e) = self.connect().await {
                 error = Some(redact(&e.to_string()));
             }
+        }
         let link = self.inner.current_link();
         let alive = link.as_ref().is_some_and(|l| l.alive());
         Health {
@@ -401,15 +483,18 @@ impl Client {
         }
     }
 
-    /// Send an utterance and collect the hub's spoken reply (spec 6.3).
+    /// Send an utterance and collect the hub's spoken reply (spec 6.3), within
+    /// [`RequestOptions::timeout`] (default 12 s) from the call, waiting for a link that is down
+    /// included (see the module doc for when it waits and when it is sent again).
     pub async fn ask(&self, text: &str, options: RequestOptions) -> Result<Reply> {
-        let timeout = options.timeout.unwrap_or(Duration::from_secs(12));
+        let timeout = options.timeout.unwrap_or(DEFAULT_ASK_TIMEOUT);
+        let deadline = tokio::time::Instant::now() + timeout;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let sent = self.inner.send_utterance(text, &options, None, None, Some(tx)).await?;
+        let sent = self.inner.send_utterance(text, &options, None, None, Some(tx.clone()), (deadline, timeout)).await?;
         let _guard = AskGuard { inner: Arc::downgrade(&self.inner), request_id: sent.request_id.clone() };
         let mut collector =
             ReplyCollector::new(&sent.request_id, Some(&sent.session_id), self.inner.options.reply_settle, self.inner.options.empty_reply_wait);
-        let deadline = tokio::time::Instant::now() + timeout;
+        let again = RequestOptions { request_id: Some(sent.request_id.clone()), ..options };
         loop {
             let timer = collector.deadline().map(tokio::time::Instant::from_std);
             tokio::select! {
@@ -419,7 +504,13 @@ impl Client {
                             return outcome;
                         }
                     }
-                    Some(AskInput::Lost(reason)) => {
+                    Some(AskInput::Lost { resend: true, .. }) => {
+                        // the hub restarted before answering: the same request again on the next link
+                        if let Err(error) = self.inner.send_utterance(text, &again, None, None, Some(tx.clone()), (deadline, timeout)).await {
+                            return collector.abort(error);
+                        }
+                    }
+                    Some(AskInput::Lost { reason, resend: false }) => {
                         return collector.abort(Error::Connection(format!("The hub connection dropped before the reply: {reason}")));
                     }
                     None => return collector.abort(Error::Connection("The client was closed.".into())),
@@ -434,34 +525,48 @@ impl Client {
         }
     }
 
-    /// Send speech or chat text without waiting; returns the request id.
+    /// Send speech or chat text without waiting for a reply; returns the request id. A link
+    /// that is down is waited for up to [`RequestOptions::timeout`] (default
+    /// [`ClientOptions::send_timeout`]).
     pub async fn send_utterance(&self, text: &str, options: RequestOptions) -> Result<String> {
-        Ok(self.inner.send_utterance(text, &options, None, None, None).await?.request_id)
+        let wait = self.inner.send_wait(options.timeout);
+        Ok(self.inner.send_utterance(text, &options, None, None, None, wait).await?.request_id)
     }
 
-    /// Send a button / menu pick / command (`context.input.kind = "action"`).
+    /// Send a button / menu pick / command (`context.input.kind = "action"`); a link that is
+    /// down is waited for up to [`ClientOptions::send_timeout`].
     pub async fn send_action(&self, payload: &str, options: ActionOptions) -> Result<String> {
         let action = serde_json::json!({"kind": "action", "title": options.title.clone().unwrap_or_else(|| payload.to_string()), "payload": payload});
         let request = RequestOptions { lang: options.lang, session_id: options.session_id, context: options.context, ..RequestOptions::default() };
-        Ok(self.inner.send_utterance(payload, &request, None, Some(("input", action)), None).await?.request_id)
+        let wait = self.inner.send_wait(None);
+        Ok(self.inner.send_utterance(payload, &request, None, Some(("input", action)), None, wait).await?.request_id)
     }
 
-    /// Send an exact value (QR, barcode, serial): `input = {kind, label, value, exact}`.
+    /// Send an exact value (QR, barcode, serial): `input = {kind, label, value, exact}`; a link
+    /// that is down is waited for up to [`ClientOptions::send_timeout`].
     pub async fn send_code(&self, value: &str, options: CodeOptions) -> Result<String> {
         let kind = options.kind.clone().unwrap_or_else(|| "code".into());
         let code = serde_json::json!({"kind": kind, "label": options.label.clone().unwrap_or_else(|| kind.clone()), "value": value, "exact": true});
         let request = RequestOptions { lang: options.lang, session_id: options.session_id, context: options.context, ..RequestOptions::default() };
-        Ok(self.inner.send_utterance(value, &request, Some(("input", code.clone())), Some(("input", code)), None).await?.request_id)
+        let wait = self.inner.send_wait(None);
+        Ok(self.inner.send_utterance(value, &request, Some(("input", code.clone())), Some(("input", code)), None, wait).await?.request_id)
     }
 
-    /// Send a raw bus event `name` with `data` and the runtime context (spec 6.7).
+    /// Send a raw bus event `name` with `data` and the runtime context (spec 6.7); a link
+    /// that is down is waited for up to [`ClientOptions::send_timeout`].
     pub async fn emit(&self, name: &str, data: Map<String, Value>, context: Map<String, Value>) -> Result<()> {
         if name.trim().is_empty() {
             return Err(Error::InvalidArgument("An event name is a non-empty string.".into()));
         }
-        let link = Inner::ensure_link(&self.inner).await?;
-        let context = self.inner.runtime_context(Some(&context), &link);
-        link.send_envelope(&HiveMessage::bus(name, data, context)).await
+        let wait = self.inner.send_wait(None);
+        loop {
+            let link = self.inner.link_for_request(wait).await?;
+            let context = self.inner.runtime_context(Some(&context), &link);
+            match link.send_envelope(&HiveMessage::bus(name, data.clone(), context)).await {
+                Ok(()) => return Ok(()),
+                Err(error) => self.inner.after_send_failure(&link, error)?,
+            }
+        }
     }
 
     /// Related turns sharing one session (spec 6.6).
@@ -491,7 +596,7 @@ impl Conversation {
         options
     }
 
-    /// Ask within the conversation.
+    /// Ask within the conversation (as [`Client::ask`]: a link that is down is waited for).
     pub async fn ask(&self, text: &str, options: RequestOptions) -> Result<Reply> {
         self.client.ask(text, self.fill(options)).await
     }
@@ -530,6 +635,10 @@ struct Sent {
     session_id: String,
 }
 
+/// How long a request waits for a link that is down: its deadline, and its timeout (for the
+/// error message).
+type Wait = (tokio::time::Instant, Duration);
+
 impl Inner {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -563,6 +672,8 @@ impl Inner {
         }
         let old = self.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(old) = old {
+            // its reader may not have told yet: its asks fail now, not at their deadline
+            self.end_link(old.id, "The hub connection dropped.", None);
             old.close().await;
         }
         self.state().phase = "connecting";
@@ -577,34 +688,152 @@ impl Inner {
         let link = match establish(&make, self.store(), &credentials, &session_id, timeouts).await {
             Ok(link) => Arc::new(link),
             Err(error) => {
-                let mut state = self.state();
-                state.phase = "error";
-                state.last_error = Some(redact(&error.to_string()));
+                {
+                    let mut state = self.state();
+                    state.phase = "error";
+                    state.last_error = Some(redact(&error.to_string()));
+                    state.last_failure = Some(copy_error(&error));
+                }
+                self.changed();
                 return Err(error);
             }
         };
         let weak = Arc::downgrade(self);
+        let link_id = link.id;
+        {
+            let mut state = self.state();
+            state.link_id = link_id;
+            state.link_ended = false;
+            // before the reader starts: a loss it sees at once is supervised too
+            state.had_link = true;
+        }
         link.start(Arc::new(move |event| {
             if let Some(inner) = weak.upgrade() {
-                inner.on_link_event(event);
+                inner.on_link_event(link_id, event);
             }
         }));
         *self.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(link.clone());
-        let mut state = self.state();
-        state.phase = "ready";
-        state.last_error = None;
-        if reconnect {
-            state.reconnects += 1;
+        {
+            let mut state = self.state();
+            state.phase = "ready";
+            state.last_error = None;
+            state.last_failure = None;
+            state.stopped = None;
+            if reconnect {
+                state.reconnects += 1;
+            }
         }
+        self.changed();
         Ok(link)
     }
 
-    async fn ensure_link(self: &Arc<Self>) -> Result<Arc<Link>> {
-        if let Some(link) = self.current_link().filter(|l| l.alive()) {
-            return Ok(link);
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Losses are supervised: `auto_reconnect` is on and a link was up since the client was
+    /// made or closed.
+    fn supervised(&self) -> bool {
+        self.options.auto_reconnect && self.state().had_link
+    }
+
+    /// Start the reconnect loop unless it runs, the client is closed or losses are not
+    /// supervised.
+    fn supervise(self: &Arc<Self>) {
+        if self.supervised() && !self.closed.load(Ordering::Acquire) && !self.reconnecting.swap(true, Ordering::AcqRel) {
+            let weak = Arc::downgrade(self);
+            tokio::spawn(reconnect_loop(weak, Instant::now()));
         }
-        self.closed.store(false, Ordering::Release);
-        self.connect(false).await
+    }
+
+    /// The reconnect loop ends; a loss it may have missed while ending starts the next one.
+    fn end_supervision(self: &Arc<Self>) {
+        self.reconnecting.store(false, Ordering::Release);
+        if !self.current_link().is_some_and(|l| l.alive()) {
+            self.supervise();
+        }
+    }
+
+    /// The wait of a send with `timeout` (None: [`ClientOptions::send_timeout`]).
+    fn send_wait(&self, timeout: Option<Duration>) -> Wait {
+        let timeout = timeout.unwrap_or(self.options.send_timeout);
+        (tokio::time::Instant::now() + timeout, timeout)
+    }
+
+    /// The first loss of link `link_id`, however noticed: its asks get [`AskInput::Lost`]
+    /// (with a resend for the unanswered ones when [`resend_unanswered`] says so and losses are
+    /// supervised). False when this link's loss was already handled or it is not the current
+    /// link.
+    fn end_link(&self, link_id: u64, reason: &str, close_code: Option<u16>) -> bool {
+        let resend = resend_unanswered(close_code) && self.options.auto_reconnect;
+        let mut state = self.state();
+        if state.link_id != link_id || state.link_ended {
+            return false;
+        }
+        state.link_ended = true;
+        state.phase = "error";
+        state.last_error = Some(reason.to_string());
+        let resend = resend && state.had_link;
+        for collecting in state.collectors.values().filter(|c| c.link_id == link_id) {
+            let _ = collecting.tx.send(AskInput::Lost { reason: reason.to_string(), resend: resend && !collecting.heard });
+        }
+        true
+    }
+
+    /// A link that is down, noticed by a request: the same handling as a loss the reader saw.
+    fn notice_loss(self: &Arc<Self>, link: &Link) {
+        self.end_link(link.id, "The hub connection dropped.", None);
+        self.supervise();
+    }
+
+    /// After a failed send on `link`: Ok to try again (the link was lost and losses are
+    /// supervised), else the error.
+    fn after_send_failure(self: &Arc<Self>, link: &Link, error: Error) -> Result<()> {
+        if link.alive() || !self.supervised() {
+            return Err(error);
+        }
+        self.notice_loss(link);
+        Ok(())
+    }
+
+    /// The link a request goes out on. Up: at once. Down and supervised: wait for the reconnect
+    /// loop, up to the deadline of `wait`, failing at once with the error that stopped the loop
+    /// or a refusal / key error of its latest attempt ([`waiter_gives_up`]), or when the client
+    /// is closed. Down and not supervised: one connect attempt.
+    async fn link_for_request(self: &Arc<Self>, wait: Wait) -> Result<Arc<Link>> {
+        let (deadline, timeout) = wait;
+        let mut changes = self.changes.subscribe();
+        let closes = self.state().closes;
+        loop {
+            let link = self.current_link();
+            if let Some(link) = link.as_ref().filter(|l| l.alive()) {
+                return Ok(link.clone());
+            }
+            if self.state().closes != closes {
+                return Err(Error::Connection("The client was closed.".into()));
+            }
+            if !self.supervised() {
+                self.closed.store(false, Ordering::Release);
+                return self.connect(false).await;
+            }
+            {
+                let state = self.state();
+                if let Some(error) = &state.stopped {
+                    return Err(copy_error(error));
+                }
+                if let Some(error) = state.last_failure.as_ref().filter(|e| waiter_gives_up(e)) {
+                    return Err(copy_error(error));
+                }
+            }
+            match link {
+                Some(link) => self.notice_loss(&link),
+                None => self.supervise(),
+            }
+            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+                let last = self.state().last_failure.as_ref().map(|e| format!(": {}", redact(&e.to_string()))).unwrap_or_default();
+                return Err(Error::Connection(format!("The hub connection was not back within {} s{last}", timeout.as_secs_f64())));
+            }
+        }
     }
 
     fn runtime_context(&self, context: Option<&Map<String, Value>>, link: &Link) -> Map<String, Value> {
@@ -618,11 +847,29 @@ impl Inner {
         data_extra: Option<(&str, Value)>,
         context_extra: Option<(&str, Value)>,
         collector: Option<mpsc::UnboundedSender<AskInput>>,
+        wait: Wait,
     ) -> Result<Sent> {
         if text.trim().is_empty() {
             return Err(Error::InvalidArgument("An utterance is a non-empty string.".into()));
         }
-        let link = self.ensure_link().await?;
+        loop {
+            let link = self.link_for_request(wait).await?;
+            match self.send_utterance_on(&link, text, options, data_extra.clone(), context_extra.clone(), collector.clone()).await {
+                Ok(sent) => return Ok(sent),
+                Err(error) => self.after_send_failure(&link, error)?,
+            }
+        }
+    }
+
+    async fn send_utterance_on(
+        self: &Arc<Self>,
+        link: &Link,
+        text: &str,
+        options: &RequestOptions,
+        data_extra: Option<(&str, Value)>,
+        context_extra: Option<(&str, Value)>,
+        collector: Option<mpsc::UnboundedSender<AskInput>>,
+    ) -> Result<Sent> {
         let effective_sid = options
             .session_id
             .clone()
@@ -645,14 +892,14 @@ impl Inner {
         if let Some((key, value)) = context_extra {
             ctx.insert(key.into(), value);
         }
-        let ctx = self.runtime_context(Some(&ctx), &link);
+        let ctx = self.runtime_context(Some(&ctx), link);
         {
             let mut state = self.state();
             match collector {
                 Some(tx) => {
                     let now = Instant::now();
                     state.carry_watch.retain(|_, (_, expiry)| expiry.is_none_or(|at| at > now));
-                    state.collectors.insert(rid.clone(), tx);
+                    state.collectors.insert(rid.clone(), Collecting { tx, link_id: link.id, heard: false });
                     state.carry_watch.insert(rid.clone(), (effective_sid.clone(), None));
                 }
                 None => state.last_untracked = Some(Instant::now()),
@@ -667,7 +914,7 @@ impl Inner {
         Ok(Sent { request_id: rid, session_id: effective_sid })
     }
 
-    fn on_link_event(self: &Arc<Self>, event: LinkEvent) {
+    fn on_link_event(self: &Arc<Self>, link_id: u64, event: LinkEvent) {
         match event {
             LinkEvent::Envelope(envelope) => {
                 if let Some(bus) = bus_of(&envelope, &self.identity.site_id) {
@@ -677,7 +924,11 @@ impl Inner {
             LinkEvent::Binary(frame) => {
                 self.transport.publish_binary(*frame);
             }
-            LinkEvent::Lost(error) => self.on_lost(&error),
+            LinkEvent::Lost { error, close_code } => {
+                if self.end_link(link_id, &redact(&error.to_string()), close_code) {
+                    self.supervise();
+                }
+            }
         }
     }
 
@@ -685,8 +936,9 @@ impl Inner {
         {
             let mut state = self.state();
             if let Some(rid) = event.request_id() {
-                if let Some(tx) = state.collectors.get(rid) {
-                    let _ = tx.send(AskInput::Event(event.clone()));
+                if let Some(collecting) = state.collectors.get_mut(rid) {
+                    collecting.heard = true;
+                    let _ = collecting.tx.send(AskInput::Event(event.clone()));
                 }
                 if event.name == EVENT_UTTERANCE_HANDLED {
                     let now = Instant::now();
@@ -701,33 +953,19 @@ impl Inner {
                 let recent_untracked = state.last_untracked.is_some_and(|at| at.elapsed() < UNTRACKED_UTTERANCE_GRACE);
                 let is_utterance = event.data.get("denied_type").and_then(Value::as_str) == Some(bus::UTTERANCE);
                 if is_utterance && state.collectors.len() == 1 && !recent_untracked
-                    && let Some(tx) = state.collectors.values().next() {
-                        let _ = tx.send(AskInput::Event(event.clone()));
+                    && let Some(collecting) = state.collectors.values_mut().next() {
+                        collecting.heard = true;
+                        let _ = collecting.tx.send(AskInput::Event(event.clone()));
                     }
             }
         }
         self.transport.publish(event);
     }
-
-    fn on_lost(self: &Arc<Self>, error: &Error) {
-        let reason = redact(&error.to_string());
-        {
-            let mut state = self.state();
-            state.phase = "error";
-            state.last_error = Some(reason.clone());
-            for tx in state.collectors.values() {
-                let _ = tx.send(AskInput::Lost(reason.clone()));
-            }
-        }
-        if self.options.auto_reconnect && !self.closed.load(Ordering::Acquire) && !self.reconnecting.swap(true, Ordering::AcqRel) {
-            let weak = Arc::downgrade(self);
-            tokio::spawn(reconnect_loop(weak, Instant::now()));
-        }
-    }
 }
 
 /// Redial the link lost at `down_since` until it is back, the client is closed or dropped, or
-/// the policy says stop; each wait comes from the [`RetrySchedule`].
+/// the policy says stop (then the stopping error is kept for waiters); each wait comes from the
+/// [`RetrySchedule`]. Every failed attempt is published to the waiters by [`Inner::connect`].
 async fn reconnect_loop(weak: Weak<Inner>, down_since: Instant) {
     let schedule = RetrySchedule::default();
     let mut late_retries = 0u32;
@@ -740,19 +978,21 @@ async fn reconnect_loop(weak: Weak<Inner>, down_since: Instant) {
         }
         let Some(inner) = weak.upgrade() else { return };
         if inner.closed.load(Ordering::Acquire) || inner.current_link().is_some_and(|l| l.alive()) {
-            inner.reconnecting.store(false, Ordering::Release);
+            inner.end_supervision();
             return;
         }
         match inner.connect(true).await {
             Ok(_) => {
-                inner.reconnecting.store(false, Ordering::Release);
+                inner.end_supervision();
                 return;
             }
             Err(error) => {
                 refused_since = if verdict_of(&error) == Verdict::Refused { refused_since.or_else(|| Some(Instant::now())) } else { None };
                 let refused_for = refused_since.map_or(Duration::ZERO, |since| since.elapsed());
                 if next_step(&error, refused_for) == Step::Stop {
+                    inner.state().stopped = Some(copy_error(&error));
                     inner.reconnecting.store(false, Ordering::Release);
+                    inner.changed();
                     return;
                 }
             }

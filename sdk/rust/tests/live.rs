@@ -450,11 +450,43 @@ impl Drop for OwnServer {
     }
 }
 
-/// The hub goes down under connected clients: an ask is a connection error, never a refusal.
-/// Once it is back (same data, same ports) a client with `auto_reconnect` redials by itself,
-/// and the others redial when asked; all with KK.
+/// Generous: bounds a slow CI machine's restart; not a speed goal.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Asks `client` in a loop until `stop` is set, each within [`PATIENCE`]; reports its first
+/// answer on `started`. The count of answers, or the first error.
+fn ask_in_a_loop(
+    client: Client,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    started: tokio::sync::mpsc::UnboundedSender<()>,
+) -> tokio::task::JoinHandle<Result<u32, Error>> {
+    tokio::spawn(async move {
+        let mut answered = 0u32;
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            let reply = client.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await?;
+            assert_eq!(reply.text, CAPABILITIES);
+            answered += 1;
+            if answered == 1 {
+                let _ = started.send(());
+            }
+        }
+        Ok(answered)
+    })
+}
+
+/// One restart of a hub of this test's own (same data, same ports; starting it is most of the
+/// cost, so every restart scenario shares it):
+///
+/// - while it is down, a client without `auto_reconnect` gets a connection error, never a
+///   refusal, and redials with KK when asked once the hub is back;
+/// - a client with `auto_reconnect` that is not asked anything redials by itself, with KK;
+/// - an ask made while the hub is down waits for the reconnect loop and is answered once the
+///   hub is back; a request that waits longer than its own timeout is a connection error;
+/// - the hub closes its WebSocket sessions with 1012 when it stops: asks made in a loop through
+///   the restart all get their reply (one the hub had not answered yet is sent again after the
+///   reconnect; one made during the outage waits).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_goes_down_is_a_connection_error_and_its_return_a_kk_reconnect() {
+async fn a_hub_restart_fails_only_unsupervised_requests_and_every_client_returns_with_kk() {
     let scratch = Scratch::new("own-server");
     let data_dir = scratch.path().join("data");
     let password = unique("own-demo");
@@ -477,30 +509,66 @@ async fn a_server_that_goes_down_is_a_connection_error_and_its_return_a_kk_recon
         auto_reconnect: false,
         ..ClientOptions::default()
     };
+    let reconnecting = || Client::with_options(identity.clone(), ClientOptions { auto_reconnect: true, ..options(HubProtocol::Wss) }).unwrap();
     let clients: Vec<Client> = CARRIERS.iter().map(|p| Client::with_options(identity.clone(), options(*p)).unwrap()).collect();
     for client in &clients {
         client.connect().await.unwrap();
         assert_eq!(client.ask("What can this hub do?", RequestOptions::default()).await.unwrap().text, CAPABILITIES);
     }
     // one client keeps auto_reconnect: it must come back by itself, without being asked
-    let returning = Client::with_options(identity.clone(), ClientOptions { auto_reconnect: true, ..options(HubProtocol::Wss) }).unwrap();
-    returning.connect().await.unwrap();
+    let returning = reconnecting();
+    let asker = reconnecting();
+    // no settle window: a looper's ask is in flight mostly while the hub has not answered it
+    let looper = || {
+        let options = ClientOptions { auto_reconnect: true, reply_settle: std::time::Duration::ZERO, ..options(HubProtocol::Wss) };
+        Client::with_options(identity.clone(), options).unwrap()
+    };
+    let loopers = [looper(), looper()];
+    for client in loopers.iter().chain([&returning, &asker]) {
+        client.connect().await.unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let loops: Vec<_> = loopers.iter().map(|client| ask_in_a_loop(client.clone(), stop.clone(), started_tx.clone())).collect();
+    // every loop has had an answer: each is asking when the hub goes
+    for _ in &loopers {
+        started.recv().await.unwrap();
+    }
     let mut server = server;
-    server.stop();
+    tokio::task::block_in_place(|| server.stop());
+    let waiting = {
+        let asker = asker.clone();
+        tokio::spawn(async move { asker.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await })
+    };
+    // a request that waits for the link gives up at its own timeout, with a connection error
+    let brief = || RequestOptions { timeout: Some(std::time::Duration::from_millis(300)), ..RequestOptions::default() };
+    let error = asker.ask("What can this hub do?", brief()).await.unwrap_err();
+    assert!(error.is_connection() && error.to_string().contains("not back within"), "{error:?}");
+    let error = asker.send_utterance("What can this hub do?", brief()).await.unwrap_err();
+    assert!(error.is_connection() && error.to_string().contains("not back within"), "{error:?}");
     for client in &clients {
         let error = client.ask("What can this hub do?", RequestOptions::default()).await.unwrap_err();
         assert!(error.is_connection() || error.is_timeout(), "{}: {error:?}", client.protocol());
         assert!(!error.is_hub_refused(), "{}: a stopped server is not a refusal: {error:?}", client.protocol());
         assert!(!client.healthcheck().await.ok());
     }
-    // the same data directory comes back with the same keys: the reconnect loop redials (the
-    // first session of the new server is its own, opened before anything is asked), with KK
-    let server = server.restart();
-    assert!(server.wait_for_log("WSS session open", std::time::Duration::from_secs(30)), "the reconnect loop never dialled the new server");
-    assert_eq!(returning.ask("What can this hub do?", RequestOptions::default()).await.unwrap().text, CAPABILITIES);
-    let info = returning.connection_info();
-    assert_eq!((info.reconnects, info.noise_pattern.as_deref()), (1, Some("KKpsk0")));
-    returning.close().await.unwrap();
+    // the same data directory comes back with the same keys: the reconnect loops redial, with KK
+    let server = tokio::task::block_in_place(|| server.restart());
+    assert_eq!(waiting.await.unwrap().unwrap().text, CAPABILITIES, "the ask made while the hub was down");
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    for looping in loops {
+        let answered = looping.await.unwrap().unwrap_or_else(|e| panic!("an ask failed across the restart: {e:?}"));
+        assert!(answered > 0);
+    }
+    assert!(server.wait_for_log("WSS session open", std::time::Duration::from_secs(30)), "no reconnect loop dialled the new server");
+    for client in loopers.iter().chain([&returning, &asker]) {
+        // made after the loops: waits for the link if this client has not redialled yet
+        let reply = client.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await.unwrap();
+        assert_eq!(reply.text, CAPABILITIES);
+        let info = client.connection_info();
+        assert_eq!((info.reconnects, info.noise_pattern.as_deref()), (1, Some("KKpsk0")));
+        client.close().await.unwrap();
+    }
     // each client without auto_reconnect redials with KK when asked
     for client in &clients {
         let reply = client.ask("What can this hub do?", RequestOptions::default()).await.unwrap();

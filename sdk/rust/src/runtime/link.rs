@@ -13,7 +13,7 @@
 //! sends. This module turns a carrier's evidence into a [`Stage`] and an [`Evidence`];
 //! [`crate::runtime::policy::judge`] alone decides what they mean.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,9 @@ use crate::runtime::policy::{Evidence, Stage, Verdict, judge};
 /// A refusal-code close this soon after an XX handshake means the hub refused our static key.
 pub const REFUSAL_SETTLE: Duration = Duration::from_millis(750);
 const KK: &str = "KKpsk0";
+
+/// The id of the next link of this process.
+static NEXT_LINK_ID: AtomicU64 = AtomicU64::new(1);
 
 /// argon2id takes 64 MiB per derivation: at most this many run at once in one process.
 static DERIVATIONS: LazyLock<Semaphore> =
@@ -56,7 +59,13 @@ pub enum LinkEvent {
     /// A WIRE-1 `bin` frame.
     Binary(Box<Wire1Frame>),
     /// The session ended (not by [`Link::close`]).
-    Lost(Error),
+    Lost {
+        /// What ended it.
+        error: Error,
+        /// The WebSocket close code the hub sent (None: no close frame, or another carrier),
+        /// for [`crate::runtime::policy::resend_unanswered`].
+        close_code: Option<u16>,
+    },
 }
 
 /// How the session was set up.
@@ -74,6 +83,8 @@ pub struct LinkTimings {
 
 /// An established session: the carrier's sending side and this side's cipher.
 pub struct Link {
+    /// Unique among this process's links: tells one link's events from the next one's.
+    pub id: u64,
     carrier: Arc<Carrier>,
     sealer: Mutex<Sealer>,
     /// `XXpsk2` or `KKpsk0`.
@@ -91,7 +102,8 @@ pub struct Link {
 }
 
 impl Link {
-    /// Seal and send one envelope.
+    /// Seal and send one envelope. A carrier that breaks while sending marks the link lost
+    /// ([`Self::alive`] is false from then on).
     pub async fn send_envelope(&self, message: &HiveMessage) -> Result<()> {
         let body = message.to_bytes();
         let mut sealer = self.sealer.lock().await;
@@ -100,7 +112,10 @@ impl Link {
         }
         let parts = sealer.seal_json(&body).map_err(|e| Error::Connection(format!("Cannot seal the message: {e}")))?;
         for part in parts {
-            self.carrier.send_binary(part).await.map_err(|e| Error::Connection(e.message))?;
+            if let Err(e) = self.carrier.send_binary(part).await {
+                self.lost.store(true, Ordering::Release);
+                return Err(Error::Connection(e.message));
+            }
         }
         Ok(())
     }
@@ -115,11 +130,11 @@ impl Link {
         let closing = self.closing.clone();
         let carrier = self.carrier.clone();
         let task = tokio::spawn(async move {
-            let error = read_loop(inbound, opener, early, deliver.as_ref()).await;
+            let (error, close_code) = read_loop(inbound, opener, early, deliver.as_ref()).await;
             lost.store(true, Ordering::Release);
             if !closing.load(Ordering::Acquire) {
                 carrier.close().await;
-                deliver(LinkEvent::Lost(error));
+                deliver(LinkEvent::Lost { error, close_code });
             }
         });
         *self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
@@ -165,8 +180,14 @@ fn dispatch(frame: Frame, deliver: &(dyn Fn(LinkEvent) + Send + Sync)) -> std::r
     Ok(())
 }
 
-async fn read_loop(mut inbound: Inbound, mut opener: Opener, early: Vec<Frame>, deliver: &(dyn Fn(LinkEvent) + Send + Sync)) -> Error {
-    let malformed = |e: ProtocolError| Error::Connection(format!("Malformed data from the hub: {e}"));
+/// Read until the session ends: what ended it, and the hub's close code if it sent one.
+async fn read_loop(
+    mut inbound: Inbound,
+    mut opener: Opener,
+    early: Vec<Frame>,
+    deliver: &(dyn Fn(LinkEvent) + Send + Sync),
+) -> (Error, Option<u16>) {
+    let malformed = |e: ProtocolError| (Error::Connection(format!("Malformed data from the hub: {e}")), None);
     for frame in early {
         if let Err(e) = dispatch(frame, deliver) {
             return malformed(e);
@@ -183,9 +204,9 @@ async fn read_loop(mut inbound: Inbound, mut opener: Opener, early: Vec<Frame>, 
                 Ok(None) => {}
                 Err(e) => return malformed(e),
             },
-            Some(Ok(Incoming::Text(_))) => return Error::Connection("Plaintext received after Noise authentication.".into()),
-            Some(Err(closed)) => return Error::Connection(format!("Connection to the hub dropped: {closed}")),
-            None => return Error::Connection("Connection to the hub dropped.".into()),
+            Some(Ok(Incoming::Text(_))) => return (Error::Connection("Plaintext received after Noise authentication.".into()), None),
+            Some(Err(closed)) => return (Error::Connection(format!("Connection to the hub dropped: {closed}")), closed.code),
+            None => return (Error::Connection("Connection to the hub dropped.".into()), None),
         }
     }
 }
@@ -463,6 +484,7 @@ async fn attempt(
             return Err(error);
         }
     Ok(Attempt::Done(Box::new(Link {
+        id: NEXT_LINK_ID.fetch_add(1, Ordering::Relaxed),
         carrier,
         sealer: Mutex::new(sealer),
         pattern,

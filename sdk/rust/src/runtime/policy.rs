@@ -35,6 +35,9 @@
 //! [`RESTART_CLOSE_CODES`]), a request that has received nothing yet may be sent again, with
 //! the same request id, once the link is back ([`resend_unanswered`]).
 //!
+//! [`crate::client`] applies this section: its requests wait for the supervised reconnect loop
+//! (only with `auto_reconnect`) and its asks are sent again after a restart close.
+//!
 //! **3. When to reconnect** ([`RetrySchedule`]): every loss of the link starts the same loop.
 //! Each delay is a base jittered down by up to half (so a fleet does not dial in step):
 //!
