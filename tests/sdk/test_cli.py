@@ -162,6 +162,9 @@ def test_ctrl_c_exits_130(stub: Stub) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # a shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT:
+        # give the CLI the disposition a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert arrived.wait(60), "the CLI never sent its request"
