@@ -124,5 +124,4 @@ export const nodePlatform: Platform = {
   webSocket: nodeWebSockets,
   mqtt: nodeMqtt,
   tlsCheck,
-  yieldToIo: () => new Promise((resolve) => setImmediate(resolve)),
 };
