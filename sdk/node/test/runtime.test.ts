@@ -17,7 +17,7 @@ import {
   ThalovantUnansweredError,
 } from "../src/index.js";
 import { ReplyCollector } from "../src/runtime/ask.js";
-import { carriedFields, runtimeContext, utteranceMessage } from "../src/runtime/bus.js";
+import { carriedFields, connectionSessionId, newRequestId, runtimeContext, utteranceMessage } from "../src/runtime/bus.js";
 import { busOf, normaliseContext } from "../src/runtime/inbound.js";
 import { HiveMessage } from "../src/protocol/envelope.js";
 
@@ -65,6 +65,23 @@ describe("outgoing contexts", () => {
     assert.equal(full.destination, "HiveMind");
     assert.equal((full.session as { session_id: string }).session_id, "conn");
     assert.deepEqual(carriedFields({ active_skills: [], context: { a: 1 }, lang: "en" }), { context: { a: 1 } });
+  });
+
+  it("carried fields are deep copies", () => {
+    const session = { active_skills: [["jokes", 1.5]], context: { skills: { jokes: { next: 3 } } } };
+    const fields = carriedFields(session);
+    assert.deepEqual(fields, session);
+    session.active_skills[0]?.push("later");
+    session.context.skills.jokes.next = 4;
+    assert.deepEqual(fields, { active_skills: [["jokes", 1.5]], context: { skills: { jokes: { next: 3 } } } });
+  });
+
+  it("ids are random and distinct, across refills of the random pool", () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 1000; i++) ids.add(newRequestId());
+    assert.equal(ids.size, 1000);
+    for (const id of ids) assert.match(id, /^thalovant-request-[0-9a-f]{32}$/);
+    assert.match(connectionSessionId(), /^thalovant-node-[0-9a-f]{32}$/);
   });
 });
 
