@@ -76,7 +76,20 @@ describe("outgoing contexts", () => {
     assert.deepEqual(fields, { active_skills: [["jokes", 1.5]], context: { skills: { jokes: { next: 3 } } } });
   });
 
-  it("ids are random and distinct, across refills of the random pool", () => {
+  it("a JSON __proto__ key stays an own property of copies", () => {
+    const session = JSON.parse('{"context": {"__proto__": {"polluted": true}, "a": 1}}') as { context: object };
+    const copy = carriedFields(session).context as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(copy), Object.prototype);
+    assert.deepEqual(Object.keys(copy), ["__proto__", "a"]);
+    assert.equal(copy.polluted, undefined);
+    const context = normaliseContext(JSON.parse('{"__proto__": {"polluted": true}, "destination": "me"}') as Record<string, unknown>);
+    assert.equal(Object.getPrototypeOf(context), Object.prototype);
+    assert.equal(context.polluted, undefined);
+    assert.equal(context.source, "me");
+    assert.deepEqual(normaliseContext({ source: "hub", destination: "me", b: 2 }), { source: "me", b: 2 });
+  });
+
+    it("ids are random and distinct, across refills of the random pool", () => {
     const ids = new Set<string>();
     for (let i = 0; i < 1000; i++) ids.add(newRequestId());
     assert.equal(ids.size, 1000);

@@ -118,7 +118,7 @@ export class ReplyCollector {
 
   private speech(event: ThalovantEvent): void {
     this.events.push(event);
-    const text = (event.text ?? "").trim().split(/\s+/).join(" ");
+    const text = (event.text ?? "").trim().replace(/\s+/g, " ");
     if (!text) return;
     if (this.fragments.length > 0 && this.fragments[this.fragments.length - 1] === text) return;
     const first = this.fragments.length === 0;

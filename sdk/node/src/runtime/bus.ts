@@ -29,7 +29,12 @@ function copyJson(value: unknown): unknown {
   if (typeof value !== "object" || value === null) return value;
   if (Array.isArray(value)) return value.map(copyJson);
   const out: JsonObject = {};
-  for (const key of Object.keys(value)) out[key] = copyJson((value as JsonObject)[key]);
+  for (const key of Object.keys(value)) {
+    const copy = copyJson((value as JsonObject)[key]);
+    // a JSON "__proto__" key is an own property, as structuredClone would keep it
+    if (key === "__proto__") Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+    else out[key] = copy;
+  }
   return out;
 }
 
