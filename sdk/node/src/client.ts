@@ -28,6 +28,7 @@ import type { HubProtocol } from "./protocols.js";
 import { urlParts } from "./protocols.js";
 import { EMPTY_REPLY_WAIT_MS, ReplyCollector } from "./runtime/ask.js";
 import * as bus from "./runtime/bus.js";
+import { CarryWatch } from "./runtime/carry.js";
 import { runDoctor } from "./runtime/doctor.js";
 import { busEvent, busOf, RecentEvents } from "./runtime/inbound.js";
 import { type ConnectionPhase, NO_TIMINGS, redactError, type ThalovantConnectionInfo } from "./runtime/info.js";
@@ -35,7 +36,7 @@ import { establish, type Link } from "./runtime/link.js";
 import { log } from "./runtime/log.js";
 import { type EventHandler, EventQueue, eventMatches, type Subscription, SubscriptionRegistry } from "./runtime/subscriptions.js";
 
-export const CARRY_GRACE_MS = 2000;
+export { CARRY_GRACE_MS } from "./runtime/carry.js";
 export const UNTRACKED_UTTERANCE_GRACE_MS = 10_000;
 export const RECONNECT_FIRST_DELAY_MS = 5000;
 export const RECONNECT_MAX_DELAY_MS = 60_000;
@@ -149,7 +150,7 @@ export class ThalovantClient {
   private readonly subscriptions = new SubscriptionRegistry();
   private readonly queues = new Set<EventQueue>();
   private readonly collectors = new Map<string, ReplyCollector>();
-  private readonly carryWatch = new Map<string, string>();
+  private readonly carryWatch = new CarryWatch();
   /** Conversation state per session id (spec 6.6). */
   readonly carried = new Map<string, JsonObject>();
   private lastUntracked = Number.NEGATIVE_INFINITY;
@@ -367,7 +368,7 @@ export class ThalovantClient {
     const rid = event.requestId;
     if (rid) {
       this.collectors.get(rid)?.feed(event);
-      const watched = this.carryWatch.get(rid);
+      const watched = this.carryWatch.sessionOf(rid);
       if (event.name === EVENT_UTTERANCE_HANDLED && watched !== undefined) this.rememberConversation(watched, event);
     } else if (event.name === EVENT_POLICY_DENIED) {
       this.attributeDenial(event);
@@ -449,7 +450,7 @@ export class ThalovantClient {
     const collector = makeCollector?.(rid, effectiveSid);
     if (collector !== undefined) {
       this.collectors.set(rid, collector);
-      this.carryWatch.set(rid, effectiveSid);
+      this.carryWatch.watch(rid, effectiveSid);
     } else {
       this.lastUntracked = performance.now();
     }
@@ -457,7 +458,7 @@ export class ThalovantClient {
       await this.publish(bus.UTTERANCE, data, full, link);
     } catch (error) {
       this.collectors.delete(rid);
-      this.carryWatch.delete(rid);
+      this.carryWatch.forget(rid);
       throw error;
     }
     return [rid, collector];
@@ -471,14 +472,10 @@ export class ThalovantClient {
       (requestId, sessionId) => new ReplyCollector(requestId, sessionId, this.replySettleMs, this.emptyReplyWaitMs),
     );
     try {
-      const reply = await (collector as ReplyCollector).result(options.timeoutMs ?? 12_000);
-      // frames that already arrived (the hub's handled event and its conversation state) are
-      // read before the caller's next turn goes out
-      await platform().yieldToIo();
-      return reply;
+      return await (collector as ReplyCollector).result(options.timeoutMs ?? 12_000, this.carryWatch);
     } finally {
       this.collectors.delete(rid);
-      setTimeout(() => this.carryWatch.delete(rid), CARRY_GRACE_MS).unref?.();
+      this.carryWatch.release(rid);
     }
   }
 

@@ -17,7 +17,7 @@ import {
   ThalovantUnansweredError,
 } from "../src/index.js";
 import { ReplyCollector } from "../src/runtime/ask.js";
-import { carriedFields, runtimeContext, utteranceMessage } from "../src/runtime/bus.js";
+import { carriedFields, connectionSessionId, newRequestId, runtimeContext, utteranceMessage } from "../src/runtime/bus.js";
 import { busOf, normaliseContext } from "../src/runtime/inbound.js";
 import { HiveMessage } from "../src/protocol/envelope.js";
 
@@ -65,6 +65,36 @@ describe("outgoing contexts", () => {
     assert.equal(full.destination, "HiveMind");
     assert.equal((full.session as { session_id: string }).session_id, "conn");
     assert.deepEqual(carriedFields({ active_skills: [], context: { a: 1 }, lang: "en" }), { context: { a: 1 } });
+  });
+
+  it("carried fields are deep copies", () => {
+    const session = { active_skills: [["jokes", 1.5]], context: { skills: { jokes: { next: 3 } } } };
+    const fields = carriedFields(session);
+    assert.deepEqual(fields, session);
+    session.active_skills[0]?.push("later");
+    session.context.skills.jokes.next = 4;
+    assert.deepEqual(fields, { active_skills: [["jokes", 1.5]], context: { skills: { jokes: { next: 3 } } } });
+  });
+
+  it("a JSON __proto__ key stays an own property of copies", () => {
+    const session = JSON.parse('{"context": {"__proto__": {"polluted": true}, "a": 1}}') as { context: object };
+    const copy = carriedFields(session).context as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(copy), Object.prototype);
+    assert.deepEqual(Object.keys(copy), ["__proto__", "a"]);
+    assert.equal(copy.polluted, undefined);
+    const context = normaliseContext(JSON.parse('{"__proto__": {"polluted": true}, "destination": "me"}') as Record<string, unknown>);
+    assert.equal(Object.getPrototypeOf(context), Object.prototype);
+    assert.equal(context.polluted, undefined);
+    assert.equal(context.source, "me");
+    assert.deepEqual(normaliseContext({ source: "hub", destination: "me", b: 2 }), { source: "me", b: 2 });
+  });
+
+    it("ids are random and distinct, across refills of the random pool", () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 1000; i++) ids.add(newRequestId());
+    assert.equal(ids.size, 1000);
+    for (const id of ids) assert.match(id, /^thalovant-request-[0-9a-f]{32}$/);
+    assert.match(connectionSessionId(), /^thalovant-node-[0-9a-f]{32}$/);
   });
 });
 

@@ -79,6 +79,12 @@ export interface Carrier {
   sendBinary(data: Uint8Array): Promise<void>;
   /** The next message from the hub; CarrierClosed when the session ends, CarrierTimeout after `timeoutMs`. */
   receive(timeoutMs?: number): Promise<CarrierMessage>;
+  /**
+   * The next message when one is already queued, without waiting (undefined otherwise, and at
+   * the end of the session: `receive` reports that). Lets a reader take, in one turn, every frame
+   * that arrived together.
+   */
+  takeReady?(): CarrierMessage | undefined;
   /** Close normally; idempotent, never throws. */
   close(): Promise<void>;
   /** Carrier-specific facts for diagnostics (`socketOpenMs`, `tls`, ...). */
@@ -132,16 +138,21 @@ export class Inbox {
     }
   }
 
-  next(timeoutMs?: number): Promise<CarrierMessage> {
-    if (this.size > 0) {
-      const item = this.items[this.head] as CarrierMessage;
-      this.head += 1;
-      if (this.head > 1024 && this.head * 2 > this.items.length) {
-        this.items.splice(0, this.head);
-        this.head = 0;
-      }
-      return Promise.resolve(item);
+  /** The next queued item, if one is queued now (the failure is left to {@link next}). */
+  take(): CarrierMessage | undefined {
+    if (this.size === 0) return undefined;
+    const item = this.items[this.head] as CarrierMessage;
+    this.head += 1;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items.splice(0, this.head);
+      this.head = 0;
     }
+    return item;
+  }
+
+  next(timeoutMs?: number): Promise<CarrierMessage> {
+    const ready = this.take();
+    if (ready !== undefined) return Promise.resolve(ready);
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.waiter !== undefined) return Promise.reject(new CarrierError("Only one reader may wait on a carrier."));
     return new Promise<CarrierMessage>((resolve, reject) => {

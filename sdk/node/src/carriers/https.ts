@@ -315,6 +315,10 @@ export class HTTPSCarrier implements Carrier {
     return this.inbox.next(timeoutMs);
   }
 
+  takeReady(): CarrierMessage | undefined {
+    return this.inbox.take();
+  }
+
   private async pollLoop(): Promise<void> {
     try {
       while (!this.closed && this.inbox.failed === undefined) {

@@ -245,6 +245,10 @@ export class MQTTCarrier implements Carrier {
     return this.inbox.next(timeoutMs);
   }
 
+  takeReady(): CarrierMessage | undefined {
+    return this.inbox.take();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     const session = this.session;

@@ -99,6 +99,10 @@ export class WSSCarrier implements Carrier {
     return this.inbox.next(timeoutMs);
   }
 
+  takeReady(): CarrierMessage | undefined {
+    return this.inbox.take();
+  }
+
   async close(): Promise<void> {
     const socket = this.socket;
     this.socket = undefined;

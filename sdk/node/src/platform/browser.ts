@@ -123,18 +123,6 @@ class FetchHttpClient implements HttpClient {
   async close(): Promise<void> {}
 }
 
-/** A macrotask turn without the clamping of setTimeout: a MessageChannel message. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => {
-      channel.port1.close();
-      resolve();
-    };
-    channel.port2.postMessage(undefined);
-  });
-}
-
 /** The PSK worker's code, put in by the one-file browser bundle; undefined in other builds. */
 declare const THALOVANT_PSK_WORKER_SOURCE: string | undefined;
 
@@ -200,5 +188,4 @@ export const browserPlatform: Platform = {
   httpClient: () => new FetchHttpClient(),
   webSocket: browserWebSockets,
   mqtt: undefined,
-  yieldToIo: nextTurn,
 };

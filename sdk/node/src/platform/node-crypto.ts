@@ -29,14 +29,14 @@ function aead(name: "chacha20-poly1305" | "aes-256-gcm"): Aead {
   return {
     seal(key, nonce, ad, plaintext) {
       const cipher = createCipheriv(algorithm, key, nonce, { authTagLength: 16 });
-      cipher.setAAD(ad, { plaintextLength: plaintext.length });
+      if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length }); // transport messages have none
       return asBytes(Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]));
     },
     open(key, nonce, ad, ciphertext) {
       if (ciphertext.length < 16) throw new Error("ciphertext shorter than its tag");
       const body = ciphertext.subarray(0, ciphertext.length - 16);
       const decipher = createDecipheriv(algorithm, key, nonce, { authTagLength: 16 });
-      decipher.setAAD(ad, { plaintextLength: body.length });
+      if (ad.length > 0) decipher.setAAD(ad, { plaintextLength: body.length });
       decipher.setAuthTag(ciphertext.subarray(ciphertext.length - 16));
       return asBytes(Buffer.concat([decipher.update(body), decipher.final()]));
     },

@@ -1,10 +1,14 @@
-/** The Node.js host: files, environment, `ws`, `undici`, `mqtt` and argon2id in a worker thread. */
+/**
+ * The Node.js host: files, environment, `ws`, `undici`, `mqtt`, and argon2id on the native
+ * `@node-rs/argon2` (or `hash-wasm` in a worker thread when the native module cannot load).
+ */
 
 import { Worker } from "node:worker_threads";
 
 import { ThalovantError } from "../errors.js";
 import { HandshakeError } from "../protocol/errors.js";
-import type { PskDerivation } from "../protocol/psk.js";
+import { pskDeriverWith, type PskDerivation } from "../protocol/psk.js";
+import { log } from "../runtime/log.js";
 import { VERSION } from "../version.js";
 import {
   absolutePath,
@@ -16,6 +20,7 @@ import {
   readPrivateText,
   writePrivateText,
 } from "./node-files.js";
+import { nativeArgon2, type NativeArgon2Loader } from "./node-argon2.js";
 import { nodeMqtt, nodeWebSockets, tlsCheck, UndiciHttpClient } from "./node-net.js";
 import type { Platform } from "./types.js";
 
@@ -58,6 +63,50 @@ export function workerDerivation(): PskDerivation {
   };
 }
 
+let fallbackLogged = false;
+
+/**
+ * argon2id on the native module when it loads (its import starts with the first derivation, and
+ * it computes on libuv's thread pool), else {@link workerDerivation}, warmed as soon as the
+ * native module is known to be missing. A failure of the native computation other than a bad
+ * input also falls back to the worker. Both give the same bytes (the conformance vectors).
+ */
+export function nativeDerivation(loader: NativeArgon2Loader = nativeArgon2, fallback: () => PskDerivation = workerDerivation): PskDerivation {
+  const native = loader.load();
+  let worker: PskDerivation | undefined;
+  let cancelled = false;
+  const useWorker = (): PskDerivation => {
+    if (!fallbackLogged && loader.loadError !== undefined) {
+      fallbackLogged = true;
+      log.info(`argon2id: the native @node-rs/argon2 is unavailable (${loader.loadError.message}); using hash-wasm.`);
+    }
+    worker ??= fallback();
+    return worker;
+  };
+  void native.then((argon2) => {
+    if (argon2 === undefined && !cancelled) useWorker();
+  });
+  return {
+    async derive(password, nodeId) {
+      const argon2 = await native;
+      if (argon2 !== undefined && !cancelled) {
+        try {
+          return await pskDeriverWith(argon2)(password, nodeId);
+        } catch (error) {
+          if (error instanceof HandshakeError || error instanceof TypeError) throw error;
+          log.warn(`argon2id: the native @node-rs/argon2 failed (${String(error)}); using hash-wasm.`);
+        }
+      }
+      if (cancelled) throw new ThalovantError("The PSK derivation was cancelled.");
+      return useWorker().derive(password, nodeId);
+    },
+    cancel() {
+      cancelled = true;
+      worker?.cancel();
+    },
+  };
+}
+
 export const nodePlatform: Platform = {
   name: "node",
   userAgent: `ThalovantNodeSDK/${VERSION}`,
@@ -69,11 +118,10 @@ export const nodePlatform: Platform = {
   defaultConfigPath,
   parseYaml,
   configApiUrl,
-  startPskDerivation: workerDerivation,
+  startPskDerivation: () => nativeDerivation(),
   defaultNoiseStore: noiseStoreFor,
   httpClient: (tls, options) => new UndiciHttpClient(tls, options.maxConnections),
   webSocket: nodeWebSockets,
   mqtt: nodeMqtt,
   tlsCheck,
-  yieldToIo: () => new Promise((resolve) => setImmediate(resolve)),
 };

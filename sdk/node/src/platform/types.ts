@@ -54,12 +54,6 @@ export interface Platform {
   readonly webSocket: WebSocketFactory;
   /** MQTT connections (Node.js only). */
   readonly mqtt: MqttConnector | undefined;
-  /**
-   * Resolve after the host has handled the I/O that is already pending (a macrotask turn), so a
-   * reply's late frames (the hub's `ovos.utterance.handled` with the conversation state) are read
-   * before the caller's next request goes out.
-   */
-  yieldToIo(): Promise<void>;
   /** The doctor's TLS check of `url` (undefined: the host cannot check TLS on its own). */
   tlsCheck?(url: string, timeoutMs: number, verify: boolean): Promise<{ ok: boolean; detail: string }>;
 }

@@ -16,7 +16,7 @@ export {
   type NoisePattern,
   type NoiseSuite,
 } from "./noise.js";
-export { derivePsk, type PskDeriver } from "./psk.js";
+export { derivePsk, pskDeriverWith, wasmArgon2id, type Argon2id, type PskDeriver } from "./psk.js";
 export { noblePrimitives, useNoisePrimitives, type Aead, type NoisePrimitives } from "./primitives.js";
 export { SecureChannel } from "./channel.js";
 export { HiveMessage, busMessageFrom, envelopeFromObject, parseEnvelope, parseJsonObject, type BusMessage } from "./envelope.js";

@@ -118,7 +118,7 @@ export class ReplyCollector {
 
   private speech(event: ThalovantEvent): void {
     this.events.push(event);
-    const text = (event.text ?? "").trim().split(/\s+/).join(" ");
+    const text = (event.text ?? "").trim().replace(/\s+/g, " ");
     if (!text) return;
     if (this.fragments.length > 0 && this.fragments[this.fragments.length - 1] === text) return;
     const first = this.fragments.length === 0;
@@ -195,17 +195,31 @@ export class ReplyCollector {
     });
   }
 
-  /** The reply, or the typed error; {@link ThalovantTimeoutError} at the deadline. */
-  async result(timeoutMs: number): Promise<ThalovantReply> {
-    const deadline = setTimeout(() => {
+  /**
+   * The reply, or the typed error; {@link ThalovantTimeoutError} at the deadline. The deadline is
+   * kept by `watch` (one timer for all of a client's asks) when it watches this request, else by
+   * a timer of its own.
+   */
+  async result(timeoutMs: number, watch?: DeadlineWatch): Promise<ThalovantReply> {
+    const expire = (): void => {
       if (this.fragments.length > 0) this.finish();
       else this.fail(new ThalovantTimeoutError(`No reply from the hub within ${timeoutMs / 1000} s.`));
-    }, Math.max(0, timeoutMs));
+    };
+    const watched = watch?.setDeadline(this.requestId, timeoutMs, expire) ?? false;
+    const deadline = watched ? undefined : setTimeout(expire, Math.max(0, timeoutMs));
     try {
       return await this.outcome;
     } finally {
-      clearTimeout(deadline);
+      if (deadline !== undefined) clearTimeout(deadline);
+      else watch?.clearDeadline(this.requestId);
       this.cancelTimer();
     }
   }
+}
+
+/** What keeps the deadlines of asks (see `CarryWatch`). */
+export interface DeadlineWatch {
+  /** Call `onDeadline` after `timeoutMs` unless cleared; false when `requestId` is unknown (nothing set). */
+  setDeadline(requestId: string, timeoutMs: number, onDeadline: () => void): boolean;
+  clearDeadline(requestId: string): void;
 }

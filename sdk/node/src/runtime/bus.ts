@@ -9,8 +9,33 @@ import { isObject, type JsonObject, toHex } from "../protocol/bytes.js";
 export const UTTERANCE = "recognizer_loop:utterance";
 export const DEFAULT_DESTINATION = "HiveMind";
 
+/** Random bytes are drawn a pool at a time (each byte used once): one `getRandomValues` call serves 256 ids. */
+const POOL_BYTES = 4096;
+let pool = new Uint8Array(0);
+let poolAt = 0;
+
 function randomHex(bytes: number): string {
-  return toHex(crypto.getRandomValues(new Uint8Array(bytes)));
+  if (poolAt + bytes > pool.length) {
+    pool = crypto.getRandomValues(new Uint8Array(POOL_BYTES));
+    poolAt = 0;
+  }
+  const out = toHex(pool.subarray(poolAt, poolAt + bytes));
+  poolAt += bytes;
+  return out;
+}
+
+/** A deep copy of a JSON value (what a parsed event holds); much cheaper than structuredClone. */
+function copyJson(value: unknown): unknown {
+  if (typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) return value.map(copyJson);
+  const out: JsonObject = {};
+  for (const key of Object.keys(value)) {
+    const copy = copyJson((value as JsonObject)[key]);
+    // a JSON "__proto__" key is an own property, as structuredClone would keep it
+    if (key === "__proto__") Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+    else out[key] = copy;
+  }
+  return out;
 }
 
 /** A new connection SID: `thalovant-node-<32 hex>` (never `default`). */
@@ -108,7 +133,7 @@ export function carriedFields(session: JsonObject): JsonObject {
   for (const key of CONVERSATION_SESSION_FIELDS) {
     const value = session[key];
     const truthy = Array.isArray(value) ? value.length > 0 : isObject(value) ? Object.keys(value).length > 0 : Boolean(value);
-    if (truthy) fields[key] = structuredClone(value);
+    if (truthy) fields[key] = copyJson(value);
   }
   return fields;
 }

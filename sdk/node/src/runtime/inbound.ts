@@ -19,12 +19,17 @@ export const RECENT_MS = 30_000;
 
 /** The context as the client sees it (spec 7.3); the original is left untouched. */
 export function normaliseContext(context: JsonObject): JsonObject {
-  const result: JsonObject = { ...context };
-  delete result[VERIFIED_PEER_KEY];
-  if ("destination" in result) {
-    result.source = result.destination;
-    delete result.destination;
+  // built key by key rather than copied and then `delete`d: deleting turns an object into a
+  // slow dictionary for every later read of the event's context
+  const result: JsonObject = {};
+  const redirected = Object.hasOwn(context, "destination");
+  for (const key of Object.keys(context)) {
+    if (key === VERIFIED_PEER_KEY || key === "destination") continue;
+    const value = key === "source" && redirected ? context.destination : context[key];
+    if (key === "__proto__") Object.defineProperty(result, key, { value, enumerable: true, writable: true, configurable: true });
+    else result[key] = value;
   }
+  if (redirected && !Object.hasOwn(context, "source")) result.source = context.destination;
   return result;
 }
 

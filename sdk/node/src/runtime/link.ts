@@ -14,6 +14,7 @@
 
 import {
   type Carrier,
+  type CarrierMessage,
   CarrierClosed,
   CarrierOpenError,
   CarrierRefused,
@@ -108,11 +109,17 @@ export class Link {
   private async readLoop(): Promise<void> {
     try {
       for (;;) {
-        const message = await this.carrier.receive();
-        if (this.closing) return;
-        if (typeof message === "string") throw new ThalovantConnectionError("Plaintext received after Noise authentication.");
-        const frame = this.channel.open(message);
-        if (frame !== undefined) this.dispatch(frame);
+        let message: CarrierMessage | undefined = await this.carrier.receive();
+        // every frame that is already queued is read in this same turn, before the callers woken
+        // by the first one resume: a reply's late frames (the hub's `ovos.utterance.handled` with
+        // the conversation state) are handled before the caller's next request goes out
+        while (message !== undefined) {
+          if (this.closing) return;
+          if (typeof message === "string") throw new ThalovantConnectionError("Plaintext received after Noise authentication.");
+          const frame = this.channel.open(message);
+          if (frame !== undefined) this.dispatch(frame);
+          message = this.carrier.takeReady?.();
+        }
       }
     } catch (error) {
       this.reading = false;
