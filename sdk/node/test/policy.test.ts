@@ -14,6 +14,7 @@ import {
   ThalovantTimeoutError,
 } from "../src/errors.js";
 import {
+  errorFor,
   Evidence as E,
   judge,
   nextStep,
@@ -69,6 +70,15 @@ describe("the verdict table", () => {
     assert.equal(verdictOf(new ThalovantHubRefusedError("x")), V.REFUSED);
     assert.equal(verdictOf(new ThalovantTimeoutError("x")), V.TIMED_OUT);
     assert.equal(verdictOf(new ThalovantConnectionError("x")), V.DROPPED);
+  });
+
+  it("each verdict makes the typed error that maps back to it", () => {
+    for (const verdict of [V.REFUSED, V.KEY_REJECTED, V.KEY_CHANGED, V.TIMED_OUT, V.DROPPED]) {
+      const error = errorFor(verdict, "why");
+      assert.equal(error.message, "why");
+      assert.equal(verdictOf(error), verdict);
+    }
+    assert.ok(errorFor(V.DROPPED, "x") instanceof ThalovantConnectionError);
   });
 });
 

@@ -40,6 +40,8 @@
 
 import {
   ThalovantClientKeyRejectedError,
+  ThalovantConnectionError,
+  type ThalovantError,
   ThalovantHubKeyChangedError,
   ThalovantHubRefusedError,
   ThalovantTimeoutError,
@@ -133,6 +135,23 @@ export function verdictOf(error: unknown): Verdict {
   if (error instanceof ThalovantHubRefusedError) return Verdict.REFUSED;
   if (error instanceof ThalovantTimeoutError) return Verdict.TIMED_OUT;
   return Verdict.DROPPED;
+}
+
+/** The typed error a verdict stands for, with `message` (RETRY_WITH_XX never leaves a connect). */
+export function errorFor(verdict: Verdict, message: string): ThalovantError {
+  switch (verdict) {
+    case Verdict.REFUSED:
+      return new ThalovantHubRefusedError(message);
+    case Verdict.KEY_REJECTED:
+      return new ThalovantClientKeyRejectedError(message);
+    case Verdict.KEY_CHANGED:
+      return new ThalovantHubKeyChangedError(message);
+    case Verdict.TIMED_OUT:
+      return new ThalovantTimeoutError(message);
+    case Verdict.RETRY_WITH_XX:
+    case Verdict.DROPPED:
+      return new ThalovantConnectionError(message);
+  }
 }
 
 // ------------------------------------------------------------------ 2. after a failure
