@@ -5,9 +5,9 @@
  * redialled in the background on the schedule of the failure policy (runtime/policy.ts: every
  * 0.5-1 s for the first minute, then backing off to 30 s; it stops for a changed hub key, a
  * rejected client key, or ten minutes of refusals), and a publication made while the link is down
- * makes one immediate connect attempt first. A message already
- * published is never replayed. Every promise the client returns settles with a value or a
- * {@link ThalovantError}; background work never leaves an unhandled rejection.
+ * makes one immediate connect attempt first. A message already published is never replayed.
+ * Every promise the client returns settles with a value or a {@link ThalovantError}; background
+ * work never leaves an unhandled rejection.
  */
 
 import { type Carrier, carrierFor, selectProtocol } from "./carriers/index.js";
