@@ -2,19 +2,16 @@
  * The runtime client: connect to a hub, ask, emit, send inputs, listen for events.
  *
  * A client owns at most one link at a time. With `autoReconnect` (the default) a dropped link is
- * redialled in the background with jittered backoff (5 s doubling to 60 s), and a publication
- * made while the link is down makes one immediate connect attempt first. A message already
- * published is never replayed. Every promise the client returns settles with a value or a
- * {@link ThalovantError}; background work never leaves an unhandled rejection.
+ * redialled in the background on the schedule of the failure policy (runtime/policy.ts: every
+ * 0.5-1 s for the first minute, then backing off to 30 s; it stops for a changed hub key, a
+ * rejected client key, or ten minutes of refusals), and a publication made while the link is down
+ * makes one immediate connect attempt first. A message already published is never replayed.
+ * Every promise the client returns settles with a value or a {@link ThalovantError}; background
+ * work never leaves an unhandled rejection.
  */
 
 import { type Carrier, carrierFor, selectProtocol } from "./carriers/index.js";
-import {
-  ThalovantClientKeyRejectedError,
-  ThalovantConnectionError,
-  ThalovantError,
-  ThalovantHubKeyChangedError,
-} from "./errors.js";
+import { ThalovantConnectionError, ThalovantError } from "./errors.js";
 import { EVENT_POLICY_DENIED, EVENT_UTTERANCE_HANDLED, ThalovantEvent } from "./events.js";
 import { ThalovantIdentity, type FromConfigOptions, type FromEnvOptions } from "./identity.js";
 import { ThalovantDoctorReport, ThalovantHealth, ThalovantReply } from "./models.js";
@@ -34,12 +31,11 @@ import { busEvent, busOf, RecentEvents } from "./runtime/inbound.js";
 import { type ConnectionPhase, NO_TIMINGS, redactError, type ThalovantConnectionInfo } from "./runtime/info.js";
 import { establish, type Link } from "./runtime/link.js";
 import { log } from "./runtime/log.js";
+import { Outage, Step } from "./runtime/policy.js";
 import { type EventHandler, EventQueue, eventMatches, type Subscription, SubscriptionRegistry } from "./runtime/subscriptions.js";
 
 export { CARRY_GRACE_MS } from "./runtime/carry.js";
 export const UNTRACKED_UTTERANCE_GRACE_MS = 10_000;
-export const RECONNECT_FIRST_DELAY_MS = 5000;
-export const RECONNECT_MAX_DELAY_MS = 60_000;
 
 /** Options of a runtime client (all optional). */
 export interface ClientOptions {
@@ -318,10 +314,11 @@ export class ThalovantClient {
       for (const queue of this.queues) queue.fail(new ThalovantConnectionError(`The hub connection dropped: ${error.message}`));
       return;
     }
-    if (!this.closed && this.supervisor === undefined) this.scheduleReconnect(RECONNECT_FIRST_DELAY_MS);
+    if (!this.closed && this.supervisor === undefined) this.scheduleReconnect(new Outage(performance.now()));
   }
 
-  private scheduleReconnect(delayMs: number): void {
+  /** The next retry of `outage`, when and until the failure policy says (runtime/policy.ts). */
+  private scheduleReconnect(outage: Outage): void {
     this.supervisor = setTimeout(() => {
       this.supervisor = undefined;
       if (this.closed || this.connected) return;
@@ -331,15 +328,15 @@ export class ThalovantClient {
           log.info("Reconnected to the hub.");
         },
         (error: unknown) => {
-          if (error instanceof ThalovantHubKeyChangedError || error instanceof ThalovantClientKeyRejectedError) {
-            log.error(`Not reconnecting: ${error.message}`);
+          if (outage.afterFailure(error, performance.now()) === Step.STOP) {
+            log.error(`Not reconnecting: ${error instanceof Error ? error.message : String(error)}`);
             return;
           }
           log.info(`Reconnect failed (${redactError(String(error)) ?? ""}); retrying.`);
-          if (!this.closed && !this.connected) this.scheduleReconnect(Math.min(delayMs * 2, RECONNECT_MAX_DELAY_MS));
+          if (!this.closed && !this.connected) this.scheduleReconnect(outage);
         },
       );
-    }, delayMs * (0.5 + Math.random()));
+    }, outage.nextDelayMs(performance.now()));
   }
 
   /** Close the link (normal close) and stop reconnecting. Idempotent. */

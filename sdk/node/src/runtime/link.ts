@@ -8,8 +8,9 @@
  *
  * {@link Link} is the established session: it seals and sends envelopes, and its reader
  * decrypts, reassembles and parses what the hub sends and hands it to the client. Anything
- * malformed ends the session with a {@link ThalovantConnectionError}. This module is where the
- * link's failure policy lives: which carrier signal means refused, key rejected, timeout or drop.
+ * malformed ends the session with a {@link ThalovantConnectionError}. This module says which
+ * signal a failed attempt showed at which stage; the failure policy (runtime/policy.ts) says what
+ * that means: refused, key rejected, key changed, timeout or drop.
  */
 
 import {
@@ -24,9 +25,6 @@ import {
   ThalovantClientKeyRejectedError,
   ThalovantConnectionError,
   ThalovantError,
-  ThalovantHubKeyChangedError,
-  ThalovantHubRefusedError,
-  ThalovantTimeoutError,
 } from "../errors.js";
 import type { NoiseStateStore } from "../noise-store.js";
 import type { SecureChannel } from "../protocol/channel.js";
@@ -38,6 +36,7 @@ import type { PskDerivation } from "../protocol/psk.js";
 import { decodeFrame, type Wire1Frame } from "../protocol/wire1.js";
 import { type LinkTimings, NO_TIMINGS } from "./info.js";
 import { log } from "./log.js";
+import { errorFor, Evidence, judge, Stage, Verdict } from "./policy.js";
 import { Serial } from "./serial.js";
 
 /** A refusal-code close this soon after an XX handshake means the hub refused our static key. */
@@ -261,13 +260,14 @@ async function negotiate(
   try {
     await openWithin(carrier, options.connectTimeoutMs);
   } catch (error) {
-    if (error instanceof CarrierRefused) throw new ThalovantHubRefusedError(`The hub refused this client's credentials: ${error.message}`);
-    if (error instanceof CarrierTimeout) {
-      throw new ThalovantTimeoutError(`Could not open the ${carrier.protocol} connection within ${options.connectTimeoutMs / 1000} s.`);
-    }
-    if (error instanceof CarrierOpenError) throw new ThalovantConnectionError(error.message);
-    if (error instanceof ThalovantError) throw error;
-    throw new ThalovantConnectionError(`Could not open the ${carrier.protocol} connection: ${String(error)}`);
+    // the failure policy decides what each signal means (runtime/policy.ts)
+    let seen: [Evidence, string];
+    if (error instanceof CarrierRefused) seen = [Evidence.REFUSAL, `The hub refused this client's credentials: ${error.message}`];
+    else if (error instanceof CarrierTimeout) seen = [Evidence.TIMEOUT, `Could not open the ${carrier.protocol} connection within ${options.connectTimeoutMs / 1000} s.`];
+    else if (error instanceof CarrierOpenError) seen = [Evidence.CLOSED, error.message];
+    else if (error instanceof ThalovantError) throw error;
+    else seen = [Evidence.CLOSED, `Could not open the ${carrier.protocol} connection: ${String(error)}`];
+    throw errorFor(judge(Stage.OPENING, seen[0], false).verdict, seen[1]);
   }
   const handshakeStart = performance.now();
   timings.transportOpenMs = handshakeStart - openedAt;
@@ -313,41 +313,34 @@ async function negotiate(
       }
     }
   } catch (error) {
+    // the failure policy decides what each signal means at this stage (runtime/policy.ts)
+    const stage = negotiation.complete ? Stage.FINISHING : startedHandshake ? Stage.HANDSHAKE : Stage.NEGOTIATING;
+    let seen: [Evidence, string];
     if (error instanceof CarrierTimeout) {
-      throw new ThalovantTimeoutError(`The hub did not complete the handshake within ${options.handshakeTimeoutMs / 1000} s.`);
-    }
-    if (error instanceof KKFailed) {
-      await forgetPsk();
-      throw new RetryWithXX();
-    }
-    if (error instanceof HubKeyChanged) {
-      throw new ThalovantHubKeyChangedError(
+      seen = [Evidence.TIMEOUT, `The hub did not complete the handshake within ${options.handshakeTimeoutMs / 1000} s.`];
+    } else if (error instanceof HubKeyChanged) {
+      seen = [
+        Evidence.KEY_CHANGED,
         `Trusted Noise server key changed for ${pinId}: the hub's key differs from the one pinned in ${store.location}. ` +
           "Stop and check; remove that pin only if you trust the new key.",
-      );
+      ];
+    } else if (error instanceof KKFailed || error instanceof NegotiationAborted || error instanceof HandshakeError) {
+      seen = [Evidence.AUTH_FAILED, `The hub refused this client (wrong password or tampered negotiation): ${error.message}`];
+    } else if (error instanceof NegotiationError || error instanceof ProtocolError) {
+      seen = [Evidence.MALFORMED, `Malformed HiveMind negotiation: ${error.message}`];
+    } else if (error instanceof CarrierClosed && error.refusalSignal) {
+      seen = [Evidence.REFUSAL, stage === Stage.NEGOTIATING ? `The hub refused this client's credentials: ${error.message}` : `The hub refused this client: ${error.message}`];
+    } else if (error instanceof CarrierClosed) {
+      seen = [Evidence.CLOSED, `The hub closed the connection before the handshake completed: ${error.message}`];
+    } else {
+      throw error;
     }
-    if (error instanceof NegotiationAborted || error instanceof HandshakeError) {
-      await forgetPsk();
-      if (kkAttempt()) throw new RetryWithXX();
-      throw new ThalovantHubRefusedError(`The hub refused this client (wrong password or tampered negotiation): ${error.message}`);
-    }
-    if (error instanceof NegotiationError || error instanceof ProtocolError) {
-      throw new ThalovantConnectionError(`Malformed HiveMind negotiation: ${error.message}`);
-    }
-    if (error instanceof CarrierClosed) {
-      if (error.refusalSignal && negotiation.complete && negotiation.pattern !== KK) {
-        // refused while the final XX frames or the encrypted HELLO went out (HTTPS 401/403)
-        throw keyRejected(store, `as the handshake completed (${error.message})`);
-      }
-      if (error.refusalSignal && startedHandshake) {
-        await forgetPsk();
-        if (kkAttempt()) throw new RetryWithXX();
-        throw new ThalovantHubRefusedError(`The hub refused this client: ${error.message}`);
-      }
-      if (error.refusalSignal) throw new ThalovantHubRefusedError(`The hub refused this client's credentials: ${error.message}`);
-      throw new ThalovantConnectionError(`The hub closed the connection before the handshake completed: ${error.message}`);
-    }
-    throw error;
+    const judgement = judge(stage, seen[0], kkAttempt());
+    if (judgement.forgetPsk) await forgetPsk();
+    if (judgement.verdict === Verdict.RETRY_WITH_XX) throw new RetryWithXX();
+    // refused while the final XX frames or the encrypted HELLO went out (HTTPS 401/403)
+    if (judgement.verdict === Verdict.KEY_REJECTED) throw keyRejected(store, `as the handshake completed (${(error as Error).message})`);
+    throw errorFor(judgement.verdict, seen[1]);
   }
 
   const channel = negotiation.channel;
@@ -372,8 +365,9 @@ async function settleAfterXX(carrier: Carrier, channel: SecureChannel, store: No
   } catch (error) {
     if (error instanceof CarrierTimeout) return [];
     if (error instanceof CarrierClosed) {
-      if (error.refusalSignal) throw keyRejected(store, `right after the handshake (${error.message})`);
-      throw new ThalovantConnectionError(`The hub closed the connection after the handshake: ${error.message}`);
+      const { verdict } = judge(Stage.SETTLING, error.refusalSignal ? Evidence.REFUSAL : Evidence.CLOSED, false);
+      if (verdict === Verdict.KEY_REJECTED) throw keyRejected(store, `right after the handshake (${error.message})`);
+      throw errorFor(verdict, `The hub closed the connection after the handshake: ${error.message}`);
     }
     throw error;
   }

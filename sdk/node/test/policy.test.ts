@@ -1,0 +1,147 @@
+/**
+ * The client's failure policy (runtime/policy.ts): the verdict table, what the reconnect loop does
+ * next, and the retry schedule. The cells are those of the Python SDK's policy tests.
+ */
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import {
+  ThalovantClientKeyRejectedError,
+  ThalovantConnectionError,
+  ThalovantHubKeyChangedError,
+  ThalovantHubRefusedError,
+  ThalovantTimeoutError,
+} from "../src/errors.js";
+import {
+  errorFor,
+  Evidence as E,
+  judge,
+  nextStep,
+  Outage,
+  REFUSAL_GIVE_UP_MS,
+  resendUnanswered,
+  RetrySchedule,
+  Stage as S,
+  Step,
+  Verdict as V,
+  verdictOf,
+  waiterGivesUp,
+  type Evidence,
+  type Stage,
+  type Verdict,
+} from "../src/runtime/policy.js";
+
+// (stage, evidence, kk) -> (verdict, forget the cached PSK)
+const TABLE: [Stage, Evidence, boolean, Verdict, boolean][] = [
+  [S.OPENING, E.REFUSAL, false, V.REFUSED, false],
+  [S.OPENING, E.REFUSAL, true, V.REFUSED, false],
+  [S.OPENING, E.CLOSED, false, V.DROPPED, false],
+  [S.OPENING, E.TIMEOUT, true, V.TIMED_OUT, false],
+  [S.NEGOTIATING, E.REFUSAL, false, V.REFUSED, false],
+  [S.NEGOTIATING, E.AUTH_FAILED, false, V.REFUSED, false],
+  [S.NEGOTIATING, E.MALFORMED, false, V.DROPPED, false],
+  [S.HANDSHAKE, E.REFUSAL, true, V.RETRY_WITH_XX, true],
+  [S.HANDSHAKE, E.AUTH_FAILED, true, V.RETRY_WITH_XX, true],
+  [S.HANDSHAKE, E.REFUSAL, false, V.REFUSED, true],
+  [S.HANDSHAKE, E.AUTH_FAILED, false, V.REFUSED, true],
+  [S.HANDSHAKE, E.KEY_CHANGED, false, V.KEY_CHANGED, false],
+  [S.HANDSHAKE, E.CLOSED, true, V.DROPPED, false],
+  [S.FINISHING, E.REFUSAL, true, V.RETRY_WITH_XX, true],
+  [S.FINISHING, E.REFUSAL, false, V.KEY_REJECTED, false],
+  [S.FINISHING, E.AUTH_FAILED, false, V.REFUSED, true],
+  [S.SETTLING, E.REFUSAL, false, V.KEY_REJECTED, false],
+  [S.SETTLING, E.CLOSED, false, V.DROPPED, false],
+  [S.SETTLING, E.TIMEOUT, false, V.TIMED_OUT, false],
+];
+
+const approx = (actual: number, expected: number): void => assert.ok(Math.abs(actual - expected) < 1e-9, `${actual} is not ${expected}`);
+
+describe("the verdict table", () => {
+  for (const [stage, evidence, kk, verdict, forget] of TABLE) {
+    it(`${stage} / ${evidence} / ${kk ? "KK" : "XX"}: ${verdict}${forget ? ", forget the PSK" : ""}`, () => {
+      assert.deepEqual(judge(stage, evidence, kk), { verdict, forgetPsk: forget });
+    });
+  }
+
+  it("each typed error maps to its verdict", () => {
+    assert.equal(verdictOf(new ThalovantHubKeyChangedError("x")), V.KEY_CHANGED);
+    assert.equal(verdictOf(new ThalovantClientKeyRejectedError("x")), V.KEY_REJECTED);
+    assert.equal(verdictOf(new ThalovantHubRefusedError("x")), V.REFUSED);
+    assert.equal(verdictOf(new ThalovantTimeoutError("x")), V.TIMED_OUT);
+    assert.equal(verdictOf(new ThalovantConnectionError("x")), V.DROPPED);
+  });
+
+  it("each verdict makes the typed error that maps back to it", () => {
+    for (const verdict of [V.REFUSED, V.KEY_REJECTED, V.KEY_CHANGED, V.TIMED_OUT, V.DROPPED]) {
+      const error = errorFor(verdict, "why");
+      assert.equal(error.message, "why");
+      assert.equal(verdictOf(error), verdict);
+    }
+    assert.ok(errorFor(V.DROPPED, "x") instanceof ThalovantConnectionError);
+  });
+});
+
+describe("after a failure", () => {
+  it("the loop stops only for pins and long refusals", () => {
+    assert.equal(nextStep(new ThalovantHubKeyChangedError("x"), 0), Step.STOP);
+    assert.equal(nextStep(new ThalovantClientKeyRejectedError("x"), 0), Step.STOP);
+    assert.equal(nextStep(new ThalovantHubRefusedError("x"), 0), Step.RETRY);
+    assert.equal(nextStep(new ThalovantHubRefusedError("x"), REFUSAL_GIVE_UP_MS), Step.STOP);
+    assert.equal(nextStep(new ThalovantConnectionError("x"), REFUSAL_GIVE_UP_MS * 10), Step.RETRY);
+    assert.equal(nextStep(new ThalovantTimeoutError("x"), REFUSAL_GIVE_UP_MS * 10), Step.RETRY);
+  });
+
+  it("waiters wait through drops and timeouts only", () => {
+    assert.equal(waiterGivesUp(new ThalovantConnectionError("x")), false);
+    assert.equal(waiterGivesUp(new ThalovantTimeoutError("x")), false);
+    assert.equal(waiterGivesUp(new ThalovantHubRefusedError("x")), true);
+    assert.equal(waiterGivesUp(new ThalovantClientKeyRejectedError("x")), true);
+    assert.equal(waiterGivesUp(new ThalovantHubKeyChangedError("x")), true);
+  });
+
+  it("unanswered asks are sent again only after a going-away or restart close", () => {
+    assert.equal(resendUnanswered(1001), true);
+    assert.equal(resendUnanswered(1012), true);
+    for (const code of [undefined, 1000, 1005, 1006, 1008, 1011]) assert.equal(resendUnanswered(code), false);
+  });
+
+  it("an outage stops after ten minutes of refusals without a break, never for drops", () => {
+    const outage = new Outage(0);
+    assert.equal(outage.afterFailure(new ThalovantHubRefusedError("x"), 1000), Step.RETRY);
+    assert.equal(outage.afterFailure(new ThalovantConnectionError("x"), 2000), Step.RETRY); // breaks the run
+    assert.equal(outage.afterFailure(new ThalovantHubRefusedError("x"), 3000), Step.RETRY);
+    assert.equal(outage.afterFailure(new ThalovantHubRefusedError("x"), 3000 + REFUSAL_GIVE_UP_MS - 1), Step.RETRY);
+    assert.equal(outage.afterFailure(new ThalovantHubRefusedError("x"), 3000 + REFUSAL_GIVE_UP_MS), Step.STOP);
+    assert.equal(new Outage(0).afterFailure(new ThalovantTimeoutError("x"), REFUSAL_GIVE_UP_MS * 10), Step.RETRY);
+    assert.equal(new Outage(0).afterFailure(new ThalovantHubKeyChangedError("x"), 0), Step.STOP);
+  });
+});
+
+describe("the retry schedule", () => {
+  const schedule = new RetrySchedule();
+
+  it("retries every half to one second during the first minute", () => {
+    // the jitter draws in [0, 1): the delay spans (base/2, base]
+    assert.equal(schedule.delay(0, 0, () => 0), 1000);
+    approx(schedule.delay(0, 0, () => 0.999), 500.5);
+    // no doubling while the outage is younger than a minute, however many retries failed
+    assert.deepEqual(new Set([500, 10_000, 30_000, 59_900].map((down) => schedule.delay(0, down, () => 0))), new Set([1000]));
+    for (const down of [500, 10_000, 59_900]) approx(schedule.delay(0, down, () => 0.999), 500.5);
+  });
+
+  it("doubles after a minute up to thirty seconds", () => {
+    const later = [0, 1, 2, 3, 4, 5, 6, 7].map((n) => schedule.delay(n, 60_000 + n * 1000, () => 0));
+    assert.deepEqual(later, [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+    assert.equal(schedule.delay(10_000, 10_000_000, () => 0), 30_000);
+    approx(schedule.delay(10_000, 10_000_000, () => 0.999), 15_015);
+  });
+
+  it("an outage counts only the retries made past the minute", () => {
+    const outage = new Outage(0);
+    const early = [0, 1000, 30_000, 59_999].map((now) => outage.nextDelayMs(now, () => 0));
+    assert.deepEqual(early, [1000, 1000, 1000, 1000]);
+    const late = [60_000, 61_000, 63_000, 67_000, 75_000, 91_000, 121_000].map((now) => outage.nextDelayMs(now, () => 0));
+    assert.deepEqual(late, [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+  });
+});
