@@ -32,6 +32,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import ssl
@@ -266,7 +267,7 @@ async def restart_scenario(
     spy = None
     if profile is not None:
         spy = await asyncio.create_subprocess_exec(
-            "py-spy",
+            shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
             "record",
             "--pid",
             str(server.process.pid),
