@@ -16,7 +16,7 @@ Scenarios (each starts its own ``serve`` on a fresh data directory, 127.0.0.1, f
   drop); printed: clients back (goal 200/200);
 - ``silent``: 1,000 TLS connections that never send a request; printed: how many the server
   closed and how fast (goal: all within 10 s), and an honest client's ask p99 without and with
-  them (goal: unchanged);
+  them (goal: unchanged), both timed on the same warmed-up connection in the same process;
 - ``mqtt64``: a 64 MB MQTT publish to the embedded broker; printed: refused or not, the
   server's RSS before, at the peak and after (goal: refused, RSS back);
 - ``crash``: ``kill -9`` of the server while identities are being created, 5 times, on SQLite
@@ -152,6 +152,19 @@ async def restart_worker(idents: list[ThalovantIdentity], numbers: list[int], no
     on ``go`` run the loops, print ``back`` once every session reconnected; on ``finish
     <restart began>`` let asks in flight settle 3 s, stop, and print the results as JSON
     (times are ``time.monotonic()``, the same clock in every process of the machine)."""
+    failures: dict[str, int] = {}
+
+    class CountFailures(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("Reconnect failed"):
+                reason = message.partition("(")[2][:70]
+                failures[reason] = failures.get(reason, 0) + 1
+
+    client_log = logging.getLogger("thalovant.client")
+    client_log.setLevel(logging.INFO)
+    client_log.addHandler(CountFailures())
+    client_log.propagate = False
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -196,8 +209,17 @@ async def restart_worker(idents: list[ThalovantIdentity], numbers: list[int], no
         "back_at": [s.back_at for s in sessions if s.back_at is not None],
         "calls_after_restart": len(after),
         "lost": [error for _s, _e, error in after if error is not None],
+        "reconnect_failures": failures,
     }
     print(json.dumps(result), flush=True)
+
+
+def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for count in counts:
+        for key, n in count.items():
+            total[key] = total.get(key, 0) + n
+    return total
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -315,6 +337,7 @@ async def restart_scenario(
         "calls_after_restart": sum(r["calls_after_restart"] for r in results),
         "lost": len(lost),
         "lost_reasons": reasons,
+        "reconnect_failures": _merged([r["reconnect_failures"] for r in results]),
         "window_s": all_back_at - ready_at,
         "cpu_server_s": cpu_back[0],
         "cpu_clients_s": cpu_back[1],
@@ -349,6 +372,10 @@ def run_restart(folder: Path, sessions: int, idents_count: int, *, racing: bool,
     print(f"{calls} made after the restart began: {result['calls_after_restart']}, lost: {result['lost']}  (goal 0)")
     if result["lost_reasons"]:
         print(f"  lost because: {result['lost_reasons']}")
+    failures = sorted(result["reconnect_failures"].items(), key=lambda item: -item[1])
+    print(f"failed reconnect attempts: {sum(n for _r, n in failures)}")
+    for reason, n in failures[:6]:
+        print(f"  {n:6d}  {reason}")
     window = result["window_s"]
     print(
         f"CPU from ready until all back ({window:.1f} s): server {result['cpu_server_s']:.1f} s "
@@ -410,33 +437,37 @@ async def _silent_connections(server: RunningServer, count: int, opened: asyncio
     return lives
 
 
-async def _honest_asks(identity: ThalovantIdentity, noise: Path, count: int) -> list[float]:
+async def _timed_asks(client: AsyncThalovantClient, count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await client.ask(JOKE, timeout=30)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+async def _silent_scenario(server: RunningServer, identity: ThalovantIdentity, noise: Path, count: int,
+                           asks: int) -> tuple[list[float | None], list[float], list[float]]:  # fmt: skip
+    """One honest client, connected and warmed up, times ``asks`` asks alone, then as many with
+    ``count`` silent connections open; both runs in the same process, on the same connection."""
     client = AsyncThalovantClient(identity, protocol="wss", noise_state_dir=noise, reply_settle_seconds=0)
     await client.connect()
-    times = []
     try:
-        for _ in range(count):
-            started = time.perf_counter()
-            await client.ask(JOKE, timeout=30)
-            times.append(time.perf_counter() - started)
+        await _timed_asks(client, asks // 4)  # warm-up: first asks load the hub's skills, caches
+        alone = await _timed_asks(client, asks)
+        opened = asyncio.Event()
+        silent = asyncio.create_task(_silent_connections(server, count, opened))
+        await opened.wait()  # all open (and idle) now: the honest client asks beside them
+        during = await _timed_asks(client, asks)
+        return await silent, alone, during
     finally:
         await client.close()
-    return times
 
 
 def run_silent(folder: Path, count: int) -> None:
     with running(folder / "silent") as server:
         [identity] = identities(server, 1, "honest")
-        baseline = asyncio.run(_honest_asks(identity, folder / "silent-noise", 200))
-
-        async def both() -> tuple[list[float | None], list[float]]:
-            opened = asyncio.Event()
-            silent = asyncio.create_task(_silent_connections(server, count, opened))
-            await opened.wait()  # all open (and idle) now: the honest client asks beside them
-            during = await _honest_asks(identity, folder / "silent-noise", 200)
-            return await silent, during
-
-        lives, during = asyncio.run(both())
+        lives, baseline, during = asyncio.run(_silent_scenario(server, identity, folder / "silent-noise", count, 200))
     closed = [life for life in lives if life is not None]
     print(f"\n== silent: {count} TLS connections that never send a request")
     print(
@@ -445,7 +476,10 @@ def run_silent(folder: Path, count: int) -> None:
     )
     b99, d99 = percentile(baseline, 99), percentile(during, 99)
     ratio = f"{d99 / b99:.2f}x" if b99 and d99 else "-"
-    print(f"an honest client's ask p99: alone {fmt_ms(b99)}, with them {fmt_ms(d99)} ({ratio}; goal about 1x)")
+    print(
+        f"an honest client's ask p99 (same connection, warmed up): alone {fmt_ms(b99)}, with them {fmt_ms(d99)} "
+        f"({ratio}; goal about 1x); load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 # ---------------------------------------------------------------------------------- mqtt64

@@ -14,8 +14,9 @@ One WebSocket per session. Phases:
    once, so that any later close reads as a drop, not a refusal;
 5. after that only BINARY messages, one Noise transport message each, both ways.
 
-Phases 1-4 run inside the runtime's admission (:meth:`HubRuntime.admission`): a herd of
-reconnecting clients is set up a few at a time, in order. A malformed frame closes that
+Phases 1-4 run inside the runtime's admission (:meth:`HubRuntime.admission`), after the
+upgrade was answered (the client's open timeout runs until then): a herd of reconnecting
+clients is set up a few at a time, in order. A malformed frame closes that
 session only (1002); nothing raised escapes the connection's
 task. TCP_NODELAY is set by the event loop's transports (asyncio and uvloop set it on every
 TCP socket); ``tests/server/test_wss.py`` checks it on the live sockets.
@@ -197,8 +198,13 @@ async def serve_websocket(ws: WebSocket, runtime: HubRuntime) -> None:
 
 
 async def _serve(ws: WebSocket, runtime: HubRuntime) -> None:
+    hub_id = str(ws.path_params.get("hub_id", ""))
+    query_string = ws.scope.get("query_string", b"")
+    # the server logs the request line on accept: keep the credential out of it
+    ws.scope["query_string"] = b"authorization=REDACTED" if b"authorization" in query_string else b""
+    await ws.accept()  # at once: the client's open timeout runs until the upgrade is answered
     async with runtime.admission():
-        live = await _set_up(ws, runtime)
+        live = await _set_up(ws, runtime, hub_id, query_string)
     if live is None:
         return
     try:
@@ -207,13 +213,9 @@ async def _serve(ws: WebSocket, runtime: HubRuntime) -> None:
         runtime.unregister(live)
 
 
-async def _set_up(ws: WebSocket, runtime: HubRuntime) -> WSSSession | None:
-    """Phases 1-4: the registered session once the hub's HELLO went out, else ``None`` (closed)."""
-    hub_id = str(ws.path_params.get("hub_id", ""))
-    query_string = ws.scope.get("query_string", b"")
-    # the server logs the request line on accept: keep the credential out of it
-    ws.scope["query_string"] = b"authorization=REDACTED" if b"authorization" in query_string else b""
-    await ws.accept()
+async def _set_up(ws: WebSocket, runtime: HubRuntime, hub_id: str, query_string: bytes) -> WSSSession | None:
+    """Phases 1-4 after the upgrade: the registered session once the hub's HELLO went out, else
+    ``None`` (closed)."""
     try:
         credential = parse_authorization(query_string)
     except MalformedAuthorization as exc:

@@ -134,7 +134,7 @@ class HubHost:
 MEMORY_SKILL = "memory"
 
 MAX_SETUPS = 16
-"""Connection setups (upgrade, lookup, Noise handshake) in progress at once; the rest wait in order."""
+"""Connection setups (lookups, Noise handshake) in progress at once; the rest wait in order."""
 
 SETUP_HOLD = 2.0
 """Seconds a setup may hold its admission slot (a slower one goes on without it)."""
@@ -172,7 +172,7 @@ class HubRuntime:
         self._lookups: SharedLoads[tuple[str, str], ClientCredentials | None] = SharedLoads(ttl=CREDENTIALS_TTL)
 
     def admission(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """Enter while setting a connection up (WebSocket upgrade, lookups, Noise handshake):
+        """Enter while setting a connection up (lookups, Noise handshake):
         at most :data:`MAX_SETUPS` at a time, the others wait their turn (first come, first
         served), each for at most :data:`SETUP_HOLD` seconds. Leave it before the session's
         transport phase."""
