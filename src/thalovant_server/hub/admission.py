@@ -2,7 +2,7 @@
 
 Each connection holds a slot of :class:`Admission` from its WebSocket upgrade to the end of its
 Noise handshake; while ``limit`` slots are held, new setups wait (first come, first served),
-so each one finishes in milliseconds instead of a thousand crawling along together. A setup
+so the first ones finish quickly instead of a thousand crawling along together. A setup
 keeps its slot for at most ``hold`` seconds: one that waits longer (a slow or silent client)
 gives its slot up and goes on without it, so no client can keep the others waiting for long.
 
