@@ -9,12 +9,14 @@ Scenarios (each starts its own ``serve`` on a fresh data directory, 127.0.0.1, f
 - ``restart``: N WSS sessions (default 1,000, over 50 identities) ask in a loop; the server is
   stopped (SIGTERM) and started again. Printed: clients back (goal N/N), how long after the
   server was ready each came back (goal: all within 3 s), and the asks made after the restart
-  began that failed (goal 0);
+  began that failed (goal 0). The sessions run in ``--client-processes`` processes (identities
+  split between them) so one process's CPU does not cap the clients; printed too is the CPU the
+  server and the clients used from ready until all were back, which says which side was busy;
 - ``race``: 200 clients send as fast as they can while the server restarts (the calls race the
   drop); printed: clients back (goal 200/200);
 - ``silent``: 1,000 TLS connections that never send a request; printed: how many the server
   closed and how fast (goal: all within 10 s), and an honest client's ask p99 without and with
-  them (goal: unchanged);
+  them (goal: unchanged), both timed on the same warmed-up connection in the same process;
 - ``mqtt64``: a 64 MB MQTT publish to the embedded broker; printed: refused or not, the
   server's RSS before, at the peak and after (goal: refused, RSS back);
 - ``crash``: ``kill -9`` of the server while identities are being created, 5 times, on SQLite
@@ -30,6 +32,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import ssl
@@ -127,7 +130,8 @@ async def _send_loop(session: Session, stop: asyncio.Event) -> None:
             session.asks.append((started, time.monotonic(), f"{type(exc).__name__}: {exc}"[:160]))
 
 
-async def _watch_back(sessions: list[Session], after: float, stop: asyncio.Event) -> None:
+async def _watch_back(sessions: list[Session], stop: asyncio.Event) -> None:
+    """Stamp each session's ``back_at`` once it is connected again after a reconnect."""
     waiting = list(sessions)
     while waiting and not stop.is_set():
         await asyncio.sleep(0.01)
@@ -138,8 +142,32 @@ async def _watch_back(sessions: list[Session], after: float, stop: asyncio.Event
                 waiting.remove(session)
 
 
-async def restart_scenario(server: RunningServer, idents: list[ThalovantIdentity], sessions_count: int,
-                           noise: Path, *, racing: bool) -> dict[str, Any]:  # fmt: skip
+async def _line(reader: asyncio.StreamReader) -> str:
+    return (await reader.readline()).decode().strip()
+
+
+async def restart_worker(idents: list[ThalovantIdentity], numbers: list[int], noise: Path, racing: bool) -> None:
+    """One client process of the restart scenario, driven over stdin/stdout by the parent:
+    connect sessions ``numbers`` (session n uses identity n % len(idents)), print ``connected``;
+    on ``go`` run the loops, print ``back`` once every session reconnected; on ``finish
+    <restart began>`` let asks in flight settle 3 s, stop, and print the results as JSON
+    (times are ``time.monotonic()``, the same clock in every process of the machine)."""
+    failures: dict[str, int] = {}
+
+    class CountFailures(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("Reconnect failed"):
+                reason = message.partition("(")[2][:70]
+                failures[reason] = failures.get(reason, 0) + 1
+
+    client_log = logging.getLogger("thalovant.client")
+    client_log.setLevel(logging.INFO)
+    client_log.addHandler(CountFailures())
+    client_log.propagate = False
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     sessions = [
         Session(
             AsyncThalovantClient(
@@ -150,35 +178,153 @@ async def restart_scenario(server: RunningServer, idents: list[ThalovantIdentity
                 send_timeout=60,
             )
         )
-        for n in range(sessions_count)
+        for n in numbers
     ]
     # first contact per identity (XX) one at a time, then everyone (KK)
-    await _connect_all(sessions[: len(idents)], width=4)
-    await _connect_all(sessions[len(idents) :])
-    stop = asyncio.Event()
+    firsts = {n % len(idents): s for n, s in zip(numbers, sessions, strict=True)}
+    await _connect_all(list(firsts.values()), width=4)
+    await _connect_all([s for s in sessions if not s.client.connected])
+    print("connected", flush=True)
+    assert await _line(reader) == "go"
+    stop, watcher_stop = asyncio.Event(), asyncio.Event()
     loop_of = _send_loop if racing else _ask_loop
     loops = [asyncio.create_task(loop_of(s, stop)) for s in sessions]
-    await asyncio.sleep(2)  # every session busy
-    restart_began = time.monotonic()
-    await asyncio.to_thread(server.stop)
-    watcher_stop = asyncio.Event()
-    watcher = asyncio.create_task(_watch_back(sessions, restart_began, watcher_stop))
-    await asyncio.to_thread(server.start)
-    ready_at = time.monotonic()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(watcher), 120)
+
+    async def watch() -> None:
+        await _watch_back(sessions, watcher_stop)
+        print("back", flush=True)
+
+    watcher = asyncio.create_task(watch())
+    command, _, began = (await _line(reader)).partition(" ")
+    assert command == "finish"
+    restart_began = float(began)
     watcher_stop.set()
+    await watcher
     await asyncio.sleep(3)  # asks in flight at the end settle
     stop.set()
     await asyncio.gather(*loops, return_exceptions=True)
     await asyncio.gather(*(s.client.close() for s in sessions), return_exceptions=True)
+    after = [a for s in sessions for a in s.asks if a[0] >= restart_began]
+    result = {
+        "back_at": [s.back_at for s in sessions if s.back_at is not None],
+        "calls_after_restart": len(after),
+        "lost": [error for _s, _e, error in after if error is not None],
+        "reconnect_failures": failures,
+    }
+    print(json.dumps(result), flush=True)
 
-    delays = [s.back_at - ready_at for s in sessions if s.back_at is not None]
-    after_restart = [a for s in sessions for a in s.asks if a[0] >= restart_began]
-    lost = [a for a in after_restart if a[2] is not None]
+
+def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for count in counts:
+        for key, n in count.items():
+            total[key] = total.get(key, 0) + n
+    return total
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
+async def restart_scenario(
+    server: RunningServer,
+    idents: list[ThalovantIdentity],
+    sessions_count: int,
+    folder: Path,
+    *,
+    racing: bool,
+    processes: int,
+    profile: Path | None,
+) -> dict[str, Any]:
+    """Run the sessions in ``processes`` client processes (identities split between them), restart
+    the server, and gather what the workers saw; also the CPU each side used while they came back."""
+    folder.mkdir(parents=True, exist_ok=True)
+    idents_file = folder / "identities.json"
+    idents_file.write_text(json.dumps([i.as_dict(include_secrets=True) for i in idents]))
+    workers = []
+    for w in range(processes):
+        numbers = [n for n in range(sessions_count) if (n % len(idents)) % processes == w]
+        workers.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--worker",
+                str(idents_file),
+                ",".join(map(str, numbers)),
+                str(folder / "noise"),
+                "race" if racing else "ask",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=1 << 24,
+            )
+        )
+
+    async def said(process: asyncio.subprocess.Process, expected: str | None) -> str:
+        assert process.stdout is not None
+        line = (await process.stdout.readline()).decode().strip()
+        if expected is not None and line != expected:
+            raise RuntimeError(f"a client process said {line[:200]!r}, expected {expected!r}")
+        return line
+
+    def tell(text: str) -> None:
+        for process in workers:
+            assert process.stdin is not None
+            process.stdin.write(text.encode() + b"\n")
+
+    await asyncio.gather(*(said(p, "connected") for p in workers))
+    tell("go")
+    await asyncio.sleep(2)  # every session busy
+    restart_began = time.monotonic()
+    await asyncio.to_thread(server.stop)
+    await asyncio.to_thread(server.start)
+    ready_at = time.monotonic()
+    assert server.process is not None
+    pids = [server.process.pid], [p.pid for p in workers]
+    cpu_at_ready = _cpu_seconds(pids[0]), _cpu_seconds(pids[1])
+    spy = None
+    if profile is not None:
+        spy = await asyncio.create_subprocess_exec(
+            shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
+            "record",
+            "--pid",
+            str(server.process.pid),
+            "--duration",
+            "8",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "-o",
+            str(profile),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(said(p, "back") for p in workers)), 120)
+    all_back_at = time.monotonic()
+    cpu_back = _cpu_seconds(pids[0]) - cpu_at_ready[0], _cpu_seconds(pids[1]) - cpu_at_ready[1]
+    tell(f"finish {restart_began}")
+    results = []
+    for process in workers:
+        line = await said(process, None)
+        if line == "back":
+            line = await said(process, None)
+        results.append(json.loads(line))
+        await process.wait()
+    if spy is not None:
+        await spy.wait()
+
+    delays = [at - ready_at for r in results for at in r["back_at"]]
+    lost = [error for r in results for error in r["lost"]]
     reasons: dict[str, int] = {}
-    for _s, _e, error in lost:
-        key = (error or "").split(":")[0]
+    for error in lost:
+        key = error.split(":")[0]
         reasons[key] = reasons.get(key, 0) + 1
     return {
         "sessions": sessions_count,
@@ -188,19 +334,35 @@ async def restart_scenario(server: RunningServer, idents: list[ThalovantIdentity
         "delay_p99": percentile(delays, 99),
         "delay_max": max(delays) if delays else None,
         "down_s": ready_at - restart_began,
-        "calls_after_restart": len(after_restart),
+        "calls_after_restart": sum(r["calls_after_restart"] for r in results),
         "lost": len(lost),
         "lost_reasons": reasons,
+        "reconnect_failures": _merged([r["reconnect_failures"] for r in results]),
+        "window_s": all_back_at - ready_at,
+        "cpu_server_s": cpu_back[0],
+        "cpu_clients_s": cpu_back[1],
     }
 
 
-def run_restart(folder: Path, sessions: int, idents_count: int, *, racing: bool) -> None:
+def run_restart(folder: Path, sessions: int, idents_count: int, *, racing: bool, processes: int,
+                profile: Path | None) -> None:  # fmt: skip
     name = "race" if racing else "restart"
     with running(folder / name) as server:
         idents = identities(server, idents_count, name)
-        result = asyncio.run(restart_scenario(server, idents, sessions, folder / f"{name}-noise", racing=racing))
+        result = asyncio.run(
+            restart_scenario(
+                server,
+                idents,
+                sessions,
+                folder / f"{name}-clients",
+                racing=racing,
+                processes=processes,
+                profile=profile,
+            )
+        )
     what = "clients sending as fast as they can" if racing else "WSS sessions asking"
-    print(f"\n== {name}: {sessions} {what}, server restarted (down {result['down_s']:.1f} s)")
+    print(f"\n== {name}: {sessions} {what} in {processes} client processes, server restarted "
+          f"(down {result['down_s']:.1f} s)")  # fmt: skip
     print(f"clients back: {result['back']}/{sessions}   (goal {sessions}/{sessions})")
     print(
         f"back after the server was ready: p50 {fmt_s(result['delay_p50'])}, p99 {fmt_s(result['delay_p99'])}, "
@@ -210,6 +372,16 @@ def run_restart(folder: Path, sessions: int, idents_count: int, *, racing: bool)
     print(f"{calls} made after the restart began: {result['calls_after_restart']}, lost: {result['lost']}  (goal 0)")
     if result["lost_reasons"]:
         print(f"  lost because: {result['lost_reasons']}")
+    failures = sorted(result["reconnect_failures"].items(), key=lambda item: -item[1])
+    print(f"failed reconnect attempts: {sum(n for _r, n in failures)}")
+    for reason, n in failures[:6]:
+        print(f"  {n:6d}  {reason}")
+    window = result["window_s"]
+    print(
+        f"CPU from ready until all back ({window:.1f} s): server {result['cpu_server_s']:.1f} s "
+        f"({result['cpu_server_s'] / window:.0%} of a core), clients {result['cpu_clients_s']:.1f} s "
+        f"({result['cpu_clients_s'] / window:.0%}); load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 # ---------------------------------------------------------------------------------- silent
@@ -265,33 +437,37 @@ async def _silent_connections(server: RunningServer, count: int, opened: asyncio
     return lives
 
 
-async def _honest_asks(identity: ThalovantIdentity, noise: Path, count: int) -> list[float]:
+async def _timed_asks(client: AsyncThalovantClient, count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await client.ask(JOKE, timeout=30)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+async def _silent_scenario(server: RunningServer, identity: ThalovantIdentity, noise: Path, count: int,
+                           asks: int) -> tuple[list[float | None], list[float], list[float]]:  # fmt: skip
+    """One honest client, connected and warmed up, times ``asks`` asks alone, then as many with
+    ``count`` silent connections open; both runs in the same process, on the same connection."""
     client = AsyncThalovantClient(identity, protocol="wss", noise_state_dir=noise, reply_settle_seconds=0)
     await client.connect()
-    times = []
     try:
-        for _ in range(count):
-            started = time.perf_counter()
-            await client.ask(JOKE, timeout=30)
-            times.append(time.perf_counter() - started)
+        await _timed_asks(client, asks // 4)  # warm-up: first asks load the hub's skills, caches
+        alone = await _timed_asks(client, asks)
+        opened = asyncio.Event()
+        silent = asyncio.create_task(_silent_connections(server, count, opened))
+        await opened.wait()  # all open (and idle) now: the honest client asks beside them
+        during = await _timed_asks(client, asks)
+        return await silent, alone, during
     finally:
         await client.close()
-    return times
 
 
 def run_silent(folder: Path, count: int) -> None:
     with running(folder / "silent") as server:
         [identity] = identities(server, 1, "honest")
-        baseline = asyncio.run(_honest_asks(identity, folder / "silent-noise", 200))
-
-        async def both() -> tuple[list[float | None], list[float]]:
-            opened = asyncio.Event()
-            silent = asyncio.create_task(_silent_connections(server, count, opened))
-            await opened.wait()  # all open (and idle) now: the honest client asks beside them
-            during = await _honest_asks(identity, folder / "silent-noise", 200)
-            return await silent, during
-
-        lives, during = asyncio.run(both())
+        lives, baseline, during = asyncio.run(_silent_scenario(server, identity, folder / "silent-noise", count, 200))
     closed = [life for life in lives if life is not None]
     print(f"\n== silent: {count} TLS connections that never send a request")
     print(
@@ -300,7 +476,10 @@ def run_silent(folder: Path, count: int) -> None:
     )
     b99, d99 = percentile(baseline, 99), percentile(during, 99)
     ratio = f"{d99 / b99:.2f}x" if b99 and d99 else "-"
-    print(f"an honest client's ask p99: alone {fmt_ms(b99)}, with them {fmt_ms(d99)} ({ratio}; goal about 1x)")
+    print(
+        f"an honest client's ask p99 (same connection, warmed up): alone {fmt_ms(b99)}, with them {fmt_ms(d99)} "
+        f"({ratio}; goal about 1x); load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 # ---------------------------------------------------------------------------------- mqtt64
@@ -458,7 +637,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="restart,race,silent,mqtt64,crash", help="comma-separated scenarios")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (100 sessions, 50 racers, 200 silent)")
+    parser.add_argument("--client-processes", type=int, default=2, metavar="N",
+                        help="client processes of restart and race (default 2)")  # fmt: skip
+    parser.add_argument("--profile-server", type=Path, metavar="FILE",
+                        help="restart: py-spy the server for 8 s from ready, collapsed stacks to FILE")  # fmt: skip
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        idents_file, numbers, noise, mode = args.worker
+        idents = [ThalovantIdentity.from_mapping(i) for i in json.loads(Path(idents_file).read_text())]
+        logging.basicConfig(level=logging.CRITICAL)
+        chosen_numbers = [int(n) for n in numbers.split(",") if n]
+        asyncio.run(restart_worker(idents, chosen_numbers, Path(noise), mode == "race"))
+        return
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("thalovant.client").setLevel(logging.CRITICAL)
     chosen = {name.strip() for name in args.only.split(",") if name.strip()}
@@ -466,9 +657,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="thalovant-reliability-") as root:
         folder = Path(root)
         if "restart" in chosen:
-            run_restart(folder, sessions, idents, racing=False)
+            run_restart(folder, sessions, idents, racing=False, processes=args.client_processes,
+                        profile=args.profile_server)  # fmt: skip
         if "race" in chosen:
-            run_restart(folder, racers, min(idents, racers), racing=True)
+            run_restart(folder, racers, min(idents, racers), racing=True, processes=args.client_processes,
+                        profile=None)  # fmt: skip
         if "silent" in chosen:
             run_silent(folder, silent)
         if "mqtt64" in chosen:

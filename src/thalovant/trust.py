@@ -6,12 +6,17 @@
 - ``verify="<path>"``: that CA bundle;
 - ``verify=<ssl.SSLContext>``: used as is;
 - ``verify=False``: no verification (development only: ``self_signed=True``).
+
+A context is built once per CA bundle and shared by every connection while the bundle file
+stays the same (same size, modification time and inode); a changed file is loaded again on the
+next connect. Callers must not modify the contexts this module returns.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
+import threading
 
 TRUST_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 
@@ -43,8 +48,41 @@ def describe_trust_store() -> str:
     return f"{named[1]} (from {named[0]})" if named else "the system's default trust store"
 
 
+_Stamp = tuple[int, int, int] | None
+
+_contexts: dict[str | None, tuple[_Stamp, ssl.SSLContext]] = {}
+_contexts_lock = threading.Lock()
+
+
+def _stamp(path: str | None) -> _Stamp:
+    """What identifies the version of a CA bundle file (``None``: it cannot be read)."""
+    if path is None:
+        path = ssl.get_default_verify_paths().cafile
+        if path is None:
+            return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ino
+
+
+def _verifying(path: str | None) -> ssl.SSLContext:
+    """The shared context verifying against ``path`` (``None``: the system's store), rebuilt
+    when the file changed since it was built."""
+    stamp = _stamp(path)
+    with _contexts_lock:
+        cached = _contexts.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    context = ssl.create_default_context(cafile=path) if path is not None else ssl.create_default_context()
+    with _contexts_lock:
+        _contexts[path] = (stamp, context)
+    return context
+
+
 def client_ssl_context(verify: Verify = True) -> ssl.SSLContext:
-    """A TLS client context following the rule of this module."""
+    """A TLS client context following the rule of this module (shared: do not modify it)."""
     if isinstance(verify, ssl.SSLContext):
         return verify
     if verify is False:
@@ -57,9 +95,9 @@ def client_ssl_context(verify: Verify = True) -> ssl.SSLContext:
     else:
         named = trust_store_variable()
         if named is None:
-            return ssl.create_default_context()
+            return _verifying(None)
         source, path = named
     try:
-        return ssl.create_default_context(cafile=path)
+        return _verifying(path)
     except (OSError, ssl.SSLError) as exc:
         raise TrustStoreError(f"Cannot load the CA bundle {path} named by {source}: {exc}") from None

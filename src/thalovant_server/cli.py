@@ -186,6 +186,7 @@ def serve(
     """Serve the API and every hub's data plane on one TLS port, and the MQTT broker on its own."""
     from thalovant_server.app import create_app
     from thalovant_server.carriers.mqtt import MqttCarrierError
+    from thalovant_server.heap import settle_after_startup
     from thalovant_server.limits import raise_file_limit
     from thalovant_server.listener import GuardedServer, server_config
     from thalovant_server.mqtt import BrokerStartError
@@ -225,6 +226,7 @@ def serve(
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
+                settle_after_startup()
                 _say(f"Thalovant API: {_api_base(config)}/v1")
                 _print_client_settings(config, tls.ca_cert)
 

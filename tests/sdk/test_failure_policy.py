@@ -82,13 +82,19 @@ def test_waiters_wait_through_drops_and_timeouts_only() -> None:
     assert waiter_gives_up(ThalovantHubKeyChangedError("x"))
 
 
-def test_schedule_first_retry_within_a_second_then_back_off() -> None:
+def test_schedule_retries_every_half_to_one_second_during_the_first_minute() -> None:
     schedule = RetrySchedule()
-    # the jitter draws in [0, 1): the delay spans [base/2, base]
+    # the jitter draws in [0, 1): the delay spans (base/2, base]
     assert schedule.delay(0, 0, lambda: 0.0) == 1.0
     assert schedule.delay(0, 0, lambda: 0.999) == pytest.approx(0.5005)
-    during_restart = [schedule.delay(n, 10, lambda: 0.0) for n in range(6)]
-    assert during_restart == [1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
-    later = [schedule.delay(n, 120, lambda: 0.0) for n in range(8)]
+    # no doubling while the outage is younger than a minute, however many retries failed
+    assert {schedule.delay(0, down, lambda: 0.0) for down in (0.5, 10, 30, 59.9)} == {1.0}
+    assert [schedule.delay(0, down, lambda: 0.999) for down in (0.5, 10, 59.9)] == pytest.approx([0.5005] * 3)
+
+
+def test_schedule_doubles_after_a_minute_up_to_thirty_seconds() -> None:
+    schedule = RetrySchedule()
+    later = [schedule.delay(n, 60 + n, lambda: 0.0) for n in range(8)]
     assert later == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
     assert schedule.delay(10_000, 10_000, lambda: 0.0) == 30.0
+    assert schedule.delay(10_000, 10_000, lambda: 0.999) == pytest.approx(15.015)

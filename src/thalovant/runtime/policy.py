@@ -39,9 +39,15 @@ reading at once, so an utterance it sent nothing back for was, in all likelihood
 the unchanged request id lets a hub recognise a repeat.
 
 **3. When to reconnect** (:class:`RetrySchedule`): every loss of the link, however it was noticed,
-starts the same loop. The first retry comes 0.5-1 s after the loss (jittered so a fleet does not
-dial in step), then the delay doubles, capped at 2 s while the outage is younger than a minute (a
-hub restart) and at 30 s after that; every delay is jittered down by up to half.
+starts the same loop. Each delay is a base jittered down by up to half (so a fleet does not dial
+in step):
+
+=====================  =====================================================================
+outage age             base delay before the next retry
+=====================  =====================================================================
+under a minute         1 s every time (a retry 0.5-1 s after the previous one: a hub restart)
+a minute or more       1 s doubled for every retry already made past the minute, at most 30 s
+=====================  =====================================================================
 """
 
 from __future__ import annotations
@@ -177,14 +183,16 @@ class RetrySchedule:
 
     first: float = 1.0
     factor: float = 2.0
-    restart_cap: float = 2.0
     restart_window: float = 60.0
     cap: float = 30.0
     jitter: float = 0.5
 
-    def delay(self, retry: int, down_for: float, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait before retry number ``retry`` (0 = the first after the loss), the
-        link having been down for ``down_for`` seconds."""
-        cap = self.restart_cap if down_for < self.restart_window else self.cap
-        base = min(self.first * self.factor ** min(retry, 32), cap)
+    def delay(self, late_retries: int, down_for: float, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before the next retry, the link having been down for ``down_for``
+        seconds; ``late_retries`` is how many retries were already made with the link down for a
+        minute or more (the doubling counts only those). ``rand`` draws in [0, 1)."""
+        if down_for < self.restart_window:
+            base = self.first
+        else:
+            base = min(self.first * self.factor ** min(late_retries, 32), self.cap)
         return base * (1.0 - self.jitter * rand())

@@ -144,12 +144,14 @@ class LinkSupervisor:
     async def _reconnect_loop(self, immediate: bool) -> None:
         """Attempt (at once when ``immediate``, else after the first delay) until the link is
         up, the client is closed or the policy says stop."""
-        waits = 0
+        first, late = True, 0
         while not self._closed and not self.up:
-            if waits > 0 or not immediate:
+            if not (first and immediate):
                 down_for = time.monotonic() - (self._down_since or time.monotonic())
-                await asyncio.sleep(self._schedule.delay(waits - (1 if immediate else 0), down_for))
-            waits += 1
+                await asyncio.sleep(self._schedule.delay(late, down_for))
+                if down_for >= self._schedule.restart_window:
+                    late += 1
+            first = False
             async with self._lock:
                 if self._closed or self.up:
                     return

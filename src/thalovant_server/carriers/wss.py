@@ -14,7 +14,10 @@ One WebSocket per session. Phases:
    once, so that any later close reads as a drop, not a refusal;
 5. after that only BINARY messages, one Noise transport message each, both ways.
 
-A malformed frame closes that session only (1002); nothing raised escapes the connection's
+Phases 1-4 run inside the runtime's admission (:meth:`HubRuntime.admission`), after the
+upgrade was answered (the client's open timeout runs until then): a herd of reconnecting
+clients is set up a few at a time, in order. A malformed frame closes that
+session only (1002); nothing raised escapes the connection's
 task. TCP_NODELAY is set by the event loop's transports (asyncio and uvloop set it on every
 TCP socket); ``tests/server/test_wss.py`` checks it on the live sockets.
 """
@@ -199,21 +202,34 @@ async def _serve(ws: WebSocket, runtime: HubRuntime) -> None:
     query_string = ws.scope.get("query_string", b"")
     # the server logs the request line on accept: keep the credential out of it
     ws.scope["query_string"] = b"authorization=REDACTED" if b"authorization" in query_string else b""
-    await ws.accept()
+    await ws.accept()  # at once: the client's open timeout runs until the upgrade is answered
+    async with runtime.admission():
+        live = await _set_up(ws, runtime, hub_id, query_string)
+    if live is None:
+        return
+    try:
+        await _transport(ws, live)
+    finally:
+        runtime.unregister(live)
+
+
+async def _set_up(ws: WebSocket, runtime: HubRuntime, hub_id: str, query_string: bytes) -> WSSSession | None:
+    """Phases 1-4 after the upgrade: the registered session once the hub's HELLO went out, else
+    ``None`` (closed)."""
     try:
         credential = parse_authorization(query_string)
     except MalformedAuthorization as exc:
         log.info("malformed WSS authorization for hub %s: %s", hub_id, exc)
         runtime.count_refusal("malformed")
         await _close(ws, CLOSE_MALFORMED_AUTH, "malformed authorization")
-        return
+        return None
     host = await runtime.host(hub_id)
     creds = await runtime.credentials(host.hub_id, credential.access_key) if host is not None else None
     if host is None or creds is None or not host.keys.serves("wss"):
         log.info("WSS refused for hub %s: unknown hub or access key", hub_id)
         runtime.count_refusal("unknown")
         await _close_without_status(ws)
-        return
+        return None
     negotiation = HubNegotiation(
         node_id=host.keys.node_id, static=host.keys.static, psk=creds.psk, pinned_client_key=creds.pinned_key
     )
@@ -221,23 +237,24 @@ async def _serve(ws: WebSocket, runtime: HubRuntime) -> None:
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
             hello = await _negotiate(ws, negotiation, runtime, creds)
         if hello is None:
-            return
+            return None
     except (ProtocolError, TimeoutError) as exc:
         await _close_without_status(ws)  # first: the client reads it as the verdict on the handshake
         log.info("WSS negotiation for client %s aborted: %s", creds.client_id, type(exc).__name__)
         runtime.count_refusal("aborted")
-        return
+        return None
     live = WSSSession(ws, link_for(negotiation, hello, creds, host, carrier="wss"))
     if not runtime.register(live):
         await _close_without_status(ws)
-        return
+        return None
     log.info("WSS session open: hub=%s client=%s pattern=%s", hub_id, creds.client_id, negotiation.pattern)
     try:
         async with live._lock:
             await live.send_sealed(live.link.hello())
-        await _transport(ws, live)
-    finally:
+    except BaseException:
         runtime.unregister(live)
+        raise
+    return live
 
 
 async def _transport(ws: WebSocket, live: WSSSession) -> None:

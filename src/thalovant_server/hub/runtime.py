@@ -8,6 +8,12 @@ calls :meth:`HubRuntime.client_revoked` and :meth:`HubRuntime.hub_changed`; serv
 
 Nothing here runs per message except a dictionary lookup: the router is reached through
 the session's :class:`HubHost`.
+
+A herd of clients reconnecting at once (a hub restart) is served in order, not all at once:
+carriers set each connection up inside :meth:`HubRuntime.admission` (at most
+:data:`MAX_SETUPS` at a time), concurrent loads of one hub share one directory lookup, and
+concurrent lookups of one credential share one too (kept for :data:`CREDENTIALS_TTL` seconds,
+forgotten at once when the client is revoked, its hub changes or the store is reconciled).
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ from typing import Any, Protocol
 
 from thalovant.protocol.envelope import BusMessage
 from thalovant_server.hub.activity import ActivitySink
+from thalovant_server.hub.admission import Admission
 from thalovant_server.hub.agent import EmbeddedAgent
 from thalovant_server.hub.directory import ClientCredentials, ClientDirectory, HubKeys
 from thalovant_server.hub.link import HubLink, Outbound
 from thalovant_server.hub.memory_book import MemoryBook
 from thalovant_server.hub.router import HubRouter
 from thalovant_server.hub.session import SessionStore
+from thalovant_server.hub.shared import SharedLoads
 from thalovant_server.hub.skills.registry import installed_packages, load_skills
 
 __all__ = ["HubHost", "HubObservation", "HubRuntime", "LiveSession"]
@@ -125,6 +133,23 @@ class HubHost:
 
 MEMORY_SKILL = "memory"
 
+MAX_SETUPS = 128
+"""Connection setups (lookups, Noise handshake) in progress at once; the rest wait in order.
+
+A setup waits for two round trips of its client, so the slots must cover what the server can
+set up while clients answer: with 16, 1,000 clients answering slowly (a loaded machine) kept
+the slots waiting and 802 handshakes timed out in the queue (``bench/reliability.py``)."""
+
+SETUP_HOLD = 1.0
+"""Seconds a setup may hold its admission slot (a slower one goes on without it)."""
+
+CREDENTIALS_TTL = 10.0
+"""Seconds a looked-up credential is reused by later connections of the same access key."""
+
+
+def _is_found(creds: ClientCredentials | None) -> bool:
+    return creds is not None
+
 
 class HubRuntime:
     """Registry of hubs and live sessions of one server process.
@@ -146,6 +171,16 @@ class HubRuntime:
         self._pins: dict[str, bytes] = {}
         self.counters: Counter[str] = Counter()
         """Operational counts: ``sessions``, ``pattern:<name>``, ``refused:<reason>``."""
+        self._admission = Admission(MAX_SETUPS, SETUP_HOLD)
+        self._hub_loads: SharedLoads[str, HubKeys | None] = SharedLoads()
+        self._lookups: SharedLoads[tuple[str, str], ClientCredentials | None] = SharedLoads(ttl=CREDENTIALS_TTL)
+
+    def admission(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Enter while setting a connection up (lookups, Noise handshake):
+        at most :data:`MAX_SETUPS` at a time, the others wait their turn (first come, first
+        served), each for at most :data:`SETUP_HOLD` seconds. Leave it before the session's
+        transport phase."""
+        return self._admission.slot()
 
     # -- hubs ------------------------------------------------------------------------------
 
@@ -159,7 +194,7 @@ class HubRuntime:
         found = self._hosts.get(hub_id)
         if found is not None:
             return found
-        keys = await self.directory.load_hub(hub_id)
+        keys = await self._hub_loads.get(hub_id, lambda: self.directory.load_hub(hub_id))
         if keys is None:
             return None
         found = self._hosts.get(keys.hub_id)
@@ -175,6 +210,7 @@ class HubRuntime:
         """Reload a hub's spec: a hub that is gone, or changed keys, has all its sessions closed;
         sessions over a carrier the spec no longer enables are closed too, and so are those of
         identities the hub no longer admits (another workspace's, once the hub is private)."""
+        self._lookups.forget(lambda key, _creds: key[0] == hub_id)
         current = self._hosts.get(hub_id)
         if current is None:
             return
@@ -198,7 +234,10 @@ class HubRuntime:
 
         When the hub runs the memory skill, the client's remembered facts are loaded here,
         once per connection, so the skill never waits for the database."""
-        return await self._recalled(hub_id, self._current(hub_id, await self.directory.find_client(hub_id, access_key)))
+        found = await self._lookups.get(
+            (hub_id, access_key), lambda: self.directory.find_client(hub_id, access_key), keep=_is_found
+        )
+        return await self._recalled(hub_id, self._current(hub_id, found))
 
     async def credentials_by_id(self, hub_id: str, client_id: str) -> ClientCredentials | None:
         """Like :meth:`credentials`, for a client named by its id (an MQTT topic prefix)."""
@@ -235,6 +274,7 @@ class HubRuntime:
         """Refuse the client from now on and close its live sessions at once."""
         self._revoked.add(client_id)
         self._pins.pop(client_id, None)
+        self._lookups.forget(lambda _key, creds: creds is not None and creds.client_id == client_id)
         for host in self._hosts.values():
             host.router.sessions.forget_client(client_id)
         for live in list(self._by_client.pop(client_id, ())):
@@ -243,6 +283,7 @@ class HubRuntime:
     async def reconcile(self) -> None:
         """After a change made outside this process (``admin``): reload every cached hub and
         revoke the live clients the store no longer holds."""
+        self._lookups.forget(lambda _key, _creds: True)
         for hub_id in list(self._hosts):
             await self.hub_changed(hub_id)
         for client_id in list(self._by_client):
