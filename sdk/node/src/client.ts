@@ -11,8 +11,9 @@
  * for a send without one, default {@link DEFAULT_SEND_TIMEOUT_MS}), then fails with a
  * {@link ThalovantConnectionError}. It fails at once with the policy's error when the loop has
  * stopped for good, or when an attempt made while it waits is refused or has its keys rejected
- * (policy WAITERS_SEE). Without `autoReconnect`, before any link has been up, and after `close()`,
- * a request makes one connect attempt of its own instead and fails with its error.
+ * (policy WAITERS_SEE); after the loop stopped, `connect()` tries again. Without `autoReconnect`,
+ * before any link has been up, and after `close()`, a request makes one connect attempt of its own
+ * instead and fails at once with its error.
  *
  * A message already published is never sent again, with one exception (policy
  * `resendUnanswered`): when the hub closes a WSS link with 1001 (going away) or 1012 (restart), an
@@ -644,6 +645,7 @@ export class ThalovantClient {
         return await (collector as ReplyCollector).result(timeoutMs - (performance.now() - began), this.carryWatch, timeoutMs);
       } catch (error) {
         if (!(error instanceof SendAgain)) throw error;
+        if (this.closed) throw new ThalovantConnectionError("The client was closed.");
         this.resent += 1;
         log.info(`Sending the unanswered ask ${rid} again once the hub link is back.`);
       } finally {

@@ -8,7 +8,9 @@
  *   loop has brought the link back by itself (KK, the pins still good);
  * - over WSS the hub closes its links saying it is going away or restarting (1001/1012): an ask
  *   it never read (a proxy holds it back until the hub's close frame) is sent again, same request
- *   id, and answered; a second client asking in a loop through the restart loses no ask.
+ *   id, and answered; a second client asking in a loop through the restart loses no ask;
+ * - a client without auto-reconnect, and one whose link was never up, make one connect attempt of
+ *   their own while it is down and fail at once with its error (not the waiting one).
  *
  * Every step waits on an event (the clients' log lines, the server's exit), never on time.
  */
@@ -27,6 +29,8 @@ const JOKE = "Why did the hub keep good logs? It wanted every punchline to be tr
 const ASK = "Tell me a short clean joke.";
 const checkRejections = refuseUnhandledRejections();
 let server: OwnServer;
+/** The identity files of the tests, made in one control-plane session (a login is slow). */
+const identityFiles = new Map<string, string>();
 const savedCertFile = process.env.SSL_CERT_FILE;
 
 /** The client's log lines, as events a test can wait for. */
@@ -52,6 +56,18 @@ before(async () => {
   server = new OwnServer(await freePort(), await freePort());
   await server.start();
   process.env.SSL_CERT_FILE = server.caFile; // trust this server's development CA too
+  const api = new ThalovantControlPlane({ apiUrl: server.apiUrl });
+  try {
+    await api.login("demo@example.com", server.password);
+    const hub = await api.getPublicHub("joke-garden");
+    for (const name of ["wss", "https", "mqtt", "loop", "alone"]) {
+      const file = join(tempFolder(), "identity.json");
+      await (await api.createClientIdentity(hub.id, { name: `node-restart-${name}` })).identity.save(file);
+      identityFiles.set(name, file);
+    }
+  } finally {
+    await api.close();
+  }
   setLogger({ info: (message) => logWatch.line(message), warn: (message) => logWatch.line(message), error: (message) => logWatch.line(message) });
 });
 
@@ -122,17 +138,10 @@ class HoldingProxy {
   }
 }
 
-/** A fresh client identity for the joke hub, saved to a file of its own. */
-async function newIdentityFile(name: string): Promise<string> {
-  const api = new ThalovantControlPlane({ apiUrl: server.apiUrl });
-  const file = join(tempFolder(), "identity.json");
-  try {
-    await api.login("demo@example.com", server.password);
-    const hub = await api.getPublicHub("joke-garden");
-    await (await api.createClientIdentity(hub.id, { name })).identity.save(file);
-  } finally {
-    await api.close();
-  }
+/** The identity file made for `name` in `before`. */
+function identityFile(name: string): string {
+  const file = identityFiles.get(name);
+  assert.ok(file !== undefined, `no identity for ${name}`);
   return file;
 }
 
@@ -156,14 +165,18 @@ describe("a hub restart", () => {
     const title = wss ? "; an ask it never read is sent again; asks in a loop lose none" : "";
     // the timeout only keeps a broken reconnect loop from hanging the suite
     it(`${protocol}: requests made while it is down wait for the reconnect loop${title}`, { timeout: 90_000 }, async () => {
-      const file = await newIdentityFile(`node-restart-${protocol}`);
+      const file = identityFile(protocol);
       const proxy = wss ? new HoldingProxy(server.port) : undefined;
       if (proxy !== undefined) await throughPort(file, await proxy.listen());
       const client = await ThalovantClient.fromIdentityFile(file, { protocol, connectTimeoutMs: 3000, sendTimeoutMs: 200 });
-      const looper = wss ? await ThalovantClient.fromIdentityFile(await newIdentityFile("node-restart-loop"), { protocol }) : undefined;
+      const loopFile = wss ? identityFile("loop") : undefined;
+      const looper = loopFile !== undefined ? await ThalovantClient.fromIdentityFile(loopFile, { protocol }) : undefined;
+      const unsupervised = wss ? await ThalovantClient.fromIdentityFile(identityFile("alone"), { protocol, autoReconnect: false }) : undefined;
+      const neverUp = loopFile !== undefined ? await ThalovantClient.fromIdentityFile(loopFile, { protocol }) : undefined;
       try {
         assert.equal((await client.ask(ASK)).text, JOKE);
         assert.equal(client.connectionInfo().noisePattern, "XXpsk2");
+        await unsupervised?.connect();
 
         // a second client asks in a loop through the restart (generous timeouts bound a slow
         // machine's restart); an ask it loses rejects `looped`
@@ -188,11 +201,14 @@ describe("a hub restart", () => {
           await proxy.held;
         }
 
-        const lost = logWatch.next(/^Hub link lost/, looper !== undefined ? 2 : 1);
+        const lost = logWatch.next(/^Hub link lost/, wss ? 3 : 1);
         await server.stop();
         await lost;
         await assert.rejects(client.ask(ASK, { timeoutMs: 100 }), notBack);
         await assert.rejects(client.emit("thalovant.test.ping"), notBack);
+        for (const alone of [unsupervised, neverUp]) {
+          if (alone !== undefined) await assert.rejects(alone.ask(ASK), (e: unknown) => e instanceof ThalovantConnectionError && !notBack(e));
+        }
 
         const waiting = logWatch.next(/^Waiting for the hub link, within the request's 50 s/);
         const whileDown = client.ask(ASK, { sessionId: `thalovant-session-node-down-${protocol}`, timeoutMs: 50_000 });
@@ -213,11 +229,18 @@ describe("a hub restart", () => {
           assert.equal(client.resentAsks, 0);
         }
 
+        if (unsupervised !== undefined) {
+          assert.equal((await unsupervised.ask(ASK, { sessionId: "thalovant-session-node-alone" })).text, JOKE);
+          assert.equal(unsupervised.connectionInfo().noisePattern, "KKpsk0");
+        }
+
         looping = false;
         const answered = await looped;
         if (looper !== undefined) assert.ok(answered >= 2, `the looping client had ${answered} answers`);
       } finally {
         await looper?.close();
+        await unsupervised?.close();
+        await neverUp?.close();
         await client.close();
         await proxy?.close();
       }

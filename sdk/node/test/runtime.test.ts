@@ -16,7 +16,7 @@ import {
   ThalovantTimeoutError,
   ThalovantUnansweredError,
 } from "../src/index.js";
-import { ReplyCollector } from "../src/runtime/ask.js";
+import { ReplyCollector, SendAgain } from "../src/runtime/ask.js";
 import { carriedFields, connectionSessionId, newRequestId, runtimeContext, utteranceMessage } from "../src/runtime/bus.js";
 import { busOf, normaliseContext } from "../src/runtime/inbound.js";
 import { HiveMessage } from "../src/protocol/envelope.js";
@@ -153,6 +153,22 @@ describe("reply collection", () => {
     const a = dropped.result(1000);
     dropped.abort(new ThalovantConnectionError("gone"));
     await assert.rejects(a, ThalovantConnectionError);
+  });
+
+  it("only an ask with nothing received for it yet can be ended to be sent again", async () => {
+    const unanswered = new ReplyCollector("rid", "sid", 0);
+    const u = unanswered.result(1000);
+    assert.equal(unanswered.abortIfUnanswered(new SendAgain("again")), true);
+    await assert.rejects(u, SendAgain);
+    for (const first of [event("ovos.utterance.handled"), event("mycroft.audio.queue", { binary_data: "00" }), event("speak", { utterance: "One." })]) {
+      const answered = new ReplyCollector("rid", "sid", 1000);
+      const a = answered.result(1000);
+      answered.feed(first);
+      assert.equal(answered.abortIfUnanswered(new SendAgain("again")), false, first.name);
+      answered.abort(new ThalovantConnectionError("gone"));
+      if (first.name === "speak") assert.equal((await a).text, "One.");
+      else await assert.rejects(a, ThalovantConnectionError);
+    }
   });
 });
 
