@@ -168,7 +168,7 @@ describe("a hub restart", () => {
       const file = identityFile(protocol);
       const proxy = wss ? new HoldingProxy(server.port) : undefined;
       if (proxy !== undefined) await throughPort(file, await proxy.listen());
-      const client = await ThalovantClient.fromIdentityFile(file, { protocol, connectTimeoutMs: 3000, sendTimeoutMs: 200 });
+      const client = await ThalovantClient.fromIdentityFile(file, { protocol, connectTimeoutMs: 3000, sendTimeoutMs: 50 });
       const loopFile = wss ? identityFile("loop") : undefined;
       const looper = loopFile !== undefined ? await ThalovantClient.fromIdentityFile(loopFile, { protocol }) : undefined;
       const unsupervised = wss ? await ThalovantClient.fromIdentityFile(identityFile("alone"), { protocol, autoReconnect: false }) : undefined;
@@ -204,7 +204,7 @@ describe("a hub restart", () => {
         const lost = logWatch.next(/^Hub link lost/, wss ? 3 : 1);
         await server.stop();
         await lost;
-        await assert.rejects(client.ask(ASK, { timeoutMs: 100 }), notBack);
+        await assert.rejects(client.ask(ASK, { timeoutMs: 50 }), notBack);
         await assert.rejects(client.emit("thalovant.test.ping"), notBack);
         for (const alone of [unsupervised, neverUp]) {
           if (alone !== undefined) await assert.rejects(alone.ask(ASK), (e: unknown) => e instanceof ThalovantConnectionError && !notBack(e));
