@@ -307,9 +307,17 @@ export class ThalovantClient {
   /** The connect attempt in progress, or a new one (the loop's and connect()'s: never two at once). */
   private attempt(): Promise<void> {
     if (this.connecting === undefined) {
-      this.connecting = this.dial().finally(() => {
-        this.connecting = undefined;
-      });
+      this.connecting = this.dial()
+        .catch((error: unknown) => {
+          this.phase = "error";
+          this.lastError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+          // an attempt that failed in a way waiting cannot help ends every wait at once
+          if (error instanceof ThalovantError && waiterGivesUp(error)) this.settleWaiters(error);
+          throw error;
+        })
+        .finally(() => {
+          this.connecting = undefined;
+        });
     }
     return this.connecting;
   }
@@ -345,11 +353,7 @@ export class ThalovantClient {
         },
       });
     } catch (error) {
-      this.phase = "error";
-      this.lastError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      const typed = error instanceof ThalovantError ? error : new ThalovantConnectionError(`Could not connect: ${String(error)}`);
-      if (waiterGivesUp(typed)) this.settleWaiters(typed);
-      throw typed;
+      throw error instanceof ThalovantError ? error : new ThalovantConnectionError(`Could not connect: ${String(error)}`);
     }
     if (this.closed) {
       await link.close();
