@@ -192,7 +192,7 @@ export class ThalovantClient {
   /** Why the reconnect loop stopped for good (cleared when a link is up again). */
   private stopped: ThalovantError | undefined;
   private readonly waiters = new Set<Waiter>();
-  /** How many asks were sent again after a restart close (policy resendUnanswered). */
+  /** How many asks were sent again after a restart close (policy resendUnanswered; the tests read it). */
   private resent = 0;
   private readonly subscriptions = new SubscriptionRegistry();
   private readonly queues = new Set<EventQueue>();
@@ -325,11 +325,6 @@ export class ThalovantClient {
   /** Whether a loss of the link is left to the reconnect loop (and requests wait for it). */
   private get supervised(): boolean {
     return this.autoReconnect && this.everUp && !this.closed;
-  }
-
-  /** How many asks this client sent again after a hub restart close (policy resendUnanswered). */
-  get resentAsks(): number {
-    return this.resent;
   }
 
   private async dial(): Promise<void> {
