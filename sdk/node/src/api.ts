@@ -3,7 +3,7 @@
  * each install their host before re-exporting this module.
  */
 
-export { ThalovantClient, ThalovantConversation } from "./client.js";
+export { DEFAULT_SEND_TIMEOUT_MS, ThalovantClient, ThalovantConversation } from "./client.js";
 export type { ActionOptions, AskOptions, ClientOptions, CodeOptions, EventOptions, UtteranceOptions } from "./client.js";
 export { buildClientContext } from "./context.js";
 export type { ClientContextOptions } from "./context.js";

@@ -1,13 +1,26 @@
 /**
  * The runtime client: connect to a hub, ask, emit, send inputs, listen for events.
  *
- * A client owns at most one link at a time. With `autoReconnect` (the default) a dropped link is
- * redialled in the background on the schedule of the failure policy (runtime/policy.ts: every
- * 0.5-1 s for the first minute, then backing off to 30 s; it stops for a changed hub key, a
- * rejected client key, or ten minutes of refusals), and a publication made while the link is down
- * makes one immediate connect attempt first. A message already published is never replayed.
- * Every promise the client returns settles with a value or a {@link ThalovantError}; background
- * work never leaves an unhandled rejection.
+ * A client owns at most one link at a time. With `autoReconnect` (the default), once a link has
+ * been up, every loss of it (seen by the reader, by a failed send, or by a request finding it
+ * dead) starts the one supervised reconnect loop, on the schedule of the failure policy
+ * (runtime/policy.ts: every 0.5-1 s for the first minute, then backing off to 30 s; it stops for
+ * a changed hub key, a rejected client key, or ten minutes of refusals). A request made while the
+ * link is down (ask, emit, the sends, waitForEvent) does not dial: it waits for that loop to bring
+ * the link back, up to its own timeout (`timeoutMs` of the request; `sendTimeoutMs` of the client
+ * for a send without one, default {@link DEFAULT_SEND_TIMEOUT_MS}), then fails with a
+ * {@link ThalovantConnectionError}. It fails at once with the policy's error when the loop has
+ * stopped for good, or when an attempt made while it waits is refused or has its keys rejected
+ * (policy WAITERS_SEE); after the loop stopped, `connect()` tries again. Without `autoReconnect`,
+ * before any link has been up, and after `close()`, a request makes one connect attempt of its own
+ * instead and fails at once with its error.
+ *
+ * A message already published is never sent again, with one exception (policy
+ * `resendUnanswered`): when the hub closes a WSS link with 1001 (going away) or 1012 (restart), an
+ * ask that has received nothing for its request is sent again, with the same request id, once the
+ * link is back (within the ask's timeout). A message that found the link down before anything of
+ * it went out is sent on the next link. Every promise the client returns settles with a value or a
+ * {@link ThalovantError}; background work never leaves an unhandled rejection.
  */
 
 import { type Carrier, carrierFor, selectProtocol } from "./carriers/index.js";
@@ -23,19 +36,30 @@ import { directDerivation, type PskDeriver } from "./protocol/psk.js";
 import type { Wire1Frame } from "./protocol/wire1.js";
 import type { HubProtocol } from "./protocols.js";
 import { urlParts } from "./protocols.js";
-import { EMPTY_REPLY_WAIT_MS, ReplyCollector } from "./runtime/ask.js";
+import { EMPTY_REPLY_WAIT_MS, ReplyCollector, SendAgain } from "./runtime/ask.js";
 import * as bus from "./runtime/bus.js";
 import { CarryWatch } from "./runtime/carry.js";
 import { runDoctor } from "./runtime/doctor.js";
 import { busEvent, busOf, RecentEvents } from "./runtime/inbound.js";
 import { type ConnectionPhase, NO_TIMINGS, redactError, type ThalovantConnectionInfo } from "./runtime/info.js";
-import { establish, type Link } from "./runtime/link.js";
+import { establish, type Link, LinkNotSent } from "./runtime/link.js";
 import { log } from "./runtime/log.js";
-import { Outage, Step } from "./runtime/policy.js";
+import { Outage, resendUnanswered, Step, waiterGivesUp } from "./runtime/policy.js";
 import { type EventHandler, EventQueue, eventMatches, type Subscription, SubscriptionRegistry } from "./runtime/subscriptions.js";
 
 export { CARRY_GRACE_MS } from "./runtime/carry.js";
 export const UNTRACKED_UTTERANCE_GRACE_MS = 10_000;
+/** How long a send without a timeout of its own waits for a link that is down (8 s). */
+export const DEFAULT_SEND_TIMEOUT_MS = 8000;
+/** The default timeout of `ask` and `waitForEvent` (12 s). */
+const DEFAULT_REQUEST_TIMEOUT_MS = 12_000;
+
+/** A request waiting for the supervised reconnect loop to bring the link back. */
+interface Waiter {
+  resolve(link: Link): void;
+  reject(error: ThalovantError): void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
 
 /** Options of a runtime client (all optional). */
 export interface ClientOptions {
@@ -52,7 +76,16 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   userAgent?: string;
+  /**
+   * Redial a lost link in the background (default true); requests made while it is down wait for
+   * it. Off: a request made while the link is down makes one connect attempt of its own.
+   */
   autoReconnect?: boolean;
+  /**
+   * How long `emit`, `sendUtterance`, `sendAction` and `sendCode` wait for a link that is down
+   * when the call has no `timeoutMs` (default {@link DEFAULT_SEND_TIMEOUT_MS}).
+   */
+  sendTimeoutMs?: number;
   /** Turn TLS certificate verification off (development only). */
   selfSigned?: boolean;
   /** Replace the argon2id derivation (for example with one in a Web Worker). */
@@ -65,6 +98,10 @@ export interface AskOptions {
   sessionId?: string;
   requestId?: string;
   context?: JsonObject;
+  /**
+   * The whole ask: waiting for a link that is down (ThalovantConnectionError when it is not back
+   * in time), then for the reply (ThalovantTimeoutError). Default 12 s.
+   */
   timeoutMs?: number;
 }
 
@@ -74,6 +111,8 @@ export interface UtteranceOptions {
   sessionId?: string;
   requestId?: string;
   context?: JsonObject;
+  /** How long to wait for a link that is down (default: the client's `sendTimeoutMs`). */
+  timeoutMs?: number;
 }
 
 /** Options of `sendAction`. */
@@ -82,6 +121,8 @@ export interface ActionOptions {
   sessionId?: string;
   context?: JsonObject;
   lang?: string;
+  /** How long to wait for a link that is down (default: the client's `sendTimeoutMs`). */
+  timeoutMs?: number;
 }
 
 /** Options of `sendCode`. */
@@ -91,6 +132,8 @@ export interface CodeOptions {
   sessionId?: string;
   context?: JsonObject;
   lang?: string;
+  /** How long to wait for a link that is down (default: the client's `sendTimeoutMs`). */
+  timeoutMs?: number;
 }
 
 /** Options of `waitForEvent` and `on`. */
@@ -133,6 +176,7 @@ export class ThalovantClient {
   readonly replySettleMs: number;
   readonly emptyReplyWaitMs: number;
   readonly selfSigned: boolean;
+  readonly sendTimeoutMs: number;
   autoReconnect: boolean;
   private readonly options: ClientOptions;
   private store: NoiseStateStore | undefined;
@@ -143,6 +187,13 @@ export class ThalovantClient {
   private closed = false;
   private reconnects = 0;
   private supervisor: ReturnType<typeof setTimeout> | undefined;
+  /** A link has been up since the last connect() / close(): its losses are supervised. */
+  private everUp = false;
+  /** Why the reconnect loop stopped for good (cleared when a link is up again). */
+  private stopped: ThalovantError | undefined;
+  private readonly waiters = new Set<Waiter>();
+  /** How many asks were sent again after a restart close (policy resendUnanswered; the tests read it). */
+  private resent = 0;
   private readonly subscriptions = new SubscriptionRegistry();
   private readonly queues = new Set<EventQueue>();
   private readonly collectors = new Map<string, ReplyCollector>();
@@ -166,6 +217,7 @@ export class ThalovantClient {
     this.emptyReplyWaitMs = options.emptyReplyWaitMs ?? EMPTY_REPLY_WAIT_MS;
     this.selfSigned = options.selfSigned ?? false;
     this.autoReconnect = options.autoReconnect ?? true;
+    this.sendTimeoutMs = options.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
     this.newCarrier(); // fail early on a carrier this identity or build cannot use
   }
 
@@ -249,12 +301,30 @@ export class ThalovantClient {
   async connect(): Promise<void> {
     this.closed = false;
     if (this.connected) return;
+    await this.attempt();
+  }
+
+  /** The connect attempt in progress, or a new one (the loop's and connect()'s: never two at once). */
+  private attempt(): Promise<void> {
     if (this.connecting === undefined) {
-      this.connecting = this.dial().finally(() => {
-        this.connecting = undefined;
-      });
+      this.connecting = this.dial()
+        .catch((error: unknown) => {
+          this.phase = "error";
+          this.lastError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+          // an attempt that failed in a way waiting cannot help ends every wait at once
+          if (error instanceof ThalovantError && waiterGivesUp(error)) this.settleWaiters(error);
+          throw error;
+        })
+        .finally(() => {
+          this.connecting = undefined;
+        });
     }
-    await this.connecting;
+    return this.connecting;
+  }
+
+  /** Whether a loss of the link is left to the reconnect loop (and requests wait for it). */
+  private get supervised(): boolean {
+    return this.autoReconnect && this.everUp && !this.closed;
   }
 
   private async dial(): Promise<void> {
@@ -278,8 +348,6 @@ export class ThalovantClient {
         },
       });
     } catch (error) {
-      this.phase = "error";
-      this.lastError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       throw error instanceof ThalovantError ? error : new ThalovantConnectionError(`Could not connect: ${String(error)}`);
     }
     if (this.closed) {
@@ -288,26 +356,95 @@ export class ThalovantClient {
     }
     link.onEnvelope = (envelope) => this.onEnvelope(envelope);
     link.onBinary = (frame) => this.onBinaryFrame(frame);
-    link.onLost = (error) => this.onLost(error);
+    link.onLost = (error) => this.onLost(error, link);
     this.link = link;
     this.phase = "ready";
     this.lastError = undefined;
+    this.everUp = true;
+    this.stopped = undefined;
     link.start();
+    if (link.alive) this.settleWaiters(link);
   }
 
-  /** The live link; one connect attempt first when it is down. */
-  private async ensureLink(): Promise<Link> {
-    if (!this.connected) await this.connect();
+  /** The link when it is up (no await: the hot path of every request). */
+  private liveLink(): Link | undefined {
     const link = this.link;
-    if (link === undefined) throw new ThalovantConnectionError("The hub connection is closed.");
-    return link;
+    return link !== undefined && link.alive ? link : undefined;
   }
 
-  private onLost(error: ThalovantError): void {
+  /**
+   * The live link, waiting for it up to `waitMs` when it is down (see the header): a supervised
+   * client waits for its reconnect loop (starting it if nothing runs), any other makes one
+   * connect attempt. `timeoutMs` is the request's whole timeout, for the error message.
+   */
+  private async waitLink(waitMs: number, timeoutMs: number = waitMs): Promise<Link> {
+    const live = this.liveLink();
+    if (live !== undefined) return live;
+    if (!this.supervised) {
+      await this.connect();
+      const link = this.link;
+      if (link === undefined) throw new ThalovantConnectionError("The hub connection is closed.");
+      return link;
+    }
+    const dead = this.link;
+    if (dead !== undefined && dead.error === undefined) dead.abandon(new ThalovantConnectionError("The hub connection dropped."));
+    if (this.stopped !== undefined) throw this.stopped;
+    if (this.supervisor === undefined && this.connecting === undefined) this.scheduleReconnect(new Outage(performance.now()), true);
+    log.info(`Waiting for the hub link, within the request's ${timeoutMs / 1000} s.`);
+    return new Promise<Link>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, timer: undefined };
+      waiter.timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        const last = this.lastError === undefined ? "" : ` (last error: ${redactError(this.lastError) ?? ""})`;
+        reject(new ThalovantConnectionError(`The hub link was not back within the request's ${timeoutMs / 1000} s${last}.`));
+      }, Math.max(0, waitMs));
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Wake every waiting request: with the link that is up, or with the error that ends their wait. */
+  private settleWaiters(outcome: Link | ThalovantError): void {
+    const waiters = [...this.waiters];
+    this.waiters.clear();
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer);
+      if (outcome instanceof ThalovantError) waiter.reject(outcome);
+      else waiter.resolve(outcome);
+    }
+  }
+
+  /**
+   * Run `send` on the live link, waiting for one up to `waitMs` when it is down. When `send`
+   * fails before anything went out ({@link LinkNotSent}) on a supervised client, it runs again on
+   * the next link within the same time.
+   */
+  private async deliver<T>(waitMs: number, send: (link: Link) => Promise<T>, timeoutMs: number = waitMs): Promise<T> {
+    const link = this.liveLink();
+    if (link !== undefined) {
+      try {
+        return await send(link);
+      } catch (error) {
+        if (!(error instanceof LinkNotSent) || !this.supervised) throw error;
+      }
+    }
+    const started = performance.now();
+    for (;;) {
+      const next = await this.waitLink(waitMs - (performance.now() - started), timeoutMs);
+      try {
+        return await send(next);
+      } catch (error) {
+        if (!(error instanceof LinkNotSent) || !this.supervised) throw error;
+      }
+    }
+  }
+
+  private onLost(error: ThalovantError, link: Link): void {
     this.phase = "error";
     this.lastError = `${error.name}: ${error.message}`;
     log.warn(`Hub link lost: ${redactError(error.message) ?? ""}`);
+    const resend = this.autoReconnect && !this.closed && resendUnanswered(link.closeCode);
     for (const collector of this.collectors.values()) {
+      if (resend && collector.abortIfUnanswered(new SendAgain("sent again on the next link"))) continue;
       collector.abort(new ThalovantConnectionError(`The hub connection dropped before the reply: ${error.message}`));
     }
     if (!this.autoReconnect) {
@@ -317,12 +454,16 @@ export class ThalovantClient {
     if (!this.closed && this.supervisor === undefined) this.scheduleReconnect(new Outage(performance.now()));
   }
 
-  /** The next retry of `outage`, when and until the failure policy says (runtime/policy.ts). */
-  private scheduleReconnect(outage: Outage): void {
+  /**
+   * The next retry of `outage`, when and until the failure policy says (runtime/policy.ts); at
+   * once when `immediate` (a request found the link down and no loop running). When the policy
+   * says stop, waiting requests get the error, and so do later ones until a link is up again.
+   */
+  private scheduleReconnect(outage: Outage, immediate = false): void {
     this.supervisor = setTimeout(() => {
       this.supervisor = undefined;
       if (this.closed || this.connected) return;
-      this.connect().then(
+      this.attempt().then(
         () => {
           this.reconnects += 1;
           log.info("Reconnected to the hub.");
@@ -330,18 +471,22 @@ export class ThalovantClient {
         (error: unknown) => {
           if (outage.afterFailure(error, performance.now()) === Step.STOP) {
             log.error(`Not reconnecting: ${error instanceof Error ? error.message : String(error)}`);
+            this.stopped = error instanceof ThalovantError ? error : new ThalovantConnectionError(String(error));
+            this.settleWaiters(this.stopped);
             return;
           }
           log.info(`Reconnect failed (${redactError(String(error)) ?? ""}); retrying.`);
           if (!this.closed && !this.connected) this.scheduleReconnect(outage);
         },
       );
-    }, outage.nextDelayMs(performance.now()));
+    }, immediate ? 0 : outage.nextDelayMs(performance.now()));
   }
 
   /** Close the link (normal close) and stop reconnecting. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
+    this.everUp = false;
+    this.settleWaiters(new ThalovantConnectionError("The client was closed."));
     if (this.supervisor !== undefined) {
       clearTimeout(this.supervisor);
       this.supervisor = undefined;
@@ -417,20 +562,36 @@ export class ThalovantClient {
     await link.sendEnvelope(HiveMessage.bus(name, data, context));
   }
 
-  /** Send a raw bus event `name` with `data` and the runtime context (spec 6.7). */
+  /**
+   * Send a raw bus event `name` with `data` and the runtime context (spec 6.7). A link that is
+   * down is waited for up to the client's `sendTimeoutMs` (see the header).
+   */
   async emit(name: string, data: JsonObject = {}, context: JsonObject = {}): Promise<void> {
     nonEmptyText(name, "An event name");
-    const link = await this.ensureLink();
-    await this.publish(name, { ...data }, this.context(context, link), link);
+    await this.deliver(this.sendTimeoutMs, (link) => this.publish(name, { ...data }, this.context(context, link), link));
   }
 
-  private async sendUtteranceMessage(
+  /**
+   * Send one utterance, waiting up to `waitMs` for a link that is down (`timeoutMs`: the
+   * request's whole timeout, for the error message); a tracked one is registered for its reply.
+   */
+  private sendUtteranceMessage(
+    text: string,
+    options: OutgoingUtterance,
+    waitMs: number,
+    timeoutMs: number,
+    makeCollector?: (rid: string, sid: string) => ReplyCollector,
+  ): Promise<[string, ReplyCollector | undefined]> {
+    nonEmptyText(text, "An utterance");
+    return this.deliver(waitMs, (link) => this.sendUtteranceOn(link, text, options, makeCollector), timeoutMs);
+  }
+
+  private sendUtteranceOn(
+    link: Link,
     text: string,
     options: OutgoingUtterance,
     makeCollector?: (rid: string, sid: string) => ReplyCollector,
   ): Promise<[string, ReplyCollector | undefined]> {
-    nonEmptyText(text, "An utterance");
-    const link = await this.ensureLink();
     const effectiveSid = options.sessionId || contextSessionId(options.context) || link.sessionId;
     const carried = options.tracked ? this.carried.get(effectiveSid) : undefined;
     const [rid, data, ctx] = bus.utteranceMessage(text, {
@@ -451,60 +612,94 @@ export class ThalovantClient {
     } else {
       this.lastUntracked = performance.now();
     }
-    try {
-      await this.publish(bus.UTTERANCE, data, full, link);
-    } catch (error) {
-      this.collectors.delete(rid);
-      this.carryWatch.forget(rid);
-      throw error;
-    }
-    return [rid, collector];
-  }
-
-  /** Send an utterance and collect the hub's spoken reply (spec 6.3). */
-  async ask(text: string, options: AskOptions = {}): Promise<ThalovantReply> {
-    const [rid, collector] = await this.sendUtteranceMessage(
-      text,
-      { ...options, tracked: true },
-      (requestId, sessionId) => new ReplyCollector(requestId, sessionId, this.replySettleMs, this.emptyReplyWaitMs),
+    return this.publish(bus.UTTERANCE, data, full, link).then(
+      () => [rid, collector],
+      (error: unknown) => {
+        this.collectors.delete(rid);
+        this.carryWatch.forget(rid);
+        throw error;
+      },
     );
-    try {
-      return await (collector as ReplyCollector).result(options.timeoutMs ?? 12_000, this.carryWatch);
-    } finally {
-      this.collectors.delete(rid);
-      this.carryWatch.release(rid);
+  }
+
+  /**
+   * Send an utterance and collect the hub's spoken reply (spec 6.3). `timeoutMs` (default 12 s)
+   * covers the whole ask: a link that is down is waited for within it (see the header), and an
+   * ask the hub dropped unanswered when restarting is sent again within it, same request id.
+   */
+  async ask(text: string, options: AskOptions = {}): Promise<ThalovantReply> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const began = performance.now();
+    let requestId = options.requestId;
+    for (;;) {
+      const [rid, collector] = await this.sendUtteranceMessage(
+        text,
+        { ...options, requestId, tracked: true },
+        timeoutMs - (performance.now() - began),
+        timeoutMs,
+        (id, sessionId) => new ReplyCollector(id, sessionId, this.replySettleMs, this.emptyReplyWaitMs),
+      );
+      requestId = rid;
+      try {
+        return await (collector as ReplyCollector).result(timeoutMs - (performance.now() - began), this.carryWatch, timeoutMs);
+      } catch (error) {
+        if (!(error instanceof SendAgain)) throw error;
+        if (this.closed) throw new ThalovantConnectionError("The client was closed.");
+        this.resent += 1;
+        log.info(`Sending the unanswered ask ${rid} again once the hub link is back.`);
+      } finally {
+        this.collectors.delete(rid);
+        this.carryWatch.release(rid);
+      }
     }
   }
 
-  /** Send speech or chat text without waiting (fire and forget); resolves to the request id. */
+  /**
+   * Send speech or chat text without waiting for a reply (fire and forget); resolves to the
+   * request id. A link that is down is waited for up to `timeoutMs` (default: `sendTimeoutMs`).
+   */
   async sendUtterance(text: string, options: UtteranceOptions = {}): Promise<string> {
-    const [rid] = await this.sendUtteranceMessage(text, options);
+    const waitMs = options.timeoutMs ?? this.sendTimeoutMs;
+    const [rid] = await this.sendUtteranceMessage(text, options, waitMs, waitMs);
     return rid;
   }
 
-  /** Send a button / menu pick / command (`context.input.kind = "action"`); resolves to the request id. */
+  /**
+   * Send a button / menu pick / command (`context.input.kind = "action"`); resolves to the
+   * request id. A link that is down is waited for up to `timeoutMs` (default: `sendTimeoutMs`).
+   */
   async sendAction(payload: string, options: ActionOptions = {}): Promise<string> {
     const action = { kind: "action", title: options.title ?? payload, payload };
-    const [rid] = await this.sendUtteranceMessage(payload, {
-      lang: options.lang,
-      sessionId: options.sessionId,
-      context: options.context,
-      contextExtra: { input: action },
-    });
+    const waitMs = options.timeoutMs ?? this.sendTimeoutMs;
+    const [rid] = await this.sendUtteranceMessage(
+      payload,
+      { lang: options.lang, sessionId: options.sessionId, context: options.context, contextExtra: { input: action } },
+      waitMs,
+      waitMs,
+    );
     return rid;
   }
 
-  /** Send an exact value (QR, barcode, serial): `input = {kind, label, value, exact}`; resolves to the request id. */
+  /**
+   * Send an exact value (QR, barcode, serial): `input = {kind, label, value, exact}`; resolves to
+   * the request id. A link that is down is waited for up to `timeoutMs` (default: `sendTimeoutMs`).
+   */
   async sendCode(value: string, options: CodeOptions = {}): Promise<string> {
     const kind = options.kind ?? "code";
     const code = { kind, label: options.label ?? kind, value, exact: true };
-    const [rid] = await this.sendUtteranceMessage(value, {
-      lang: options.lang,
-      sessionId: options.sessionId,
-      context: options.context,
-      dataExtra: { input: { ...code } },
-      contextExtra: { input: { ...code } },
-    });
+    const waitMs = options.timeoutMs ?? this.sendTimeoutMs;
+    const [rid] = await this.sendUtteranceMessage(
+      value,
+      {
+        lang: options.lang,
+        sessionId: options.sessionId,
+        context: options.context,
+        dataExtra: { input: { ...code } },
+        contextExtra: { input: { ...code } },
+      },
+      waitMs,
+      waitMs,
+    );
     return rid;
   }
 
@@ -534,10 +729,16 @@ export class ThalovantClient {
   /**
    * The next `name` event, or the first matching one that arrived since your last publication
    * and that no earlier wait took (so "send, then wait" never misses a fast answer);
-   * {@link ThalovantTimeoutError} after `timeoutMs` (default 12 s).
+   * {@link ThalovantTimeoutError} after `timeoutMs` (default 12 s). A link that is down is waited
+   * for first, within the same `timeoutMs` (see the header).
    */
   async waitForEvent(name: string, options: EventOptions = {}): Promise<ThalovantEvent> {
-    await this.ensureLink();
+    let timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    if (this.liveLink() === undefined) {
+      const began = performance.now();
+      await this.waitLink(timeoutMs);
+      timeoutMs -= performance.now() - began;
+    }
     const queue = new EventQueue(this.subscriptions, name, { requestId: options.requestId, sessionId: options.sessionId });
     for (const item of this.recent.since(this.publishSeq)) {
       if (item.event.name !== name || item.consumed) continue;
@@ -549,7 +750,7 @@ export class ThalovantClient {
     }
     this.queues.add(queue);
     try {
-      return await queue.get(options.timeoutMs ?? 12_000);
+      return await queue.get(timeoutMs);
     } finally {
       queue.close();
       this.queues.delete(queue);
@@ -558,10 +759,16 @@ export class ThalovantClient {
 
   // ------------------------------------------------------------------ diagnostics
 
-  /** Connect if needed, then report the link state (no network round trip). */
+  /**
+   * Report the link state (no network round trip). A link that is down is left to the reconnect
+   * loop when it is supervised (see the header); otherwise one connect attempt is made first.
+   */
   async healthcheck(): Promise<ThalovantHealth> {
     let error: string | undefined;
-    if (!this.connected) {
+    if (!this.connected && this.supervised) {
+      const dead = this.link;
+      if (dead !== undefined && dead.error === undefined) dead.abandon(new ThalovantConnectionError("The hub connection dropped."));
+    } else if (!this.connected) {
       try {
         await this.connect();
       } catch (caught) {

@@ -4,7 +4,10 @@
  */
 
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
+
+import { ThalovantClient, ThalovantIdentity } from "../src/index.js";
+import { setLogger } from "../src/runtime/log.js";
 
 import {
   ThalovantClientKeyRejectedError,
@@ -143,5 +146,74 @@ describe("the retry schedule", () => {
     assert.deepEqual(early, [1000, 1000, 1000, 1000]);
     const late = [60_000, 61_000, 63_000, 67_000, 75_000, 91_000, 121_000].map((now) => outage.nextDelayMs(now, () => 0));
     assert.deepEqual(late, [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+  });
+});
+
+describe("the client applies section 2 (a stand-in for its connect attempts)", () => {
+  before(() => setLogger({ info: () => undefined, warn: () => undefined, error: () => undefined }));
+  after(() => setLogger({ info: () => undefined, warn: (message) => console.warn(`thalovant: ${message}`), error: (message) => console.error(`thalovant: ${message}`) }));
+
+  /** A client whose every connect attempt fails with `error`; `supervised`: as after a link was up and lost. */
+  function failingClient(error: Error, options: { supervised?: boolean; autoReconnect?: boolean } = {}): { client: ThalovantClient; attempts: () => number } {
+    const identity = ThalovantIdentity.fromEnv({
+      env: { THALOVANT_ACCESS_KEY: "k", THALOVANT_PASSWORD: "p", THALOVANT_SITE_ID: "s", THALOVANT_HUB_HTTP_HOST: "https://hub.invalid", THALOVANT_HUB_WSS_HOST: "wss://hub.invalid:8443/w" },
+    });
+    const client = new ThalovantClient(identity, { protocol: "wss", sendTimeoutMs: 20, autoReconnect: options.autoReconnect ?? true });
+    let attempts = 0;
+    const dial = async (): Promise<void> => {
+      attempts += 1;
+      throw error;
+    };
+    Object.assign(client, { dial, everUp: options.supervised ?? true });
+    return { client, attempts: () => attempts };
+  }
+
+  it("a refusal ends a waiting request at once with the refusal", async () => {
+    const { client, attempts } = failingClient(new ThalovantHubRefusedError("no"));
+    try {
+      await assert.rejects(client.ask("hello", { timeoutMs: 60_000 }), ThalovantHubRefusedError);
+      assert.equal(attempts(), 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a changed hub key stops the loop: waiting and later requests get it at once, nothing is dialled again", async () => {
+    const { client, attempts } = failingClient(new ThalovantHubKeyChangedError("other key"));
+    try {
+      await assert.rejects(client.ask("hello", { timeoutMs: 60_000 }), ThalovantHubKeyChangedError);
+      await assert.rejects(client.sendUtterance("hello", { timeoutMs: 60_000 }), ThalovantHubKeyChangedError);
+      await assert.rejects(client.emit("thalovant.test"), ThalovantHubKeyChangedError);
+      assert.equal(attempts(), 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a drop is waited through: the request gives up at its own timeout with a connection error naming the last error", async () => {
+    const { client, attempts } = failingClient(new ThalovantConnectionError("reset by peer"));
+    try {
+      await assert.rejects(client.emit("thalovant.test"), (e: unknown) => {
+        assert.ok(e instanceof ThalovantConnectionError);
+        assert.match(e.message, /not back within the request's 0\.02 s \(last error: ThalovantConnectionError: reset by peer\)/);
+        return true;
+      });
+      assert.equal(attempts(), 1); // the loop's first attempt, at once; the next one comes later
+      await assert.rejects(client.ask("hello", { timeoutMs: 10 }), /not back within the request's 0\.01 s/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("without auto-reconnect, or before any link was up, a request makes one attempt of its own and gets its error", async () => {
+    for (const options of [{ autoReconnect: false }, { supervised: false }]) {
+      const { client, attempts } = failingClient(new ThalovantConnectionError("reset by peer"), options);
+      try {
+        await assert.rejects(client.ask("hello", { timeoutMs: 60_000 }), /reset by peer/);
+        assert.equal(attempts(), 1);
+      } finally {
+        await client.close();
+      }
+    }
   });
 });

@@ -16,7 +16,12 @@ import {
   ThalovantTimeoutError,
   ThalovantUnansweredError,
 } from "../src/index.js";
-import { ReplyCollector } from "../src/runtime/ask.js";
+import type { Carrier } from "../src/carriers/base.js";
+import { CarrierClosed } from "../src/carriers/base.js";
+import type { SecureChannel } from "../src/protocol/channel.js";
+import { ReplyCollector, SendAgain } from "../src/runtime/ask.js";
+import { NO_TIMINGS } from "../src/runtime/info.js";
+import { Link, LinkNotSent } from "../src/runtime/link.js";
 import { carriedFields, connectionSessionId, newRequestId, runtimeContext, utteranceMessage } from "../src/runtime/bus.js";
 import { busOf, normaliseContext } from "../src/runtime/inbound.js";
 import { HiveMessage } from "../src/protocol/envelope.js";
@@ -153,6 +158,72 @@ describe("reply collection", () => {
     const a = dropped.result(1000);
     dropped.abort(new ThalovantConnectionError("gone"));
     await assert.rejects(a, ThalovantConnectionError);
+  });
+
+  it("only an ask with nothing received for it yet can be ended to be sent again", async () => {
+    const unanswered = new ReplyCollector("rid", "sid", 0);
+    const u = unanswered.result(1000);
+    assert.equal(unanswered.abortIfUnanswered(new SendAgain("again")), true);
+    await assert.rejects(u, SendAgain);
+    for (const first of [event("ovos.utterance.handled"), event("mycroft.audio.queue", { binary_data: "00" }), event("speak", { utterance: "One." })]) {
+      const answered = new ReplyCollector("rid", "sid", 1000);
+      const a = answered.result(1000);
+      answered.feed(first);
+      assert.equal(answered.abortIfUnanswered(new SendAgain("again")), false, first.name);
+      answered.abort(new ThalovantConnectionError("gone"));
+      if (first.name === "speak") assert.equal((await a).text, "One.");
+      else await assert.rejects(a, ThalovantConnectionError);
+    }
+  });
+});
+
+describe("the end of a link", () => {
+  /** A link on a stand-in carrier: `parts` transport messages per envelope, sends failing from the `failAt`-th part (0: the first). */
+  function standIn(parts: number, failAt: number, code: number): { link: Link; endRead: (error: Error) => void; lost: Promise<ThalovantError> } {
+    let endRead: (error: Error) => void = () => undefined;
+    let sent = 0;
+    const carrier = {
+      alive: true,
+      receive: () => new Promise<never>((_, reject) => (endRead = reject)),
+      takeReady: () => undefined,
+      sendBinary: async () => {
+        if (sent++ >= failAt) throw new CarrierClosed(`The hub closed the WebSocket (${code}).`, { code });
+      },
+      close: async () => undefined,
+    } as unknown as Carrier;
+    const channel = { sealJson: () => Array.from({ length: parts }, () => new Uint8Array(1)), open: () => undefined } as unknown as SecureChannel;
+    const link = new Link(carrier, channel, "KKpsk0", "sid", undefined, NO_TIMINGS, []);
+    const lost = new Promise<ThalovantError>((resolve) => {
+      let calls = 0;
+      link.onLost = (error) => {
+        calls += 1;
+        assert.equal(calls, 1, "onLost is called once");
+        resolve(error);
+      };
+    });
+    link.start();
+    return { link, endRead: (error) => endRead(error), lost };
+  }
+
+  it("a read ended by a close keeps its code; a later send puts nothing out", async () => {
+    const { link, endRead, lost } = standIn(1, 0, 1012);
+    endRead(new CarrierClosed("The hub closed the WebSocket (1012).", { code: 1012 }));
+    assert.ok((await lost) instanceof ThalovantConnectionError);
+    assert.equal(link.closeCode, 1012);
+    await assert.rejects(link.sendEnvelope(HiveMessage.bus("x", {}, {})), LinkNotSent);
+  });
+
+  it("a send the carrier took nothing of is LinkNotSent and ends the link with the close code", async () => {
+    const { link, lost } = standIn(2, 0, 1001);
+    await assert.rejects(link.sendEnvelope(HiveMessage.bus("x", {}, {})), LinkNotSent);
+    await lost;
+    assert.equal(link.closeCode, 1001);
+    assert.equal(link.alive, false);
+  });
+
+  it("a send that failed part way is a plain connection error (something went out)", async () => {
+    const { link } = standIn(2, 1, 1006);
+    await assert.rejects(link.sendEnvelope(HiveMessage.bus("x", {}, {})), (e: unknown) => e instanceof ThalovantConnectionError && !(e instanceof LinkNotSent));
   });
 });
 

@@ -175,6 +175,16 @@ export class ReplyCollector {
     this.rejectReply(error);
   }
 
+  /**
+   * End the ask with `error` if nothing for its request has arrived yet (no event, no clip);
+   * returns whether it did. The client uses it to send an unanswered ask again.
+   */
+  abortIfUnanswered(error: Error): boolean {
+    if (this.settled || this.events.length > 0 || this.media.length > 0 || this.droppedMedia > 0) return false;
+    this.fail(error);
+    return true;
+  }
+
   /** End the ask with `error` (the link dropped, the client closed); speech so far still wins. */
   abort(error: Error): void {
     if (this.fragments.length > 0) this.finish();
@@ -198,12 +208,12 @@ export class ReplyCollector {
   /**
    * The reply, or the typed error; {@link ThalovantTimeoutError} at the deadline. The deadline is
    * kept by `watch` (one timer for all of a client's asks) when it watches this request, else by
-   * a timer of its own.
+   * a timer of its own. `shownTimeoutMs` is the timeout the error names (the ask's whole one).
    */
-  async result(timeoutMs: number, watch?: DeadlineWatch): Promise<ThalovantReply> {
+  async result(timeoutMs: number, watch?: DeadlineWatch, shownTimeoutMs: number = timeoutMs): Promise<ThalovantReply> {
     const expire = (): void => {
       if (this.fragments.length > 0) this.finish();
-      else this.fail(new ThalovantTimeoutError(`No reply from the hub within ${timeoutMs / 1000} s.`));
+      else this.fail(new ThalovantTimeoutError(`No reply from the hub within ${shownTimeoutMs / 1000} s.`));
     };
     const watched = watch?.setDeadline(this.requestId, timeoutMs, expire) ?? false;
     const deadline = watched ? undefined : setTimeout(expire, Math.max(0, timeoutMs));
@@ -215,6 +225,11 @@ export class ReplyCollector {
       this.cancelTimer();
     }
   }
+}
+
+/** Ends an ask that the client sends again, same request id, on the next link (never seen by callers). */
+export class SendAgain extends Error {
+  override name = "SendAgain";
 }
 
 /** What keeps the deadlines of asks (see `CarryWatch`). */

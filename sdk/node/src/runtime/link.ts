@@ -50,12 +50,25 @@ export interface Credentials {
 }
 
 /**
+ * A send that failed before any of its message went out (the link was already down, or its first
+ * part could not be handed to the carrier): the caller may build the message again for the next
+ * link. The link counts as lost.
+ */
+export class LinkNotSent extends ThalovantConnectionError {
+  override name = "ThalovantConnectionError";
+}
+
+/**
  * An established session: one carrier and its secure channel. `onEnvelope` receives every
  * parsed envelope (JSON frames and non-`bin` WIRE-1 frames), `onBinary` every `bin` WIRE-1 frame,
- * and `onLost` is called once, with the error, when the session ends other than by {@link close}.
+ * and `onLost` is called once, with the error, when the session ends other than by {@link close}
+ * (a failed read, a failed send, or {@link abandon}); {@link closeCode} then holds the carrier's
+ * close evidence, if any (a WebSocket close code).
  */
 export class Link {
   error: ThalovantError | undefined;
+  /** The carrier's code for the end of the session (WSS: the close code), once it is lost. */
+  closeCode: number | undefined;
   onEnvelope: (message: HiveMessage) => void = () => undefined;
   onBinary: (frame: Wire1Frame) => void = () => undefined;
   onLost: (error: ThalovantError) => void = () => undefined;
@@ -74,17 +87,33 @@ export class Link {
   ) {}
 
   /** Seal and send one envelope. */
+  /**
+   * Seal and send one envelope. Rejects with {@link LinkNotSent} when nothing of it went out
+   * (the link is then lost), with a ThalovantConnectionError when the carrier failed part way.
+   */
   async sendEnvelope(message: HiveMessage): Promise<void> {
     const body = message.toBytes();
     await this.serial.run(async () => {
-      if (this.closing || this.error !== undefined) throw new ThalovantConnectionError("The hub connection is closed.");
+      if (this.closing || this.error !== undefined) throw new LinkNotSent("The hub connection is closed.");
+      let sent = 0;
       try {
-        for (const part of this.channel.sealJson(body)) await this.carrier.sendBinary(part);
+        for (const part of this.channel.sealJson(body)) {
+          await this.carrier.sendBinary(part);
+          sent += 1;
+        }
       } catch (error) {
-        if (error instanceof CarrierClosed) throw new ThalovantConnectionError(error.message);
-        throw error;
+        if (!(error instanceof CarrierClosed)) throw error;
+        if (sent > 0) throw new ThalovantConnectionError(error.message);
+        if (this.error === undefined) this.closeCode = error.code;
+        this.lost(this.asError(error));
+        throw new LinkNotSent(error.message);
       }
     });
+  }
+
+  /** Report this link lost (it was found dead by other means than its reader); no-op once ended. */
+  abandon(error: ThalovantError): void {
+    this.lost(error);
   }
 
   /** Deliver any frame read during the settle window, then start reading. */
@@ -122,6 +151,7 @@ export class Link {
       }
     } catch (error) {
       this.reading = false;
+      if (error instanceof CarrierClosed) this.closeCode = error.code;
       this.lost(this.asError(error));
     }
   }

@@ -28,7 +28,8 @@
  *    link gets a REFUSED or KEY_* error at once and waits through DROPPED and TIMED_OUT.
  *    A message already sent is never sent again, except that an ask with nothing received for
  *    it yet is sent again (same request id) once the link is back when the hub closed saying it
- *    was going away or restarting ({@link resendUnanswered}, WebSocket 1001 or 1012).
+ *    was going away or restarting ({@link resendUnanswered}, WebSocket 1001 or 1012). The client
+ *    applies this section (client.ts: requests waiting for the link, the loss of a link).
  *
  * 3. When to reconnect ({@link RetrySchedule}): every loss of the link starts the same loop.
  *    Each delay is a base jittered down by up to half, so a fleet does not dial in step:
