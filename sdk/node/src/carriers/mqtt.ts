@@ -212,6 +212,9 @@ export class MQTTCarrier implements Carrier {
         item = payload;
       }
     }
+    // The topic outlives sessions: the hub may still be answering this identity's previous
+    // session. A Noise transport frame before our first binary message cannot be ours: drop it.
+    if (!this.authenticated && typeof item !== "string") return;
     this.inbox.push(item);
     if (this.inbox.failed !== undefined) this.session?.destroy();
   }
