@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import secrets
 import ssl
 import sys
 import tempfile
@@ -36,6 +35,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.mqtt_packets import connect_packet, remaining_length, utf8  # noqa: E402
 
 from thalovant_server.limits import Limits  # noqa: E402
 from thalovant_server.mqtt import MqttBroker, MqttCredentials, issue_client_credentials  # noqa: E402
@@ -52,26 +54,6 @@ Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 # -- MQTT 3.1.1 packets ------------------------------------------------------------------------
-
-
-def remaining_length(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value % 128, value // 128
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def utf8(text: str) -> bytes:
-    data = text.encode()
-    return len(data).to_bytes(2, "big") + data
-
-
-def connect_packet(creds: MqttCredentials) -> bytes:
-    body = utf8("MQTT") + bytes([4, 0xC2]) + (60).to_bytes(2, "big")
-    body += utf8(f"limits-{secrets.token_hex(4)}") + utf8(creds.username) + utf8(creds.password)
-    return bytes([0x10]) + remaining_length(len(body)) + body
 
 
 def publish_packet(topic: str, payload_size: int, packet_id: int = 1) -> bytes:
@@ -97,7 +79,7 @@ class Probes:
         """A logged-in connection, or None when the broker refused or dropped it."""
         try:
             reader, writer = await self.open()
-            writer.write(connect_packet(self.creds))
+            writer.write(connect_packet(self.creds.username, self.creds.password, "limits"))
             async with asyncio.timeout(ANSWER_WAIT):
                 connack = await reader.readexactly(4)
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError, TimeoutError):

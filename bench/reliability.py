@@ -491,7 +491,8 @@ def _rss(pid: int) -> int:
 
 
 def run_mqtt64(folder: Path) -> None:
-    from tests.server.test_mqtt_limits import logged_in, remaining_length, utf8
+    from tests.fixtures.mqtt_packets import remaining_length, utf8
+    from tests.server.test_mqtt_limits import logged_in
 
     with running(folder / "mqtt64") as server:
         [identity] = identities(server, 1, "mqtt64", "mqtt")

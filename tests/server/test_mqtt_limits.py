@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.fixtures.identities import new_identity, trusting
+from tests.fixtures.mqtt_packets import connect_packet, remaining_length, utf8
 from tests.fixtures.server import RunningServer
 
 from thalovant.client import AsyncThalovantClient
@@ -21,26 +21,6 @@ from thalovant_server.hub.skills.jokes import JOKES
 
 PATIENCE = 30.0
 BROKERS = ["embedded", "mosquitto"]
-
-
-def remaining_length(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value % 128, value // 128
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def utf8(text: str) -> bytes:
-    data = text.encode()
-    return len(data).to_bytes(2, "big") + data
-
-
-def connect_packet(username: str, password: str) -> bytes:
-    body = utf8("MQTT") + bytes([4, 0xC2]) + (60).to_bytes(2, "big")
-    body += utf8(f"limits-test-{secrets.token_hex(4)}") + utf8(username) + utf8(password)
-    return bytes([0x10]) + remaining_length(len(body)) + body
 
 
 async def open_broker(server: RunningServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -53,7 +33,7 @@ async def logged_in(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     assert identity.mqtt is not None
     reader, writer = await open_broker(server)
-    writer.write(connect_packet(identity.mqtt.username, identity.mqtt.password))
+    writer.write(connect_packet(identity.mqtt.username, identity.mqtt.password, "limits-test"))
     async with asyncio.timeout(PATIENCE):
         connack = await reader.readexactly(4)
     assert connack == b"\x20\x02\x00\x00", connack
@@ -147,7 +127,7 @@ async def test_connections_beyond_the_cap_are_refused(server_factory: Callable[.
         try:
             assert identity.mqtt is not None
             with contextlib.suppress(ConnectionError, ssl.SSLError):
-                writer.write(connect_packet(identity.mqtt.username, identity.mqtt.password))
+                writer.write(connect_packet(identity.mqtt.username, identity.mqtt.password, "limits-test"))
                 await writer.drain()
             assert await ended_by_broker(reader)
         finally:
