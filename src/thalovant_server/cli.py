@@ -187,6 +187,7 @@ def serve(
     from thalovant_server.app import create_app
     from thalovant_server.carriers.mqtt import MqttCarrierError
     from thalovant_server.heap import settle_after_startup
+    from thalovant_server.hub.routes import websocket_route_of
     from thalovant_server.limits import raise_file_limit
     from thalovant_server.listener import GuardedServer, server_config
     from thalovant_server.mqtt import BrokerStartError
@@ -254,6 +255,7 @@ def serve(
         cert=str(tls.cert),
         key=str(tls.key),
         limits=limits,
+        websockets=websocket_route_of(app),
         loop="auto",
         lifespan="off",  # run below, so that a failed start is one clear error line
         access_log=False,

@@ -5,7 +5,8 @@ Every limit has a default and a ``THALOVANT_*`` variable. They are enforced in o
 - connections (:mod:`thalovant_server.listener`): a TLS handshake must finish within
   ``tls_handshake_timeout`` and a request head arrive within ``request_head_timeout``; at most
   ``max_connections`` connections are open at once (further ones are closed on arrival); a
-  WebSocket message larger than ``ws_max_message`` is refused before it is buffered;
+  WebSocket message larger than ``ws_max_message`` is refused before it is buffered, and a
+  WebSocket peer that answers no ping for two ``ws_ping_interval`` periods is dropped;
 - the API (:mod:`thalovant_server.api.request_limits`): a ``/v1`` body of at most ``api_max_body``
   bytes, at most ``api_max_concurrency`` ``/v1`` requests in progress (then 503 with
   ``Retry-After``); a hub ``spec`` is at most ``MAX_SPEC_BYTES`` as JSON
@@ -39,6 +40,7 @@ class Limits:
     request_head_timeout: float = 5.0
     max_connections: int = 8192
     ws_max_message: int = PROTOCOL_MAX_WS_MESSAGE
+    ws_ping_interval: float = 20.0
     api_max_body: int = 1024 * 1024
     api_max_concurrency: int = 64
     mqtt_max_packet: int = 256 * 1024

@@ -7,8 +7,9 @@
   a connection that sends nothing is aborted then, without waiting for a TLS close;
 - while ``Limits.max_connections`` connections (HTTP and WebSocket) are open, a new one is
   aborted as soon as its TLS handshake completes;
-- WebSocket messages above ``Limits.ws_max_message`` are refused by the WebSocket layer from
-  their header, before the payload is read.
+- an upgrade to WebSocket leaves uvicorn's ASGI path: the connection is served by
+  :class:`~thalovant_server.carriers.websocket.WebSocketConnection` with the given route, which
+  refuses messages above ``Limits.ws_max_message`` from their header, before the payload is read.
 
 :class:`GuardedServer` is the uvicorn server; :func:`server_config` the uvicorn configuration.
 """
@@ -23,6 +24,7 @@ from typing import Any, ClassVar
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from thalovant_server.carriers.websocket import Route, WebSocketConnection
 from thalovant_server.limits import Limits
 
 log = logging.getLogger(__name__)
@@ -97,9 +99,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
 
 def server_config(
-    app: Any, *, host: str, port: int, cert: str, key: str, limits: Limits, **options: Any
+    app: Any, *, host: str, port: int, cert: str, key: str, limits: Limits, websockets: Route, **options: Any
 ) -> uvicorn.Config:
-    """The uvicorn configuration of the listener (``options`` are passed through)."""
+    """The uvicorn configuration of the listener: HTTP to ``app`` (ASGI), WebSocket upgrades to
+    ``websockets`` (``options`` are passed through)."""
     protocol = type("GuardedHttpProtocolWithLimits", (GuardedHttpProtocol,), {"limits": limits})
     return uvicorn.Config(
         app,
@@ -108,9 +111,7 @@ def server_config(
         ssl_certfile=cert,
         ssl_keyfile=key,
         http=protocol,
-        ws="auto",
-        ws_max_size=limits.ws_max_message,
-        ws_max_queue=16,
+        ws=WebSocketConnection.serving(websockets, limits),
         **options,
     )
 

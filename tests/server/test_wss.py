@@ -35,8 +35,12 @@ from thalovant.protocol.negotiation import ClientNegotiation
 from thalovant.protocol.noise import KeyPair
 from thalovant.protocol.psk import derive_psk
 from thalovant_server.app import create_app
+from thalovant_server.carriers.websocket import WebSocketConnection
 from thalovant_server.config import ServerConfig
+from thalovant_server.hub.routes import websocket_route_of
 from thalovant_server.hub.runtime import HubRuntime
+from thalovant_server.limits import Limits
+from thalovant_server.listener import server_config
 from thalovant_server.tls import ensure_dev_tls
 
 GUIDE_JOKE = "Why did the hub keep good logs? It wanted every punchline to be traceable."
@@ -143,21 +147,22 @@ def hub_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubData]:
 
 
 class HubServer:
-    """``create_app`` under uvicorn in the current event loop."""
+    """``create_app`` under uvicorn, configured as ``serve`` configures it, in the current event loop."""
 
-    def __init__(self, data: HubData) -> None:
+    def __init__(self, data: HubData, limits: Limits | None = None) -> None:
         self.data = data
         self.config = ServerConfig(data_dir=data.data_dir, host="127.0.0.1", port=data.port, mqtt_port=0)
         tls = ensure_dev_tls(data.data_dir, extra_names=("127.0.0.1",))
         self.app = create_app(self.config)
         self.server = uvicorn.Server(
-            uvicorn.Config(
+            server_config(
                 self.app,
                 host="127.0.0.1",
                 port=data.port,
-                ssl_certfile=str(tls.cert),
-                ssl_keyfile=str(tls.key),
-                ws="auto",
+                cert=str(tls.cert),
+                key=str(tls.key),
+                limits=limits or Limits(),
+                websockets=websocket_route_of(self.app),
                 lifespan="on",
                 log_level="warning",
             )
@@ -480,3 +485,97 @@ async def test_emit_of_a_disallowed_type_is_denied_with_the_request_context(hub:
     assert envelope["payload"]["data"]["denied_type"] == "mycroft.volume.set"
     assert envelope["payload"]["context"]["request_id"] == "vol-1"
     await session.close()
+
+
+async def raw_upgrade(hub: HubServer, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TLS connection upgraded to WebSocket by hand: nothing answers the server's pings."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.data.port, ssl=hub.ssl)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def server_frames(reader: asyncio.StreamReader) -> list[tuple[int, bytes]]:
+    """Every (opcode, payload) the server sends (unmasked, short frames) until the stream ends."""
+    frames: list[tuple[int, bytes]] = []
+    try:
+        while True:
+            first, second = await reader.readexactly(2)
+            length = second & 0x7F
+            if length == 126:
+                length = int.from_bytes(await reader.readexactly(2), "big")
+            frames.append((first & 0x0F, await reader.readexactly(length)))
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return frames
+
+
+async def test_an_upgrade_to_any_other_path_is_answered_404(hub: HubServer) -> None:
+    for path in ("/v1/hubs", "/hubs/a/b", "/hubs/"):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(f"wss://127.0.0.1:{hub.data.port}{path}", ssl=hub.ssl)
+        assert refused.value.response.status_code == 404
+
+
+async def test_a_peer_that_answers_no_ping_is_dropped(hub_data: HubData) -> None:
+    server = HubServer(hub_data, Limits(ws_ping_interval=0.2))
+    await server.start()
+    try:
+        access_key = str(hub_data.identities[0].data["access_key"])
+        reader, writer = await raw_upgrade(server, f"/hubs/{hub_data.hub_id}?{authorization(access_key)}")
+        frames = await server_frames(reader)  # ends when the server aborts the connection
+        writer.close()
+    finally:
+        await server.stop()
+    opcodes = [opcode for opcode, _ in frames]
+    assert opcodes.count(0x9) >= 1, opcodes  # pinged, never answered
+    assert 0x8 not in opcodes  # aborted, not closed: the peer is gone
+
+
+async def test_text_that_is_not_utf8_closes_1007(hub: HubServer, hub_data: HubData) -> None:
+    access_key = str(hub_data.identities[0].data["access_key"])
+    reader, writer = await raw_upgrade(hub, f"/hubs/{hub_data.hub_id}?{authorization(access_key)}")
+    mask = os.urandom(4)
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"\xff\xfe"))
+    writer.write(bytes([0x81, 0x80 | 2]) + mask + payload)
+    frames = await server_frames(reader)
+    writer.close()
+    closes = [payload for opcode, payload in frames if opcode == 0x8]
+    assert closes and int.from_bytes(closes[0][:2], "big") == 1007
+
+
+async def test_a_client_that_stops_reading_is_not_read_either(hub: HubServer, hub_data: HubData) -> None:
+    """Asks from a client that reads no answer stop being read: the answers waiting for it stay
+    bounded by the transport's high-water mark, not by what the client sends, and other
+    sessions go on."""
+    session = await hub.raw(hub_data.new_identity("stuck-reader"))
+    assert session.ws is not None
+    [connection] = [c for c in hub.server.server_state.connections if isinstance(c, WebSocketConnection)]
+    session.ws.transport.pause_reading()  # the client reads nothing more from its socket
+    context = {"source": USER_AGENT, "destination": "HiveMind", "padding": "p" * 30_000}
+    request = HiveMessage.bus("recognizer_loop:utterance", {"utterances": ["What can this hub do?"]}, context)
+
+    async def ask_without_reading() -> None:
+        assert session.ws is not None
+        while True:  # until the client's own socket is full: its send then waits
+            for message in session.negotiation.channel.seal_json(request.to_bytes()):
+                await session.ws.send(message)
+
+    sender = asyncio.create_task(ask_without_reading())
+    while not connection.reading_paused:
+        assert not sender.done()
+        await asyncio.sleep(0.01)
+    high_water = connection.buffered()
+    sender.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sender
+    assert high_water < 1024 * 1024
+    assert connection.buffered() == high_water  # nothing more was answered: nothing more was read
+    other = await hub.raw(hub_data.identities[0])  # the stuck client holds nobody else up
+    assert speech(await other.ask("Tell me a short clean joke.")) == [GUIDE_JOKE]
+    await other.close()
+    session.ws.transport.abort()

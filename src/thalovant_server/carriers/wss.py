@@ -16,9 +16,12 @@ One WebSocket per session. Phases:
 
 Phases 1-4 run inside the runtime's admission (:meth:`HubRuntime.admission`), after the
 upgrade was answered (the client's open timeout runs until then): a herd of reconnecting
-clients is set up a few at a time, in order. A malformed frame closes that
-session only (1002); nothing raised escapes the connection's
-task. TCP_NODELAY is set by the event loop's transports (asyncio and uvloop set it on every
+clients is set up a few at a time, in order. In phase 5 each message is opened, answered and
+the answer written in the event loop's callback that parsed it (every message of one answer in
+one write); a malformed frame closes that session only (1002). A client that leaves more than
+:data:`MAX_UNREAD` bytes of pushed messages unread is closed with 1013. The WebSocket layer is
+:mod:`thalovant_server.carriers.websocket`; :func:`websocket_route` is its route to this
+carrier. TCP_NODELAY is set by the event loop's transports (asyncio and uvloop set it on every
 TCP socket); ``tests/server/test_wss.py`` checks it on the live sockets.
 """
 
@@ -27,17 +30,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes
-
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from urllib.parse import unquote, unquote_to_bytes
 
 from thalovant.protocol.errors import NegotiationAborted, ProtocolError
 from thalovant.protocol.negotiation import ClientHello, HubNegotiation
 from thalovant_server.carriers.handshake import link_for, pin_when_complete
+from thalovant_server.carriers.websocket import Message, Route, Session, WebSocketConnection
 from thalovant_server.hub.directory import ClientCredentials
 from thalovant_server.hub.link import HubLink, MeshGrantDenied, Outbound
 from thalovant_server.hub.runtime import HubRuntime
@@ -48,6 +49,7 @@ __all__ = [
     "WSSSession",
     "parse_authorization",
     "serve_websocket",
+    "websocket_route",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,10 +60,16 @@ HANDSHAKE_TIMEOUT = 30.0
 MAX_NEGOTIATION_TEXT = 262144
 """Largest negotiation TEXT message accepted (a hex Noise message is at most 131070 chars)."""
 
+MAX_UNREAD = 4 * 1024 * 1024
+"""Bytes of pushed messages a session may leave unread before it is closed (1013)."""
+
+HUB_PATH = "/hubs/"
+
 CLOSE_MALFORMED_AUTH = 1008
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_POLICY = 1008
 CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_LATER = 1013
 
 
 class MalformedAuthorization(ValueError):
@@ -105,62 +113,90 @@ def parse_authorization(query_string: bytes) -> Credential:
 
 
 class WSSSession:
-    """An authenticated WebSocket session: seals and writes under one lock (nonce order)."""
+    """An authenticated WebSocket session.
 
-    __slots__ = ("_closed", "_lock", "link", "ws")
+    Sealing and writing happen in one synchronous step (no ``await`` between them), so the
+    nonce order of the sealed messages is the order they go out in, with no lock.
+    """
+
+    __slots__ = ("_closed", "link", "socket")
 
     carrier = "wss"
 
-    def __init__(self, ws: WebSocket, link: HubLink) -> None:
-        self.ws = ws
+    def __init__(self, socket: WebSocketConnection, link: HubLink) -> None:
+        self.socket = socket
         self.link = link
-        self._lock = asyncio.Lock()
         self._closed = False
 
-    async def send_sealed(self, messages: list[bytes]) -> None:
-        """Write already sealed transport messages (caller holds the lock)."""
-        send = self.ws.send_bytes
-        for message in messages:
-            await send(message)
-
-    async def answer(self, message: bytes) -> None:
-        """Open one inbound transport message and send the replies it produces."""
-        async with self._lock:
+    def on_message(self, message: Message) -> None:
+        """Open one inbound message and write the replies it produces (the socket's dispatch)."""
+        if self._closed:
+            return
+        if isinstance(message, str):
+            log.info("text frame after the handshake from client %s; closing", self.link.client_id)
+            self._end(CLOSE_PROTOCOL_ERROR, "text after handshake")
+            return
+        try:
             replies = self.link.receive(message)
-            if replies:
-                await self.send_sealed(replies)
+        except MeshGrantDenied as exc:
+            log.info("client %s sent a frame it holds no grant for: %s", self.link.client_id, exc)
+            self._end(CLOSE_POLICY, "not allowed")
+            return
+        except ProtocolError as exc:
+            log.info("malformed frame from client %s: %s", self.link.client_id, type(exc).__name__)
+            self._end(CLOSE_PROTOCOL_ERROR, "malformed frame")
+            return
+        if replies:
+            self.socket.send_binary(replies)
 
     async def deliver(self, messages: Sequence[Outbound]) -> None:
         if self._closed:
             return
-        try:
-            async with self._lock:
-                await self.send_sealed(self.link.seal_bus(messages))
-        except Exception as exc:
-            log.debug("push to a closing session failed: %s", exc)
+        self.socket.send_binary(self.link.seal_bus(messages))
+        if self.socket.buffered() > MAX_UNREAD:
+            log.info("client %s leaves its messages unread; closing", self.link.client_id)
+            self._end(CLOSE_TRY_LATER, "messages left unread")
 
     async def terminate(self, reason: str) -> None:
         if self._closed:
             return
-        self._closed = True
         log.info("closing session of client %s: %s", self.link.client_id, reason)
-        with contextlib.suppress(Exception):
-            await self.ws.close(CLOSE_POLICY if "revoked" in reason else CLOSE_GOING_AWAY, reason)
+        self._end(CLOSE_POLICY if "revoked" in reason else CLOSE_GOING_AWAY, reason)
+
+    def _end(self, code: int, reason: str) -> None:
+        self._closed = True
+        self.socket.close(code, reason)
 
 
-async def _close_without_status(ws: WebSocket) -> None:
-    """A close frame with an empty payload (the client reads 1005, a refusal)."""
-    with contextlib.suppress(Exception):
-        await ws.send({"type": "websocket.close", "code": None, "reason": ""})
+def websocket_route(runtime_of: Callable[[], HubRuntime | None]) -> Route:
+    """The listener's WebSocket route: ``/hubs/{hub_id}`` is this carrier, nothing else is served.
 
+    ``runtime_of`` gives the hub runtime once the server started (until then the socket is
+    closed with 1013).
+    """
 
-async def _close(ws: WebSocket, code: int, reason: str = "") -> None:
-    with contextlib.suppress(Exception):
-        await ws.close(code, reason)
+    def route(path: str) -> Session | None:
+        raw_path, _, query = path.partition("?")
+        if not raw_path.startswith(HUB_PATH):
+            return None
+        hub_id = unquote(raw_path[len(HUB_PATH) :])
+        if not hub_id or "/" in hub_id:
+            return None
+
+        async def session(socket: WebSocketConnection) -> None:
+            runtime = runtime_of()
+            if runtime is None:
+                socket.close(1013, "hub runtime not ready")
+                return
+            await serve_websocket(socket, runtime, hub_id, query.encode("utf-8", "surrogateescape"))
+
+        return session
+
+    return route
 
 
 async def _negotiate(
-    ws: WebSocket, negotiation: HubNegotiation, runtime: HubRuntime, creds: ClientCredentials
+    socket: WebSocketConnection, negotiation: HubNegotiation, runtime: HubRuntime, creds: ClientCredentials
 ) -> ClientHello | None:
     """Run the cleartext negotiation; the client's HELLO, or ``None`` if the client left.
 
@@ -168,52 +204,37 @@ async def _negotiate(
     concurrent session with another key loses at once.
     """
     for opening in negotiation.opening():
-        await ws.send_text(opening)
+        socket.send_text(opening)
     while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
+        message = await socket.receive()
+        if message is None:
             return None
-        text = message.get("text")
-        if text is not None:
-            if len(text) > MAX_NEGOTIATION_TEXT:
+        if isinstance(message, str):
+            if len(message) > MAX_NEGOTIATION_TEXT:
                 raise NegotiationAborted("negotiation message too large")
-            for reply in negotiation.receive_text(text):
-                await ws.send_text(reply)
+            for reply in negotiation.receive_text(message):
+                socket.send_text(reply)
             await pin_when_complete(runtime, creds, negotiation)
             continue
-        data = message.get("bytes")
-        if data is not None:
-            return negotiation.receive_binary(data)
+        return negotiation.receive_binary(message)
 
 
-async def serve_websocket(ws: WebSocket, runtime: HubRuntime) -> None:
-    """Serve one WebSocket at ``/hubs/{hub_id}`` until either side closes; never raises."""
-    try:
-        await _serve(ws, runtime)
-    except (WebSocketDisconnect, OSError):
-        return  # the client went away mid-send
-    except Exception:
-        log.exception("WSS session failed")
-        await _close(ws, 1011)
-
-
-async def _serve(ws: WebSocket, runtime: HubRuntime) -> None:
-    hub_id = str(ws.path_params.get("hub_id", ""))
-    query_string = ws.scope.get("query_string", b"")
-    # the server logs the request line on accept: keep the credential out of it
-    ws.scope["query_string"] = b"authorization=REDACTED" if b"authorization" in query_string else b""
-    await ws.accept()  # at once: the client's open timeout runs until the upgrade is answered
+async def serve_websocket(socket: WebSocketConnection, runtime: HubRuntime, hub_id: str, query_string: bytes) -> None:
+    """Serve one upgraded WebSocket at ``/hubs/{hub_id}`` until either side closes."""
     async with runtime.admission():
-        live = await _set_up(ws, runtime, hub_id, query_string)
+        live = await _set_up(socket, runtime, hub_id, query_string)
     if live is None:
         return
     try:
-        await _transport(ws, live)
+        socket.dispatch(live.on_message)
+        await socket.wait_closed()
     finally:
         runtime.unregister(live)
 
 
-async def _set_up(ws: WebSocket, runtime: HubRuntime, hub_id: str, query_string: bytes) -> WSSSession | None:
+async def _set_up(
+    socket: WebSocketConnection, runtime: HubRuntime, hub_id: str, query_string: bytes
+) -> WSSSession | None:
     """Phases 1-4 after the upgrade: the registered session once the hub's HELLO went out, else
     ``None`` (closed)."""
     try:
@@ -221,61 +242,34 @@ async def _set_up(ws: WebSocket, runtime: HubRuntime, hub_id: str, query_string:
     except MalformedAuthorization as exc:
         log.info("malformed WSS authorization for hub %s: %s", hub_id, exc)
         runtime.count_refusal("malformed")
-        await _close(ws, CLOSE_MALFORMED_AUTH, "malformed authorization")
+        socket.close(CLOSE_MALFORMED_AUTH, "malformed authorization")
         return None
     host = await runtime.host(hub_id)
     creds = await runtime.credentials(host.hub_id, credential.access_key) if host is not None else None
     if host is None or creds is None or not host.keys.serves("wss"):
         log.info("WSS refused for hub %s: unknown hub or access key", hub_id)
         runtime.count_refusal("unknown")
-        await _close_without_status(ws)
+        socket.close()
         return None
     negotiation = HubNegotiation(
         node_id=host.keys.node_id, static=host.keys.static, psk=creds.psk, pinned_client_key=creds.pinned_key
     )
     try:
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-            hello = await _negotiate(ws, negotiation, runtime, creds)
+            hello = await _negotiate(socket, negotiation, runtime, creds)
         if hello is None:
             return None
     except (ProtocolError, TimeoutError) as exc:
-        await _close_without_status(ws)  # first: the client reads it as the verdict on the handshake
+        socket.close()  # without status, first: the client reads it as the verdict on the handshake
         log.info("WSS negotiation for client %s aborted: %s", creds.client_id, type(exc).__name__)
         runtime.count_refusal("aborted")
         return None
-    live = WSSSession(ws, link_for(negotiation, hello, creds, host, carrier="wss"))
+    if not socket.is_open:
+        return None
+    live = WSSSession(socket, link_for(negotiation, hello, creds, host, carrier="wss"))
     if not runtime.register(live):
-        await _close_without_status(ws)
+        socket.close()
         return None
     log.info("WSS session open: hub=%s client=%s pattern=%s", hub_id, creds.client_id, negotiation.pattern)
-    try:
-        async with live._lock:
-            await live.send_sealed(live.link.hello())
-    except BaseException:
-        runtime.unregister(live)
-        raise
+    socket.send_binary(live.link.hello())
     return live
-
-
-async def _transport(ws: WebSocket, live: WSSSession) -> None:
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        data = message.get("bytes")
-        if data is None:
-            log.info("text frame after the handshake from client %s; closing", live.link.client_id)
-            await _close(ws, CLOSE_PROTOCOL_ERROR, "text after handshake")
-            return
-        try:
-            await live.answer(data)
-        except MeshGrantDenied as exc:
-            log.info("client %s sent a frame it holds no grant for: %s", live.link.client_id, exc)
-            live._closed = True
-            await _close(ws, CLOSE_POLICY, "not allowed")
-            return
-        except ProtocolError as exc:
-            log.info("malformed frame from client %s: %s", live.link.client_id, type(exc).__name__)
-            live._closed = True
-            await _close(ws, CLOSE_PROTOCOL_ERROR, "malformed frame")
-            return

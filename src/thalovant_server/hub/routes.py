@@ -1,12 +1,13 @@
 """The data-plane routes of the shared port, under ``/hubs/{hub_id}``: WSS and HTTPS polling.
 
-``mount_data_plane(app, runtime)`` adds them to the ASGI app. ``runtime`` may be ``None``
-when the runtime is only created in the app's lifespan: each connection or request then uses
-``app.state.runtime``.
+``mount_data_plane(app, runtime)`` adds the HTTPS polling routes to the ASGI app;
+``websocket_route_of(app)`` is the listener's WebSocket route (upgrades do not go through
+ASGI). ``runtime`` may be ``None`` when the runtime is only created in the app's lifespan: each
+connection or request then uses ``app.state.runtime``.
 
 Routing table::
 
-    WS   /hubs/{hub_id}                       WSS carrier (spec 4.1)
+    WS   /hubs/{hub_id}                       WSS carrier (spec 4.1), the listener's route
     POST /hubs/{hub_id}/connect               HTTPS polling carrier (spec 4.2)
     GET  /hubs/{hub_id}/get_messages
     GET  /hubs/{hub_id}/get_binary_messages
@@ -16,18 +17,16 @@ Routing table::
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket
 
 from thalovant_server.carriers.https import PollingCarrier, idle_timeout_from_env
-from thalovant_server.carriers.wss import serve_websocket
+from thalovant_server.carriers.websocket import Route
+from thalovant_server.carriers.wss import websocket_route
 from thalovant_server.hub.runtime import HubRuntime
 
-__all__ = ["WSS_PATH", "mount_data_plane"]
+__all__ = ["WSS_PATH", "mount_data_plane", "websocket_route_of"]
 
 WSS_PATH = "/hubs/{hub_id}"
 
@@ -35,21 +34,13 @@ WSS_PATH = "/hubs/{hub_id}"
 def mount_data_plane(
     app: Any, runtime: HubRuntime | None = None, *, https_idle_timeout: float | None = None
 ) -> PollingCarrier:
-    """Add every hub's WSS route and HTTPS polling routes to ``app`` (Starlette or FastAPI).
+    """Add every hub's HTTPS polling routes to ``app`` (Starlette or FastAPI).
 
     ``https_idle_timeout`` defaults to ``THALOVANT_HTTPS_IDLE_TIMEOUT``, else 60 s. The polling
     routes go first in the routing table (a poll is the most frequent request of the port);
     their paths are disjoint from the API's. Returns the HTTPS carrier (also at
     ``app.state.https_carrier``).
     """
-
-    async def hub_websocket(websocket: WebSocket) -> None:
-        live = runtime if runtime is not None else getattr(websocket.app.state, "runtime", None)
-        if not isinstance(live, HubRuntime):
-            with contextlib.suppress(Exception):
-                await websocket.close(1013, "hub runtime not ready")
-            return
-        await serve_websocket(websocket, live)
 
     def runtime_of(request: Request) -> HubRuntime | None:
         live = runtime if runtime is not None else getattr(request.app.state, "runtime", None)
@@ -59,6 +50,15 @@ def mount_data_plane(
         runtime_of, idle_timeout=https_idle_timeout if https_idle_timeout is not None else idle_timeout_from_env()
     )
     app.router.routes[0:0] = polling.routes(WSS_PATH)
-    app.router.routes.append(WebSocketRoute(WSS_PATH, hub_websocket, name="hub_wss"))
     app.state.https_carrier = polling
     return polling
+
+
+def websocket_route_of(app: Any) -> Route:
+    """The WSS carrier's route for the listener serving ``app`` (its runtime: ``app.state.runtime``)."""
+
+    def runtime() -> HubRuntime | None:
+        live = getattr(app.state, "runtime", None)
+        return live if isinstance(live, HubRuntime) else None
+
+    return websocket_route(runtime)
