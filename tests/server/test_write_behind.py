@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,3 +67,25 @@ async def test_a_full_queue_drops_new_entries_and_never_blocks(store: Store) -> 
     await writer.flush()
     assert await stored(store) == ["x", "y"]
     await writer.close()
+
+
+async def test_a_trickle_lingers_into_one_batch_and_flush_does_not_wait_for_the_linger(store: Store) -> None:
+    batches: list[list[str]] = []
+
+    async def write(session: Any, values: Sequence[str]) -> None:
+        batches.append(list(values))
+        for value in values:
+            await session.execute(text("INSERT INTO notes (value) VALUES (:v)"), {"v": value})
+
+    writer = WriteBehind(store, linger=3600.0)
+    writer.register("note", write)
+    writer.start()
+    for value in ("a", "b", "c"):
+        assert writer.submit("note", value)
+        await asyncio.sleep(0)  # the writer task runs between entries, as it does between asks
+    await writer.flush()
+    assert batches == [["a", "b", "c"]]
+    assert await stored(store) == ["a", "b", "c"]
+    assert writer.submit("note", "d")
+    await writer.close()
+    assert batches[-1] == ["d"] and await stored(store) == ["a", "b", "c", "d"]

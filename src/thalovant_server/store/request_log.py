@@ -25,6 +25,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    insert,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,31 +82,33 @@ async def write_activities(session: AsyncSession, activities: Sequence[Activity]
     """Write-behind handler: one row per activity of a hub that still exists."""
     hub_ids = {activity.hub_id for activity in activities}
     workspaces = dict((await session.execute(select(Hub.id, Hub.workspace_id).where(Hub.id.in_(hub_ids)))).all())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for activity in activities:
         workspace = workspaces.get(activity.hub_id)
         if workspace is None:
             continue
         when = dt.datetime.fromtimestamp(activity.at, dt.UTC)
         rows.append(
-            RequestLogEntry(
-                hub_id=activity.hub_id,
-                workspace_id=workspace,
-                client_id=activity.client_id or None,
-                carrier=activity.carrier[:8] or "unknown",
-                kind=activity.kind[:16],
-                skill=activity.skill[:64] or None,
-                intent=activity.intent[:128] or None,
-                handled=activity.handled,
-                lang=activity.lang[:32],
-                utterance=activity.utterance[:4096] if activity.utterance else None,
-                at=int(activity.at),
-                weekday=when.weekday(),
-                hour=when.hour,
-            )
+            {
+                "hub_id": activity.hub_id,
+                "workspace_id": workspace,
+                "client_id": activity.client_id or None,
+                "carrier": activity.carrier[:8] or "unknown",
+                "kind": activity.kind[:16],
+                "skill": activity.skill[:64] or None,
+                "intent": activity.intent[:128] or None,
+                "handled": activity.handled,
+                "lang": activity.lang[:32],
+                "country": None,
+                "utterance": activity.utterance[:4096] if activity.utterance else None,
+                "at": int(activity.at),
+                "weekday": when.weekday(),
+                "hour": when.hour,
+            }
         )
-    session.add_all(rows)
-    await session.flush()
+    if rows:
+        # a bulk INSERT of plain rows: no ORM objects, the rows are never read back here
+        await session.execute(insert(RequestLogEntry), rows)
 
 
 class RequestLog:

@@ -3,7 +3,10 @@
 The hub never waits for the database while it answers a message: it hands an entry to
 :meth:`WriteBehind.submit` (a bounded in-memory queue, never blocking) and goes on. One task
 takes whatever is queued, groups it by kind, and lets each kind's handler write its entries in
-one transaction. Failure policy, in one place:
+one transaction. A batch starts with the first entry queued and is written ``linger`` seconds
+later (at once when it is full, or when :meth:`flush` or :meth:`close` waits for it), so a
+steady trickle of entries costs one transaction per ``linger``, not one per entry. Failure
+policy, in one place:
 
 - a full queue drops the new entry and counts it (``dropped``), logging at most once a minute;
 - a batch that fails is retried entry by entry, each in its own transaction; an entry that
@@ -33,17 +36,22 @@ BatchHandler = Callable[[Any, Sequence[Any]], Awaitable[None]]
 
 MAX_QUEUE = 10_000
 MAX_BATCH = 500
+LINGER = 0.05
 DROP_LOG_INTERVAL = 60.0
 
 
 class WriteBehind:
     """A bounded queue of ``(kind, entry)`` and the task that writes them."""
 
-    def __init__(self, store: Store, *, max_queue: int = MAX_QUEUE, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, store: Store, *, max_queue: int = MAX_QUEUE, max_batch: int = MAX_BATCH, linger: float = LINGER
+    ) -> None:
         self._store = store
         self._handlers: dict[str, BatchHandler] = {}
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(max_queue)
         self._max_batch = max_batch
+        self._linger = linger
+        self._hurry = asyncio.Event()
         self._submitted = 0
         self._done = 0
         self._progress = asyncio.Condition()
@@ -70,6 +78,8 @@ class WriteBehind:
                 log.warning("write-behind queue full: %d entries dropped so far", self.dropped)
             return False
         self._submitted += 1
+        if self._queue.qsize() >= self._max_batch:
+            self._hurry.set()
         return True
 
     def start(self) -> None:
@@ -83,6 +93,7 @@ class WriteBehind:
             return
         if self._task is None or self._task.done():
             raise RuntimeError("the write-behind task is not running")
+        self._hurry.set()
         async with self._progress:
             await self._progress.wait_for(lambda: self._done >= target)
 
@@ -100,11 +111,17 @@ class WriteBehind:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if not self._hurry.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._linger):
+                        await self._hurry.wait()
             while len(batch) < self._max_batch:
                 try:
                     batch.append(self._queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
+            if self._queue.empty():
+                self._hurry.clear()  # else the rest is due at once too
             await self._write(batch)
             self._done += len(batch)
             async with self._progress:
