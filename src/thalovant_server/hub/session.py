@@ -97,6 +97,18 @@ class Conversation:
             rank += 1
         return None
 
+    def active_ranks(self, now: float | None = None) -> dict[str, int]:
+        """:meth:`active_rank` of every active skill, at one moment (the others are absent)."""
+        limit = (time.time() if now is None else now) - ACTIVE_SKILL_SECONDS
+        ranks: dict[str, int] = {}
+        rank = 0
+        for name, stamp in self.active_skills:
+            if stamp < limit:
+                continue
+            ranks.setdefault(name, rank)
+            rank += 1
+        return ranks
+
     def activate(self, skill_id: str, now: float | None = None) -> None:
         """Make ``skill_id`` the most recently active skill."""
         stamp = time.time() if now is None else now
