@@ -242,9 +242,12 @@ class SessionStore:
             del self._client_bytes[client_id]
 
 
+_SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def _json_size(value: Any) -> int:
     """Bytes of ``value`` as compact JSON (what the hub would send back for it)."""
     try:
-        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
+        return len(_SIZE_ENCODER.encode(value).encode("utf-8"))
     except (TypeError, ValueError):  # a cycle: never kept
         return sys.maxsize
