@@ -11,7 +11,8 @@ runtime context, and the session fields it carries from the previous answer's
 ``ovos.utterance.handled`` (active skills, skill state).
 
 Two paths are timed, each as ``--rounds`` rounds of ``--n`` asks (the best and the median round
-are printed, in µs per ask):
+are printed, in µs of this process's CPU time per ask, so other load on the machine counts
+less than in wall time):
 
 - ``router``: :meth:`HubRouter.handle` of the bus message (matching, skills, session, reply);
 - ``link``: :meth:`HubLink.receive` of the client's sealed transport message (decrypt, parse,
@@ -162,7 +163,7 @@ def timed(path: str, host: HubHost, text: str, n: int) -> float:
 
 
 def profiled(path: str, host: HubHost, text: str, n: int, sort: str = "tottime") -> None:
-    """cProfile of one round's asks, by own time."""
+    """cProfile of one round's asks, sorted by ``sort`` (a :mod:`pstats` key)."""
     round_ = router_round(host, text, n) if path == "router" else link_round(host, text, n)
     profiler = cProfile.Profile()
     sent = profiler.runcall(round_.asks)
