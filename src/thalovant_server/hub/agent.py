@@ -72,9 +72,11 @@ Outcome = AgentAnswer | PendingAnswer | SkillFault | None
 """What one dispatch gives; see the module docstring."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Turn:
-    """One input as every skill handler sees it, whoever is chosen to answer."""
+    """One input as every skill handler sees it, whoever is chosen to answer. Never changed
+    once made (not frozen only because a frozen dataclass costs several times more to build,
+    once per ask)."""
 
     text: str
     lang: str
