@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -10,8 +11,10 @@ from thalovant.protocol.envelope import BusMessage
 from thalovant_server.hub.agent import EmbeddedAgent
 from thalovant_server.hub.directory import DEFAULT_ALLOWED_TYPES
 from thalovant_server.hub.router import ClientOrigin, HubRouter
+from thalovant_server.hub.session import ACTIVE_SKILL_SECONDS
 from thalovant_server.hub.skills.base import Request, Skill, SkillReply, action, code, intent, subscribe
 from thalovant_server.hub.skills.capabilities import capability_sentence
+from thalovant_server.hub.skills.fallback import FALLBACK_SKILL_ID
 from thalovant_server.hub.skills.jokes import JOKES
 from thalovant_server.hub.skills.registry import available_skills, build_skills
 
@@ -318,3 +321,22 @@ def test_an_answer_ends_a_streak_of_faults() -> None:
     assert health.fault(SkillFault.failed("s", "h")) is False
     assert health.fault(SkillFault.busy("s", "h")) is False  # busy is the client's doing
     assert health.fault(SkillFault.timed_out("s", "h", 1.0)) is True and "s" in health.quarantined
+
+
+def test_follow_ups_go_to_the_most_recently_active_skill() -> None:
+    router = make_router()
+    now = time.time()
+
+    def answered_by(text: str, active: list[list[Any]]) -> str:
+        replies = router.handle(ORIGIN, utterance(text, session={"active_skills": active}))
+        return str(replies[-1].data["name"])
+
+    # "another one" is a follow-up of both jokes and trivia: the most recent active skill wins
+    assert answered_by("another one", [["trivia", now], ["jokes", now - 1]]) == "trivia:another_fact"
+    assert answered_by("another one", [["jokes", now], ["trivia", now - 1]]) == "jokes:another_joke"
+    # an expired activation does not count, nor rank above a live one
+    expired = now - ACTIVE_SKILL_SECONDS - 5
+    assert answered_by("another one", [["jokes", expired], ["trivia", now]]) == "trivia:another_fact"
+    # with no skill active, follow-ups do not match; the best plain intent does
+    assert answered_by("another one", [["clock", now]]) == "jokes:tell_joke"
+    assert answered_by("more", [["clock", now]]) == f"{FALLBACK_SKILL_ID}:fallback"

@@ -56,6 +56,10 @@ NESTED_TYPES = frozenset(
 """Kinds whose ``payload`` is a whole inner envelope."""
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+"""Compact ASCII JSON without NaN or infinity; one instance serves every call (it keeps no state)."""
+
+
 def message_type_name(number: int) -> str:
     """The message type of a wire number; unknown numbers read as ``3rdparty``."""
     return MESSAGE_TYPES.get(number, "3rdparty")
@@ -141,7 +145,7 @@ class HiveMessage:
     def to_bytes(self) -> bytes:
         """Compact UTF-8 JSON of all eight fields; :class:`EnvelopeError` if not serialisable."""
         try:
-            return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+            return _ENCODER.encode(self.to_dict()).encode()
         except (TypeError, ValueError, RecursionError) as exc:
             raise EnvelopeError(f"envelope is not JSON-serialisable: {exc}") from None
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thalovant_server.hub import skill_guard
-from thalovant_server.hub.matching import CompiledIntent, content_tokens, normalise
+from thalovant_server.hub.matching import CompiledIntent, IntentIndex, content_tokens, normalise
 from thalovant_server.hub.memory_book import MemoryBook
 from thalovant_server.hub.session import Conversation
 from thalovant_server.hub.skill_guard import SkillFault
@@ -72,9 +72,11 @@ Outcome = AgentAnswer | PendingAnswer | SkillFault | None
 """What one dispatch gives; see the module docstring."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Turn:
-    """One input as every skill handler sees it, whoever is chosen to answer."""
+    """One input as every skill handler sees it, whoever is chosen to answer. Never changed
+    once made (not frozen only because a frozen dataclass costs several times more to build,
+    once per ask)."""
 
     text: str
     lang: str
@@ -97,12 +99,11 @@ class EmbeddedAgent:
 
     def __init__(self, hub_id: str, skills: Sequence[Skill], memory: MemoryBook | None = None) -> None:
         self.hub = HubView(hub_id, tuple(skills), memory)
-        self._intents: list[CompiledIntent] = []
-        order = 0
+        intents: list[CompiledIntent] = []
         for skill in skills:
             for spec in skill.intents:
-                self._intents.append(CompiledIntent(_IntentEntry(skill, spec, order), spec.examples, spec.patterns))
-                order += 1
+                intents.append(CompiledIntent(_IntentEntry(skill, spec, len(intents)), spec.examples, spec.patterns))
+        self._intents = IntentIndex(intents)
         self._actions = sorted(
             ((spec.prefix.casefold(), skill, spec.method) for skill in skills for spec in skill.actions),
             key=lambda item: -len(item[0]),
@@ -194,17 +195,14 @@ class EmbeddedAgent:
         normalised = normalise(turn.text)
         if not normalised:
             return None
-        tokens = content_tokens(normalised)
+        ranks = turn.conversation.active_ranks()
         best: tuple[float, int, int] | None = None
         chosen: tuple[_IntentEntry, dict[str, str]] | None = None
-        for compiled in self._intents:
-            entry = compiled.key
+        for match in self._intents.matches(normalised, content_tokens(normalised)):
+            entry = match.key
             assert isinstance(entry, _IntentEntry)
-            rank = turn.conversation.active_rank(entry.skill.skill_id)
+            rank = ranks.get(entry.skill.skill_id)
             if entry.spec.follow_up and rank is None:
-                continue
-            match = compiled.score(normalised, tokens)
-            if match is None:
                 continue
             key = (match.score, -(rank if rank is not None else 1_000), -entry.order)
             if best is None or key > best:

@@ -33,6 +33,7 @@ from thalovant.protocol.channel import SecureChannel
 from thalovant.protocol.envelope import BusMessage, HiveMessage, parse_envelope
 from thalovant.protocol.errors import EnvelopeError, ProtocolError
 from thalovant.protocol.wire1 import Wire1Frame, decode_frame, encode_binary
+from thalovant_server.hub.bus_frames import BusFrames
 from thalovant_server.hub.router import ClientOrigin, Deferral, Reply, reply_context
 from thalovant_server.hub.skill_guard import MAX_PENDING_PER_SESSION
 
@@ -156,6 +157,7 @@ class HubLink:
         """Seal bus messages as ``bus`` envelopes (hive frames as they are); one that cannot be
         serialised is skipped."""
         out: list[bytes] = []
+        frames = BusFrames()
         for item in messages:
             if isinstance(item, Wire1Frame):
                 payload = item.payload if isinstance(item.payload, bytes) else b""
@@ -163,8 +165,7 @@ class HubLink:
                 out.extend(self.channel.seal_binary(binary))
                 continue
             try:
-                frame = item if isinstance(item, HiveMessage) else HiveMessage("bus", item.to_dict())
-                body = frame.to_bytes()
+                body = item.to_bytes() if isinstance(item, HiveMessage) else frames.body(item)
             except EnvelopeError:
                 name = item.msg_type if isinstance(item, HiveMessage) else item.type
                 log.error("reply %s is not JSON-serialisable; dropped", name)

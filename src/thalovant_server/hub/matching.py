@@ -5,15 +5,19 @@ A regex pattern is searched in the normalised text and scores 1.0; its named gro
 slots. An example phrase scores the Dice coefficient of the content-token sets (stop words
 removed). The best score at or above :data:`THRESHOLD` wins; ties go to the earlier
 candidate, so the outcome depends only on the input and the skill order.
+
+:meth:`CompiledIntent.score` defines one intent's score; :class:`IntentIndex` scores an
+utterance against all of a hub's intents at once and gives the same matches, reaching only
+the examples that share a content token with the utterance.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["THRESHOLD", "CompiledIntent", "Match", "content_tokens", "normalise"]
+__all__ = ["THRESHOLD", "CompiledIntent", "IntentIndex", "Match", "content_tokens", "normalise"]
 
 THRESHOLD = 0.5
 """Lowest overlap score that counts as a match."""
@@ -63,11 +67,9 @@ class CompiledIntent:
 
     def score(self, normalised: str, tokens: frozenset[str]) -> Match | None:
         """Score one normalised utterance (and its content tokens); ``None`` below threshold."""
-        for pattern in self.patterns:
-            found = pattern.search(normalised)
-            if found is not None:
-                slots = {k: v.strip() for k, v in found.groupdict().items() if isinstance(v, str)}
-                return Match(self.key, 1.0, slots)
+        found = self.pattern_match(normalised)
+        if found is not None:
+            return found
         best = 0.0
         size = len(tokens)
         for example in self.examples:
@@ -79,3 +81,68 @@ class CompiledIntent:
         if best >= THRESHOLD:
             return Match(self.key, best, {})
         return None
+
+    def pattern_match(self, normalised: str) -> Match | None:
+        """The match of the first pattern found in ``normalised`` (score 1.0), else ``None``."""
+        for pattern in self.patterns:
+            found = pattern.search(normalised)
+            if found is not None:
+                slots = {k: v.strip() for k, v in found.groupdict().items() if isinstance(v, str)}
+                return Match(self.key, 1.0, slots)
+        return None
+
+
+class IntentIndex:
+    """Compiled intents, in order, prepared for scoring one utterance against all of them.
+
+    :meth:`matches` gives exactly the matches :meth:`CompiledIntent.score` gives for each
+    intent, in the intents' order; an example sharing no content token with the utterance
+    costs nothing (an inverted index from token to examples).
+    """
+
+    __slots__ = ("_owners", "_patterned", "_postings", "_sizes", "intents")
+
+    def __init__(self, intents: Sequence[CompiledIntent]) -> None:
+        self.intents = tuple(intents)
+        self._patterned = tuple(
+            (position, compiled) for position, compiled in enumerate(self.intents) if compiled.patterns
+        )
+        owners: list[int] = []
+        sizes: list[int] = []
+        postings: dict[str, list[int]] = {}
+        for position, compiled in enumerate(self.intents):
+            for example in compiled.examples:
+                if not example:
+                    continue  # scores nothing, as in CompiledIntent.score
+                for token in example:
+                    postings.setdefault(token, []).append(len(owners))
+                owners.append(position)
+                sizes.append(len(example))
+        self._owners = tuple(owners)
+        self._sizes = tuple(sizes)
+        self._postings = {token: tuple(ids) for token, ids in postings.items()}
+
+    def matches(self, normalised: str, tokens: frozenset[str]) -> list[Match]:
+        """The match of every intent scoring at least :data:`THRESHOLD`, in the intents' order."""
+        common: dict[int, int] = {}
+        postings = self._postings
+        for token in tokens:
+            for example in postings.get(token, ()):
+                common[example] = common.get(example, 0) + 1
+        size = len(tokens)
+        owners, sizes = self._owners, self._sizes
+        best: dict[int, float] = {}
+        for example, shared in common.items():
+            score = 2.0 * shared / (sizes[example] + size)
+            position = owners[example]
+            if score > best.get(position, 0.0):
+                best[position] = score
+        found: dict[int, Match] = {}
+        for position, compiled in self._patterned:
+            hit = compiled.pattern_match(normalised)
+            if hit is not None:
+                found[position] = hit
+        for position, score in best.items():
+            if score >= THRESHOLD and position not in found:
+                found[position] = Match(self.intents[position].key, score, {})
+        return [found[position] for position in sorted(found)]

@@ -143,9 +143,11 @@ def _file_frame(attached: Any, skill_id: str, spoken: str, lang: str, ctx: Mappi
     return Wire1Frame("bin", metadata, data, PAYLOAD_NUMBERS[attached.kind])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _UtteranceTurn:
-    """One utterance being answered: what the ending of the turn needs, now or later."""
+    """One utterance being answered: what the ending of the turn needs, now or later. Never
+    changed once made (not frozen only because a frozen dataclass costs several times more to
+    build, once per ask)."""
 
     origin: ClientOrigin
     message: BusMessage

@@ -97,6 +97,18 @@ class Conversation:
             rank += 1
         return None
 
+    def active_ranks(self, now: float | None = None) -> dict[str, int]:
+        """:meth:`active_rank` of every active skill, at one moment (the others are absent)."""
+        limit = (time.time() if now is None else now) - ACTIVE_SKILL_SECONDS
+        ranks: dict[str, int] = {}
+        rank = 0
+        for name, stamp in self.active_skills:
+            if stamp < limit:
+                continue
+            ranks.setdefault(name, rank)
+            rank += 1
+        return ranks
+
     def activate(self, skill_id: str, now: float | None = None) -> None:
         """Make ``skill_id`` the most recently active skill."""
         stamp = time.time() if now is None else now
@@ -230,9 +242,12 @@ class SessionStore:
             del self._client_bytes[client_id]
 
 
+_SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def _json_size(value: Any) -> int:
     """Bytes of ``value`` as compact JSON (what the hub would send back for it)."""
     try:
-        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
+        return len(_SIZE_ENCODER.encode(value).encode("utf-8"))
     except (TypeError, ValueError):  # a cycle: never kept
         return sys.maxsize
