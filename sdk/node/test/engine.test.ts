@@ -16,6 +16,7 @@ import {
   HubKeyChanged,
   KKFailed,
   NegotiationError,
+  NegotiationSuperseded,
   Wire1Error,
 } from "../src/protocol/errors.js";
 import { CHUNK_SIZE, Marker, Reassembler, splitPlaintext } from "../src/protocol/framing.js";
@@ -267,5 +268,74 @@ describe("client negotiation against a hub written from the spec", () => {
     badHex.receiveText(offer);
     badHex.start(PSK);
     assert.throws(() => badHex.receiveText('{"msg_type":"shake","payload":{"noise":{"msg":"zz"}}}'), /Malformed Noise handshake envelope/);
+  });
+});
+
+describe("client negotiation on a channel shared across sessions (MQTT's /out)", () => {
+  const shared = (): ClientNegotiation => new ClientNegotiation({ staticKey: KeyPair.generate(), siteId: "s", sessionId: "sid", sharedChannel: true });
+  const staleMessage2 = JSON.stringify({ msg_type: "shake", payload: { noise: { msg: toHex(new Uint8Array(96).fill(7)) } } });
+
+  /** Message 1 to `hub`, its message 2 back: the handshake completes and the hub reads our encrypted HELLO. */
+  function finish(hub: TestHub, client: ClientNegotiation, message1: string): void {
+    const out = client.receiveText(hub.message1(message1));
+    if (typeof out[0] === "string") hub.message3(out[0]);
+    assert.equal(client.complete, true);
+    const frame = (hub.channel as SecureChannel).open(out.at(-1) as Uint8Array);
+    assert.equal(parseEnvelope((frame as { body: Uint8Array }).body).msgType, "hello");
+  }
+
+  it("skips another session's message 2, and an offer whose HELLO went to an earlier subscriber", () => {
+    const hub = new TestHub({ psk: PSK });
+    const [hello, offer] = hub.opening() as [string, string];
+    const client = shared();
+    assert.deepEqual(client.receiveText(staleMessage2), []);
+    assert.deepEqual(client.receiveText(offer), []);
+    client.receiveText(hello);
+    assert.deepEqual(client.receiveText(staleMessage2), []);
+    client.receiveText(offer);
+    assert.deepEqual(client.receiveText(staleMessage2), []);
+    finish(hub, client, client.start(PSK));
+  });
+
+  it("before message 1 the newest HELLO and offer win", () => {
+    const stale = new TestHub({ psk: PSK, helloExtra: { peer: "an earlier session's hub state" } });
+    const hub = new TestHub({ psk: PSK, staticKey: stale.staticKey });
+    const client = shared();
+    for (const text of [...stale.opening(), ...hub.opening()]) assert.deepEqual(client.receiveText(text), []);
+    assert.deepEqual(client.helloPayload, hub.helloPayload);
+    finish(hub, client, client.start(PSK));
+  });
+
+  it("after message 1, the hub's own HELLO and offer equal to the copies it was built on are skipped", () => {
+    const hub = new TestHub({ psk: PSK });
+    const client = shared();
+    for (const text of hub.opening()) client.receiveText(text); // another session's copies
+    const message1 = client.start(PSK);
+    for (const text of hub.opening()) assert.deepEqual(client.receiveText(text), []); // the answer to ours
+    finish(hub, client, message1);
+  });
+
+  it("after message 1, a HELLO or an offer unlike the ones it was built on: NegotiationSuperseded", () => {
+    const stale = new TestHub({ psk: PSK });
+    const otherHello = new TestHub({ psk: PSK, helloExtra: { peer: "another" } });
+    const otherOffer = new TestHub({ psk: PSK, pinnedClientKey: KeyPair.generate().publicKey }); // offers KK too
+    for (const [hello, offer] of [otherHello.opening(), otherOffer.opening()] as [string, string][]) {
+      const client = shared();
+      for (const text of stale.opening()) client.receiveText(text);
+      client.start(PSK);
+      assert.throws(() => {
+        client.receiveText(hello);
+        client.receiveText(offer);
+      }, NegotiationSuperseded);
+      assert.equal(client.dead, true);
+    }
+  });
+
+  it("off by default: a second HELLO and a message 2 before message 1 still end the negotiation", () => {
+    const hub = new TestHub({ psk: PSK });
+    const [hello] = hub.opening() as [string, string];
+    const strict = new ClientNegotiation({ staticKey: KeyPair.generate(), siteId: "s", sessionId: "sid" });
+    strict.receiveText(hello);
+    assert.throws(() => strict.receiveText(staleMessage2), /Out-of-order Noise negotiation/);
   });
 });

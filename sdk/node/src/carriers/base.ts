@@ -69,6 +69,12 @@ export interface Carrier {
   /** True while the session is open and the transport is healthy. */
   readonly alive: boolean;
   /**
+   * True when the hub's channel to this client outlives the session (MQTT's `<prefix>/out`, one
+   * topic per identity): messages the hub sent another session of the same identity may arrive
+   * before the answers to this session's HELLO. Absent: the channel is this session's own.
+   */
+  readonly sharedInbound?: boolean;
+  /**
    * Learn the session id and site id the negotiation's HELLO will carry; called before `open`.
    * Only a carrier that sends a cleartext HELLO of its own (MQTT) uses them.
    */

@@ -112,6 +112,8 @@ export function newMqttSessionId(): string {
 /** One MQTT session with a hub through a broker (spec 4.3). */
 export class MQTTCarrier implements Carrier {
   readonly protocol = "mqtt" as const;
+  /** `<prefix>/out` is the identity's: the negotiation skips another session's answers on it. */
+  readonly sharedInbound = true;
   private readonly inbox = new Inbox(MAX_INBOUND);
   private session: MqttSession | undefined;
   private sessionId = newMqttSessionId();

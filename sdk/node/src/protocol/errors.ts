@@ -50,6 +50,15 @@ export class KKFailed extends NegotiationError {
   override name = "KKFailed";
 }
 
+/**
+ * On a channel shared across sessions (MQTT): a HELLO or offer unlike the one message 1 was
+ * built on arrived after message 1 went out. The pair it was built on was another session's, so
+ * the hub cannot read this message 1; the caller retries at once on a fresh carrier session.
+ */
+export class NegotiationSuperseded extends NegotiationError {
+  override name = "NegotiationSuperseded";
+}
+
 /** A transport frame breaks the marker, chunking or size rules. */
 export class FramingError extends ProtocolError {
   override name = "FramingError";

@@ -14,7 +14,7 @@ import { equalBytes, fromHex, isObject, type JsonObject, toHex } from "./bytes.j
 import { buildPrologue, canonicalJson, canonicalJsonText } from "./canonical.js";
 import { SecureChannel } from "./channel.js";
 import { HiveMessage, parseJsonObject } from "./envelope.js";
-import { EnvelopeError, HandshakeError, HubKeyChanged, KKFailed, NegotiationError, ProtocolError } from "./errors.js";
+import { EnvelopeError, HandshakeError, HubKeyChanged, KKFailed, NegotiationError, NegotiationSuperseded, ProtocolError } from "./errors.js";
 import { MAX_TRANSPORT_MESSAGE, type Frame } from "./framing.js";
 import { DHLEN, HandshakeState, type KeyPair, type NoisePattern, type NoiseSuite, protocolName } from "./noise.js";
 
@@ -76,6 +76,12 @@ export interface ClientNegotiationOptions {
   hubPin?: Uint8Array | undefined;
   /** Skip KK even with a pin (the immediate retry after a failed KK attempt). */
   forceXX?: boolean;
+  /**
+   * The hub's channel to this client outlives the session (MQTT's `<prefix>/out`): what the hub
+   * sent another session of the same identity may arrive before the answers to this session's
+   * HELLO. See {@link ClientNegotiation.receiveText}.
+   */
+  sharedChannel?: boolean;
 }
 
 /**
@@ -88,7 +94,8 @@ export interface ClientNegotiationOptions {
  *
  * Errors: {@link KKFailed} (retry at once with `forceXX` on a fresh carrier session),
  * {@link HubKeyChanged} (the hub key contradicts `hubPin`), `DecryptError` for an XX message 2
- * that does not authenticate (a refusal), {@link NegotiationError} for anything malformed.
+ * that does not authenticate (a refusal), {@link NegotiationSuperseded} (shared channel only:
+ * retry at once on a fresh carrier session), {@link NegotiationError} for anything malformed.
  */
 export class ClientNegotiation {
   readonly siteId: string;
@@ -102,6 +109,7 @@ export class ClientNegotiation {
   private readonly staticKey: KeyPair;
   private readonly hubPin: Uint8Array | undefined;
   private readonly forceXX: boolean;
+  private readonly sharedChannel: boolean;
   private state: ClientState = "await-hello";
   private handshake: HandshakeState | undefined;
   private secure: SecureChannel | undefined;
@@ -115,6 +123,7 @@ export class ClientNegotiation {
     this.sessionId = options.sessionId;
     this.hubPin = options.hubPin;
     this.forceXX = options.forceXX ?? false;
+    this.sharedChannel = options.sharedChannel ?? false;
   }
 
   /** True between the offer and {@link start}. */
@@ -146,7 +155,22 @@ export class ClientNegotiation {
     if (this.state === "dead") throw new NegotiationError("the negotiation already ended");
   }
 
-  /** Handle one cleartext hub message; what to send (after message 2 only). */
+  /**
+   * Handle one cleartext hub message; what to send (after message 2 only).
+   *
+   * On a shared channel the hub's answers to another session of the same identity may come
+   * first, and nothing in the hub's HELLO or offer names the session it answers (they read the
+   * same for every session). All of that arrives before the hub's answer to this session's
+   * HELLO: the hub answers a prefix's messages in order and stops answering a session when a
+   * newer HELLO comes. So, instead of ending the negotiation:
+   *
+   * - before message 1 goes out, the newest HELLO wins; an offer without a HELLO before it is
+   *   skipped (its HELLO went to an earlier subscriber), and so is a message 2 (none of ours
+   *   is out to be answered);
+   * - after message 1, a HELLO or offer equal to the pair it was built on is skipped: message 1
+   *   was built on another session's copy of the pair, and the hub reads it against its own,
+   *   which is the same; one that differs throws {@link NegotiationSuperseded}.
+   */
   receiveText(text: string | Uint8Array): (string | Uint8Array)[] {
     this.checkAlive();
     if (this.state === "complete") this.die(new NegotiationError("Plaintext received after Noise authentication"));
@@ -161,7 +185,8 @@ export class ClientNegotiation {
     if (!isObject(payload)) this.die(new NegotiationError(MALFORMED));
     const msgType = message.msg_type;
     if (msgType === "hello") {
-      this.hello(payload);
+      if (this.sharedChannel && this.state !== "await-hello") this.repeatedHello(payload);
+      else this.hello(payload);
       return [];
     }
     if (typeof msgType !== "string" || !SHAKE_TYPES.has(msgType)) {
@@ -170,10 +195,14 @@ export class ClientNegotiation {
     const noise = payload.noise;
     if (!isObject(noise)) this.die(new NegotiationError("The hub did not offer HiveMind v3 Noise."));
     if (!("msg" in noise)) {
-      this.offer(payload, noise);
+      if (this.sharedChannel && this.state !== "await-offer") this.repeatedOffer(payload, noise);
+      else this.offer(payload, noise);
       return [];
     }
-    if (this.state !== "await-message-2") this.die(new NegotiationError(OUT_OF_ORDER));
+    if (this.state !== "await-message-2") {
+      if (this.sharedChannel) return []; // another session's: no message 1 of ours is out yet
+      this.die(new NegotiationError(OUT_OF_ORDER));
+    }
     return this.message2(noise);
   }
 
@@ -213,6 +242,40 @@ export class ClientNegotiation {
     }
     this.offerPayload = payload;
     this.state = "needs-psk";
+  }
+
+  /** Shared channel: a HELLO after the first one (see {@link receiveText}). */
+  private repeatedHello(payload: JsonObject): void {
+    if (this.state === "await-message-2") {
+      this.checkSamePair(payload, this.helloPayload);
+      return;
+    }
+    // before message 1 (awaiting the offer, or holding one): start over from the newest HELLO
+    this.offerPayload = undefined;
+    this.pattern = undefined;
+    this.suite = undefined;
+    this.state = "await-hello";
+    this.hello(payload);
+  }
+
+  /** Shared channel: an offer that does not follow a HELLO of this negotiation at once. */
+  private repeatedOffer(payload: JsonObject, noise: JsonObject): void {
+    if (this.state === "await-hello") return; // its HELLO went to an earlier subscriber
+    if (this.state === "needs-psk") {
+      // message 1 is not out yet: the newest offer wins
+      this.state = "await-offer";
+      this.offer(payload, noise);
+      return;
+    }
+    this.checkSamePair(payload, this.offerPayload);
+  }
+
+  /** After message 1: `received` must equal the payload message 1 was built on. */
+  private checkSamePair(received: JsonObject, used: JsonObject | undefined): void {
+    this.checkCanonical(received);
+    if (used === undefined || canonicalJsonText(received) !== canonicalJsonText(used)) {
+      this.die(new NegotiationSuperseded("The hub restarted the negotiation with another HELLO or offer than the one message 1 was built on."));
+    }
   }
 
   private checkCanonical(payload: JsonObject): void {

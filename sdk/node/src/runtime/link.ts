@@ -5,6 +5,9 @@
  * the carrier, answers the hub's HELLO and offer, derives (or reuses) the PSK off the event loop,
  * runs the Noise handshake, pins the hub key on first use and sends the encrypted HELLO. A KK
  * attempt the hub cannot read is retried at once with XX on a fresh carrier, inside the same call.
+ * On a carrier whose channel from the hub outlives the session (MQTT), the negotiation skips the
+ * hub's answers to another session of the identity; an attempt whose message 1 was built on
+ * another session's HELLO and offer, when the hub's own differ, is retried once the same way.
  *
  * {@link Link} is the established session: it seals and sends envelopes, and its reader
  * decrypts, reassembles and parses what the hub sends and hands it to the client. Anything
@@ -29,7 +32,15 @@ import {
 import type { NoiseStateStore } from "../noise-store.js";
 import type { SecureChannel } from "../protocol/channel.js";
 import { type HiveMessage, parseEnvelope } from "../protocol/envelope.js";
-import { HandshakeError, HubKeyChanged, KKFailed, NegotiationAborted, NegotiationError, ProtocolError } from "../protocol/errors.js";
+import {
+  HandshakeError,
+  HubKeyChanged,
+  KKFailed,
+  NegotiationAborted,
+  NegotiationError,
+  NegotiationSuperseded,
+  ProtocolError,
+} from "../protocol/errors.js";
 import type { Frame } from "../protocol/framing.js";
 import { ClientNegotiation, KK } from "../protocol/negotiation.js";
 import type { PskDerivation } from "../protocol/psk.js";
@@ -203,6 +214,9 @@ export interface EstablishOptions {
 /** Internal: the KK attempt failed in a way that asks for an immediate XX attempt. */
 class RetryWithXX extends Error {}
 
+/** Internal: the attempt answered another session's offer (shared channel); try once more at once. */
+class RetryFresh extends Error {}
+
 function utcNow(): string {
   return new Date().toISOString();
 }
@@ -224,6 +238,7 @@ export async function establish(makeCarrier: () => Carrier, options: EstablishOp
   const timings: LinkTimings = { ...NO_TIMINGS, startedAt: utcNow() };
   const started = performance.now();
   let forceXX = false;
+  let retriedFresh = false;
   for (;;) {
     timings.attempts += 1;
     const carrier = makeCarrier();
@@ -240,6 +255,12 @@ export async function establish(makeCarrier: () => Carrier, options: EstablishOp
         continue;
       }
       if (error instanceof RetryWithXX) throw new ThalovantConnectionError("The hub refused the XX handshake.");
+      if (error instanceof RetryFresh && !retriedFresh) {
+        log.info("The hub answered a newer HELLO than the one this attempt used; retrying at once.");
+        retriedFresh = true;
+        continue;
+      }
+      if (error instanceof RetryFresh) throw new ThalovantConnectionError(`Malformed HiveMind negotiation: ${error.message}`);
       throw error;
     }
   }
@@ -311,6 +332,7 @@ async function negotiate(
     sessionId,
     hubPin,
     forceXX,
+    sharedChannel: carrier.sharedInbound === true,
   });
   const deadline = handshakeStart + options.handshakeTimeoutMs;
   let psk: Uint8Array | undefined;
@@ -344,6 +366,7 @@ async function negotiate(
     }
   } catch (error) {
     // the failure policy decides what each signal means at this stage (runtime/policy.ts)
+    if (error instanceof NegotiationSuperseded) throw new RetryFresh(error.message);
     const stage = negotiation.complete ? Stage.FINISHING : startedHandshake ? Stage.HANDSHAKE : Stage.NEGOTIATING;
     let seen: [Evidence, string];
     if (error instanceof CarrierTimeout) {
