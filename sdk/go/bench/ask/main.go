@@ -11,7 +11,10 @@
 // sessions from this process (every one stays open), sends one ask on each at once and counts
 // the answers.
 //
-//	go run ./bench/ask [-n 300] [-warmup 5] [-protocol wss] [-sessions 1000] [-json]
+//	go run ./bench/ask [-n 300] [-warmup 5] [-protocol wss] [-sessions 1000] [-pin=false] [-json]
+//
+// With two or more CPUs the server runs on the first and every client on the others (-pin,
+// the default; see placement.go), so both SDKs are measured with the same placement.
 //
 // The server and the Python SDK come from the repository's .venv (-python to change it).
 package main
@@ -369,6 +372,7 @@ func main() {
 	connectPar := flag.Int("connect-concurrency", 8, "sessions opened at once (each client derives its PSK)")
 	python := flag.String("python", "", "the repository's Python (default <repo>/.venv/bin/python)")
 	asJSON := flag.Bool("json", false, "print one JSON object")
+	spread := flag.Bool("pin", true, "server on one CPU, clients on the others (when there are two or more)")
 	flag.Parse()
 
 	repo := repoRoot()
@@ -383,6 +387,16 @@ func main() {
 	password := "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	srv := startServer(*python, filepath.Join(root, "server"), password)
 	defer srv.stop()
+	var cpus *placement
+	if *spread {
+		cpus = newPlacement()
+	}
+	if err := cpus.pinServer(srv.cmd.Process.Pid); err != nil {
+		log.Fatal(err)
+	}
+	if err := cpus.pinClients(); err != nil {
+		log.Fatal(err)
+	}
 	for _, variable := range []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"} {
 		_ = os.Setenv(variable, srv.caFile)
 	}
@@ -415,7 +429,8 @@ func main() {
 
 	py := pythonSDKAsk(*python, repo, pyFile, *n, *warmup, *protocol, *text)
 	goResult := goAsk(goFile, *n, *warmup, *protocol, *text)
-	summary := map[string]any{"n": *n, "protocol": *protocol, "text": *text, "settle": 0, "go": goResult, "python": py}
+	summary := map[string]any{"n": *n, "protocol": *protocol, "text": *text, "settle": 0, "go": goResult, "python": py,
+		"placement": cpus.String()}
 	ratio := func(a, b *float64) any {
 		if a == nil || b == nil || *b == 0 {
 			return nil
@@ -438,6 +453,7 @@ func main() {
 		raw, _ := json.Marshal(summary)
 		fmt.Println(string(raw))
 	} else {
+		fmt.Printf("placement: %s\n", cpus)
 		fmt.Printf("%-8s %11s %10s %8s  %-8s %s\n", "", "connect ms", "median ms", "p99 ms", "pattern", "ok/errors")
 		for _, row := range []result{py, goResult} {
 			fmt.Printf("%-8s %11.1f %10.3f %8.3f  %-8s %d/%d\n", row.SDK, row.ConnectMS, deref(row.MedianMS), deref(row.P99MS), row.NoisePattern, row.OK, row.Errors)
