@@ -7,7 +7,8 @@
   venv) over wss, https or mqtt; :func:`our_sdk_ask`: the same measurement with our SDK;
   :func:`public_sdk_split`: ``bench/mqtt_split.py`` (the public SDK's MQTT asks, wire vs client);
 - :func:`hm5_running`: hivemind-core 5.3.10a1 with its three carriers (``peers.hm5``);
-- :func:`percentile`: nearest rank, as ``peers/sdk_ask.py`` computes it.
+- :func:`percentile`: nearest rank, as ``peers/sdk_ask.py`` computes it;
+- :class:`Placement`: the server on one CPU, the clients on the others.
 
 The peers' venvs and state live in ``$THALOVANT_PEERS`` or ``thalovant-peers`` in the system
 temporary folder (``python -m peers setup`` builds them).
@@ -46,6 +47,42 @@ TRUST_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 def setup_peers() -> None:
     """Build the peers' venvs (idempotent; about a second once built)."""
     venvs.ensure(quiet=True)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The server on one CPU, this process (and every process it starts later) on the others.
+
+    Left to the scheduler on a small machine, a client woken by the server's reply often runs
+    on the server's CPU and preempts the server inside its write, so a measured ask depends on
+    where the processes happened to land. Every SDK of one run gets the same placement.
+    """
+
+    server: frozenset[int]
+    clients: frozenset[int]
+
+    @classmethod
+    def split(cls) -> Placement | None:
+        """The first allowed CPU for the server, the rest for clients; ``None`` below two CPUs."""
+        cpus = sorted(os.sched_getaffinity(0))
+        return cls(frozenset(cpus[:1]), frozenset(cpus[1:])) if len(cpus) >= 2 else None
+
+    def pin_server(self, pid: int) -> None:
+        """Every thread of ``pid`` on the server's CPU (threads it starts later inherit it)."""
+        _pin_threads(pid, self.server)
+
+    def pin_clients(self) -> None:
+        """Every thread of this process on the clients' CPUs."""
+        _pin_threads(os.getpid(), self.clients)
+
+    def __str__(self) -> str:
+        return f"server on CPU {sorted(self.server)}, clients on CPUs {sorted(self.clients)}"
+
+
+def _pin_threads(pid: int, cpus: frozenset[int]) -> None:
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task), cpus)
 
 
 def free_port() -> int:

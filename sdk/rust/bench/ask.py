@@ -13,6 +13,8 @@ per SDK on the demo hub, then
   concurrency), every session opened and kept open, then every session asking at once.
 
 It prints the medians and p99s, the ratio Rust / Python (goal <= 0.5) and how the sessions went.
+With two or more CPUs the server runs on the first and every client on the others
+(``harness.Placement``; ``--no-pin`` leaves them to the scheduler).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ RUST = Path(__file__).resolve().parents[1]
 REPO = RUST.parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from harness import TRUST_VARIABLES, our_sdk_ask, our_server, ratio  # noqa: E402
+from harness import TRUST_VARIABLES, Placement, our_sdk_ask, our_server, ratio  # noqa: E402
 from sdk_ask import make_identity  # noqa: E402
 
 
@@ -66,12 +68,17 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="sessions connecting at once")
     parser.add_argument("--provision-concurrency", type=int, default=4, help="identities provisioned at once")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-pin", action="store_true", help="leave the server and the clients to the scheduler")
     args = parser.parse_args()
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server and the client each hold every session
     binary = build_rust_bench()
+    placement = None if args.no_pin else Placement.split()
     with our_server() as server:
+        if placement is not None:
+            placement.pin_server(server.pid)
+            placement.pin_clients()  # the Rust bench runs are started from here: they inherit it
         root = server.data_dir
         for variable in TRUST_VARIABLES:
             os.environ[variable] = str(server.ca_file)
@@ -104,10 +111,12 @@ def main() -> int:
         "ratio_median": ratio(rust["median_ms"], python["median_ms"]),
         "ratio_p99": ratio(rust["p99_ms"], python["p99_ms"]),
         "sessions": sessions,
+        "placement": str(placement) if placement else "left to the scheduler",
     }
     if args.json:
         print(json.dumps(summary))
     else:
+        print(f"placement: {summary['placement']}")
         print(f"{'':8} {'connect ms':>11} {'median ms':>10} {'p99 ms':>8}  pattern  ok/errors")
         for name, row in (("rust", rust), ("python", python)):
             print(f"{name:8} {row['connect_ms']:11.1f} {row['median_ms'] or 0:10.3f} {row['p99_ms'] or 0:8.3f}  "
