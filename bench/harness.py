@@ -71,9 +71,9 @@ class Placement:
         """Every thread of ``pid`` on the server's CPU (threads it starts later inherit it)."""
         _pin_threads(pid, self.server)
 
-    def pin_clients(self) -> None:
-        """Every thread of this process on the clients' CPUs."""
-        _pin_threads(os.getpid(), self.clients)
+    def pin_client(self, pid: int | None = None) -> None:
+        """Every thread of ``pid`` (default: this process) on the clients' CPUs."""
+        _pin_threads(os.getpid() if pid is None else pid, self.clients)
 
     def __str__(self) -> str:
         return f"server on CPU {sorted(self.server)}, clients on CPUs {sorted(self.clients)}"

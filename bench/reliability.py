@@ -53,6 +53,7 @@ import psutil  # noqa: E402
 from tests.fixtures.identities import new_identity, trusting  # noqa: E402
 from tests.fixtures.server import RunningServer, new_server  # noqa: E402
 
+from harness import Placement  # noqa: E402
 from thalovant.client import AsyncThalovantClient  # noqa: E402
 from thalovant.identity import ThalovantIdentity  # noqa: E402
 
@@ -231,6 +232,15 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+async def _py_spy(pid: int, out: Path) -> asyncio.subprocess.Process:
+    """py-spy of ``pid`` for 8 s from now, collapsed stacks to ``out``."""
+    return await asyncio.create_subprocess_exec(
+        shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
+        "record", "--pid", str(pid), "--duration", "8", "--rate", "200", "--format", "raw", "--nonblocking",
+        "-o", str(out), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 async def restart_scenario(
     server: RunningServer,
     idents: list[ThalovantIdentity],
@@ -240,6 +250,8 @@ async def restart_scenario(
     racing: bool,
     processes: int,
     profile: Path | None,
+    placement: Placement | None,
+    profile_clients: Path | None = None,
 ) -> dict[str, Any]:
     """Run the sessions in ``processes`` client processes (identities split between them), restart
     the server, and gather what the workers saw; also the CPU each side used while they came back."""
@@ -264,6 +276,12 @@ async def restart_scenario(
             )
         )
 
+    if placement is not None:
+        assert server.process is not None
+        placement.pin_server(server.process.pid)
+        for worker in workers:
+            placement.pin_client(worker.pid)
+
     async def said(process: asyncio.subprocess.Process, expected: str | None) -> str:
         assert process.stdout is not None
         line = (await process.stdout.readline()).decode().strip()
@@ -284,27 +302,16 @@ async def restart_scenario(
     await asyncio.to_thread(server.start)
     ready_at = time.monotonic()
     assert server.process is not None
+    if placement is not None:
+        placement.pin_server(server.process.pid)
+    assert server.process is not None
     pids = [server.process.pid], [p.pid for p in workers]
     cpu_at_ready = _cpu_seconds(pids[0]), _cpu_seconds(pids[1])
-    spy = None
+    spies = []
     if profile is not None:
-        spy = await asyncio.create_subprocess_exec(
-            shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
-            "record",
-            "--pid",
-            str(server.process.pid),
-            "--duration",
-            "8",
-            "--rate",
-            "200",
-            "--format",
-            "raw",
-            "--nonblocking",
-            "-o",
-            str(profile),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        spies.append(await _py_spy(server.process.pid, profile))
+    if profile_clients is not None:
+        spies.append(await _py_spy(workers[0].pid, profile_clients))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*(said(p, "back") for p in workers)), 120)
     all_back_at = time.monotonic()
@@ -317,7 +324,7 @@ async def restart_scenario(
             line = await said(process, None)
         results.append(json.loads(line))
         await process.wait()
-    if spy is not None:
+    for spy in spies:
         await spy.wait()
 
     delays = [at - ready_at for r in results for at in r["back_at"]]
@@ -345,7 +352,8 @@ async def restart_scenario(
 
 
 def run_restart(folder: Path, sessions: int, idents_count: int, *, racing: bool, processes: int,
-                profile: Path | None) -> None:  # fmt: skip
+                profile: Path | None, placement: Placement | None,
+                profile_clients: Path | None = None) -> None:  # fmt: skip
     name = "race" if racing else "restart"
     with running(folder / name) as server:
         idents = identities(server, idents_count, name)
@@ -358,11 +366,14 @@ def run_restart(folder: Path, sessions: int, idents_count: int, *, racing: bool,
                 racing=racing,
                 processes=processes,
                 profile=profile,
+                placement=placement,
+                profile_clients=profile_clients,
             )
         )
     what = "clients sending as fast as they can" if racing else "WSS sessions asking"
     print(f"\n== {name}: {sessions} {what} in {processes} client processes, server restarted "
           f"(down {result['down_s']:.1f} s)")  # fmt: skip
+    print(f"placement: {placement or 'left to the scheduler'}")
     print(f"clients back: {result['back']}/{sessions}   (goal {sessions}/{sessions})")
     print(
         f"back after the server was ready: p50 {fmt_s(result['delay_p50'])}, p99 {fmt_s(result['delay_p99'])}, "
@@ -642,6 +653,11 @@ def main() -> None:
                         help="client processes of restart and race (default 2)")  # fmt: skip
     parser.add_argument("--profile-server", type=Path, metavar="FILE",
                         help="restart: py-spy the server for 8 s from ready, collapsed stacks to FILE")  # fmt: skip
+    parser.add_argument("--profile-clients", type=Path, metavar="FILE",
+                        help="restart: py-spy the first client process for 8 s from ready, to FILE")  # fmt: skip
+    parser.add_argument("--no-pin", action="store_true",
+                        help="restart, race: leave the server and the clients to the scheduler (default: the "
+                             "server on one CPU, the client processes on the others)")  # fmt: skip
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -655,14 +671,16 @@ def main() -> None:
     logging.getLogger("thalovant.client").setLevel(logging.CRITICAL)
     chosen = {name.strip() for name in args.only.split(",") if name.strip()}
     sessions, racers, silent, idents = (100, 50, 200, 10) if args.quick else (1000, 200, 1000, 50)
+    placement = None if args.no_pin else Placement.split()
     with tempfile.TemporaryDirectory(prefix="thalovant-reliability-") as root:
         folder = Path(root)
         if "restart" in chosen:
             run_restart(folder, sessions, idents, racing=False, processes=args.client_processes,
-                        profile=args.profile_server)  # fmt: skip
+                        profile=args.profile_server, placement=placement,
+                        profile_clients=args.profile_clients)  # fmt: skip
         if "race" in chosen:
             run_restart(folder, racers, min(idents, racers), racing=True, processes=args.client_processes,
-                        profile=None)  # fmt: skip
+                        profile=None, placement=placement)  # fmt: skip
         if "silent" in chosen:
             run_silent(folder, silent)
         if "mqtt64" in chosen:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import logging
 import time
@@ -456,7 +457,7 @@ class AsyncThalovantClient(_FromIdentity):
 
     # ------------------------------------------------------------------ publishing
 
-    def _context(self, context: Mapping[str, Any] | None, link: Link) -> dict[str, Any]:
+    def _context(self, context: Mapping[str, Any] | None, link: Link, *, owned: bool = False) -> dict[str, Any]:
         metadata = getattr(self.identity, "metadata", None)
         return busmsg.runtime_context(
             context,
@@ -464,6 +465,7 @@ class AsyncThalovantClient(_FromIdentity):
             connection_sid=link.session_id,
             site_id=self.identity.site_id,
             identity_metadata=metadata if isinstance(metadata, Mapping) else None,
+            owned=owned,
         )
 
     async def _deliver(self, build: Callable[[Link], HiveMessage], timeout: float) -> Link:
@@ -527,11 +529,13 @@ class AsyncThalovantClient(_FromIdentity):
                 carried=carried,
             )
             data.update(data_extra or {})
-            ctx.update(context_extra or {})
+            if context_extra:
+                ctx.update(copy.deepcopy(dict(context_extra)))
             if collector is not None:
                 collector.session_id = effective_sid
                 self._carry_watch[rid] = effective_sid
-            return HiveMessage.bus(busmsg.UTTERANCE, data, self._context(ctx, link))
+            # ctx is this message's own (utterance_message deep-copied the caller's context)
+            return HiveMessage.bus(busmsg.UTTERANCE, data, self._context(ctx, link, owned=True))
 
         if collector is not None:
             self._collectors[rid] = collector

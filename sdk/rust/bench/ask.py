@@ -78,7 +78,7 @@ def main() -> int:
     with our_server() as server:
         if placement is not None:
             placement.pin_server(server.pid)
-            placement.pin_clients()  # the Rust bench runs are started from here: they inherit it
+            placement.pin_client()  # the Rust bench runs are started from here: they inherit it
         root = server.data_dir
         for variable in TRUST_VARIABLES:
             os.environ[variable] = str(server.ca_file)

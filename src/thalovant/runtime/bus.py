@@ -46,14 +46,17 @@ def runtime_context(
     connection_sid: str,
     site_id: str,
     identity_metadata: Mapping[str, Any] | None = None,
+    owned: bool = False,
 ) -> dict[str, Any]:
     """The context every outgoing bus message gets (spec 6.1); keys are added only when missing.
 
     ``source`` and ``platform`` default to the user agent, ``destination`` to ``HiveMind``; the
     session gets the connection SID when it has none (or ``default``) and the identity's site id;
-    identity metadata is merged under ``metadata`` with the caller's keys winning.
+    identity metadata is merged under ``metadata`` with the caller's keys winning. The result is
+    a deep copy of ``context``, or, when ``owned`` (a dict built for this one message and shared
+    with nobody), ``context`` itself completed in place.
     """
-    result: dict[str, Any] = copy.deepcopy(dict(context or {}))
+    result: dict[str, Any] = context if owned and isinstance(context, dict) else copy.deepcopy(dict(context or {}))
     result.setdefault("source", useragent)
     result.setdefault("platform", useragent)
     result.setdefault("destination", DEFAULT_DESTINATION)
