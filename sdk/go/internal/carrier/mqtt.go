@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
@@ -204,7 +205,7 @@ func (m *MQTT) onMessage(_ paho.Client, message paho.Message) {
 	m.mu.Lock()
 	authenticated := m.authenticated
 	m.mu.Unlock()
-	binary := authenticated || !strings.HasPrefix(strings.TrimLeft(string(payload[:min(len(payload), 64)]), " \t\r\n"), "{")
+	binary := authenticated || !isText(payload)
 	if binary && !authenticated {
 		// The /out topic outlives sessions: a transport message arriving before this session
 		// is authenticated belongs to an earlier session of the same identity (answers the
@@ -216,6 +217,13 @@ func (m *MQTT) onMessage(_ paho.Client, message paho.Message) {
 	default:
 		m.q.fail(closed("More than %d MQTT messages queued; disconnecting.", MaxMQTTInbound))
 	}
+}
+
+// isText tells a negotiation message (a UTF-8 JSON object) from a Noise transport message. A
+// sealed message starts with '{' once in 256; without the UTF-8 check such a message (one the
+// hub sent an earlier session of the identity) was taken for malformed negotiation text.
+func isText(payload []byte) bool {
+	return strings.HasPrefix(strings.TrimLeft(string(payload[:min(len(payload), 64)]), " \t\r\n"), "{") && utf8.Valid(payload)
 }
 
 func (m *MQTT) publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
