@@ -114,6 +114,10 @@ func randomHex(n int) string {
 func (m *MQTT) Protocol() string { return "mqtt" }
 func (m *MQTT) PinID() string    { return m.pinID }
 
+// SharedInbound is true: <prefix>/out is the identity's, and the negotiation skips another
+// session's answers on it.
+func (m *MQTT) SharedInbound() bool { return true }
+
 // Endpoint is mqtts://host:port.
 func (m *MQTT) Endpoint() string {
 	return "mqtts://" + net.JoinHostPort(m.settings.Host, strconv.Itoa(m.settings.Port))

@@ -19,6 +19,13 @@ func (p published) MessageID() uint16 { return 1 }
 func (p published) Payload() []byte   { return p.payload }
 func (p published) Ack()              {}
 
+func TestMQTTSharesItsInboundTopic(t *testing.T) {
+	var m, w, h Carrier = &MQTT{}, &WSS{}, &HTTPS{}
+	if !m.SharedInbound() || w.SharedInbound() || h.SharedInbound() {
+		t.Fatal("only MQTT's channel from the hub is shared across sessions")
+	}
+}
+
 // Before the handshake, what the hub publishes on /out may belong to an earlier session of the
 // identity: a Noise transport message then is dropped, and only a UTF-8 JSON object is text.
 func TestMQTTBeforeAuthenticationOnlyUTF8JSONIsText(t *testing.T) {
