@@ -17,7 +17,10 @@ import (
 // establish drives the sans-I/O ClientNegotiation over a fresh carrier: it opens the carrier,
 // answers the hub's HELLO and offer, derives (or reuses) the PSK, runs the Noise handshake,
 // pins the hub key on first use and sends the encrypted HELLO. A KK attempt the hub cannot
-// read is retried at once with XX on a fresh carrier, inside the same call. Every failure is
+// read is retried at once with XX on a fresh carrier, inside the same call. On a carrier whose
+// channel from the hub outlives the session (MQTT), the negotiation skips the hub's answers to
+// another session of the identity; an attempt whose message 1 was built on another session's
+// HELLO and offer, when the hub's own differ, is retried once the same way. Every failure is
 // named here as a stage and the evidence seen; judge (policy.go) turns that into the error
 // kind, the XX retry and whether to forget the cached PSK, and failed does what it says.
 //
@@ -210,6 +213,10 @@ func (l *link) close() {
 // errRetryWithXX asks establish for an immediate XX attempt.
 var errRetryWithXX = errors.New("retry with XX")
 
+// errRetryFresh asks establish for an immediate attempt on a fresh carrier session (the attempt
+// answered another session's HELLO and offer on a shared channel).
+var errRetryFresh = errors.New("retry on a fresh session")
+
 type establishment struct {
 	makeCarrier      func() (carrier.Carrier, error)
 	store            *NoiseStore
@@ -217,12 +224,17 @@ type establishment struct {
 	sessionID        string
 	connectTimeout   time.Duration
 	handshakeTimeout time.Duration
+	// retriedFresh: this connect already made its attempt on a fresh session after a
+	// superseded negotiation (set by establish)
+	retriedFresh bool
 }
 
-// establish opens a carrier and negotiates; it retries once with XX when KK fails.
+// establish opens a carrier and negotiates; it retries at once, on a fresh carrier, when the
+// policy says so: with XX when KK fails, once after a superseded negotiation.
 func (e *establishment) establish(ctx context.Context) (*link, error) {
 	timings := linkTimings{StartedAt: time.Now()}
 	forceXX := false
+	e.retriedFresh = false
 	for {
 		timings.Attempts++
 		c, err := e.makeCarrier()
@@ -233,6 +245,11 @@ func (e *establishment) establish(ctx context.Context) (*link, error) {
 		if errors.Is(err, errRetryWithXX) && !forceXX {
 			c.Close()
 			forceXX = true
+			continue
+		}
+		if errors.Is(err, errRetryFresh) && !e.retriedFresh {
+			c.Close()
+			e.retriedFresh = true
 			continue
 		}
 		if err != nil {
@@ -251,13 +268,15 @@ func (e *establishment) establish(ctx context.Context) (*link, error) {
 // and cause (a rejected client key says why instead). forget drops the cached PSK when the
 // judgement says so; it may be nil where the PSK cannot be at stake.
 func (e *establishment) failed(s stage, ev evidence, kk bool, forget func(), cause error, message string) error {
-	j := judge(s, ev, kk)
+	j := judge(s, ev, kk, e.retriedFresh)
 	if j.forgetPSK && forget != nil {
 		forget()
 	}
 	switch j.verdict {
 	case verdictRetryWithXX:
 		return errRetryWithXX
+	case verdictRetryFresh:
+		return errRetryFresh
 	case verdictKeyRejected:
 		when := "as the handshake completed"
 		if s == stageSettling {
@@ -305,6 +324,7 @@ func (e *establishment) attempt(ctx context.Context, c carrier.Carrier, forceXX 
 	if err != nil {
 		return nil, wrapErr(ErrConnection, err, "Cannot start the negotiation: %v", err)
 	}
+	negotiation.SharedChannel = c.SharedInbound()
 	hsCtx, cancelHandshake := context.WithTimeout(ctx, e.handshakeTimeout)
 	defer cancelHandshake()
 	var psk []byte
@@ -342,6 +362,8 @@ func (e *establishment) attempt(ctx context.Context, c carrier.Carrier, forceXX 
 				return e.failed(at(), evidenceTimeout, kk(), forgetPSK, ctx.Err(), fmt.Sprintf("Stopped the handshake: %v.", ctx.Err()))
 			}
 			return fail(evidenceTimeout, "The hub did not complete the handshake within %s.", e.handshakeTimeout)
+		case errors.Is(err, protocol.ErrNegotiationSuperseded):
+			return fail(evidenceSuperseded, "Malformed HiveMind negotiation: %v", err)
 		case errors.Is(err, protocol.ErrKKFailed):
 			return fail(evidenceAuthFailed, "The hub could not read this client's KK handshake: %v", err)
 		case errors.Is(err, protocol.ErrHubKeyChanged):

@@ -20,9 +20,14 @@ import (
 //	KEY_CHANGED        KEY_CHANGED everywhere
 //	CLOSED, MALFORMED  DROPPED everywhere
 //	TIMEOUT            TIMED_OUT everywhere
+//	SUPERSEDED         FRESH everywhere; DROPPED when this connect already retried fresh
 //
 // "KK: XX" is verdictRetryWithXX: a KK attempt the hub could not read or refused is retried at
-// once with XX on a fresh carrier, inside the same connect. A refusal once the hub has our
+// once with XX on a fresh carrier, inside the same connect. "FRESH" is verdictRetryFresh: on a
+// carrier whose channel from the hub outlives the session (MQTT, where the hub's answers to
+// another session of the identity may come first), message 1 was built on a HELLO and offer
+// unlike the hub's own; the attempt is retried at once on a fresh carrier session, once per
+// connect (a second time is malformed, DROPPED). A refusal once the hub has our
 // static key (FINISHING, SETTLING) means the hub has another client key pinned for this access
 // key. The cached PSK is forgotten whenever the hub refused after the Noise handshake began
 // (the cache may be the cause).
@@ -67,6 +72,7 @@ const (
 	evidenceClosed                     // any other close, reset or failure to open
 	evidenceMalformed                  // the hub sent something the protocol does not allow
 	evidenceTimeout                    // a phase did not finish in time
+	evidenceSuperseded                 // shared channel: message 1 was built on another session's HELLO and offer
 )
 
 // verdict is what a failed attempt means; each maps to one error kind.
@@ -79,14 +85,15 @@ const (
 	verdictKeyChanged                 // ErrHubKeyChanged
 	verdictTimedOut                   // ErrTimeout
 	verdictDropped                    // ErrConnection
+	verdictRetryFresh                 // internal: at once, inside the same connect, once
 )
 
-var verdictNames = [...]string{"retry-with-xx", "refused", "key-rejected", "key-changed", "timed-out", "dropped"}
+var verdictNames = [...]string{"retry-with-xx", "refused", "key-rejected", "key-changed", "timed-out", "dropped", "retry-fresh"}
 
 func (v verdict) String() string { return verdictNames[v] }
 
-// kind is the error kind a verdict stands for (nil for verdictRetryWithXX, which never leaves
-// a connect).
+// kind is the error kind a verdict stands for (nil for verdictRetryWithXX and
+// verdictRetryFresh, which never leave a connect).
 func (v verdict) kind() *Kind {
 	switch v {
 	case verdictRefused:
@@ -110,9 +117,15 @@ type judgement struct {
 }
 
 // judge is the verdict on one failed attempt (the table of section 1); kk says the attempt
-// used the KK pattern.
-func judge(s stage, e evidence, kk bool) judgement {
+// used the KK pattern, retriedFresh that this connect already made its verdictRetryFresh
+// attempt.
+func judge(s stage, e evidence, kk, retriedFresh bool) judgement {
 	switch e {
+	case evidenceSuperseded:
+		if retriedFresh {
+			return judgement{verdictDropped, false}
+		}
+		return judgement{verdictRetryFresh, false}
 	case evidenceKeyChanged:
 		return judgement{verdictKeyChanged, false}
 	case evidenceTimeout:

@@ -42,7 +42,8 @@ var pythonCells = []policyCell{
 }
 
 // theTable is the table of policy.go section 1, written out: for each evidence, the judgement
-// per stage (opening, negotiating, handshake, finishing, settling), without and with KK.
+// per stage (opening, negotiating, handshake, finishing, settling), without and with KK, in a
+// connect that has not retried fresh yet.
 func theTable(e evidence, kk bool) [5]judgement {
 	refused, forgetRefused := judgement{verdictRefused, false}, judgement{verdictRefused, true}
 	xx, keyRejected := judgement{verdictRetryWithXX, true}, judgement{verdictKeyRejected, false}
@@ -62,29 +63,39 @@ func theTable(e evidence, kk bool) [5]judgement {
 		return all(verdictKeyChanged)
 	case e == evidenceClosed, e == evidenceMalformed:
 		return all(verdictDropped)
+	case e == evidenceSuperseded:
+		return all(verdictRetryFresh)
 	}
 	return all(verdictTimedOut)
 }
 
 func TestPolicyJudgeEveryCell(t *testing.T) {
 	cells := 0
-	for e := evidenceRefusal; e <= evidenceTimeout; e++ {
+	for e := evidenceRefusal; e <= evidenceSuperseded; e++ {
 		for _, kk := range []bool{false, true} {
 			row := theTable(e, kk)
 			for s := stageOpening; s <= stageSettling; s++ {
-				if got := judge(s, e, kk); got != row[s] {
+				if got := judge(s, e, kk, false); got != row[s] {
 					t.Errorf("judge(stage %d, evidence %d, kk %v) = %+v, want %+v", s, e, kk, got, row[s])
+				}
+				// only a superseded negotiation asks whether a fresh retry was made
+				again := row[s]
+				if e == evidenceSuperseded {
+					again = judgement{verdictDropped, false}
+				}
+				if got := judge(s, e, kk, true); got != again {
+					t.Errorf("judge(stage %d, evidence %d, kk %v, retried fresh) = %+v, want %+v", s, e, kk, got, again)
 				}
 				cells++
 			}
 		}
 	}
-	if cells != 6*2*5 {
+	if cells != 7*2*5 {
 		t.Fatalf("%d cells", cells)
 	}
 	for _, c := range pythonCells {
 		want := judgement{c.verdict, c.forget}
-		if got := judge(c.stage, c.evidence, c.kk); got != want {
+		if got := judge(c.stage, c.evidence, c.kk, false); got != want {
 			t.Errorf("Python cell %+v: judge = %+v", c, got)
 		}
 		if theTable(c.evidence, c.kk)[c.stage] != want {

@@ -55,6 +55,19 @@ TABLE = [
 def test_verdict_table(stage: Stage, evidence: Evidence, kk: bool, verdict: Verdict, forget: bool) -> None:
     judgement = judge(stage, evidence, kk=kk)
     assert (judgement.verdict, judgement.forget_psk) == (verdict, forget)
+    if evidence is not E.SUPERSEDED:  # only a superseded negotiation asks whether a fresh retry was made
+        assert judge(stage, evidence, kk=kk, retried_fresh=True) == judgement
+
+
+@pytest.mark.parametrize("stage", list(Stage))
+@pytest.mark.parametrize("kk", [False, True])
+def test_a_superseded_negotiation_is_retried_fresh_once(stage: Stage, kk: bool) -> None:
+    """Message 1 built on another session's HELLO and offer (a shared channel: MQTT): one fresh
+    attempt at once, then an ordinary drop; the cached PSK is never at stake."""
+    first = judge(stage, E.SUPERSEDED, kk=kk)
+    assert (first.verdict, first.forget_psk) == (V.RETRY_FRESH, False)
+    again = judge(stage, E.SUPERSEDED, kk=kk, retried_fresh=True)
+    assert (again.verdict, again.forget_psk) == (V.DROPPED, False)
 
 
 def test_each_error_maps_to_its_verdict() -> None:

@@ -22,6 +22,7 @@ from thalovant.protocol.errors import (
     KKFailed,
     NegotiationAborted,
     NegotiationError,
+    NegotiationSuperseded,
     ProtocolError,
 )
 from thalovant.protocol.framing import Frame
@@ -56,9 +57,21 @@ def make_hub(
 
 
 def make_client(
-    *, hub_pin: bytes | None = None, static: KeyPair = CLIENT_KEY, force_xx: bool = False, session_id: str = SID
+    *,
+    hub_pin: bytes | None = None,
+    static: KeyPair = CLIENT_KEY,
+    force_xx: bool = False,
+    session_id: str = SID,
+    shared_channel: bool = False,
 ) -> ClientNegotiation:
-    return ClientNegotiation(static=static, site_id=SITE, session_id=session_id, hub_pin=hub_pin, force_xx=force_xx)
+    return ClientNegotiation(
+        static=static,
+        site_id=SITE,
+        session_id=session_id,
+        hub_pin=hub_pin,
+        force_xx=force_xx,
+        shared_channel=shared_channel,
+    )
 
 
 def to_offer(hub: HubNegotiation, client: ClientNegotiation) -> None:
@@ -657,6 +670,101 @@ def test_canonical_json_of_message1_payload() -> None:
     assert canonical_json({"encodings": [], "binarize": False}) == MESSAGE1_PAYLOAD
 
 
+# -- a channel shared across sessions (MQTT's <prefix>/out) -------------------------------------
+#
+# Every session of an identity reads the hub's answers to every other session, and the hub's HELLO
+# and offer name no session. All of another session's answers come before the hub's answer to
+# this session's HELLO.
+
+STALE_MESSAGE2 = json.dumps({"msg_type": "shake", "payload": {"noise": {"msg": "07" * 96}}})
+
+
+def earlier_hub_state(*, pin: bytes | None = None, **extra: Any) -> HubNegotiation:
+    """The same hub (key, node id, PSK) in another state: its HELLO carries ``extra``, and with a
+    client key pinned its offer has KK too."""
+    return HubNegotiation(node_id=NODE, static=HUB_KEY, psk=PSK, pinned_client_key=pin, hello_extra=extra)
+
+
+def finish(hub: HubNegotiation, client: ClientNegotiation, message1: str) -> None:
+    """Message 1 to ``hub``, its message 2 back: the handshake completes and the hub reads our HELLO."""
+    (message2,) = hub.receive_text(message1)
+    message3, encrypted_hello = client.receive_text(message2)
+    assert client.complete and isinstance(message3, str) and isinstance(encrypted_hello, bytes)
+    assert hub.receive_text(message3) == []
+    assert hub.receive_binary(encrypted_hello).session_id == SID
+
+
+def test_shared_channel_skips_a_message2_and_an_offer_without_its_hello() -> None:
+    hub, client = make_hub(), make_client(shared_channel=True)
+    hello, offer = hub.opening()
+    assert client.receive_text(STALE_MESSAGE2) == []  # another session's message 1 was answered
+    assert client.receive_text(offer) == []  # its HELLO went to an earlier subscriber
+    assert client.receive_text(hello) == []
+    assert client.receive_text(STALE_MESSAGE2) == []
+    assert client.receive_text(offer) == []
+    assert client.needs_psk
+    assert client.receive_text(STALE_MESSAGE2) == []  # message 1 is not out yet: not ours
+    finish(hub, client, client.start(PSK))
+
+
+@pytest.mark.parametrize("order", ["hello offer HELLO OFFER", "hello HELLO OFFER", "hello offer HELLO offer OFFER"])
+def test_shared_channel_before_message1_the_newest_hello_and_offer_win(order: str) -> None:
+    """Lower case: an earlier hub state's HELLO and offer (read otherwise); upper case: the hub's own."""
+    stale = earlier_hub_state(pin=KeyPair.generate().public, peer="an earlier session's hub state")
+    hub, client = make_hub(), make_client(shared_channel=True)
+    texts = dict(zip(["hello", "offer"], stale.opening(), strict=True))
+    texts |= dict(zip(["HELLO", "OFFER"], hub.opening(), strict=True))
+    for name in order.split():
+        assert client.receive_text(texts[name]) == []
+    assert (client.hello_payload, client.offer_payload) == (hub.hello_payload, hub.offer_payload)
+    assert client.needs_psk
+    finish(hub, client, client.start(PSK))
+
+
+def test_shared_channel_after_message1_copies_of_the_same_pair_are_skipped() -> None:
+    hub, client = make_hub(), make_client(shared_channel=True)
+    opening = hub.opening()
+    for text in opening:  # another session's copies of the hub's HELLO and offer
+        client.receive_text(text)
+    message1 = client.start(PSK)
+    for text in opening:  # the hub's answer to our HELLO: byte for byte the same
+        assert client.receive_text(text) == []
+    finish(hub, client, message1)
+
+
+@pytest.mark.parametrize("differs", ["hello", "offer"])
+def test_shared_channel_after_message1_another_pair_supersedes_the_negotiation(differs: str) -> None:
+    # another HELLO (an earlier hub state), or the same HELLO with another offer (KK on offer too)
+    if differs == "hello":
+        other = earlier_hub_state(peer="another")
+    else:
+        other = earlier_hub_state(pin=KeyPair.generate().public)
+    hello, offer = other.opening()
+    client = make_client(shared_channel=True)
+    to_offer(make_hub(), client)
+    client.start(PSK)
+    with pytest.raises(NegotiationSuperseded, match="restarted the negotiation"):
+        client.receive_text(hello)
+        client.receive_text(offer)
+    assert client.dead
+    with pytest.raises(NegotiationError, match="already ended"):
+        client.receive_text(hello)
+
+
+def test_shared_channel_is_off_by_default() -> None:
+    """Every carrier but MQTT gives the session a channel of its own: the machine stays strict."""
+    hello, _offer = make_hub().opening()
+    client = make_client()
+    client.receive_text(hello)
+    with pytest.raises(NegotiationError, match="Out-of-order Noise negotiation"):
+        client.receive_text(STALE_MESSAGE2)
+    client = make_client()
+    to_offer(make_hub(), client)
+    client.start(PSK)
+    with pytest.raises(NegotiationError, match="duplicate Noise HELLO"):
+        client.receive_text(hello)
+
+
 # -- fuzzing: only ProtocolError subclasses, in every state -------------------------------------
 
 texts = st.one_of(
@@ -702,8 +810,8 @@ def _hub_in_state(state: int) -> HubNegotiation:
     return hub
 
 
-def _client_in_state(state: int) -> ClientNegotiation:
-    hub, client = make_hub(), make_client()
+def _client_in_state(state: int, shared: bool = False) -> ClientNegotiation:
+    hub, client = make_hub(), make_client(shared_channel=shared)
     hello, offer = hub.opening()
     if state >= 1:
         client.receive_text(hello)
@@ -736,9 +844,13 @@ def test_hub_raises_only_protocol_errors(state: int, items: list[tuple[str | byt
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(state=st.integers(min_value=0, max_value=4), items=st.lists(st.tuples(texts, st.booleans()), max_size=3))
-def test_client_raises_only_protocol_errors(state: int, items: list[tuple[str | bytes, bool]]) -> None:
-    client = _client_in_state(state)
+@given(
+    state=st.integers(min_value=0, max_value=4),
+    items=st.lists(st.tuples(texts, st.booleans()), max_size=3),
+    shared=st.booleans(),
+)
+def test_client_raises_only_protocol_errors(state: int, items: list[tuple[str | bytes, bool]], shared: bool) -> None:
+    client = _client_in_state(state, shared)
     for item, as_binary in items:
         _feed(client, item, as_binary)
 

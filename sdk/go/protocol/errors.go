@@ -10,7 +10,8 @@ package protocol
 import "errors"
 
 // Sentinel errors of the engine. Each error the engine returns matches ErrProtocol and exactly
-// one of the more precise sentinels below (ErrDecrypt also matches ErrHandshake).
+// one of the more precise sentinels below (ErrDecrypt also matches ErrHandshake, and
+// ErrNegotiationSuperseded also matches ErrNegotiation).
 var (
 	ErrProtocol      = errors.New("protocol error")
 	ErrCanonicalJSON = errors.New("canonical JSON error")
@@ -22,6 +23,12 @@ var (
 	ErrFraming       = errors.New("framing error")
 	ErrEnvelope      = errors.New("envelope error")
 	ErrWire1         = errors.New("WIRE-1 frame error")
+
+	// ErrNegotiationSuperseded (also an ErrNegotiation): on a channel shared across sessions
+	// (MQTT), a HELLO or offer unlike the pair message 1 was built on arrived after message 1
+	// went out. That pair was another session's, so the hub cannot read this message 1: retry
+	// at once on a fresh carrier session.
+	ErrNegotiationSuperseded = errors.New("negotiation superseded")
 )
 
 // Error is the engine's error: a kind (one of the sentinels) and a message.
@@ -32,12 +39,14 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-// Is reports whether target is ErrProtocol, the error's kind, or (for ErrDecrypt) ErrHandshake.
+// Is reports whether target is ErrProtocol, the error's kind, or its parent kind (ErrHandshake
+// for ErrDecrypt, ErrNegotiation for ErrNegotiationSuperseded).
 func (e *Error) Is(target error) bool {
 	if target == ErrProtocol || target == e.Kind {
 		return true
 	}
-	return e.Kind == ErrDecrypt && target == ErrHandshake
+	return (e.Kind == ErrDecrypt && target == ErrHandshake) ||
+		(e.Kind == ErrNegotiationSuperseded && target == ErrNegotiation)
 }
 
 func newError(kind error, message string) *Error { return &Error{Kind: kind, Message: message} }

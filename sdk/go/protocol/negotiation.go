@@ -12,7 +12,9 @@ import (
 //	AWAIT_HELLO --HELLO--> AWAIT_OFFER --offer--> NEEDS_PSK --Start(psk)--> AWAIT_MSG2
 //	AWAIT_MSG2 --message 2--> COMPLETE (returns message 3 for XX, then the encrypted HELLO)
 //
-// Any error moves the machine to DEAD; every later call returns an error too.
+// Any error moves the machine to DEAD; every later call returns an error too. With
+// SharedChannel (MQTT's <prefix>/out) the machine also skips the hub's answers to another
+// session of the same identity; see ReceiveText.
 
 type clientState int
 
@@ -81,7 +83,8 @@ func stringSet(value any) map[string]bool {
 //
 // Errors: ErrKKFailed (retry at once with forceXX on a fresh carrier session), ErrHubKeyChanged
 // (the hub key contradicts the pin), ErrDecrypt (an XX message 2 that does not authenticate: a
-// refusal), ErrNegotiation / ErrHandshake for everything malformed or out of order.
+// refusal), ErrNegotiationSuperseded (SharedChannel only: retry at once on a fresh carrier
+// session), ErrNegotiation / ErrHandshake for everything malformed or out of order.
 type ClientNegotiation struct {
 	static    KeyPair
 	SiteID    string
@@ -91,6 +94,12 @@ type ClientNegotiation struct {
 	state     clientState
 	handshake *Handshake
 	channel   *SecureChannel
+
+	// SharedChannel says the hub's channel to this client outlives the session (MQTT's
+	// <prefix>/out): what the hub sent another session of the same identity may arrive before
+	// the answers to this session's HELLO. Set it before the first ReceiveText; off, every
+	// message out of order ends the negotiation.
+	SharedChannel bool
 
 	NodeID       string
 	HelloPayload map[string]any
@@ -144,6 +153,19 @@ type Outbound struct {
 
 // ReceiveText handles one cleartext hub message; it returns what to send, in order (after
 // message 2 only: message 3 for XX, then the encrypted HELLO).
+//
+// With SharedChannel the hub's answers to another session of the same identity may come first,
+// and nothing in the hub's HELLO or offer names the session it answers (they read the same for
+// every session). All of that arrives before the hub's answer to this session's HELLO: the hub
+// answers a prefix's messages in order and stops answering a session when a newer HELLO comes.
+// So, instead of ending the negotiation:
+//
+//   - before message 1 goes out, the newest HELLO and offer win; an offer without a HELLO before
+//     it is skipped (its HELLO went to an earlier subscriber), and so is any message 2 (none of
+//     ours is out to be answered);
+//   - after message 1, a HELLO or offer equal to the pair it was built on is skipped (message 1
+//     was built on another session's copy of the pair, and the hub reads it against its own,
+//     which is the same); one that differs is an ErrNegotiationSuperseded.
 func (n *ClientNegotiation) ReceiveText(text []byte) ([]Outbound, error) {
 	if err := n.checkAlive(); err != nil {
 		return nil, err
@@ -161,6 +183,9 @@ func (n *ClientNegotiation) ReceiveText(text []byte) ([]Outbound, error) {
 	}
 	msgType, _ := obj["msg_type"].(string)
 	if msgType == "hello" {
+		if n.SharedChannel && n.state != stateAwaitHello {
+			return nil, n.repeatedHello(payload)
+		}
 		return nil, n.hello(payload)
 	}
 	if msgType != "shake" && msgType != "handshake" {
@@ -175,9 +200,15 @@ func (n *ClientNegotiation) ReceiveText(text []byte) ([]Outbound, error) {
 		return nil, n.die(newError(ErrNegotiation, "The hub did not offer HiveMind v3 Noise."))
 	}
 	if _, has := noise["msg"]; !has {
+		if n.SharedChannel && n.state != stateAwaitOffer {
+			return nil, n.repeatedOffer(payload, noise)
+		}
 		return nil, n.offer(payload, noise)
 	}
 	if n.state != stateAwaitMsg2 {
+		if n.SharedChannel {
+			return nil, nil // another session's: no message 1 of ours is out yet
+		}
 		return nil, n.die(newError(ErrNegotiation, msgOutOfOrder))
 	}
 	return n.message2(noise)
@@ -222,6 +253,43 @@ func (n *ClientNegotiation) offer(payload, noise map[string]any) error {
 		return n.die(err)
 	}
 	n.Pattern, n.Suite, n.OfferPayload, n.state = pattern, suite, payload, stateNeedsPSK
+	return nil
+}
+
+// repeatedHello handles a HELLO after the first one on a shared channel (see ReceiveText).
+func (n *ClientNegotiation) repeatedHello(payload map[string]any) error {
+	if n.state == stateAwaitMsg2 {
+		return n.checkSamePair(payload, n.HelloPayload)
+	}
+	// before message 1 (awaiting the offer, or holding one): start over from the newest HELLO
+	n.OfferPayload, n.Pattern, n.Suite, n.state = nil, "", "", stateAwaitHello
+	return n.hello(payload)
+}
+
+// repeatedOffer handles, on a shared channel, an offer that does not follow a HELLO of this
+// negotiation at once.
+func (n *ClientNegotiation) repeatedOffer(payload, noise map[string]any) error {
+	switch n.state {
+	case stateAwaitHello:
+		return nil // its HELLO went to an earlier subscriber
+	case stateNeedsPSK:
+		n.state = stateAwaitOffer // message 1 is not out yet: the newest offer wins
+		return n.offer(payload, noise)
+	}
+	return n.checkSamePair(payload, n.OfferPayload)
+}
+
+// checkSamePair: after message 1, received must equal the payload message 1 was built on.
+func (n *ClientNegotiation) checkSamePair(received, used map[string]any) error {
+	got, err := CanonicalJSON(received)
+	if err != nil {
+		return n.die(newError(ErrNegotiation, msgMalformed))
+	}
+	want, err := CanonicalJSON(used)
+	if used == nil || err != nil || !bytes.Equal(got, want) {
+		return n.die(newError(ErrNegotiationSuperseded,
+			"The hub restarted the negotiation with another HELLO or offer than the one message 1 was built on."))
+	}
 	return nil
 }
 

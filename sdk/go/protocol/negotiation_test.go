@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/flynn/noise"
@@ -330,5 +331,173 @@ func TestWire1Malformed(t *testing.T) {
 		if _, err := DecodeWire1(data); !errors.Is(err, ErrWire1) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// ---- a channel shared across sessions (MQTT's <prefix>/out)
+//
+// Every session of an identity reads the hub's answers to every other session, and the hub's
+// HELLO and offer name no session. All of another session's answers come before the hub's
+// answer to this session's HELLO.
+
+var staleMessage2 = []byte(`{"msg_type":"shake","payload":{"noise":{"msg":"` + strings.Repeat("07", 96) + `"}}}`)
+
+// otherState is the same hub (key, node id, PSK) in another state: its HELLO carries extra, and
+// with a pinned client key its offer has KK too.
+func (h *testHub) otherState(extra map[string]any, pinned []byte) *testHub {
+	hello := map[string]any{"node_id": "node-test", "pubkey": ""}
+	for key, value := range extra {
+		hello[key] = value
+	}
+	patterns := []any{"XXpsk2"}
+	if pinned != nil {
+		patterns = []any{"KKpsk0", "XXpsk2"}
+	}
+	return &testHub{t: h.t, static: h.static, psk: h.psk, pinned: pinned, hello: hello,
+		offer: map[string]any{"binarize": false, "noise": map[string]any{"patterns": patterns, "suites": []any{SuiteChaCha, SuiteAESGCM}}}}
+}
+
+func sharedClient(t *testing.T) *ClientNegotiation {
+	t.Helper()
+	static, _ := GenerateKeyPair()
+	client, err := NewClientNegotiation(static, "site", "sid", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.SharedChannel = true
+	return client
+}
+
+// receiveNothing feeds texts to the client, each of which must be taken without an answer.
+func receiveNothing(t *testing.T, client *ClientNegotiation, texts ...[]byte) {
+	t.Helper()
+	for _, text := range texts {
+		if out, err := client.ReceiveText(text); err != nil || out != nil {
+			t.Fatalf("%s: %v %v", text, out, err)
+		}
+	}
+}
+
+// finish sends message 1 to hub and its message 2 back: the handshake completes and the hub
+// reads the client's encrypted HELLO.
+func finish(t *testing.T, hub *testHub, client *ClientNegotiation, message1 []byte) {
+	t.Helper()
+	reply, err := hub.message1(message1)
+	if err != nil {
+		t.Fatalf("the hub cannot read message 1: %v", err)
+	}
+	outputs, err := client.ReceiveText(reply)
+	if err != nil || !client.Complete() || len(outputs) != 2 || outputs[0].Binary || !outputs[1].Binary {
+		t.Fatalf("message 2: %v %+v", err, outputs)
+	}
+	hub.message3(outputs[0].Data)
+	plain, err := hub.recv.Decrypt(nil, nil, outputs[1].Data)
+	if err != nil {
+		t.Fatalf("encrypted HELLO: %v", err)
+	}
+	if envelope, err := ParseEnvelope(plain[1:]); err != nil || envelope.MsgType != "hello" {
+		t.Fatalf("encrypted HELLO: %+v %v", envelope, err)
+	}
+}
+
+func TestSharedChannelSkipsAMessage2AndAnOfferWithoutItsHello(t *testing.T) {
+	hub := newTestHub(t, "pw", nil)
+	opening := hub.opening()
+	hello, offer := opening[0], opening[1]
+	client := sharedClient(t)
+	receiveNothing(t, client, staleMessage2, offer) // another session's message 2; an offer whose HELLO went earlier
+	receiveNothing(t, client, hello, staleMessage2, offer)
+	if !client.NeedsPSK() {
+		t.Fatal("no offer taken")
+	}
+	receiveNothing(t, client, staleMessage2) // message 1 is not out yet: not ours
+	message1, err := client.Start(hub.psk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	finish(t, hub, client, message1)
+}
+
+func TestSharedChannelBeforeMessage1TheNewestHelloAndOfferWin(t *testing.T) {
+	hub := newTestHub(t, "pw", nil)
+	other, _ := GenerateKeyPair()
+	stale := hub.otherState(map[string]any{"peer": "an earlier session's hub state"}, other.Public)
+	texts := map[string][]byte{}
+	for i, name := range []string{"hello", "offer"} {
+		texts[name] = stale.opening()[i]
+		texts[strings.ToUpper(name)] = hub.opening()[i]
+	}
+	// lower case: the earlier hub state's HELLO and offer; upper case: the hub's own
+	for _, order := range []string{"hello offer HELLO OFFER", "hello HELLO OFFER", "hello offer HELLO offer OFFER"} {
+		client := sharedClient(t)
+		for _, name := range strings.Fields(order) {
+			receiveNothing(t, client, texts[name])
+		}
+		if client.HelloPayload["peer"] != nil || len(client.OfferPayload["noise"].(map[string]any)["patterns"].([]any)) != 1 {
+			t.Fatalf("%s: the earlier pair won: %v %v", order, client.HelloPayload, client.OfferPayload)
+		}
+		message1, err := client.Start(hub.psk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		finish(t, hub, client, message1)
+	}
+}
+
+func TestSharedChannelAfterMessage1CopiesOfTheSamePairAreSkipped(t *testing.T) {
+	hub := newTestHub(t, "pw", nil)
+	client := sharedClient(t)
+	receiveNothing(t, client, hub.opening()...) // another session's copies of the hub's HELLO and offer
+	message1, err := client.Start(hub.psk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiveNothing(t, client, hub.opening()...) // the hub's answer to our HELLO: the same
+	finish(t, hub, client, message1)
+}
+
+func TestSharedChannelAfterMessage1AnotherPairSupersedesTheNegotiation(t *testing.T) {
+	hub := newTestHub(t, "pw", nil)
+	pinned, _ := GenerateKeyPair()
+	others := map[string]*testHub{
+		"another HELLO":                 hub.otherState(map[string]any{"peer": "another"}, nil),
+		"the same HELLO, another offer": hub.otherState(nil, pinned.Public), // KK on offer too
+	}
+	for name, other := range others {
+		client := sharedClient(t)
+		receiveNothing(t, client, hub.opening()...)
+		if _, err := client.Start(hub.psk); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		for _, text := range other.opening() {
+			if _, err = client.ReceiveText(text); err != nil {
+				break
+			}
+		}
+		if !errors.Is(err, ErrNegotiationSuperseded) || !errors.Is(err, ErrNegotiation) || !strings.Contains(err.Error(), "restarted the negotiation") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if _, err := client.ReceiveText(hub.opening()[0]); !errors.Is(err, ErrNegotiation) || errors.Is(err, ErrNegotiationSuperseded) {
+			t.Errorf("%s: the machine is not dead: %v", name, err)
+		}
+	}
+}
+
+func TestSharedChannelIsOffByDefault(t *testing.T) {
+	hub := newTestHub(t, "pw", nil)
+	static, _ := GenerateKeyPair()
+	client, _ := NewClientNegotiation(static, "s", "sid", nil, false)
+	receiveNothing(t, client, hub.opening()[0])
+	if _, err := client.ReceiveText(staleMessage2); err == nil || !strings.Contains(err.Error(), msgOutOfOrder) {
+		t.Errorf("message 2 before message 1: %v", err)
+	}
+	client, _ = NewClientNegotiation(static, "s", "sid", nil, false)
+	receiveNothing(t, client, hub.opening()...)
+	if _, err := client.Start(hub.psk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.ReceiveText(hub.opening()[0]); err == nil || !strings.Contains(err.Error(), "duplicate Noise HELLO") {
+		t.Errorf("a second HELLO: %v", err)
 	}
 }

@@ -49,6 +49,11 @@ class Carrier(abc.ABC):
     #: the protocol name as the identity spells it: "wss", "https" or "mqtt"
     protocol: str = ""
 
+    #: True when the hub's channel to this client outlives the session (MQTT's ``<prefix>/out``,
+    #: one topic per identity): what the hub sent another session of the same identity may arrive
+    #: before the answers to this session's HELLO. False: the channel is this session's own.
+    shared_inbound: bool = False
+
     @property
     @abc.abstractmethod
     def pin_id(self) -> str:

@@ -174,6 +174,8 @@ class MQTTCarrier(Carrier):
     """One MQTT session with a hub through a broker (spec 4.3)."""
 
     protocol = "mqtt"
+    #: ``<prefix>/out`` is the identity's: the negotiation skips another session's answers on it
+    shared_inbound = True
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from thalovant.protocol.errors import (
     KKFailed,
     NegotiationAborted,
     NegotiationError,
+    NegotiationSuperseded,
     ProtocolError,
     Wire1Error,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "KKFailed",
     "NegotiationAborted",
     "NegotiationError",
+    "NegotiationSuperseded",
     "ProtocolError",
     "Wire1Error",
 ]

@@ -42,6 +42,12 @@ class KKFailed(NegotiationError):
     """A KKpsk0 attempt failed on the client side; the caller retries at once with XXpsk2."""
 
 
+class NegotiationSuperseded(NegotiationError):
+    """On a channel shared across sessions (MQTT's ``<prefix>/out``): a HELLO or offer unlike the
+    pair message 1 was built on arrived after message 1 went out. That pair was another session's,
+    so the hub cannot read this message 1; the caller retries at once on a fresh carrier session."""
+
+
 class FramingError(ProtocolError):
     """A transport frame breaks the marker, chunking or size rules."""
 

@@ -15,6 +15,10 @@ Client::
     AWAIT_HELLO --HELLO--> AWAIT_OFFER --offer--> NEEDS_PSK --start(psk)--> AWAIT_MSG2
     AWAIT_MSG2 --message 2--> COMPLETE  (returns message 3 for XX, then the encrypted HELLO)
 
+On a channel shared across sessions (``shared_channel=True``: MQTT's ``<prefix>/out``) the
+client also skips the hub's answers to another session of the same identity; see
+:meth:`ClientNegotiation.receive_text`.
+
 Any error moves a machine to DEAD; every later call raises again. Only
 :class:`~thalovant.protocol.errors.ProtocolError` subclasses are raised on bad input.
 """
@@ -39,6 +43,7 @@ from thalovant.protocol.errors import (
     KKFailed,
     NegotiationAborted,
     NegotiationError,
+    NegotiationSuperseded,
     ProtocolError,
 )
 from thalovant.protocol.framing import MAX_TRANSPORT_MESSAGE, Frame
@@ -413,11 +418,18 @@ class ClientNegotiation:
     derive the PSK off the event loop and call :meth:`start` for message 1. Message 2
     returns message 3 (XX only) and the encrypted HELLO, ready to send in that order.
 
+    ``shared_channel``: the hub's channel to this client outlives the session (MQTT's
+    ``<prefix>/out``), so what the hub sent another session of the same identity may arrive
+    before the answers to this session's HELLO (see :meth:`receive_text`). Off by default: every
+    other carrier gives each session a channel of its own, and the machine stays strict.
+
     Errors: :class:`KKFailed` (retry at once with ``force_xx=True`` on a fresh carrier
     session), :class:`HubKeyChanged` (the hub key contradicts ``hub_pin``),
     :class:`~thalovant.protocol.errors.DecryptError` for an XX message 2 that does not
-    authenticate (a refusal: wrong password or tampered negotiation), and
-    :class:`NegotiationError` for everything malformed or out of order.
+    authenticate (a refusal: wrong password or tampered negotiation),
+    :class:`~thalovant.protocol.errors.NegotiationSuperseded` (shared channel only: retry at once
+    on a fresh carrier session), and :class:`NegotiationError` for everything malformed or out
+    of order.
     """
 
     def __init__(
@@ -428,6 +440,7 @@ class ClientNegotiation:
         session_id: str,
         hub_pin: bytes | None,
         force_xx: bool = False,
+        shared_channel: bool = False,
     ) -> None:
         if hub_pin is not None and len(hub_pin) != DHLEN:
             raise NegotiationError("a pinned hub key is 32 bytes")
@@ -436,6 +449,7 @@ class ClientNegotiation:
         self.session_id = session_id
         self._hub_pin = bytes(hub_pin) if hub_pin is not None else None
         self._force_xx = force_xx
+        self._shared = shared_channel
         self._state = _ClientState.AWAIT_HELLO
         self._dead_error: type[NegotiationError] = NegotiationError
         self._handshake: HandshakeState | None = None
@@ -481,7 +495,21 @@ class ClientNegotiation:
     # -- inputs -----------------------------------------------------------------------------
 
     def receive_text(self, text: str | bytes) -> list[str | bytes]:
-        """Handle one cleartext hub message; return what to send (after message 2 only)."""
+        """Handle one cleartext hub message; return what to send (after message 2 only).
+
+        On a shared channel the hub's answers to another session of the same identity may come
+        first, and nothing in the hub's HELLO or offer names the session it answers (they read
+        the same for every session). All of that arrives before the hub's answer to this
+        session's HELLO: the hub answers a prefix's messages in order and stops answering a
+        session when a newer HELLO comes. So, instead of ending the negotiation:
+
+        - before message 1 goes out, the newest HELLO and offer win; an offer without a HELLO
+          before it is skipped (its HELLO went to an earlier subscriber), and so is any message 2
+          (none of ours is out to be answered);
+        - after message 1, a HELLO or offer equal to the pair it was built on is skipped (message 1
+          was built on another session's copy of the pair, and the hub reads it against its own,
+          which is the same); one that differs raises :class:`NegotiationSuperseded`.
+        """
         self._check_alive()
         if self._state is _ClientState.COMPLETE:
             self._die(NegotiationError("Plaintext received after Noise authentication"))
@@ -494,7 +522,10 @@ class ClientNegotiation:
             self._die(NegotiationError(_MALFORMED))
         msg_type = obj.get("msg_type")
         if msg_type == "hello":
-            self._hello(payload)
+            if self._shared and self._state is not _ClientState.AWAIT_HELLO:
+                self._repeated_hello(payload)
+            else:
+                self._hello(payload)
             return []
         if not isinstance(msg_type, str) or msg_type not in _SHAKE_TYPES:
             self._die(NegotiationError(f"Unexpected {str(msg_type)[:40]!r} message before Noise authentication"))
@@ -502,9 +533,14 @@ class ClientNegotiation:
         if not isinstance(noise, dict):
             self._die(NegotiationError("The hub did not offer HiveMind v3 Noise."))
         if "msg" not in noise:
-            self._offer(payload, noise)
+            if self._shared and self._state is not _ClientState.AWAIT_OFFER:
+                self._repeated_offer(payload, noise)
+            else:
+                self._offer(payload, noise)
             return []
         if self._state is not _ClientState.AWAIT_MSG2:
+            if self._shared:
+                return []  # another session's: no message 1 of ours is out yet
             self._die(NegotiationError(_OUT_OF_ORDER))
         return self._message2(noise)
 
@@ -537,6 +573,37 @@ class ClientNegotiation:
             self._die(exc)
         self.offer_payload = payload
         self._state = _ClientState.NEEDS_PSK
+
+    def _repeated_hello(self, payload: dict[str, Any]) -> None:
+        """Shared channel: a HELLO after the first one (see :meth:`receive_text`)."""
+        if self._state is _ClientState.AWAIT_MSG2:
+            self._check_same_pair(payload, self.hello_payload)
+            return
+        # before message 1 (awaiting the offer, or holding one): start over from the newest HELLO
+        self.offer_payload = None
+        self.pattern = self.suite = None
+        self._state = _ClientState.AWAIT_HELLO
+        self._hello(payload)
+
+    def _repeated_offer(self, payload: dict[str, Any], noise: dict[str, Any]) -> None:
+        """Shared channel: an offer that does not follow a HELLO of this negotiation at once."""
+        if self._state is _ClientState.AWAIT_HELLO:
+            return  # its HELLO went to an earlier subscriber
+        if self._state is _ClientState.NEEDS_PSK:
+            self._state = _ClientState.AWAIT_OFFER  # message 1 is not out yet: the newest offer wins
+            self._offer(payload, noise)
+            return
+        self._check_same_pair(payload, self.offer_payload)
+
+    def _check_same_pair(self, received: dict[str, Any], used: dict[str, Any] | None) -> None:
+        """After message 1: ``received`` must equal the payload message 1 was built on."""
+        self._check_canonical(received)
+        if used is None or canonical_json(received) != canonical_json(used):
+            self._die(
+                NegotiationSuperseded(
+                    "The hub restarted the negotiation with another HELLO or offer than the one message 1 was built on."
+                )
+            )
 
     def _check_canonical(self, payload: dict[str, Any]) -> None:
         try:

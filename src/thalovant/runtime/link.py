@@ -5,7 +5,10 @@ the carrier, answers the hub's HELLO and offer, derives (or reuses) the PSK off 
 runs the Noise handshake, pins the hub key on first use and sends the encrypted HELLO. What a
 failure means is decided by :mod:`thalovant.runtime.policy`; this module only reports where it
 happened and what was seen. A KK attempt the policy sends back is retried at once with XX on a
-fresh carrier, inside the same call.
+fresh carrier, inside the same call. On a carrier whose channel from the hub outlives the session
+(MQTT), the negotiation skips the hub's answers to another session of the identity; an attempt
+whose message 1 was built on another session's HELLO and offer, when the hub's own differ, is
+retried once the same way.
 
 :class:`Link` is the established session: it seals and sends envelopes, and its reader task
 decrypts, reassembles and parses what the hub sends and hands it to the client. Anything
@@ -40,6 +43,7 @@ from thalovant.protocol.errors import (
     HubKeyChanged,
     KKFailed,
     NegotiationAborted,
+    NegotiationSuperseded,
     ProtocolError,
 )
 from thalovant.protocol.framing import Frame
@@ -98,6 +102,11 @@ class _RetryWithXX(Exception):
     """Internal: the policy asks for an immediate XX attempt on a fresh carrier."""
 
 
+class _RetryFresh(Exception):
+    """Internal: the policy asks for an immediate attempt on a fresh carrier (the attempt answered
+    another session's HELLO and offer on a shared channel)."""
+
+
 def _evidence(exc: BaseException) -> Evidence | None:
     """What a failure inside an attempt shows; ``None`` for anything that is not a failure
     of the link (cancellation, a bug)."""
@@ -111,6 +120,8 @@ def _evidence(exc: BaseException) -> Evidence | None:
         return Evidence.TIMEOUT
     if isinstance(exc, HubKeyChanged):
         return Evidence.KEY_CHANGED
+    if isinstance(exc, NegotiationSuperseded):
+        return Evidence.SUPERSEDED
     if isinstance(exc, KKFailed | NegotiationAborted | HandshakeError):
         return Evidence.AUTH_FAILED
     if isinstance(exc, ProtocolError | _Malformed):
@@ -276,11 +287,13 @@ async def establish(
     derive: Callable[[str, str], bytes] = derive_psk,
     on_phase: Callable[[str], None] = lambda _p: None,
 ) -> Link:
-    """Open a carrier and negotiate; retry once with XX when the policy says so. Raises the
-    typed Thalovant errors of spec 12."""
+    """Open a carrier and negotiate; retry at once, on a fresh carrier, when the policy says so
+    (with XX after a failed KK; once after a superseded negotiation). Raises the typed Thalovant
+    errors of spec 12."""
     timings = LinkTimings()
     started = time.perf_counter()
     force_xx = False
+    retried_fresh = False
     while True:
         timings.attempts += 1
         attempt = _Attempt(
@@ -289,6 +302,7 @@ async def establish(
             credentials=credentials,
             session_id=session_id,
             force_xx=force_xx,
+            retried_fresh=retried_fresh,
             timings=timings,
         )
         try:
@@ -299,6 +313,11 @@ async def establish(
             await attempt.carrier.close()
             log.info("KK handshake failed; retrying at once with XX.")
             force_xx = True
+            continue
+        except _RetryFresh:
+            await attempt.carrier.close()
+            log.info("The hub answered a newer HELLO than the one this attempt used; retrying at once.")
+            retried_fresh = True
             continue
         except BaseException:
             await attempt.carrier.close()
@@ -320,6 +339,7 @@ class _Attempt:
         credentials: Credentials,
         session_id: str,
         force_xx: bool,
+        retried_fresh: bool = False,
         timings: LinkTimings,
     ) -> None:
         self.carrier = carrier
@@ -327,6 +347,7 @@ class _Attempt:
         self.credentials = credentials
         self.session_id = session_id
         self.force_xx = force_xx
+        self.retried_fresh = retried_fresh
         self.timings = timings
         self.stage = Stage.OPENING
         self.pattern: str | None = None
@@ -355,12 +376,14 @@ class _Attempt:
         self, evidence: Evidence, exc: BaseException, connect_timeout: float, handshake_timeout: float
     ) -> Exception:
         """The policy's verdict on this failure, as the exception to raise."""
-        judgement = judge(self.stage, evidence, kk=self.pattern == KK)
+        judgement = judge(self.stage, evidence, kk=self.pattern == KK, retried_fresh=self.retried_fresh)
         if judgement.forget_psk and self.node_id:
             self.store.forget_psk(self.credentials.access_key, self.node_id)
         verdict = judgement.verdict
         if verdict is Verdict.RETRY_WITH_XX:
             return _RetryWithXX()
+        if verdict is Verdict.RETRY_FRESH:
+            return _RetryFresh()
         if verdict is Verdict.KEY_CHANGED:
             return ThalovantHubKeyChangedError(
                 f"Trusted Noise server key changed for {self.carrier.pin_id}: the hub's key differs from the one "
@@ -378,7 +401,7 @@ class _Attempt:
                     f"Could not open the {self.carrier.protocol} connection within {connect_timeout:g} s."
                 )
             return ThalovantTimeoutError(f"The hub did not complete the handshake within {handshake_timeout:g} s.")
-        if evidence is Evidence.MALFORMED:
+        if evidence in (Evidence.MALFORMED, Evidence.SUPERSEDED):
             return ThalovantConnectionError(f"Malformed HiveMind negotiation: {exc}")
         if self.stage is Stage.OPENING:
             return ThalovantConnectionError(str(exc))
@@ -404,6 +427,7 @@ class _Attempt:
             session_id=self.session_id,
             hub_pin=hub_pin,
             force_xx=self.force_xx,
+            shared_channel=carrier.shared_inbound,
         )
         psk: bytes | None = None
         psk_was_cached = False

@@ -14,10 +14,15 @@ AUTH_FAILED         REFUSED        REFUSED         KK: XX / REFUSED     KK: XX /
 KEY_CHANGED         KEY_CHANGED everywhere
 CLOSED, MALFORMED   DROPPED everywhere
 TIMEOUT             TIMED_OUT everywhere
+SUPERSEDED          FRESH everywhere; DROPPED when this connect already retried fresh
 ==================  =============  ==============  ===================  ===================  ============
 
 "KK: XX" is :attr:`Verdict.RETRY_WITH_XX`: a KK attempt the hub could not read or refused is
-retried at once with XX on a fresh carrier, inside the same connect. A refusal once the hub
+retried at once with XX on a fresh carrier, inside the same connect. "FRESH" is
+:attr:`Verdict.RETRY_FRESH`: on a carrier whose channel from the hub outlives the session (MQTT,
+where the hub's answers to another session of the identity may come first), message 1 was built
+on a HELLO and offer unlike the hub's own; the attempt is retried at once on a fresh carrier
+session, once per connect (a second time is malformed, DROPPED). A refusal once the hub
 has our static key (FINISHING, SETTLING: the hub closes within 750 ms of an XX handshake) means
 the hub has another client key pinned for this access key. The cached PSK is forgotten whenever
 the hub refused after the Noise handshake began (the cache may be the cause).
@@ -85,12 +90,14 @@ class Evidence(enum.Enum):
     CLOSED = "closed"  # any other close, reset or failure to open
     MALFORMED = "malformed"  # the hub sent something the protocol does not allow
     TIMEOUT = "timeout"  # a phase did not finish in time
+    SUPERSEDED = "superseded"  # shared channel: message 1 was built on another session's HELLO and offer
 
 
 class Verdict(enum.Enum):
     """What a failed attempt means; each maps to one typed error of spec 12."""
 
     RETRY_WITH_XX = "retry-with-xx"  # internal: at once, inside the same connect
+    RETRY_FRESH = "retry-fresh"  # internal: at once, inside the same connect, once
     REFUSED = "refused"  # ThalovantHubRefusedError
     KEY_REJECTED = "key-rejected"  # ThalovantClientKeyRejectedError
     KEY_CHANGED = "key-changed"  # ThalovantHubKeyChangedError
@@ -108,8 +115,11 @@ _AFTER_NOISE_BEGAN = frozenset({Stage.HANDSHAKE, Stage.FINISHING})
 _HUB_KNOWS_OUR_KEY = frozenset({Stage.FINISHING, Stage.SETTLING})
 
 
-def judge(stage: Stage, evidence: Evidence, *, kk: bool) -> Judgement:
-    """The verdict on one failed attempt (the table in the module docstring)."""
+def judge(stage: Stage, evidence: Evidence, *, kk: bool, retried_fresh: bool = False) -> Judgement:
+    """The verdict on one failed attempt (the table in the module docstring); ``retried_fresh``
+    says this connect already made its :attr:`Verdict.RETRY_FRESH` attempt."""
+    if evidence is Evidence.SUPERSEDED:
+        return Judgement(Verdict.DROPPED if retried_fresh else Verdict.RETRY_FRESH, forget_psk=False)
     if evidence is Evidence.KEY_CHANGED:
         return Judgement(Verdict.KEY_CHANGED, forget_psk=False)
     if evidence is Evidence.TIMEOUT:

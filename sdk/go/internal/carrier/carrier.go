@@ -51,6 +51,11 @@ type Carrier interface {
 	Close()
 	// Alive is true while the session is open and the transport healthy.
 	Alive() bool
+	// SharedInbound is true when the hub's channel to this client outlives the session (MQTT's
+	// <prefix>/out, one topic per identity): what the hub sent another session of the same
+	// identity may arrive before the answers to this session's HELLO. False: the channel is this
+	// session's own.
+	SharedInbound() bool
 }
 
 // OpenError: the carrier could not open (DNS, TCP, TLS, an unexpected upgrade status).

@@ -112,6 +112,7 @@ func NewHTTPS(base, accessKey, useragent string, insecure bool) *HTTPS {
 func (h *HTTPS) Protocol() string        { return "https" }
 func (h *HTTPS) PinID() string           { return strings.TrimRight(h.base, "/") }
 func (h *HTTPS) BindSession(_, _ string) {}
+func (h *HTTPS) SharedInbound() bool     { return false }
 
 // Endpoint is the base without credentials.
 func (h *HTTPS) Endpoint() string {

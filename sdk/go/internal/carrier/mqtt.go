@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
@@ -113,6 +114,10 @@ func randomHex(n int) string {
 func (m *MQTT) Protocol() string { return "mqtt" }
 func (m *MQTT) PinID() string    { return m.pinID }
 
+// SharedInbound is true: <prefix>/out is the identity's, and the negotiation skips another
+// session's answers on it.
+func (m *MQTT) SharedInbound() bool { return true }
+
 // Endpoint is mqtts://host:port.
 func (m *MQTT) Endpoint() string {
 	return "mqtts://" + net.JoinHostPort(m.settings.Host, strconv.Itoa(m.settings.Port))
@@ -204,7 +209,7 @@ func (m *MQTT) onMessage(_ paho.Client, message paho.Message) {
 	m.mu.Lock()
 	authenticated := m.authenticated
 	m.mu.Unlock()
-	binary := authenticated || !strings.HasPrefix(strings.TrimLeft(string(payload[:min(len(payload), 64)]), " \t\r\n"), "{")
+	binary := authenticated || !isText(payload)
 	if binary && !authenticated {
 		// The /out topic outlives sessions: a transport message arriving before this session
 		// is authenticated belongs to an earlier session of the same identity (answers the
@@ -216,6 +221,13 @@ func (m *MQTT) onMessage(_ paho.Client, message paho.Message) {
 	default:
 		m.q.fail(closed("More than %d MQTT messages queued; disconnecting.", MaxMQTTInbound))
 	}
+}
+
+// isText tells a negotiation message (a UTF-8 JSON object) from a Noise transport message. A
+// sealed message starts with '{' once in 256; without the UTF-8 check such a message (one the
+// hub sent an earlier session of the identity) was taken for malformed negotiation text.
+func isText(payload []byte) bool {
+	return strings.HasPrefix(strings.TrimLeft(string(payload[:min(len(payload), 64)]), " \t\r\n"), "{") && utf8.Valid(payload)
 }
 
 func (m *MQTT) publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {

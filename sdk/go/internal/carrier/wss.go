@@ -96,6 +96,7 @@ func (w *WSS) Protocol() string                             { return "wss" }
 func (w *WSS) PinID() string                                { return WSSPinID(w.endpoint) }
 func (w *WSS) Endpoint() string                             { return w.endpoint }
 func (w *WSS) BindSession(_, _ string)                      {}
+func (w *WSS) SharedInbound() bool                          { return false }
 func (w *WSS) Alive() bool                                  { return w.conn != nil && !w.q.isFailed() }
 func (w *WSS) scrub(text string) string                     { return scrubCredential(text, w.authorization) }
 func (w *WSS) Receive(ctx context.Context) (Message, error) { return w.q.receive(ctx) }
