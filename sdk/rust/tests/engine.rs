@@ -210,6 +210,130 @@ fn out_of_order_and_malformed_negotiation_is_a_negotiation_error() {
     }
 }
 
+/// A client negotiation on a channel shared across sessions (MQTT's `/out`).
+fn shared() -> ClientNegotiation {
+    ClientNegotiation::new(KeyPair::generate().unwrap(), "site", "sid", None, false).with_shared_channel(true)
+}
+
+/// A message 2 of another session's handshake.
+fn stale_message2() -> String {
+    json!({"msg_type": "shake", "payload": {"noise": {"msg": hex::encode([7u8; 96])}}}).to_string()
+}
+
+/// Message 1 to `hub`, its message 2 back: the handshake completes and the hub reads the
+/// client's encrypted HELLO (so both built the handshake on the same HELLO and offer).
+fn finish(hub: &mut Hub, client: &mut ClientNegotiation, message1: &str) {
+    let outputs = client.receive_text(hub.message1(message1, None).as_bytes()).unwrap();
+    assert!(client.complete());
+    hub.message3(&texts(&outputs)[0]);
+    let mut plain = vec![0u8; 65535];
+    let n = hub.transport().read_message(&binaries(&outputs)[0], &mut plain).unwrap();
+    assert_eq!(parse_envelope(&plain[1..n]).unwrap().msg_type, "hello");
+}
+
+const CHACHA: &str = "25519_ChaChaPoly_SHA256";
+const AESGCM: &str = "25519_AESGCM_SHA256";
+
+#[test]
+fn shared_channel_skips_another_sessions_message_2_and_an_offer_without_its_hello() {
+    let mut hub = Hub::new(KeyPair::generate().unwrap(), &["XXpsk2"], CHACHA);
+    let [hello, offer] = hub.opening();
+    let mut client = shared();
+    assert!(client.receive_text(stale_message2().as_bytes()).unwrap().is_empty());
+    assert!(client.receive_text(offer.as_bytes()).unwrap().is_empty());
+    assert!(!client.needs_psk(), "an offer before any HELLO is another session's");
+    client.receive_text(hello.as_bytes()).unwrap();
+    assert!(client.receive_text(stale_message2().as_bytes()).unwrap().is_empty());
+    client.receive_text(offer.as_bytes()).unwrap();
+    assert!(client.receive_text(stale_message2().as_bytes()).unwrap().is_empty());
+    assert!(client.needs_psk());
+    let message1 = client.start(&PSK).unwrap();
+    finish(&mut hub, &mut client, &message1);
+}
+
+#[test]
+fn shared_channel_before_message_1_the_newest_hello_and_offer_win() {
+    let key = KeyPair::generate().unwrap();
+    // another session's hub state: another HELLO, and an offer of another suite
+    let mut stale = Hub::new(key.clone(), &["XXpsk2"], AESGCM);
+    stale.hello.insert("peer".into(), json!("an earlier session's hub state"));
+    let mut hub = Hub::new(key, &["XXpsk2"], CHACHA);
+    let mut client = shared();
+    for text in stale.opening().iter().chain(hub.opening().iter()) {
+        assert!(client.receive_text(text.as_bytes()).unwrap().is_empty());
+    }
+    assert_eq!(client.suite, Some(CHACHA));
+    let message1 = client.start(&PSK).unwrap();
+    finish(&mut hub, &mut client, &message1);
+
+    // a newer offer after the HELLO, before message 1: the newest wins
+    let mut hub = Hub::new(KeyPair::generate().unwrap(), &["XXpsk2"], CHACHA);
+    let older = Hub::new(hub.key.clone(), &["XXpsk2"], AESGCM);
+    let [hello, offer] = hub.opening();
+    let mut client = shared();
+    for text in [&hello, &older.opening()[1], &offer] {
+        client.receive_text(text.as_bytes()).unwrap();
+    }
+    assert_eq!(client.suite, Some(CHACHA));
+    let message1 = client.start(&PSK).unwrap();
+    finish(&mut hub, &mut client, &message1);
+}
+
+#[test]
+fn shared_channel_after_message_1_the_hubs_own_copies_of_its_pair_are_skipped() {
+    let mut hub = Hub::new(KeyPair::generate().unwrap(), &["XXpsk2"], CHACHA);
+    let mut client = shared();
+    // another session's copies of the pair, then the hub's answer to our HELLO after message 1
+    for text in hub.opening() {
+        client.receive_text(text.as_bytes()).unwrap();
+    }
+    let message1 = client.start(&PSK).unwrap();
+    for text in hub.opening() {
+        assert!(client.receive_text(text.as_bytes()).unwrap().is_empty());
+    }
+    finish(&mut hub, &mut client, &message1);
+}
+
+#[test]
+fn shared_channel_after_message_1_another_hello_or_offer_supersedes_the_negotiation() {
+    let key = KeyPair::generate().unwrap();
+    let stale = Hub::new(key.clone(), &["XXpsk2"], CHACHA);
+    let mut other_hello = Hub::new(key.clone(), &["XXpsk2"], CHACHA);
+    other_hello.hello.insert("peer".into(), json!("another"));
+    let other_offer = Hub::new(key, &["KKpsk0", "XXpsk2"], CHACHA); // offers KK too
+    for [hello, offer] in [other_hello.opening(), other_offer.opening()] {
+        let mut client = shared();
+        for text in stale.opening() {
+            client.receive_text(text.as_bytes()).unwrap();
+        }
+        client.start(&PSK).unwrap();
+        let outcome = client.receive_text(hello.as_bytes()).and_then(|_| client.receive_text(offer.as_bytes()));
+        assert!(matches!(outcome, Err(ProtocolError::NegotiationSuperseded(_))), "{outcome:?}");
+        // dead afterwards
+        assert!(client.receive_text(stale_message2().as_bytes()).is_err());
+    }
+}
+
+#[test]
+fn off_by_default_a_second_hello_and_an_early_message_2_end_the_negotiation() {
+    let hub = Hub::new(KeyPair::generate().unwrap(), &["XXpsk2"], CHACHA);
+    let [hello, offer] = hub.opening();
+    let mut strict = ClientNegotiation::new(KeyPair::generate().unwrap(), "site", "sid", None, false);
+    strict.receive_text(hello.as_bytes()).unwrap();
+    let error = strict.receive_text(stale_message2().as_bytes()).unwrap_err();
+    assert_eq!(error.to_string(), "Out-of-order Noise negotiation");
+
+    let mut strict = ClientNegotiation::new(KeyPair::generate().unwrap(), "site", "sid", None, false);
+    strict.receive_text(hello.as_bytes()).unwrap();
+    strict.receive_text(offer.as_bytes()).unwrap();
+    let error = strict.receive_text(hello.as_bytes()).unwrap_err();
+    assert_eq!(error.to_string(), "Missing node_id or duplicate Noise HELLO");
+
+    // and the same with the shared channel explicitly off
+    let mut strict = ClientNegotiation::new(KeyPair::generate().unwrap(), "site", "sid", None, false).with_shared_channel(false);
+    assert!(strict.receive_text(offer.as_bytes()).is_err());
+}
+
 fn arbitrary_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -318,8 +442,11 @@ proptest! {
         ".{0,80}",
         arbitrary_json().prop_map(|v| v.to_string()),
         Just(json!({"msg_type": "hello", "payload": {"node_id": "n"}}).to_string()),
-    ], 0..5)) {
-        let mut client = ClientNegotiation::new(KeyPair::from_private([3u8; 32]), "site", "s", None, false);
+        Just(json!({"msg_type": "shake", "payload": {"noise": {"patterns": ["XXpsk2"], "suites": [CHACHA]}}}).to_string()),
+        Just(stale_message2()),
+    ], 0..5), shared_channel: bool) {
+        let mut client =
+            ClientNegotiation::new(KeyPair::from_private([3u8; 32]), "site", "s", None, false).with_shared_channel(shared_channel);
         for text in texts {
             if client.receive_text(text.as_bytes()).is_err() {
                 break;

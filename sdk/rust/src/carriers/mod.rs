@@ -9,6 +9,8 @@
 
 pub mod https;
 pub mod mqtt;
+#[cfg(test)]
+pub mod scripted;
 pub mod wss;
 
 use std::time::Duration;
@@ -122,6 +124,9 @@ pub enum Carrier {
     Https(https::HttpsCarrier),
     /// MQTT.
     Mqtt(mqtt::MqttCarrier),
+    /// The crate's tests only: a carrier whose hub is a script.
+    #[cfg(test)]
+    Scripted(scripted::ScriptedCarrier),
 }
 
 impl Carrier {
@@ -150,6 +155,20 @@ impl Carrier {
             Self::Wss(_) => HubProtocol::Wss,
             Self::Https(_) => HubProtocol::Https,
             Self::Mqtt(_) => HubProtocol::Mqtt,
+            #[cfg(test)]
+            Self::Scripted(_) => HubProtocol::Mqtt,
+        }
+    }
+
+    /// True when the hub's channel to this client outlives the session and is shared with the
+    /// identity's other sessions (MQTT's `<prefix>/out`): the negotiation then skips the hub's
+    /// answers to another session. WSS and HTTPS sessions have a channel of their own.
+    pub fn shared_inbound(&self) -> bool {
+        match self {
+            Self::Wss(_) | Self::Https(_) => false,
+            Self::Mqtt(_) => mqtt::MqttCarrier::SHARED_INBOUND,
+            #[cfg(test)]
+            Self::Scripted(c) => c.shared_inbound,
         }
     }
 
@@ -159,6 +178,8 @@ impl Carrier {
             Self::Wss(c) => c.pin_id(),
             Self::Https(c) => Ok(c.pin_id()),
             Self::Mqtt(c) => Ok(c.pin_id()),
+            #[cfg(test)]
+            Self::Scripted(c) => Ok(c.endpoint()),
         }
     }
 
@@ -168,6 +189,8 @@ impl Carrier {
             Self::Wss(c) => c.endpoint(),
             Self::Https(c) => c.endpoint(),
             Self::Mqtt(c) => c.endpoint(),
+            #[cfg(test)]
+            Self::Scripted(c) => c.endpoint(),
         }
     }
 
@@ -177,6 +200,8 @@ impl Carrier {
             Self::Wss(c) => c.open(timeout).await,
             Self::Https(c) => c.open(timeout).await,
             Self::Mqtt(c) => c.open(timeout).await,
+            #[cfg(test)]
+            Self::Scripted(c) => Ok(c.open()),
         }
     }
 
@@ -186,6 +211,8 @@ impl Carrier {
             Self::Wss(c) => c.send_text(text).await,
             Self::Https(c) => c.send_text(text).await,
             Self::Mqtt(c) => c.send(text.into_bytes(), false).await,
+            #[cfg(test)]
+            Self::Scripted(c) => c.send(crate::protocol::negotiation::Outgoing::Text(text)),
         }
     }
 
@@ -195,6 +222,8 @@ impl Carrier {
             Self::Wss(c) => c.send_binary(data).await,
             Self::Https(c) => c.send_binary(data).await,
             Self::Mqtt(c) => c.send(data, true).await,
+            #[cfg(test)]
+            Self::Scripted(c) => c.send(crate::protocol::negotiation::Outgoing::Binary(data)),
         }
     }
 
@@ -204,6 +233,8 @@ impl Carrier {
             Self::Wss(c) => c.alive(),
             Self::Https(c) => c.alive(),
             Self::Mqtt(c) => c.alive(),
+            #[cfg(test)]
+            Self::Scripted(c) => c.alive(),
         }
     }
 
@@ -214,6 +245,8 @@ impl Carrier {
             Self::Wss(c) => c.close().await,
             Self::Https(c) => c.close().await,
             Self::Mqtt(c) => c.close().await,
+            #[cfg(test)]
+            Self::Scripted(c) => c.close(),
         }
     }
 }

@@ -11,6 +11,14 @@
 //!   cleartext HELLO on `/in` (the same object as the encrypted HELLO of spec 3.10);
 //! - every publish to `/in` uses the identity's QoS, no retain, and is awaited (PUBACK at
 //!   QoS 1, within 8 s).
+//!
+//! `/out` is the identity's topic, not this session's: what the hub sends another session of
+//! the same identity (an earlier process that left before reading the answers to its HELLO or
+//! its message 1) reaches every session subscribed at that moment. Before this side's
+//! handshake completes, a binary publish on it is such a late frame and is dropped here; a
+//! cleartext one cannot be told from this session's, so the carrier says its inbound channel is
+//! shared ([`MqttCarrier::SHARED_INBOUND`]) and the negotiation skips the hub's answers to
+//! another session (see [`crate::protocol::ClientNegotiation::with_shared_channel`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,6 +189,33 @@ impl Shared {
     }
 }
 
+/// For tests: the cleartext HELLO of one [`MqttCarrier::open`], held back once `/out` is
+/// subscribed (see [`MqttCarrier::hold_hello`]).
+#[doc(hidden)]
+pub struct HeldHello {
+    held: oneshot::Receiver<()>,
+    release: oneshot::Sender<()>,
+}
+
+impl HeldHello {
+    /// Wait until the carrier subscribed to `/out` and holds its HELLO (false: the opening
+    /// failed or ended first).
+    pub async fn held(&mut self) -> bool {
+        (&mut self.held).await.is_ok()
+    }
+
+    /// Let the HELLO go.
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
+}
+
+/// The carrier's side of a [`HeldHello`].
+struct HelloGate {
+    held: oneshot::Sender<()>,
+    release: oneshot::Receiver<()>,
+}
+
 /// One MQTT session with a hub through a broker.
 pub struct MqttCarrier {
     settings: MqttSettings,
@@ -191,6 +226,7 @@ pub struct MqttCarrier {
     shared: Option<Arc<Shared>>,
     task: Option<JoinHandle<()>>,
     closed: AtomicBool,
+    hello_gate: Option<HelloGate>,
 }
 
 impl MqttCarrier {
@@ -205,7 +241,24 @@ impl MqttCarrier {
             shared: None,
             task: None,
             closed: AtomicBool::new(false),
+            hello_gate: None,
         }
+    }
+
+    /// The hub's channel to this client is `<prefix>/out`, one topic per identity: what the hub
+    /// sent another session of the identity may arrive before the answers to this session's
+    /// HELLO.
+    pub const SHARED_INBOUND: bool = true;
+
+    /// For tests: make [`Self::open`] hold its cleartext HELLO, once `/out` is subscribed, until
+    /// the returned handle releases it (within the open timeout). A test uses the pause to have
+    /// the hub's frames for another session of the identity reach this one first.
+    #[doc(hidden)]
+    pub fn hold_hello(&mut self) -> HeldHello {
+        let (held_tx, held) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        self.hello_gate = Some(HelloGate { held: held_tx, release: release_rx });
+        HeldHello { held, release }
     }
 
     /// The HTTPS pin id (MQTT shares it).
@@ -253,6 +306,7 @@ impl MqttCarrier {
         let (tx, rx) = mpsc::channel(MAX_INBOUND);
         let (connack_tx, connack_rx) = oneshot::channel();
         let (suback_tx, suback_rx) = oneshot::channel();
+        let gate = self.hello_gate.take();
         self.task = Some(tokio::spawn(event_loop(eventloop, shared.clone(), self.settings.topics.outbound.clone(), tx, connack_tx, suback_tx)));
         let opening = async {
             match connack_rx.await {
@@ -271,6 +325,10 @@ impl MqttCarrier {
                 Err(_) => return Err(OpenError::Failed("The MQTT connection closed while subscribing.".into())),
             }
             shared.alive.store(true, Ordering::Release);
+            if let Some(gate) = gate {
+                let _ = gate.held.send(());
+                let _ = gate.release.await;
+            }
             let hello = hello_text(&self.session_id, &self.site_id).into_bytes();
             shared
                 .publish(&self.settings.topics.inbound, hello, self.settings.qos, false, true)

@@ -22,6 +22,11 @@ pub enum ProtocolError {
     /// A KKpsk0 attempt failed; the caller retries at once with XXpsk2.
     #[error("{0}")]
     KkFailed(String),
+    /// On a channel shared across sessions (MQTT): a HELLO or offer unlike the pair message 1
+    /// was built on arrived after message 1 went out. That pair was another session's, so the
+    /// hub cannot read this message 1; the caller retries at once on a fresh carrier session.
+    #[error("{0}")]
+    NegotiationSuperseded(String),
     /// A transport frame breaks the marker, chunking or size rules.
     #[error("framing: {0}")]
     Framing(String),

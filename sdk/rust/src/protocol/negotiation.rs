@@ -11,10 +11,16 @@
 //! workers and call [`ClientNegotiation::start`] for message 1. Any error moves the machine to
 //! `Dead`; every later call fails again.
 //!
+//! On a channel the hub's messages to this client share with other sessions of the same
+//! identity (MQTT's `<prefix>/out`), [`ClientNegotiation::with_shared_channel`] makes the
+//! machine skip what the hub sent those sessions (see [`ClientNegotiation::receive_text`]).
+//!
 //! Errors: [`ProtocolError::KkFailed`] (retry at once with `force_xx` on a fresh carrier
 //! session), [`ProtocolError::HubKeyChanged`], [`ProtocolError::Decrypt`] for an XX message 2
-//! that does not authenticate (a refusal: wrong password or tampered negotiation) and
-//! [`ProtocolError::Negotiation`] for everything malformed or out of order.
+//! that does not authenticate (a refusal: wrong password or tampered negotiation),
+//! [`ProtocolError::NegotiationSuperseded`] (shared channel only: retry at once on a fresh
+//! carrier session) and [`ProtocolError::Negotiation`] for everything malformed or out of
+//! order.
 
 use serde_json::{Map, Value, json};
 
@@ -38,6 +44,7 @@ const MALFORMED: &str = "Malformed HiveMind negotiation";
 const MALFORMED_SHAKE: &str = "Malformed Noise handshake envelope";
 const OUT_OF_ORDER: &str = "Out-of-order Noise negotiation";
 const NO_MATCH: &str = "No supported Noise pattern and cipher suite.";
+const SUPERSEDED: &str = "The hub restarted the negotiation with another HELLO or offer than the one message 1 was built on.";
 
 /// Pick `(pattern, suite)` from an offer's `noise` object (spec 3.4): the first of
 /// ChaChaPoly, AESGCM that the hub offers; KKpsk0 when the client holds a pin, the hub offers
@@ -85,6 +92,13 @@ enum State {
     Dead,
 }
 
+/// Which of the hub's messages message 1 was built on.
+#[derive(Debug, Clone, Copy)]
+enum Built {
+    Hello,
+    Offer,
+}
+
 /// The client side of one negotiation attempt.
 pub struct ClientNegotiation {
     static_key: KeyPair,
@@ -92,6 +106,7 @@ pub struct ClientNegotiation {
     session_id: String,
     hub_pin: Option<[u8; DHLEN]>,
     force_xx: bool,
+    shared_channel: bool,
     state: State,
     handshake: Option<Handshake>,
     channel: Option<(Sealer, Opener)>,
@@ -117,6 +132,7 @@ impl ClientNegotiation {
             session_id: session_id.to_string(),
             hub_pin,
             force_xx,
+            shared_channel: false,
             state: State::AwaitHello,
             handshake: None,
             channel: None,
@@ -127,6 +143,16 @@ impl ClientNegotiation {
             suite: None,
             hub_static: None,
         }
+    }
+
+    /// Mark the hub's channel to this client as shared with other sessions of the same
+    /// identity (MQTT's `<prefix>/out`): what the hub sent those sessions may arrive before the
+    /// answers to this session's HELLO, and is skipped (see [`Self::receive_text`]). Off by
+    /// default: every other carrier's channel is its session's own.
+    #[must_use]
+    pub fn with_shared_channel(mut self, shared: bool) -> Self {
+        self.shared_channel = shared;
+        self
     }
 
     /// True between the offer and [`Self::start`].
@@ -153,6 +179,20 @@ impl ClientNegotiation {
     }
 
     /// Handle one cleartext hub message; what to send back (after message 2 only).
+    ///
+    /// On a shared channel ([`Self::with_shared_channel`]) the hub's answers to another session
+    /// of the same identity may come first, and nothing in the hub's HELLO or offer names the
+    /// session it answers (they read the same for every session). All of that arrives before
+    /// the hub's answer to this session's HELLO: the hub answers an identity's messages in order
+    /// and stops answering a session at a newer HELLO. So, instead of ending the negotiation:
+    ///
+    /// - before message 1 goes out, the newest HELLO and offer win; an offer without a HELLO
+    ///   before it is skipped (its HELLO went to an earlier subscriber), and so is a message 2
+    ///   (none of ours is out to be answered);
+    /// - after message 1, a HELLO or offer equal to the one it was built on is skipped: message
+    ///   1 was built on another session's copy, and the hub reads it against its own, which is
+    ///   the same; one that differs ends the negotiation with
+    ///   [`ProtocolError::NegotiationSuperseded`].
     pub fn receive_text(&mut self, text: &[u8]) -> Result<Vec<Outgoing>> {
         self.check_alive()?;
         if self.state == State::Complete {
@@ -166,7 +206,11 @@ impl ClientNegotiation {
         };
         let msg_type = obj.get("msg_type").and_then(Value::as_str).unwrap_or_default();
         if msg_type == "hello" {
-            self.hello(payload)?;
+            if self.shared_channel && self.state != State::AwaitHello {
+                self.repeated_hello(payload)?;
+            } else {
+                self.hello(payload)?;
+            }
             return Ok(Vec::new());
         }
         if msg_type != "shake" && msg_type != "handshake" {
@@ -179,10 +223,18 @@ impl ClientNegotiation {
             return self.die(ProtocolError::Negotiation("The hub did not offer HiveMind v3 Noise.".into()));
         };
         if !noise.contains_key("msg") {
-            self.offer(payload, &noise)?;
+            if self.shared_channel && self.state != State::AwaitOffer {
+                self.repeated_offer(payload, &noise)?;
+            } else {
+                self.offer(payload, &noise)?;
+            }
             return Ok(Vec::new());
         }
         if self.state != State::AwaitMsg2 {
+            if self.shared_channel {
+                // another session's: no message 1 of ours is out to be answered yet
+                return Ok(Vec::new());
+            }
             return self.die(ProtocolError::Negotiation(OUT_OF_ORDER.into()));
         }
         self.message2(&noise)
@@ -219,6 +271,49 @@ impl ClientNegotiation {
         }
         self.offer_payload = Some(payload);
         self.state = State::NeedsPsk;
+        Ok(())
+    }
+
+    /// Shared channel: a HELLO after the first one (see [`Self::receive_text`]).
+    fn repeated_hello(&mut self, payload: Map<String, Value>) -> Result<()> {
+        if self.state == State::AwaitMsg2 {
+            return self.check_built_on(&payload, Built::Hello);
+        }
+        // before message 1 (awaiting the offer, or holding one): start over from the newest HELLO
+        self.offer_payload = None;
+        self.pattern = None;
+        self.suite = None;
+        self.state = State::AwaitHello;
+        self.hello(payload)
+    }
+
+    /// Shared channel: an offer that does not follow a HELLO of this negotiation at once.
+    fn repeated_offer(&mut self, payload: Map<String, Value>, noise: &Map<String, Value>) -> Result<()> {
+        match self.state {
+            // its HELLO went to an earlier subscriber
+            State::AwaitHello => Ok(()),
+            // message 1 is not out yet: the newest offer wins
+            State::NeedsPsk => {
+                self.state = State::AwaitOffer;
+                self.offer(payload, noise)
+            }
+            _ => self.check_built_on(&payload, Built::Offer),
+        }
+    }
+
+    /// After message 1: `received` must equal the HELLO or offer message 1 was built on.
+    fn check_built_on(&mut self, received: &Map<String, Value>, which: Built) -> Result<()> {
+        let Ok(received) = canonical_json(&Value::Object(received.clone())) else {
+            return self.die(ProtocolError::Negotiation(MALFORMED.into()));
+        };
+        let used = match which {
+            Built::Hello => self.hello_payload.as_ref(),
+            Built::Offer => self.offer_payload.as_ref(),
+        };
+        let same = used.is_some_and(|used| canonical_json(&Value::Object(used.clone())).is_ok_and(|used| used == received));
+        if !same {
+            return self.die(ProtocolError::NegotiationSuperseded(SUPERSEDED.into()));
+        }
         Ok(())
     }
 

@@ -4,9 +4,12 @@
 //! carrier, answers the hub's HELLO and offer, derives (or reuses) the PSK off the async
 //! workers, runs the Noise handshake, pins the hub key on first use and sends the encrypted
 //! HELLO. A KK attempt the hub cannot read is retried at once with XX on a fresh carrier,
-//! inside the same call. After an XX handshake it waits up to 750 ms for the hub's first
-//! authenticated frame: a refusal close in that window means the hub refused this client's
-//! key.
+//! inside the same call. On a carrier whose channel from the hub is shared with the identity's
+//! other sessions (MQTT), the negotiation skips the hub's answers to another session; an
+//! attempt whose message 1 was built on another session's HELLO and offer, when the hub's own
+//! differ, is retried once the same way. After an XX handshake it waits up to 750 ms for the
+//! hub's first authenticated frame: a refusal close in that window means the hub refused this
+//! client's key.
 //!
 //! [`Link`] is the established session: it seals and sends envelopes (one lock keeps nonces
 //! and send order together) and its reader task decrypts, reassembles and parses what the hub
@@ -77,7 +80,7 @@ pub struct LinkTimings {
     pub handshake_ms: f64,
     /// Milliseconds of the whole connect (KK retry included).
     pub connect_ms: f64,
-    /// Connect attempts (2 after a KK retry).
+    /// Connect attempts (2 after a KK retry or a superseded negotiation, 3 after both).
     pub attempts: u32,
 }
 
@@ -223,10 +226,13 @@ pub struct Timeouts {
 enum Attempt {
     Done(Box<Link>),
     RetryWithXx,
+    /// Shared channel: message 1 answered another session's HELLO and offer, and the hub's own
+    /// differ. Retried once at once; the error is what a second time means.
+    Superseded(Error),
 }
 
-/// Open a carrier and negotiate; retry once with XX when KK fails. Returns the typed errors of
-/// dataplane.md 12.
+/// Open a carrier and negotiate; retry once with XX when KK fails, and once more when the
+/// negotiation was superseded on a shared channel. Returns the typed errors of dataplane.md 12.
 pub async fn establish(
     make_carrier: &(dyn Fn() -> Result<Carrier> + Send + Sync),
     store: &NoiseStore,
@@ -236,6 +242,7 @@ pub async fn establish(
 ) -> Result<Link> {
     let started = Instant::now();
     let mut force_xx = false;
+    let mut retried_fresh = false;
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -247,6 +254,8 @@ pub async fn establish(
             }
             Attempt::RetryWithXx if !force_xx => force_xx = true,
             Attempt::RetryWithXx => return Err(refused("The hub refused the XX handshake.".into())),
+            Attempt::Superseded(_) if !retried_fresh => retried_fresh = true,
+            Attempt::Superseded(error) => return Err(error),
         }
     }
 }
@@ -406,13 +415,16 @@ async fn attempt(
     let mut state = Handshaking {
         store,
         credentials,
-        negotiation: ClientNegotiation::new(static_key, &credentials.site_id, session_id, hub_pin, force_xx),
+        negotiation: ClientNegotiation::new(static_key, &credentials.site_id, session_id, hub_pin, force_xx)
+            .with_shared_channel(carrier.shared_inbound()),
         psk: None,
     };
     let outcome = state.run(&carrier, &mut inbound, handshake_start + timeouts.handshake).await;
     if let Err(failure) = outcome {
         carrier.close().await;
         let kk = state.negotiation.pattern == Some(KK) && !force_xx;
+        // not a policy verdict: the link retries it once, then the policy judges it as malformed
+        let superseded = matches!(failure, Failure::Protocol(ProtocolError::NegotiationSuperseded(_)));
         let stage = if state.negotiation.complete() {
             Stage::Finishing
         } else if state.psk.is_some() {
@@ -453,6 +465,7 @@ async fn attempt(
         }
         return match judgement.verdict {
             Verdict::RetryWithXx => Ok(Attempt::RetryWithXx),
+            verdict if superseded => Ok(Attempt::Superseded(typed_error(verdict, detail, store))),
             verdict => Err(typed_error(verdict, detail, store)),
         };
     }
@@ -536,5 +549,204 @@ async fn settle_after_xx(inbound: &mut Inbound, opener: &mut Opener, early: &mut
             Ok(None) => {}
             Err(e) => return Err(settling(Evidence::Malformed, format!("Malformed data from the hub: {e}"), store)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::AtomicU32;
+
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+    use crate::carriers::scripted::{Script, ScriptedCarrier};
+    use crate::protocol::channel::split;
+    use crate::protocol::{KeyPair, build_prologue};
+
+    const PSK: [u8; 32] = [5u8; 32];
+    const NODE: &str = "node-alpha";
+    const ACCESS_KEY: &str = "access";
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    /// What a hub says before the handshake: its HELLO and offer.
+    #[derive(Clone)]
+    struct HubState {
+        key: KeyPair,
+        hello: Map<String, Value>,
+        offer: Map<String, Value>,
+    }
+
+    impl HubState {
+        /// `peer`: an extra HELLO field, so that the pair differs from another state's.
+        fn new(key: KeyPair, peer: Option<&str>) -> Self {
+            let mut hello = object(json!({"node_id": NODE, "pubkey": "", "site_id": "hub"}));
+            if let Some(peer) = peer {
+                hello.insert("peer".into(), Value::String(peer.into()));
+            }
+            let offer = object(json!({
+                "handshake": true, "binarize": false, "encodings": ["JSON-B64", "JSON-HEX"],
+                "noise": {"patterns": ["XXpsk2"], "suites": ["25519_ChaChaPoly_SHA256"]},
+            }));
+            Self { key, hello, offer }
+        }
+
+        fn opening(&self) -> Vec<Incoming> {
+            vec![
+                Incoming::Text(json!({"msg_type": "hello", "payload": self.hello}).to_string()),
+                Incoming::Text(json!({"msg_type": "shake", "payload": self.offer}).to_string()),
+            ]
+        }
+    }
+
+    /// One carrier session's hub. Unclean: the session opens on `stale`'s HELLO and offer
+    /// (another session's copies, unlike the hub's own when `stale` is another hub state), and
+    /// the hub's own come after message 1. Clean: it opens on the hub's own.
+    struct Session {
+        stale: HubState,
+        hub: HubState,
+        clean: bool,
+        responder: Option<snow::HandshakeState>,
+        channel: Option<(Sealer, Opener)>,
+    }
+
+    impl Session {
+        fn message1(&mut self, text: &str) -> Option<Incoming> {
+            let message: Value = serde_json::from_str(text).unwrap();
+            let noise = &message["payload"]["noise"];
+            let name = format!("Noise_{}_{}", noise["pattern"].as_str()?, noise["suite"].as_str()?);
+            let prologue = build_prologue(&self.hub.hello, &self.hub.offer, &name).unwrap();
+            let mut responder = snow::Builder::new(name.parse().ok()?)
+                .local_private_key(self.hub.key.private_bytes())
+                .ok()?
+                .prologue(&prologue)
+                .ok()?
+                .psk(2, &PSK)
+                .ok()?
+                .build_responder()
+                .ok()?;
+            let mut buffer = vec![0u8; 65535];
+            responder.read_message(&hex::decode(noise["msg"].as_str()?).ok()?, &mut buffer).ok()?;
+            let size = responder.write_message(br#"{"binarize":false}"#, &mut buffer).ok()?;
+            self.responder = Some(responder);
+            Some(Incoming::Text(json!({"msg_type": "shake", "payload": {"noise": {"msg": hex::encode(&buffer[..size])}}}).to_string()))
+        }
+
+        fn message3(&mut self, text: &str) {
+            let message: Value = serde_json::from_str(text).unwrap();
+            let bytes = hex::decode(message["payload"]["noise"]["msg"].as_str().unwrap()).unwrap();
+            let mut responder = self.responder.take().unwrap();
+            responder.read_message(&bytes, &mut vec![0u8; 65535]).unwrap();
+            self.channel = Some(split(responder.into_stateless_transport_mode().unwrap()));
+        }
+    }
+
+    impl Script for Session {
+        fn opened(&mut self) -> Vec<Incoming> {
+            if self.clean { self.hub.opening() } else { self.stale.opening() }
+        }
+
+        fn sent(&mut self, message: Outgoing) -> Vec<Incoming> {
+            match message {
+                Outgoing::Text(text) if text.contains(r#""pattern""#) => {
+                    // unclean: the hub's answer to our HELLO arrives after our message 1
+                    let mut answer = if self.clean { Vec::new() } else { self.hub.opening() };
+                    answer.extend(self.message1(&text));
+                    answer
+                }
+                Outgoing::Text(text) => {
+                    self.message3(&text);
+                    Vec::new()
+                }
+                Outgoing::Binary(data) => {
+                    // the encrypted HELLO: the hub reads it and says it is ready
+                    let (sealer, opener) = self.channel.as_mut().unwrap();
+                    let frame = opener.open(&data).unwrap().unwrap();
+                    assert_eq!(crate::protocol::parse_envelope(&frame.body).unwrap().msg_type, "hello");
+                    let ready = HiveMessage::bus("ready", Map::new(), Map::new());
+                    sealer.seal_json(&ready.to_bytes()).unwrap().into_iter().map(Incoming::Binary).collect()
+                }
+            }
+        }
+    }
+
+    /// A Noise store in a scratch folder, its PSK for the hub's node cached (no derivation).
+    struct Scratch(NoiseStore);
+
+    impl Scratch {
+        fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("thalovant-link-{}", crate::control::random_hex(8)));
+            let store = NoiseStore::new(path);
+            store.store_psk(ACCESS_KEY, NODE, &PSK).unwrap();
+            Self(store)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0.directory);
+        }
+    }
+
+    /// Establish over scripted sessions (`shared`: their channel is shared); sessions from
+    /// `clean_from` on are clean. The link or the error, and how many sessions were opened.
+    async fn establish_over(stale: &HubState, hub: &HubState, clean_from: u32, shared: bool) -> (Result<Link>, u32) {
+        let scratch = Scratch::new();
+        let made = AtomicU32::new(0);
+        let make = || {
+            let n = made.fetch_add(1, Ordering::Relaxed) + 1;
+            let session = Session { stale: stale.clone(), hub: hub.clone(), clean: n >= clean_from, responder: None, channel: None };
+            Ok(Carrier::Scripted(ScriptedCarrier::new(shared, session)))
+        };
+        let credentials = Credentials { access_key: ACCESS_KEY.into(), password: "secret".into(), site_id: "site".into() };
+        let timeouts = Timeouts { connect: Duration::from_secs(5), handshake: Duration::from_secs(5) };
+        let result = establish(&make, &scratch.0, &credentials, "sid", timeouts).await;
+        (result, made.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test]
+    async fn a_message_1_built_on_another_sessions_pair_is_retried_at_once_once() {
+        let key = KeyPair::generate().unwrap();
+        let stale = HubState::new(key.clone(), Some("an earlier session's hub state"));
+        let hub = HubState::new(key, None);
+
+        let (link, made) = establish_over(&stale, &hub, 2, true).await;
+        let link = link.unwrap();
+        assert_eq!((made, link.timings.attempts, link.pattern), (2, 2, "XXpsk2"));
+        link.close().await;
+
+        // superseded again on the fresh session: a connection error, no third attempt
+        let (error, made) = establish_over(&stale, &hub, 3, true).await;
+        match error {
+            Err(Error::Connection(message)) => assert!(message.contains("restarted the negotiation"), "{message}"),
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("established on a superseded negotiation"),
+        }
+        assert_eq!(made, 2);
+    }
+
+    #[tokio::test]
+    async fn a_copy_equal_to_the_hubs_own_pair_needs_no_retry() {
+        let hub = HubState::new(KeyPair::generate().unwrap(), None);
+        let (link, made) = establish_over(&hub, &hub, 2, true).await;
+        let link = link.unwrap();
+        assert_eq!((made, link.timings.attempts), (1, 1));
+        link.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_carrier_with_a_channel_of_its_own_stays_strict() {
+        let hub = HubState::new(KeyPair::generate().unwrap(), None);
+        let (error, made) = establish_over(&hub, &hub, 2, false).await;
+        match error {
+            Err(Error::Connection(message)) => assert!(message.contains("duplicate Noise HELLO"), "{message}"),
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("a second HELLO was accepted on a channel of its own"),
+        }
+        assert_eq!(made, 1);
     }
 }

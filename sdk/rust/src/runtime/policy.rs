@@ -21,6 +21,11 @@
 //! forgotten whenever the hub refused after the Noise handshake began (the cache may be the
 //! cause).
 //!
+//! One immediate retry is not in this table, as in the Node.js SDK: on a carrier whose channel
+//! from the hub is shared with the identity's other sessions (MQTT), an attempt whose message 1
+//! answered another session's HELLO and offer, when the hub's own differ, is retried once on a
+//! fresh carrier by [`crate::runtime::link`]; a second such attempt is judged here as Malformed.
+//!
 //! **2. What the client does after a failure** ([`next_step`], [`WAITERS_SEE`]):
 //!
 //! - KeyChanged, KeyRejected: stop reconnecting (only a person can fix the pins);
