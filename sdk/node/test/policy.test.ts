@@ -58,14 +58,46 @@ const TABLE: [Stage, Evidence, boolean, Verdict, boolean][] = [
   [S.SETTLING, E.TIMEOUT, false, V.TIMED_OUT, false],
 ];
 
+const STAGES = Object.values(S);
+const EVIDENCE = Object.values(E);
+
 const approx = (actual: number, expected: number): void => assert.ok(Math.abs(actual - expected) < 1e-9, `${actual} is not ${expected}`);
 
 describe("the verdict table", () => {
   for (const [stage, evidence, kk, verdict, forget] of TABLE) {
     it(`${stage} / ${evidence} / ${kk ? "KK" : "XX"}: ${verdict}${forget ? ", forget the PSK" : ""}`, () => {
-      assert.deepEqual(judge(stage, evidence, kk), { verdict, forgetPsk: forget });
+      const judgement = judge(stage, evidence, kk);
+      assert.deepEqual(judgement, { verdict, forgetPsk: forget });
+      // only a superseded negotiation asks whether a fresh retry was made
+      assert.deepEqual(judge(stage, evidence, kk, true), judgement);
     });
   }
+
+  for (const kk of [false, true]) {
+    it(`${E.SUPERSEDED} / ${kk ? "KK" : "XX"} at every stage: ${V.RETRY_FRESH}, then ${V.DROPPED} once this connect retried fresh`, () => {
+      // message 1 built on another session's HELLO and offer (a shared channel: MQTT): one fresh
+      // attempt at once, then an ordinary drop; the cached PSK is never at stake
+      for (const stage of STAGES) {
+        assert.deepEqual(judge(stage, E.SUPERSEDED, kk), { verdict: V.RETRY_FRESH, forgetPsk: false }, stage);
+        assert.deepEqual(judge(stage, E.SUPERSEDED, kk, false), { verdict: V.RETRY_FRESH, forgetPsk: false }, stage);
+        assert.deepEqual(judge(stage, E.SUPERSEDED, kk, true), { verdict: V.DROPPED, forgetPsk: false }, stage);
+      }
+    });
+  }
+
+  it("a fresh retry already made changes no other cell", () => {
+    let cells = 0;
+    for (const evidence of EVIDENCE) {
+      for (const kk of [false, true]) {
+        for (const stage of STAGES) {
+          cells += 1;
+          if (evidence === E.SUPERSEDED) continue;
+          assert.deepEqual(judge(stage, evidence, kk, true), judge(stage, evidence, kk), `${stage} / ${evidence} / ${kk}`);
+        }
+      }
+    }
+    assert.equal(cells, 7 * 2 * 5);
+  });
 
   it("each typed error maps to its verdict", () => {
     assert.equal(verdictOf(new ThalovantHubKeyChangedError("x")), V.KEY_CHANGED);
@@ -82,6 +114,8 @@ describe("the verdict table", () => {
       assert.equal(verdictOf(error), verdict);
     }
     assert.ok(errorFor(V.DROPPED, "x") instanceof ThalovantConnectionError);
+    // the internal retries never leave a connect; should one, it is a drop
+    for (const verdict of [V.RETRY_WITH_XX, V.RETRY_FRESH]) assert.equal(verdictOf(errorFor(verdict, "x")), V.DROPPED);
   });
 });
 

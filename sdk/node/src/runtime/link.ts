@@ -214,7 +214,10 @@ export interface EstablishOptions {
 /** Internal: the KK attempt failed in a way that asks for an immediate XX attempt. */
 class RetryWithXX extends Error {}
 
-/** Internal: the attempt answered another session's offer (shared channel); try once more at once. */
+/**
+ * Internal: the attempt answered another session's HELLO and offer (shared channel), and the
+ * policy asks for an immediate attempt on a fresh carrier session.
+ */
 class RetryFresh extends Error {}
 
 function utcNow(): string {
@@ -231,8 +234,9 @@ function keyRejected(store: NoiseStateStore, when: string): ThalovantClientKeyRe
 }
 
 /**
- * Open a carrier and negotiate; retry once with XX when KK fails. Throws the typed Thalovant
- * errors of spec 12; always closes the carrier of a failed attempt.
+ * Open a carrier and negotiate; retry at once, on a fresh carrier, when the policy says so (with
+ * XX when KK fails; once after a superseded negotiation). Throws the typed Thalovant errors of
+ * spec 12; always closes the carrier of a failed attempt.
  */
 export async function establish(makeCarrier: () => Carrier, options: EstablishOptions): Promise<Link> {
   const timings: LinkTimings = { ...NO_TIMINGS, startedAt: utcNow() };
@@ -243,7 +247,7 @@ export async function establish(makeCarrier: () => Carrier, options: EstablishOp
     timings.attempts += 1;
     const carrier = makeCarrier();
     try {
-      const link = await attempt(carrier, options, forceXX, timings);
+      const link = await attempt(carrier, options, forceXX, retriedFresh, timings);
       timings.connectMs = performance.now() - started;
       timings.connectedAt = utcNow();
       return link;
@@ -255,12 +259,11 @@ export async function establish(makeCarrier: () => Carrier, options: EstablishOp
         continue;
       }
       if (error instanceof RetryWithXX) throw new ThalovantConnectionError("The hub refused the XX handshake.");
-      if (error instanceof RetryFresh && !retriedFresh) {
+      if (error instanceof RetryFresh) {
         log.info("The hub answered a newer HELLO than the one this attempt used; retrying at once.");
         retriedFresh = true;
         continue;
       }
-      if (error instanceof RetryFresh) throw new ThalovantConnectionError(`Malformed HiveMind negotiation: ${error.message}`);
       throw error;
     }
   }
@@ -282,7 +285,7 @@ function openWithin(carrier: Carrier, timeoutMs: number): Promise<void> {
   });
 }
 
-async function attempt(carrier: Carrier, options: EstablishOptions, forceXX: boolean, timings: LinkTimings): Promise<Link> {
+async function attempt(carrier: Carrier, options: EstablishOptions, forceXX: boolean, retriedFresh: boolean, timings: LinkTimings): Promise<Link> {
   const { store, credentials, sessionId } = options;
   options.onPhase?.("connecting");
   carrier.bindSession(sessionId, credentials.siteId);
@@ -291,7 +294,7 @@ async function attempt(carrier: Carrier, options: EstablishOptions, forceXX: boo
   // a first contact almost surely derives the PSK: warm the derivation while the carrier opens
   let derivation = hubPin === undefined ? options.startDerivation() : undefined;
   try {
-    return await negotiate(carrier, options, forceXX, timings, hubPin, () => (derivation ??= options.startDerivation()));
+    return await negotiate(carrier, options, forceXX, retriedFresh, timings, hubPin, () => (derivation ??= options.startDerivation()));
   } finally {
     derivation?.cancel();
   }
@@ -301,6 +304,7 @@ async function negotiate(
   carrier: Carrier,
   options: EstablishOptions,
   forceXX: boolean,
+  retriedFresh: boolean,
   timings: LinkTimings,
   hubPin: Uint8Array | undefined,
   derivation: () => PskDerivation,
@@ -366,7 +370,6 @@ async function negotiate(
     }
   } catch (error) {
     // the failure policy decides what each signal means at this stage (runtime/policy.ts)
-    if (error instanceof NegotiationSuperseded) throw new RetryFresh(error.message);
     const stage = negotiation.complete ? Stage.FINISHING : startedHandshake ? Stage.HANDSHAKE : Stage.NEGOTIATING;
     let seen: [Evidence, string];
     if (error instanceof CarrierTimeout) {
@@ -377,6 +380,8 @@ async function negotiate(
         `Trusted Noise server key changed for ${pinId}: the hub's key differs from the one pinned in ${store.location}. ` +
           "Stop and check; remove that pin only if you trust the new key.",
       ];
+    } else if (error instanceof NegotiationSuperseded) {
+      seen = [Evidence.SUPERSEDED, `Malformed HiveMind negotiation: ${error.message}`];
     } else if (error instanceof KKFailed || error instanceof NegotiationAborted || error instanceof HandshakeError) {
       seen = [Evidence.AUTH_FAILED, `The hub refused this client (wrong password or tampered negotiation): ${error.message}`];
     } else if (error instanceof NegotiationError || error instanceof ProtocolError) {
@@ -388,9 +393,10 @@ async function negotiate(
     } else {
       throw error;
     }
-    const judgement = judge(stage, seen[0], kkAttempt());
+    const judgement = judge(stage, seen[0], kkAttempt(), retriedFresh);
     if (judgement.forgetPsk) await forgetPsk();
     if (judgement.verdict === Verdict.RETRY_WITH_XX) throw new RetryWithXX();
+    if (judgement.verdict === Verdict.RETRY_FRESH) throw new RetryFresh();
     // refused while the final XX frames or the encrypted HELLO went out (HTTPS 401/403)
     if (judgement.verdict === Verdict.KEY_REJECTED) throw keyRejected(store, `as the handshake completed (${(error as Error).message})`);
     throw errorFor(judgement.verdict, seen[1]);

@@ -14,9 +14,14 @@
  *        KEY_CHANGED        KEY_CHANGED at every stage
  *        CLOSED, MALFORMED  DROPPED at every stage
  *        TIMEOUT            TIMED_OUT at every stage
+ *        SUPERSEDED         FRESH at every stage; DROPPED when this connect already retried fresh
  *
  *    "KK: XX" is `RETRY_WITH_XX`: a KK attempt the hub could not read or refused is tried again
- *    at once with XX on a fresh carrier, inside the same connect. A refusal once the hub holds
+ *    at once with XX on a fresh carrier, inside the same connect. "FRESH" is `RETRY_FRESH`: on a
+ *    carrier whose channel from the hub outlives the session (MQTT, where the hub's answers to
+ *    another session of the identity may come first), message 1 was built on a HELLO and offer
+ *    unlike the hub's own; the attempt is tried again at once on a fresh carrier session, once
+ *    per connect (a second time is malformed, DROPPED). A refusal once the hub holds
  *    our static key (FINISHING, SETTLING) means it has another client key pinned for this access
  *    key. The cached PSK is forgotten whenever the hub said no after the Noise handshake began
  *    (the cached PSK may be why).
@@ -79,13 +84,17 @@ export const Evidence = {
   MALFORMED: "malformed",
   /** a phase did not finish in time */
   TIMEOUT: "timeout",
+  /** shared channel: message 1 was built on another session's HELLO and offer */
+  SUPERSEDED: "superseded",
 } as const;
 export type Evidence = (typeof Evidence)[keyof typeof Evidence];
 
-/** What a failed attempt means; each (but RETRY_WITH_XX) stands for one typed error. */
+/** What a failed attempt means; each (but RETRY_WITH_XX and RETRY_FRESH) stands for one typed error. */
 export const Verdict = {
   /** internal: at once, inside the same connect */
   RETRY_WITH_XX: "retry-with-xx",
+  /** internal: at once, inside the same connect, once */
+  RETRY_FRESH: "retry-fresh",
   /** ThalovantHubRefusedError */
   REFUSED: "refused",
   /** ThalovantClientKeyRejectedError */
@@ -108,9 +117,14 @@ export interface Judgement {
 const AFTER_NOISE_BEGAN: ReadonlySet<Stage> = new Set<Stage>([Stage.HANDSHAKE, Stage.FINISHING]);
 const HUB_KNOWS_OUR_KEY: ReadonlySet<Stage> = new Set<Stage>([Stage.FINISHING, Stage.SETTLING]);
 
-/** The verdict on one failed attempt (the table of section 1); `kk`: the attempt used KK. */
-export function judge(stage: Stage, evidence: Evidence, kk: boolean): Judgement {
+/**
+ * The verdict on one failed attempt (the table of section 1); `kk`: the attempt used KK,
+ * `retriedFresh`: this connect already made its {@link Verdict.RETRY_FRESH} attempt.
+ */
+export function judge(stage: Stage, evidence: Evidence, kk: boolean, retriedFresh = false): Judgement {
   switch (evidence) {
+    case Evidence.SUPERSEDED:
+      return { verdict: retriedFresh ? Verdict.DROPPED : Verdict.RETRY_FRESH, forgetPsk: false };
     case Evidence.KEY_CHANGED:
       return { verdict: Verdict.KEY_CHANGED, forgetPsk: false };
     case Evidence.TIMEOUT:
@@ -138,7 +152,7 @@ export function verdictOf(error: unknown): Verdict {
   return Verdict.DROPPED;
 }
 
-/** The typed error a verdict stands for, with `message` (RETRY_WITH_XX never leaves a connect). */
+/** The typed error a verdict stands for, with `message` (RETRY_WITH_XX and RETRY_FRESH never leave a connect). */
 export function errorFor(verdict: Verdict, message: string): ThalovantError {
   switch (verdict) {
     case Verdict.REFUSED:
@@ -150,6 +164,7 @@ export function errorFor(verdict: Verdict, message: string): ThalovantError {
     case Verdict.TIMED_OUT:
       return new ThalovantTimeoutError(message);
     case Verdict.RETRY_WITH_XX:
+    case Verdict.RETRY_FRESH:
     case Verdict.DROPPED:
       return new ThalovantConnectionError(message);
   }
