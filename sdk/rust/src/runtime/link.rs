@@ -225,14 +225,16 @@ pub struct Timeouts {
 
 enum Attempt {
     Done(Box<Link>),
+    /// [`Verdict::RetryWithXx`].
     RetryWithXx,
-    /// Shared channel: message 1 answered another session's HELLO and offer, and the hub's own
-    /// differ. Retried once at once; the error is what a second time means.
-    Superseded(Error),
+    /// [`Verdict::RetryFresh`]: on a shared channel, message 1 answered another session's HELLO
+    /// and offer, and the hub's own differ.
+    RetryFresh,
 }
 
-/// Open a carrier and negotiate; retry once with XX when KK fails, and once more when the
-/// negotiation was superseded on a shared channel. Returns the typed errors of dataplane.md 12.
+/// Open a carrier and negotiate; retry at once, on a fresh carrier, when the policy says so
+/// (with XX after a failed KK; once after a superseded negotiation). Returns the typed errors of
+/// dataplane.md 12.
 pub async fn establish(
     make_carrier: &(dyn Fn() -> Result<Carrier> + Send + Sync),
     store: &NoiseStore,
@@ -246,7 +248,7 @@ pub async fn establish(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match attempt(make_carrier()?, store, credentials, session_id, timeouts, force_xx).await? {
+        match attempt(make_carrier()?, store, credentials, session_id, timeouts, force_xx, retried_fresh).await? {
             Attempt::Done(mut link) => {
                 link.timings.attempts = attempts;
                 link.timings.connect_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -254,8 +256,8 @@ pub async fn establish(
             }
             Attempt::RetryWithXx if !force_xx => force_xx = true,
             Attempt::RetryWithXx => return Err(refused("The hub refused the XX handshake.".into())),
-            Attempt::Superseded(_) if !retried_fresh => retried_fresh = true,
-            Attempt::Superseded(error) => return Err(error),
+            // the policy judges a second superseded attempt of this connect Dropped
+            Attempt::RetryFresh => retried_fresh = true,
         }
     }
 }
@@ -265,14 +267,15 @@ fn refused(message: String) -> Error {
 }
 
 /// The typed error of `verdict` (dataplane.md 12). For [`Verdict::KeyRejected`] `message` says
-/// when the hub refused the key; an XX retry that reaches here is a refusal.
+/// when the hub refused the key; an XX retry that reaches here is a refusal, a fresh retry a
+/// drop.
 fn typed_error(verdict: Verdict, message: String, store: &NoiseStore) -> Error {
     match verdict {
         Verdict::RetryWithXx | Verdict::Refused => refused(message),
         Verdict::KeyRejected => key_rejected(store, &message),
         Verdict::KeyChanged => Error::HubKeyChanged(message),
         Verdict::TimedOut => Error::Timeout(message),
-        Verdict::Dropped => Error::Connection(message),
+        Verdict::RetryFresh | Verdict::Dropped => Error::Connection(message),
     }
 }
 
@@ -386,6 +389,7 @@ async fn attempt(
     session_id: &str,
     timeouts: Timeouts,
     force_xx: bool,
+    retried_fresh: bool,
 ) -> Result<Attempt> {
     let protocol = carrier.protocol();
     let opened_at = Instant::now();
@@ -399,7 +403,7 @@ async fn attempt(
                 Ok(Err(OpenError::Failed(message))) => (Evidence::Closed, message),
                 _ => (Evidence::Timeout, format!("Could not open the {protocol} connection within {} s.", timeouts.connect.as_secs_f64())),
             };
-            return Err(typed_error(judge(Stage::Opening, evidence, false).verdict, message, store));
+            return Err(typed_error(judge(Stage::Opening, evidence, false, retried_fresh).verdict, message, store));
         }
     };
     let carrier = Arc::new(carrier);
@@ -423,8 +427,6 @@ async fn attempt(
     if let Err(failure) = outcome {
         carrier.close().await;
         let kk = state.negotiation.pattern == Some(KK) && !force_xx;
-        // not a policy verdict: the link retries it once, then the policy judges it as malformed
-        let superseded = matches!(failure, Failure::Protocol(ProtocolError::NegotiationSuperseded(_)));
         let stage = if state.negotiation.complete() {
             Stage::Finishing
         } else if state.psk.is_some() {
@@ -448,6 +450,9 @@ async fn attempt(
                 Evidence::AuthFailed,
                 format!("The hub refused this client (wrong password or tampered negotiation): {error}"),
             ),
+            Failure::Protocol(error @ ProtocolError::NegotiationSuperseded(_)) => {
+                (Evidence::Superseded, format!("Malformed HiveMind negotiation: {error}"))
+            }
             Failure::Protocol(error) => (Evidence::Malformed, format!("Malformed HiveMind negotiation: {error}")),
             Failure::Closed(closed) if closed.refusal_signal => (
                 Evidence::Refusal,
@@ -459,13 +464,13 @@ async fn attempt(
             ),
             Failure::Closed(closed) => (Evidence::Closed, format!("The hub closed the connection before the handshake completed: {closed}")),
         };
-        let judgement = judge(stage, evidence, kk);
+        let judgement = judge(stage, evidence, kk, retried_fresh);
         if judgement.forget_psk {
             state.forget_psk();
         }
         return match judgement.verdict {
             Verdict::RetryWithXx => Ok(Attempt::RetryWithXx),
-            verdict if superseded => Ok(Attempt::Superseded(typed_error(verdict, detail, store))),
+            Verdict::RetryFresh => Ok(Attempt::RetryFresh),
             verdict => Err(typed_error(verdict, detail, store)),
         };
     }
@@ -518,7 +523,7 @@ async fn attempt(
 
 /// The error of a failure in the settle window after XX (never KK, so never an XX retry).
 fn settling(evidence: Evidence, message: String, store: &NoiseStore) -> Error {
-    typed_error(judge(Stage::Settling, evidence, false).verdict, message, store)
+    typed_error(judge(Stage::Settling, evidence, false, false).verdict, message, store)
 }
 
 /// Wait up to 750 ms for the first authenticated frame after an XX handshake; a refusal close

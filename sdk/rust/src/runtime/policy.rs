@@ -4,7 +4,8 @@
 //! same small tables; a change to one is a change to both (and to the other SDKs).
 //!
 //! **1. Judging one connect attempt.** An attempt fails at a [`Stage`] with some [`Evidence`];
-//! [`judge`] turns the pair (and whether the attempt was KK) into a [`Verdict`]:
+//! [`judge`] turns the pair (and whether the attempt was KK, and whether this connect already
+//! retried fresh) into a [`Verdict`]:
 //!
 //! | evidence \ stage   | Opening  | Negotiating | Handshake        | Finishing            | Settling    |
 //! |--------------------|----------|-------------|------------------|----------------------|-------------|
@@ -13,18 +14,19 @@
 //! | KeyChanged         | KeyChanged | KeyChanged | KeyChanged     | KeyChanged           | KeyChanged  |
 //! | Closed, Malformed  | Dropped  | Dropped     | Dropped          | Dropped              | Dropped     |
 //! | Timeout            | TimedOut | TimedOut    | TimedOut         | TimedOut             | TimedOut    |
+//! | Superseded         | Fresh    | Fresh       | Fresh            | Fresh                | Fresh       |
 //!
 //! "KK: XX" is [`Verdict::RetryWithXx`]: a KK attempt the hub could not read or refused is
-//! retried at once with XX on a fresh carrier, inside the same connect. A refusal once the hub
-//! has our static key (Finishing, Settling: the hub closes within 750 ms of an XX handshake)
-//! means the hub has another client key pinned for this access key. The cached PSK is
-//! forgotten whenever the hub refused after the Noise handshake began (the cache may be the
-//! cause).
-//!
-//! One immediate retry is not in this table, as in the Node.js SDK: on a carrier whose channel
-//! from the hub is shared with the identity's other sessions (MQTT), an attempt whose message 1
-//! answered another session's HELLO and offer, when the hub's own differ, is retried once on a
-//! fresh carrier by [`crate::runtime::link`]; a second such attempt is judged here as Malformed.
+//! retried at once with XX on a fresh carrier, inside the same connect. "Fresh" is
+//! [`Verdict::RetryFresh`]: on a carrier whose channel from the hub outlives the session (MQTT,
+//! where the hub's answers to another session of the identity may come first), message 1 was
+//! built on a HELLO and offer unlike the hub's own; the attempt is retried at once on a fresh
+//! carrier session, once per connect: when this connect already retried fresh, Superseded is
+//! Dropped everywhere (a second time is malformed). A refusal once the hub has our static key
+//! (Finishing, Settling: the hub closes within 750 ms of an XX handshake) means the hub has
+//! another client key pinned for this access key. The cached PSK is forgotten whenever the hub
+//! refused after the Noise handshake began (the cache may be the cause), and never for
+//! Superseded.
 //!
 //! **2. What the client does after a failure** ([`next_step`], [`WAITERS_SEE`]):
 //!
@@ -86,13 +88,17 @@ pub enum Evidence {
     Malformed,
     /// A phase did not finish in time.
     Timeout,
+    /// Shared channel: message 1 was built on another session's HELLO and offer.
+    Superseded,
 }
 
-/// What a failed attempt means; each verdict but the internal XX retry is one typed error.
+/// What a failed attempt means; each verdict but the internal retries is one typed error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
     /// Internal: retry at once with XX, inside the same connect.
     RetryWithXx,
+    /// Internal: retry at once on a fresh carrier session, inside the same connect, once.
+    RetryFresh,
     /// [`Error::HubRefused`].
     Refused,
     /// [`Error::ClientKeyRejected`].
@@ -123,9 +129,12 @@ const fn hub_knows_our_key(stage: Stage) -> bool {
 }
 
 /// The verdict on one failed attempt (the table of section 1); `kk` is true when the attempt
-/// was a KKpsk0 handshake.
-pub const fn judge(stage: Stage, evidence: Evidence, kk: bool) -> Judgement {
+/// was a KKpsk0 handshake, `retried_fresh` when this connect already made its
+/// [`Verdict::RetryFresh`] attempt.
+pub const fn judge(stage: Stage, evidence: Evidence, kk: bool, retried_fresh: bool) -> Judgement {
     let verdict = match evidence {
+        Evidence::Superseded if retried_fresh => Verdict::Dropped,
+        Evidence::Superseded => Verdict::RetryFresh,
         Evidence::KeyChanged => Verdict::KeyChanged,
         Evidence::Timeout => Verdict::TimedOut,
         Evidence::Closed | Evidence::Malformed => Verdict::Dropped,
@@ -288,11 +297,13 @@ mod tests {
     ];
 
     const STAGES: [Stage; 5] = [S::Opening, S::Negotiating, S::Handshake, S::Finishing, S::Settling];
-    const EVIDENCE: [Evidence; 6] = [E::Refusal, E::AuthFailed, E::KeyChanged, E::Closed, E::Malformed, E::Timeout];
+    const EVIDENCE: [Evidence; 7] = [E::Refusal, E::AuthFailed, E::KeyChanged, E::Closed, E::Malformed, E::Timeout, E::Superseded];
 
-    /// The table of the module doc, written out cell by cell.
+    /// The table of the module doc, written out cell by cell, in a connect that has not
+    /// retried fresh yet.
     fn expected(stage: Stage, evidence: Evidence, kk: bool) -> (Verdict, bool) {
         match evidence {
+            E::Superseded => (V::RetryFresh, false),
             E::KeyChanged => (V::KeyChanged, false),
             E::Closed | E::Malformed => (V::Dropped, false),
             E::Timeout => (V::TimedOut, false),
@@ -312,20 +323,48 @@ mod tests {
     #[test]
     fn the_python_sdks_verdict_cells() {
         for (stage, evidence, kk, verdict, forget) in TABLE {
-            assert_eq!(judge(stage, evidence, kk), Judgement { verdict, forget_psk: forget }, "{stage:?} {evidence:?} kk={kk}");
+            let judgement = judge(stage, evidence, kk, false);
+            assert_eq!(judgement, Judgement { verdict, forget_psk: forget }, "{stage:?} {evidence:?} kk={kk}");
+            // only a superseded negotiation asks whether a fresh retry was made
+            assert_eq!(judge(stage, evidence, kk, true), judgement, "{stage:?} {evidence:?} kk={kk} retried fresh");
+        }
+    }
+
+    /// The Python SDK's test_a_superseded_negotiation_is_retried_fresh_once: message 1 built on
+    /// another session's HELLO and offer (a shared channel: MQTT) gets one fresh attempt at
+    /// once, then an ordinary drop; the cached PSK is never at stake.
+    #[test]
+    fn a_superseded_negotiation_is_retried_fresh_once() {
+        for stage in STAGES {
+            for kk in [false, true] {
+                let first = judge(stage, E::Superseded, kk, false);
+                assert_eq!(first, Judgement { verdict: V::RetryFresh, forget_psk: false }, "{stage:?} kk={kk}");
+                let again = judge(stage, E::Superseded, kk, true);
+                assert_eq!(again, Judgement { verdict: V::Dropped, forget_psk: false }, "{stage:?} kk={kk} retried fresh");
+            }
         }
     }
 
     #[test]
     fn every_cell_of_the_verdict_table() {
+        let mut cells = 0;
         for stage in STAGES {
             for evidence in EVIDENCE {
                 for kk in [false, true] {
                     let (verdict, forget_psk) = expected(stage, evidence, kk);
-                    assert_eq!(judge(stage, evidence, kk), Judgement { verdict, forget_psk }, "{stage:?} {evidence:?} kk={kk}");
+                    assert_eq!(judge(stage, evidence, kk, false), Judgement { verdict, forget_psk }, "{stage:?} {evidence:?} kk={kk}");
+                    // a connect that already retried fresh: only Superseded changes, to Dropped
+                    let again = if evidence == E::Superseded {
+                        Judgement { verdict: V::Dropped, forget_psk: false }
+                    } else {
+                        Judgement { verdict, forget_psk }
+                    };
+                    assert_eq!(judge(stage, evidence, kk, true), again, "{stage:?} {evidence:?} kk={kk} retried fresh");
+                    cells += 1;
                 }
             }
         }
+        assert_eq!(cells, 5 * 7 * 2);
     }
 
     #[test]
