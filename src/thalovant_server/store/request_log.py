@@ -107,8 +107,9 @@ async def write_activities(session: AsyncSession, activities: Sequence[Activity]
             }
         )
     if rows:
-        # a bulk INSERT of plain rows: no ORM objects, the rows are never read back here
-        await session.execute(insert(RequestLogEntry), rows)
+        # one Core INSERT executed for all rows: no ORM objects, the rows are never read back here
+        connection = await session.connection()
+        await connection.execute(insert(Base.metadata.tables[RequestLogEntry.__tablename__]), rows)
 
 
 class RequestLog:

@@ -11,7 +11,7 @@
 // sessions from this process (every one stays open), sends one ask on each at once and counts
 // the answers.
 //
-//	go run ./bench/ask [-n 300] [-warmup 5] [-protocol wss] [-sessions 1000] [-pin=false] [-json]
+//	go run ./bench/ask [-n 300] [-warmup 5] [-protocol wss] [-sessions 1000] [-pin=false] [-cpuprofile FILE] [-json]
 //
 // With two or more CPUs the server runs on the first and every client on the others (-pin,
 // the default; see placement.go), so both SDKs are measured with the same placement.
@@ -32,6 +32,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -186,7 +187,7 @@ func provision(ctx context.Context, api *thalovant.ControlPlane, hubID, name, fo
 	return path, result.Identity.Save(path)
 }
 
-func goAsk(identityFile string, n, warmup int, protocol, text string) result {
+func goAsk(identityFile string, n, warmup int, protocol, text, cpuProfile string) result {
 	identity, err := thalovant.IdentityFromFile(identityFile)
 	if err != nil {
 		log.Fatal(err)
@@ -203,6 +204,10 @@ func goAsk(identityFile string, n, warmup int, protocol, text string) result {
 	out := result{SDK: "go", Protocol: protocol, ConnectMS: round(float64(time.Since(started).Microseconds())/1000, 2), NoisePattern: client.NoisePattern()}
 	var times []float64
 	for i := 0; i < warmup+n; i++ {
+		if i == warmup && cpuProfile != "" {
+			stop := startCPUProfile(cpuProfile)
+			defer stop()
+		}
 		t0 := time.Now()
 		_, err := client.Ask(ctx, strings.ReplaceAll(text, "{i}", strconv.Itoa(i)), thalovant.RequestOptions{Timeout: 10 * time.Second})
 		if err != nil {
@@ -373,6 +378,7 @@ func main() {
 	python := flag.String("python", "", "the repository's Python (default <repo>/.venv/bin/python)")
 	asJSON := flag.Bool("json", false, "print one JSON object")
 	spread := flag.Bool("pin", true, "server on one CPU, clients on the others (when there are two or more)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this SDK's timed asks to this file")
 	flag.Parse()
 
 	repo := repoRoot()
@@ -428,7 +434,7 @@ func main() {
 	}
 
 	py := pythonSDKAsk(*python, repo, pyFile, *n, *warmup, *protocol, *text)
-	goResult := goAsk(goFile, *n, *warmup, *protocol, *text)
+	goResult := goAsk(goFile, *n, *warmup, *protocol, *text, *cpuProfile)
 	summary := map[string]any{"n": *n, "protocol": *protocol, "text": *text, "settle": 0, "go": goResult, "python": py,
 		"placement": cpus.String()}
 	ratio := func(a, b *float64) any {
@@ -473,6 +479,21 @@ func main() {
 	srv.stop()
 	if failed {
 		os.Exit(1)
+	}
+}
+
+// startCPUProfile profiles this process into path until the returned function is called.
+func startCPUProfile(path string) func() {
+	file, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(file); err != nil {
+		log.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = file.Close()
 	}
 }
 
