@@ -655,9 +655,9 @@ def main() -> None:
                         help="restart: py-spy the server for 8 s from ready, collapsed stacks to FILE")  # fmt: skip
     parser.add_argument("--profile-clients", type=Path, metavar="FILE",
                         help="restart: py-spy the first client process for 8 s from ready, to FILE")  # fmt: skip
-    parser.add_argument("--no-pin", action="store_true",
-                        help="restart, race: leave the server and the clients to the scheduler (default: the "
-                             "server on one CPU, the client processes on the others)")  # fmt: skip
+    parser.add_argument("--pin", action="store_true",
+                        help="restart, race: the server on one CPU, the client processes on the others "
+                             "(default: the scheduler places them; pinned on 2 CPUs the clients saturate one)")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -671,7 +671,7 @@ def main() -> None:
     logging.getLogger("thalovant.client").setLevel(logging.CRITICAL)
     chosen = {name.strip() for name in args.only.split(",") if name.strip()}
     sessions, racers, silent, idents = (100, 50, 200, 10) if args.quick else (1000, 200, 1000, 50)
-    placement = None if args.no_pin else Placement.split()
+    placement = Placement.split() if args.pin else None
     with tempfile.TemporaryDirectory(prefix="thalovant-reliability-") as root:
         folder = Path(root)
         if "restart" in chosen:
