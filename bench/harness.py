@@ -85,6 +85,13 @@ def _pin_threads(pid: int, cpus: frozenset[int]) -> None:
             os.sched_setaffinity(int(task), cpus)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, every thread) process ``pid`` used so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -270,10 +277,17 @@ def hm5_running(*, nodelay: bool = False) -> Iterator[HM5Stack]:
 
 
 async def our_sdk_ask(
-    identity_file: Path, n: int, *, protocol: str, text: str = "Tell me a joke.", warmup: int = 20
+    identity_file: Path,
+    n: int,
+    *,
+    protocol: str,
+    text: str = "Tell me a joke.",
+    warmup: int = 20,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     """Our SDK: connect (timed), then ``warmup + n`` sequential asks (settle 0), ``n`` of them timed.
 
+    With ``server_pid``, also the server's CPU time (user and system, all threads) per timed ask.
     The caller sets the trust variables; ``src`` of this checkout must be importable.
     """
     sys.path.insert(0, str(REPO / "src"))
@@ -289,8 +303,11 @@ async def our_sdk_ask(
     times: list[float] = []
     errors = 0
     first_error: str | None = None
+    server_cpu: float | None = None
     try:
         for i in range(warmup + n):
+            if i == warmup and server_pid is not None:
+                server_cpu = cpu_seconds(server_pid)
             t0 = time.perf_counter()
             try:
                 await client.ask(text.format(i=i), timeout=10)
@@ -300,10 +317,14 @@ async def our_sdk_ask(
                 continue
             if i >= warmup:
                 times.append((time.perf_counter() - t0) * 1000)
+        if server_cpu is not None and server_pid is not None:
+            server_cpu = cpu_seconds(server_pid) - server_cpu
     finally:
         await client.close()
+    per_ask = round(server_cpu / n * 1e6, 1) if server_cpu is not None and n else None
     return {
         "sdk": "ours", "protocol": protocol, "connect_ms": round(connect_ms, 2), "noise_pattern": pattern,
+        "server_cpu_us_per_ask": per_ask,
         "ok": len(times), "errors": errors, "first_error": first_error,
         "median_ms": round(statistics.median(times), 3) if times else None,
         "p99_ms": round(p99, 3) if (p99 := percentile(times, 99)) is not None else None,

@@ -10,7 +10,8 @@ directory, sign in as the demo user, create one client identity per SDK for the 
 - ours: connect (timed; first contact, XXpsk2), N sequential ``ask()`` with settle 0;
 - the public SDK: ``peers/sdk_ask.py --json`` in its own venv (same settings);
 
-and print median / p99 ask latency, connect time, and the ratios ours / public (goal <= 1.0).
+and print median / p99 ask latency, connect time, the ratios ours / public (goal <= 1.0), and the
+server's CPU time per ask of ours.
 The public SDK's venv is built first if needed (``python -m peers setup``).
 """
 
@@ -69,7 +70,8 @@ def main() -> int:
         os.environ["XDG_CONFIG_HOME"] = str(root / "xdg")
         ours_identity = make_identity(server, root / "ours", "bench-ours")
         public_identity = make_identity(server, root / "public", "bench-public")
-        ours = asyncio.run(our_sdk_ask(ours_identity, args.n, protocol="wss", text=args.text, warmup=args.warmup))
+        ours = asyncio.run(our_sdk_ask(ours_identity, args.n, protocol="wss", text=args.text, warmup=args.warmup,
+                                       server_pid=server.pid))  # fmt: skip
         public = public_sdk_ask(public_identity, args.n, ca=server.ca_file, text=args.text, expect="",
                                 warmup=args.warmup)  # fmt: skip
         public["sdk"] = "public 0.9.7"
@@ -100,6 +102,7 @@ def main() -> int:
             f"ratios ours/public: median {summary['ratio_median']}, p99 {summary['ratio_p99']}, "
             f"connect {summary['ratio_connect']} (goal <= 1.0)"
         )
+        print(f"server CPU per ask of ours (user + system, clock ticks of 10 ms): {ours['server_cpu_us_per_ask']} us")
     return 0 if ours["errors"] == 0 and not public.get("errors") else 1
 
 
