@@ -29,7 +29,7 @@
 //!
 //! Every bus event the hub sends reaches the receivers of [`Transport::subscribe`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
@@ -266,8 +266,28 @@ struct State {
     stopped: Option<Error>,
     collectors: HashMap<String, Collecting>,
     carry_watch: HashMap<String, (String, Option<Instant>)>,
+    /// When entries of `carry_watch` expire, in the order they were given an expiry (which is
+    /// the order of their deadlines: every ask gets the same grace), oldest first.
+    carry_expiry: VecDeque<(Instant, String)>,
     carried: HashMap<String, Map<String, Value>>,
     last_untracked: Option<Instant>,
+}
+
+impl State {
+    /// Drops the `carry_watch` entries whose grace ended by `now`: amortised O(1) per ask (the
+    /// expiry queue is in deadline order), however many asks ended within the grace.
+    fn forget_expired_carry_watch(&mut self, now: Instant) {
+        while let Some((expiry, _)) = self.carry_expiry.front() {
+            if *expiry > now {
+                break;
+            }
+            let Some((expiry, request_id)) = self.carry_expiry.pop_front() else { break };
+            // an entry given a later expiry since (its request id reused) stays
+            if self.carry_watch.get(&request_id).is_some_and(|(_, at)| *at == Some(expiry)) {
+                self.carry_watch.remove(&request_id);
+            }
+        }
+    }
 }
 
 struct Inner {
@@ -624,7 +644,9 @@ impl Drop for AskGuard {
             let mut state = inner.state();
             state.collectors.remove(&self.request_id);
             if let Some(entry) = state.carry_watch.get_mut(&self.request_id) {
-                entry.1 = Some(Instant::now() + CARRY_GRACE);
+                let expiry = Instant::now() + CARRY_GRACE;
+                entry.1 = Some(expiry);
+                state.carry_expiry.push_back((expiry, self.request_id.clone()));
             }
         }
     }
@@ -897,8 +919,7 @@ impl Inner {
             let mut state = self.state();
             match collector {
                 Some(tx) => {
-                    let now = Instant::now();
-                    state.carry_watch.retain(|_, (_, expiry)| expiry.is_none_or(|at| at > now));
+                    state.forget_expired_carry_watch(Instant::now());
                     state.collectors.insert(rid.clone(), Collecting { tx, link_id: link.id, heard: false });
                     state.carry_watch.insert(rid.clone(), (effective_sid.clone(), None));
                 }
@@ -1039,5 +1060,34 @@ fn bus_of(envelope: &HiveMessage, site_id: &str) -> Option<BusMessage> {
             (inner.msg_type == "bus" && envelope.target_site_id.as_str() == Some(site_id)).then(|| inner.bus_message())
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod carry_watch_tests {
+    use super::*;
+
+    #[test]
+    fn only_entries_whose_grace_ended_are_forgotten() {
+        let start = Instant::now();
+        let mut state = State::default();
+        for (rid, expiry) in [("a", Some(start)), ("b", Some(start + CARRY_GRACE)), ("in-flight", None)] {
+            state.carry_watch.insert(rid.into(), ("session".into(), expiry));
+            if let Some(at) = expiry {
+                state.carry_expiry.push_back((at, rid.into()));
+            }
+        }
+        // "a" was asked again meanwhile and got a later grace: its first expiry must not drop it
+        state.carry_watch.insert("a".into(), ("session".into(), Some(start + CARRY_GRACE * 2)));
+        state.carry_expiry.push_back((start + CARRY_GRACE * 2, "a".into()));
+
+        state.forget_expired_carry_watch(start + CARRY_GRACE / 2);
+        assert_eq!(state.carry_watch.len(), 3);
+        state.forget_expired_carry_watch(start + CARRY_GRACE);
+        assert!(!state.carry_watch.contains_key("b"));
+        assert!(state.carry_watch.contains_key("a") && state.carry_watch.contains_key("in-flight"));
+        state.forget_expired_carry_watch(start + CARRY_GRACE * 3);
+        assert_eq!(state.carry_watch.keys().collect::<Vec<_>>(), vec!["in-flight"]);
+        assert!(state.carry_expiry.is_empty());
     }
 }
