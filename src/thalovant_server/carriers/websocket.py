@@ -85,6 +85,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._protocol = ServerProtocol(max_size=self.limits.ws_max_message, logger=log)
         self._transport: asyncio.Transport | None = None
         self.path = ""
+        """The request path, without its query, once the upgrade was accepted."""
         self._fragments: list[bytes | bytearray | memoryview] = []
         self._fragment_opcode: Opcode | None = None
         self._queue: deque[Message] = deque()
@@ -230,7 +231,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._flush()
             self._closing()
             return
-        self.path = request.path
+        self.path = request.path.partition("?")[0]  # the query holds credentials: never kept, never logged
         self._schedule_ping()
         self._task = self._loop.create_task(self._run(session))
 
@@ -238,7 +239,7 @@ class WebSocketConnection(asyncio.Protocol):
         try:
             await session(self)
         except Exception:
-            log.exception("WebSocket session on %s failed", self.path.partition("?")[0])
+            log.exception("WebSocket session on %s failed", self.path)
             self.close(CLOSE_ERROR)
 
     def _frame(self, frame: Frame) -> None:
@@ -277,7 +278,7 @@ class WebSocketConnection(asyncio.Protocol):
         try:
             self._on_message(message)
         except Exception:
-            log.exception("WebSocket message handler on %s failed", self.path.partition("?")[0])
+            log.exception("WebSocket message handler on %s failed", self.path)
             self.close(CLOSE_ERROR)
 
     def _flush(self) -> None:
@@ -324,7 +325,7 @@ class WebSocketConnection(asyncio.Protocol):
         if self._transport is None or self._transport.is_closing() or not self.is_open:
             return
         if not self._heard:
-            log.info("WebSocket peer on %s silent for two ping intervals; aborting", self.path.partition("?")[0])
+            log.info("WebSocket peer on %s silent for two ping intervals; aborting", self.path)
             self._transport.abort()
             return
         self._heard = False
