@@ -36,6 +36,7 @@ from thalovant.protocol.noise import KeyPair
 from thalovant.protocol.psk import derive_psk
 from thalovant_server.app import create_app
 from thalovant_server.carriers.websocket import WebSocketConnection
+from thalovant_server.carriers.wss import MAX_UNREAD
 from thalovant_server.config import ServerConfig
 from thalovant_server.hub.routes import websocket_route_of
 from thalovant_server.hub.runtime import HubRuntime
@@ -579,3 +580,22 @@ async def test_a_client_that_stops_reading_is_not_read_either(hub: HubServer, hu
     assert speech(await other.ask("Tell me a short clean joke.")) == [GUIDE_JOKE]
     await other.close()
     session.ws.transport.abort()
+
+
+async def test_a_client_that_leaves_pushes_unread_is_closed_with_1013(hub: HubServer, hub_data: HubData) -> None:
+    session = await hub.raw(hub_data.new_identity("push-hoarder"))
+    assert session.ws is not None
+    [connection] = [c for c in hub.server.server_state.connections if isinstance(c, WebSocketConnection)]
+    session.ws.transport.pause_reading()
+    notice = BusMessage("thalovant.hub.notice", {"text": "n" * 60_000}, {"source": "hub"})
+    pushes = 0
+    while connection.is_open:
+        assert pushes < 2000, "the server kept buffering for a client that reads nothing"
+        await hub.runtime.push(hub_data.hub_id, notice, session_id=session.negotiation.session_id)
+        pushes += 1
+    assert connection.buffered() <= MAX_UNREAD + 128 * 1024
+    session.ws.transport.resume_reading()
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await session.ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
