@@ -36,7 +36,7 @@ from thalovant.protocol.noise import KeyPair
 from thalovant.protocol.psk import derive_psk
 from thalovant_server.app import create_app
 from thalovant_server.carriers.websocket import WebSocketConnection
-from thalovant_server.carriers.wss import MAX_UNREAD
+from thalovant_server.carriers.wss import MAX_UNREAD, WSSSession
 from thalovant_server.config import ServerConfig
 from thalovant_server.hub.routes import websocket_route_of
 from thalovant_server.hub.runtime import HubRuntime
@@ -599,3 +599,36 @@ async def test_a_client_that_leaves_pushes_unread_is_closed_with_1013(hub: HubSe
         while True:
             await session.ws.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+
+
+async def test_a_flooding_client_takes_turns_with_the_others(
+    hub: HubServer, hub_data: HubData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of 200 asks read at once is answered a few at a time between other connections'
+    messages: an ask from another client made right after the burst is answered after at most a
+    turn or two of it."""
+    handled: list[str] = []
+    original = WSSSession.on_message
+
+    def recording(self: WSSSession, message: str | bytes) -> None:
+        handled.append(self.link.client_id)
+        original(self, message)
+
+    monkeypatch.setattr(WSSSession, "on_message", recording)
+    flooder = await hub.raw(hub_data.new_identity("flooder"))
+    other = await hub.raw(hub_data.identities[0])
+    assert flooder.ws is not None
+    context = {"source": USER_AGENT, "destination": "HiveMind"}
+    request = HiveMessage.bus("recognizer_loop:utterance", {"utterances": ["Tell me a joke."]}, context)
+    for _ in range(200):  # framed by the client's sans-I/O protocol, then written at once
+        for message in flooder.negotiation.channel.seal_json(request.to_bytes()):
+            flooder.ws.protocol.send_binary(message)
+    flooder.ws.send_data()
+    assert speech(await other.ask("Tell me a short clean joke.")) == [GUIDE_JOKE]
+    flooder_id = flooder.identity.client_id
+    answered_before_other = handled.index(other.identity.client_id)
+    # one of the burst per turn of the event loop; without that bound a whole TLS record's worth
+    # (16 of these asks) went first
+    assert handled[:answered_before_other].count(flooder_id) <= 2
+    await flooder.close()
+    await other.close()

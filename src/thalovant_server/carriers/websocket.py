@@ -9,8 +9,10 @@ route gives for the path, with no ASGI layer in between:
   the 400 websockets gives a malformed upgrade;
 - a session first reads messages one at a time (:meth:`receive`, the cleartext phase of a
   negotiation), then switches to :meth:`dispatch`: every later message is handed to a plain
-  function as it is parsed, in the same event-loop callback, so an answer is written before
-  the next message is read;
+  function in the event-loop callback that parsed it, so an answer is written before the next
+  message is read; at most :data:`MESSAGES_PER_TURN` per turn of the event loop (a read that
+  brought more leaves the rest for the next turns, reading paused), so a client that floods the
+  hub takes its turn like every other connection and new connections still get theirs;
 - :meth:`send_binary` writes any number of messages with one transport write;
 - messages larger than ``Limits.ws_max_message`` are refused from their header (close 1009),
   a malformed frame closes with 1002, text that is not UTF-8 with 1007;
@@ -56,6 +58,9 @@ Route = Callable[[str], Session | None]
 MAX_QUEUED = 16
 """Messages waiting for :meth:`WebSocketConnection.receive` before reading pauses."""
 
+MESSAGES_PER_TURN = 1
+"""Messages of one connection handed to its session per turn of the event loop."""
+
 CLOSE_TIMEOUT = 10.0
 """Seconds a closing connection waits for the peer's close frame before it is aborted."""
 
@@ -91,6 +96,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._queue: deque[Message] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._on_message: Callable[[Message], None] | None = None
+        self._drain_due = False
         self._task: asyncio.Task[None] | None = None
         self._ended: asyncio.Future[None] = self._loop.create_future()
         self._paused: set[str] = set()
@@ -144,9 +150,8 @@ class WebSocketConnection(asyncio.Protocol):
         with 1011.
         """
         self._on_message = on_message
-        while self._queue and self.is_open:
-            self._deliver(self._queue.popleft())
         self._resume("queue")
+        self._drain()
 
     def send_text(self, text: str) -> None:
         if self.is_open:
@@ -187,6 +192,8 @@ class WebSocketConnection(asyncio.Protocol):
                 self._upgrade(event)
             elif isinstance(event, Frame):
                 self._frame(event)
+        if self._on_message is not None:
+            self._drain()
         self._flush()
         if self._protocol.close_expected():
             self._closing()
@@ -265,13 +272,30 @@ class WebSocketConnection(asyncio.Protocol):
                 return
         else:
             message = data
-        if self._on_message is not None:
-            self._deliver(message)
-            return
         self._queue.append(message)
+        if self._on_message is not None:
+            return  # handed over by _drain
         if len(self._queue) >= MAX_QUEUED:
             self._pause("queue")
         self._wake()
+
+    def _drain(self) -> None:
+        """Hand queued messages to the session, :data:`MESSAGES_PER_TURN` at most; the rest on
+        the next turn of the event loop, with reading paused until they are all handed over."""
+        self._drain_due = False
+        for _ in range(MESSAGES_PER_TURN):
+            if not self._queue or not self.is_open:
+                self._queue.clear()  # nothing (more) to hand over, or the session is closing
+                self._resume("backlog")
+                return
+            self._deliver(self._queue.popleft())
+        if not self._queue:
+            self._resume("backlog")
+            return
+        self._pause("backlog")
+        if not self._drain_due:
+            self._drain_due = True
+            self._loop.call_soon(self._drain)
 
     def _deliver(self, message: Message) -> None:
         assert self._on_message is not None
