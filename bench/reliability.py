@@ -53,7 +53,7 @@ import psutil  # noqa: E402
 from tests.fixtures.identities import new_identity, trusting  # noqa: E402
 from tests.fixtures.server import RunningServer, new_server  # noqa: E402
 
-from harness import Placement  # noqa: E402
+from harness import Placement, cpu_seconds  # noqa: E402
 from thalovant.client import AsyncThalovantClient  # noqa: E402
 from thalovant.identity import ThalovantIdentity  # noqa: E402
 
@@ -224,11 +224,11 @@ def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
 
 
 def _cpu_seconds(pids: list[int]) -> float:
+    """CPU time the processes ``pids`` used so far (one that is gone counts nothing)."""
     total = 0.0
     for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
     return total
 
 
@@ -304,7 +304,6 @@ async def restart_scenario(
     assert server.process is not None
     if placement is not None:
         placement.pin_server(server.process.pid)
-    assert server.process is not None
     pids = [server.process.pid], [p.pid for p in workers]
     cpu_at_ready = _cpu_seconds(pids[0]), _cpu_seconds(pids[1])
     spies = []

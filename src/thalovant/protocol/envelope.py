@@ -20,6 +20,7 @@ __all__ = [
     "NESTED_TYPES",
     "BusMessage",
     "HiveMessage",
+    "encode_json",
     "envelope_from_object",
     "message_type_name",
     "message_type_number",
@@ -58,6 +59,15 @@ NESTED_TYPES = frozenset(
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 """Compact ASCII JSON without NaN or infinity; one instance serves every call (it keeps no state)."""
+
+
+def encode_json(value: Any) -> bytes:
+    """``value`` as the envelope's JSON (compact, ASCII, no NaN or infinity); :class:`EnvelopeError`
+    if it is not serialisable."""
+    try:
+        return _ENCODER.encode(value).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise EnvelopeError(f"envelope is not JSON-serialisable: {exc}") from None
 
 
 def message_type_name(number: int) -> str:
@@ -144,10 +154,7 @@ class HiveMessage:
 
     def to_bytes(self) -> bytes:
         """Compact UTF-8 JSON of all eight fields; :class:`EnvelopeError` if not serialisable."""
-        try:
-            return _ENCODER.encode(self.to_dict()).encode()
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise EnvelopeError(f"envelope is not JSON-serialisable: {exc}") from None
+        return encode_json(self.to_dict())
 
 
 def envelope_from_object(obj: Any) -> HiveMessage:

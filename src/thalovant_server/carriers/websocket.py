@@ -144,7 +144,8 @@ class WebSocketConnection(asyncio.Protocol):
         return message
 
     def dispatch(self, on_message: Callable[[Message], None]) -> None:
-        """Hand every later message to ``on_message`` as it arrives (queued ones first, now).
+        """Hand every later message to ``on_message`` as it arrives, queued ones first (from now on,
+        :data:`MESSAGES_PER_TURN` per turn of the event loop).
 
         ``on_message`` runs in the event loop's callback; what it raises closes the connection
         with 1011.
@@ -285,17 +286,16 @@ class WebSocketConnection(asyncio.Protocol):
         self._drain_due = False
         for _ in range(MESSAGES_PER_TURN):
             if not self._queue or not self.is_open:
-                self._queue.clear()  # nothing (more) to hand over, or the session is closing
-                self._resume("backlog")
-                return
+                break
             self._deliver(self._queue.popleft())
-        if not self._queue:
-            self._resume("backlog")
+        if self._queue and self.is_open:
+            self._pause("backlog")
+            if not self._drain_due:
+                self._drain_due = True
+                self._loop.call_soon(self._drain)
             return
-        self._pause("backlog")
-        if not self._drain_due:
-            self._drain_due = True
-            self._loop.call_soon(self._drain)
+        self._queue.clear()  # handed over, or the session is closing and they are not read
+        self._resume("backlog")
 
     def _deliver(self, message: Message) -> None:
         assert self._on_message is not None

@@ -186,7 +186,7 @@ def websocket_route(runtime_of: Callable[[], HubRuntime | None]) -> Route:
         async def session(socket: WebSocketConnection) -> None:
             runtime = runtime_of()
             if runtime is None:
-                socket.close(1013, "hub runtime not ready")
+                socket.close(CLOSE_TRY_LATER, "hub runtime not ready")
                 return
             await serve_websocket(socket, runtime, hub_id, query.encode("utf-8", "surrogateescape"))
 

@@ -12,16 +12,9 @@ context between the messages of a batch that share it (a batch is encoded in one
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from thalovant.protocol.envelope import BusMessage, HiveMessage
-from thalovant.protocol.errors import EnvelopeError
+from thalovant.protocol.envelope import BusMessage, HiveMessage, encode_json
 
 __all__ = ["BusFrames"]
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-"""The envelope's own JSON settings (:meth:`HiveMessage.to_bytes`): compact, ASCII, no NaN."""
 
 # A bus envelope cut around the three values of its payload (BusMessage.to_dict's keys, in
 # order): the bytes around them are what HiveMessage.to_bytes writes.
@@ -31,13 +24,6 @@ _AFTER_TYPE, _rest = _rest.split(b'"\\u0000data"')
 _AFTER_DATA, _TAIL = _rest.split(b'"\\u0000context"')
 
 _NONE = object()
-
-
-def _encode(value: Any) -> bytes:
-    try:
-        return _ENCODER.encode(value).encode()
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise EnvelopeError(f"envelope is not JSON-serialisable: {exc}") from None
 
 
 class BusFrames:
@@ -54,8 +40,6 @@ class BusFrames:
         """The compact JSON of the ``bus`` envelope carrying ``message``."""
         context = message.context
         if context is not self._context:
-            encoded = _encode(context)
-            self._context, self._context_json = context, encoded
-        return b"".join(
-            (_HEAD, _encode(message.type), _AFTER_TYPE, _encode(message.data), _AFTER_DATA, self._context_json, _TAIL)
-        )
+            self._context, self._context_json = context, encode_json(context)
+        type_json, data_json = encode_json(message.type), encode_json(message.data)
+        return b"".join((_HEAD, type_json, _AFTER_TYPE, data_json, _AFTER_DATA, self._context_json, _TAIL))

@@ -43,8 +43,7 @@ def mount_data_plane(
     """
 
     def runtime_of(request: Request) -> HubRuntime | None:
-        live = runtime if runtime is not None else getattr(request.app.state, "runtime", None)
-        return live if isinstance(live, HubRuntime) else None
+        return runtime if runtime is not None else _runtime_of(request.app)
 
     polling = PollingCarrier(
         runtime_of, idle_timeout=https_idle_timeout if https_idle_timeout is not None else idle_timeout_from_env()
@@ -56,9 +55,10 @@ def mount_data_plane(
 
 def websocket_route_of(app: Any) -> Route:
     """The WSS carrier's route for the listener serving ``app`` (its runtime: ``app.state.runtime``)."""
+    return websocket_route(lambda: _runtime_of(app))
 
-    def runtime() -> HubRuntime | None:
-        live = getattr(app.state, "runtime", None)
-        return live if isinstance(live, HubRuntime) else None
 
-    return websocket_route(runtime)
+def _runtime_of(app: Any) -> HubRuntime | None:
+    """``app.state.runtime`` once the app's lifespan made it, else ``None``."""
+    live = getattr(app.state, "runtime", None)
+    return live if isinstance(live, HubRuntime) else None
