@@ -16,6 +16,7 @@ from thalovant.protocol.envelope import (
     message_type_name,
     message_type_number,
     parse_envelope,
+    parse_json_object,
 )
 from thalovant.protocol.errors import EnvelopeError
 
@@ -148,7 +149,31 @@ def test_to_bytes_refuses_unserialisable_values() -> None:
     with pytest.raises(EnvelopeError):
         HiveMessage("bus", {"x": object()}).to_bytes()
     with pytest.raises(EnvelopeError):
-        HiveMessage("bus", {"x": float("nan")}).to_bytes()
+        HiveMessage("bus", {"x": {(1, 2): "tuple key"}}).to_bytes()
+
+
+def test_to_bytes_writes_non_finite_floats_as_null() -> None:
+    body = HiveMessage("bus", {"x": float("nan"), "y": float("-inf"), "z": 1.5}).to_bytes()
+    assert json.loads(body)["payload"] == {"x": None, "y": None, "z": 1.5}
+
+
+def test_to_bytes_keeps_what_only_the_standard_library_writes() -> None:
+    payload = {"big": 2**70, "lone": "\ud800", "deep": nested(300)}
+    assert json.loads(HiveMessage("bus", payload).to_bytes())["payload"] == payload
+
+
+def test_to_bytes_writes_non_ascii_text_as_utf8() -> None:
+    body = HiveMessage("bus", {"text": "Ünïcödé ☃"}).to_bytes()
+    assert "Ünïcödé ☃".encode() in body
+    assert json.loads(body)["payload"] == {"text": "Ünïcödé ☃"}
+
+
+def nested(depth: int) -> list[object]:
+    """A list nested ``depth`` levels deep."""
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 @settings(max_examples=200, deadline=None)
@@ -181,3 +206,38 @@ def test_arbitrary_json_objects(obj: dict[str, object]) -> None:
     assert parse_envelope(msg.to_bytes()) == msg
     msg.bus_message()
     msg.inner()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, ascii_only=st.booleans())
+def test_parsing_reads_what_the_standard_library_reads(value: object, ascii_only: bool) -> None:
+    text = json.dumps({"v": value}, ensure_ascii=ascii_only)
+    expected = json.loads(text)
+    assert parse_json_object(text.encode()) == expected
+    assert parse_json_object(text) == expected
+
+
+def test_parsing_keeps_integers_beyond_64_bits_exact() -> None:
+    assert parse_json_object(b'{"n":123456789012345678901234567890}') == {"n": 123456789012345678901234567890}
+    assert parse_json_object(b'{"n":-9223372036854775809}') == {"n": -9223372036854775809}
+
+
+def test_parsing_reads_what_only_the_standard_library_accepts() -> None:
+    assert parse_json_object(b'{"s":"\\ud800"}') == {"s": "\ud800"}
+    assert parse_json_object(b'{"big":1e400}') == {"big": float("inf")}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(b'{"a":"\xff"}', "not valid UTF-8"), (b'{"a":', "not valid JSON"), (b"[1]", "not a JSON object")],
+)
+def test_parsing_errors_say_what_is_wrong(body: bytes, message: str) -> None:
+    with pytest.raises(EnvelopeError, match=message):
+        parse_json_object(body)

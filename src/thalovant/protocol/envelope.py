@@ -8,9 +8,13 @@ with a string ``msg_type`` raises :class:`EnvelopeError`.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from thalovant.protocol.errors import EnvelopeError
 
@@ -57,15 +61,38 @@ NESTED_TYPES = frozenset(
 """Kinds whose ``payload`` is a whole inner envelope."""
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-"""Compact ASCII JSON without NaN or infinity; one instance serves every call (it keeps no state)."""
+_FALLBACK = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+"""For what orjson refuses and the standard library writes: integers beyond 64 bits, strings
+with lone surrogates (escaped), nesting deeper than orjson's limit."""
+
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+"""orjson writes keys as :mod:`json` does and leaves dataclasses and dates to the fallback (which
+refuses them, as it always has)."""
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float in its lists and dictionaries made ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def encode_json(value: Any) -> bytes:
-    """``value`` as the envelope's JSON (compact, ASCII, no NaN or infinity); :class:`EnvelopeError`
-    if it is not serialisable."""
+    """``value`` as the envelope's compact UTF-8 JSON; :class:`EnvelopeError` if it is not
+    serialisable. Dictionary keys that are ``int``, ``float``, ``bool`` or ``None`` are written
+    as strings (as :mod:`json` does); a float that is NaN or infinite is written as ``null`` (as
+    JavaScript's ``JSON.stringify`` does)."""
     try:
-        return _ENCODER.encode(value).encode()
+        return orjson.dumps(value, option=_OPTIONS)
+    except TypeError:
+        pass
+    try:
+        return _FALLBACK.encode(_finite(value)).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         raise EnvelopeError(f"envelope is not JSON-serialisable: {exc}") from None
 
@@ -179,11 +206,28 @@ def envelope_from_object(obj: Any) -> HiveMessage:
     )
 
 
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+"""A run of digits that may be an integer beyond 64 bits, which orjson would read as a float."""
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+
+
+def _loads(body: bytes | bytearray | memoryview | str) -> Any:
+    """JSON as :func:`json.loads` reads it. orjson reads the common case; the standard library
+    reads what orjson refuses or would read differently (integers beyond 64 bits, ``NaN``
+    literals, lone surrogate escapes, invalid text, for its error)."""
+    pattern = _LONG_DIGITS if isinstance(body, str) else _LONG_DIGITS_BYTES
+    if pattern.search(body) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body if isinstance(body, str) else str(body, "utf-8"))
+
+
 def parse_json_object(body: bytes | bytearray | memoryview | str, what: str = "envelope") -> dict[str, Any]:
     """Decode UTF-8 JSON that must be an object; :class:`EnvelopeError` otherwise."""
     try:
-        text = body if isinstance(body, str) else str(body, "utf-8")
-        obj = json.loads(text)
+        obj = _loads(body)
     except UnicodeDecodeError:
         raise EnvelopeError(f"{what} is not valid UTF-8") from None
     except (ValueError, RecursionError):

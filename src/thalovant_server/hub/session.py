@@ -13,13 +13,15 @@ first, as OVOS keeps them.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from thalovant.protocol.envelope import encode_json
+from thalovant.protocol.errors import EnvelopeError
 
 __all__ = [
     "ACTIVE_SKILL_SECONDS",
@@ -242,12 +244,9 @@ class SessionStore:
             del self._client_bytes[client_id]
 
 
-_SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
-
-
 def _json_size(value: Any) -> int:
-    """Bytes of ``value`` as compact JSON (what the hub would send back for it)."""
+    """Bytes of ``value`` as the envelope's JSON (what the hub would send back for it)."""
     try:
-        return len(_SIZE_ENCODER.encode(value).encode("utf-8"))
-    except (TypeError, ValueError):  # a cycle: never kept
+        return len(encode_json(value))
+    except EnvelopeError:  # a cycle: never kept
         return sys.maxsize
