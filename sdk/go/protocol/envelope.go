@@ -162,10 +162,15 @@ func ParseJSONObject(body []byte, exactNumbers bool) (map[string]any, error) {
 	if !utf8.Valid(body) {
 		return nil, newError(ErrEnvelope, "message is not valid UTF-8")
 	}
-	decoder := json.NewDecoder(bytes.NewReader(body))
-	if exactNumbers {
-		decoder.UseNumber()
+	if !exactNumbers {
+		obj, err := decodeJSONObject(body)
+		if err != nil {
+			return nil, newError(ErrEnvelope, err.Error())
+		}
+		return obj, nil
 	}
+	decoder := json.NewDecoder(bytes.NewReader(body))
+	decoder.UseNumber()
 	var value any
 	if err := decoder.Decode(&value); err != nil {
 		return nil, newError(ErrEnvelope, "message is not valid JSON")
