@@ -150,7 +150,7 @@ func (l *link) readLoop(ctx context.Context) {
 			l.lost(newErr(ErrConnection, "Plaintext received after Noise authentication."))
 			return
 		}
-		frame, err := l.channel.Open(message.Data)
+		frame, err := l.channel.OpenInPlace(message.Data) // the carrier's message is ours
 		if err == nil && frame != nil {
 			err = l.dispatch(frame)
 		}

@@ -148,10 +148,27 @@ func (c *SecureChannel) seal(body []byte, binary bool) ([][]byte, error) {
 
 // Open decrypts one transport message and returns the frame it completes, or nil.
 func (c *SecureChannel) Open(message []byte) (*Frame, error) {
+	return c.open(message, false)
+}
+
+// OpenInPlace is Open decrypting over message's own storage, for a caller that owns message:
+// its contents are overwritten, and the frame returned (now or when a chunked sequence
+// completes) may share that storage.
+func (c *SecureChannel) OpenInPlace(message []byte) (*Frame, error) {
+	return c.open(message, true)
+}
+
+func (c *SecureChannel) open(message []byte, inPlace bool) (*Frame, error) {
 	if len(message) > MaxMessage {
 		return nil, newError(ErrFraming, fmt.Sprintf("transport message of %d bytes exceeds %d", len(message), MaxMessage))
 	}
-	plaintext, err := c.recv.Decrypt(message)
+	var plaintext []byte
+	var err error
+	if inPlace {
+		plaintext, err = c.recv.DecryptInPlace(message)
+	} else {
+		plaintext, err = c.recv.Decrypt(message)
+	}
 	if err != nil {
 		return nil, err
 	}
