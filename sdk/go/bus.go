@@ -32,13 +32,21 @@ func newConversationSessionID() string { return "thalovant-session-" + randomHex
 // session gets the connection SID when it has none (or "default") and the identity's site
 // id; identity metadata is merged under metadata with the caller's keys winning.
 func runtimeContext(context map[string]any, useragent, connectionSID, siteID string, identityMetadata map[string]any) map[string]any {
-	result := deepCopyMap(context)
+	return withRuntimeContext(deepCopyMap(context), useragent, connectionSID, siteID, identityMetadata)
+}
+
+// withRuntimeContext is runtimeContext applied to result itself (a context the caller owns,
+// its session map included) and returned.
+func withRuntimeContext(result map[string]any, useragent, connectionSID, siteID string, identityMetadata map[string]any) map[string]any {
 	for key, value := range map[string]string{"source": useragent, "platform": useragent, "destination": defaultDestination} {
 		if _, ok := result[key]; !ok {
 			result[key] = value
 		}
 	}
-	session := deepCopyMap(mapping(result["session"]))
+	session := mapping(result["session"])
+	if session == nil {
+		session = map[string]any{}
+	}
 	if sid := nonEmpty(session["session_id"]); sid == "" || sid == "default" {
 		if top := nonEmpty(result["session_id"]); top != "" && top != "default" {
 			session["session_id"] = top

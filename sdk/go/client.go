@@ -668,7 +668,7 @@ func (c *Client) onEnvelope(envelope protocol.HiveMessage) {
 	if !ok {
 		return
 	}
-	event := Event{Name: bus.Type, Data: bus.Data, Context: normaliseContext(bus.Context)}
+	event := Event{Name: bus.Type, Data: bus.Data, Context: normaliseContext(bus.Context)} // the envelope is ours alone
 	rid := event.RequestID()
 	c.mu.Lock()
 	var target *replyCollector
@@ -701,18 +701,14 @@ func busOf(envelope protocol.HiveMessage, siteID string) (protocol.BusMessage, b
 }
 
 // normaliseContext drops hivemind_verified_source_peer and renames destination to source
-// (dataplane.md 7.3).
+// (dataplane.md 7.3), in context itself, and returns it.
 func normaliseContext(context map[string]any) map[string]any {
-	out := make(map[string]any, len(context))
-	for key, value := range context {
-		out[key] = value
+	delete(context, "hivemind_verified_source_peer")
+	if destination, ok := context["destination"]; ok {
+		context["source"] = destination
+		delete(context, "destination")
 	}
-	delete(out, "hivemind_verified_source_peer")
-	if destination, ok := out["destination"]; ok {
-		out["source"] = destination
-		delete(out, "destination")
-	}
-	return out
+	return context
 }
 
 // deniedAsk is the only ask in flight, for a denial without a request id, when no untracked
@@ -817,7 +813,9 @@ func (c *Client) sendUtterance(ctx context.Context, u utterance) (string, *reply
 			c.lastUntracked = time.Now()
 		}
 		c.mu.Unlock()
-		return protocol.BusEnvelope(EventRecognizerLoopUtterance, data, c.runtimeContext(msgContext, l))
+		// msgContext and its session are this message's own (utteranceMessage copies)
+		return protocol.BusEnvelope(EventRecognizerLoopUtterance, data,
+			withRuntimeContext(msgContext, c.useragent, l.sessionID, c.Identity.SiteID, c.Identity.Metadata))
 	}
 	if err := c.deliver(ctx, u.timeout, build); err != nil {
 		if u.ask {

@@ -355,3 +355,73 @@ func TestReplyCollectorRules(t *testing.T) {
 		t.Fatalf("handled without speech: %v", err)
 	}
 }
+
+// A new Events channel starts with the undelivered events since the last publication, oldest
+// first, at most the last recentEvents of them.
+func TestEventsStartWithRecentUndelivered(t *testing.T) {
+	transport := newTransport(ProtocolWSS)
+	event := func(i int) Event { return Event{Name: "e", Data: map[string]any{"i": i}} }
+	for i := 0; i < 5; i++ {
+		transport.deliver(event(i))
+	}
+	transport.markPublication()
+	for i := 5; i < 10; i++ {
+		transport.deliver(event(i))
+	}
+	first := transport.Events()
+	for i := 5; i < 10; i++ {
+		if got := <-first; got.Data["i"] != i {
+			t.Fatalf("event %d read as %v", i, got.Data["i"])
+		}
+	}
+	if len(first) != 0 {
+		t.Fatalf("%d more events than sent since the publication", len(first))
+	}
+	second := transport.Events()
+	if len(second) != 0 {
+		t.Fatalf("events already delivered are delivered again: %d", len(second))
+	}
+	transport.StopEvents(first)
+	transport.StopEvents(second)
+	transport.markPublication()
+	for i := 0; i < recentEvents+40; i++ {
+		transport.deliver(event(100 + i))
+	}
+	third := transport.Events()
+	if len(third) != recentEvents {
+		t.Fatalf("%d events, want the last %d", len(third), recentEvents)
+	}
+	for i := 40; i < recentEvents+40; i++ {
+		if got := <-third; got.Data["i"] != 100+i {
+			t.Fatalf("event %d read as %v", 100+i, got.Data["i"])
+		}
+	}
+}
+
+// runtimeContext leaves the caller's context as it was; withRuntimeContext builds the same
+// context in the map it is given.
+func TestRuntimeContextCopiesOrOwns(t *testing.T) {
+	for _, base := range []map[string]any{
+		nil,
+		{"session": "not a map", "metadata": map[string]any{"a": 1}},
+		{"session": map[string]any{"session_id": "default", "active_skills": []any{[]any{"x", 1.0}}}, "session_id": "top", "source": "me"},
+	} {
+		before := deepCopyMap(base)
+		copied := runtimeContext(base, "UA/1", "conn", "site", map[string]any{"room": "r", "a": 2})
+		if !reflect.DeepEqual(deepCopyMap(base), before) {
+			t.Fatalf("runtimeContext changed its argument: %v", base)
+		}
+		owned := withRuntimeContext(deepCopyMap(base), "UA/1", "conn", "site", map[string]any{"room": "r", "a": 2})
+		if !reflect.DeepEqual(copied, owned) {
+			t.Fatalf("runtimeContext %v, withRuntimeContext %v", copied, owned)
+		}
+	}
+}
+
+func TestNormaliseContext(t *testing.T) {
+	context := map[string]any{"destination": "d", "source": "s", "hivemind_verified_source_peer": "p", "k": 1}
+	got := normaliseContext(context)
+	if !reflect.DeepEqual(got, map[string]any{"source": "d", "k": 1}) {
+		t.Fatalf("normalised: %v", got)
+	}
+}
