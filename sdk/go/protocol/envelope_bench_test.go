@@ -15,3 +15,17 @@ func BenchmarkParseEnvelope(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkEnvelopeBytes(b *testing.B) {
+	obj, err := ParseJSONObject([]byte(sampleSpeak), false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	envelope, _ := EnvelopeFromObject(obj)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := envelope.Bytes(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
