@@ -82,7 +82,7 @@ var errNotSent = errors.New("nothing was sent")
 // that fails reports the link lost (the reader may not have noticed yet); when nothing went out
 // the error wraps errNotSent.
 func (l *link) send(ctx context.Context, message protocol.HiveMessage) error {
-	body, err := message.Bytes()
+	plaintext, err := protocol.AppendJSONPlaintext(make([]byte, 0, 1024), message)
 	if err != nil {
 		return wrapErr(ErrConnection, err, "Cannot send this message: %v", err)
 	}
@@ -94,7 +94,7 @@ func (l *link) send(ctx context.Context, message protocol.HiveMessage) error {
 	if closing || linkErr != nil {
 		return wrapErr(ErrConnection, errNotSent, "The hub connection is closed.")
 	}
-	parts, err := l.channel.SealJSON(body)
+	parts, err := l.channel.SealJSONPlaintext(plaintext)
 	if err != nil {
 		return wrapErr(ErrConnection, err, "Cannot seal this message: %v", err)
 	}

@@ -1,6 +1,9 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Transport markers: the first byte of every decrypted transport message (spec 3.11).
 const (
@@ -125,6 +128,33 @@ type SecureChannel struct {
 // NewSecureChannel wraps the cipher states of a finished handshake.
 func NewSecureChannel(send, recv *CipherState) *SecureChannel {
 	return &SecureChannel{send: send, recv: recv}
+}
+
+// AppendJSONPlaintext appends to dst the transport plaintext of a complete JSON frame carrying
+// envelope (MarkerJSON, then its JSON), with room after it for the tag SealJSONPlaintext adds.
+func AppendJSONPlaintext(dst []byte, envelope HiveMessage) ([]byte, error) {
+	out, err := envelope.AppendJSON(append(dst, MarkerJSON))
+	if err != nil {
+		return nil, newError(ErrEnvelope, "envelope is not JSON-serialisable: "+err.Error())
+	}
+	return slices.Grow(out, tagLen), nil
+}
+
+// SealJSONPlaintext returns the transport messages carrying the JSON frame whose plaintext
+// AppendJSONPlaintext made: what SealJSON returns for its body. When the body fits one
+// transport message it is sealed over plaintext's own storage.
+func (c *SecureChannel) SealJSONPlaintext(plaintext []byte) ([][]byte, error) {
+	if len(plaintext) == 0 || plaintext[0] != MarkerJSON {
+		return nil, newError(ErrFraming, "not the plaintext of a complete JSON frame")
+	}
+	if len(plaintext)-1 > ChunkSize {
+		return c.seal(plaintext[1:], false)
+	}
+	sealed, err := c.send.EncryptInPlace(plaintext)
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{sealed}, nil
 }
 
 // SealJSON returns the transport messages carrying one JSON envelope body.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -65,5 +66,51 @@ func TestOpenInPlaceMatchesOpen(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// SealJSONPlaintext seals what SealJSON seals for the same envelope, whole and chunked.
+func TestSealJSONPlaintextMatchesSealJSON(t *testing.T) {
+	key := bytes.Repeat([]byte{9}, 32)
+	small := BusEnvelope("speak", map[string]any{"utterance": "hi <there>"}, nil)
+	large := BusEnvelope("speak", map[string]any{"utterance": strings.Repeat("x", 2*ChunkSize+5)}, nil)
+	for _, suite := range []string{SuiteChaCha, SuiteAESGCM} {
+		for _, envelope := range []HiveMessage{small, large} {
+			body, err := envelope.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sendA, _ := NewCipherState(suite, key, 3)
+			sendB, _ := NewCipherState(suite, key, 3)
+			want, err := NewSecureChannel(sendA, nil).SealJSON(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, dst := range [][]byte{nil, make([]byte, 0, 1024)} {
+				plaintext, err := AppendJSONPlaintext(dst, envelope)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cap(plaintext)-len(plaintext) < tagLen || plaintext[0] != MarkerJSON || !bytes.Equal(plaintext[1:], body) {
+					t.Fatalf("plaintext of %d bytes (cap %d) is not the marker and the body", len(plaintext), cap(plaintext))
+				}
+			}
+			plaintext, _ := AppendJSONPlaintext(make([]byte, 0, 1024), envelope)
+			got, err := NewSecureChannel(sendB, nil).SealJSONPlaintext(plaintext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%s: %d messages, SealJSON gives %d", suite, len(got), len(want))
+			}
+			for i := range got {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Fatalf("%s: message %d differs", suite, i)
+				}
+			}
+		}
+	}
+	if _, err := NewSecureChannel(nil, nil).SealJSONPlaintext([]byte("{}")); !errors.Is(err, ErrFraming) {
+		t.Fatalf("a plaintext without the marker: %v", err)
 	}
 }

@@ -101,6 +101,16 @@ func (c *CipherState) Decrypt(ciphertext []byte) ([]byte, error) {
 	return out, nil
 }
 
+// EncryptInPlace is Encrypt over plaintext's own storage (the tag is appended, in place when
+// plaintext has 16 bytes of spare capacity): plaintext's contents are overwritten.
+func (c *CipherState) EncryptInPlace(plaintext []byte) ([]byte, error) {
+	out, err := c.cs.Encrypt(plaintext[:0], nil, plaintext)
+	if err != nil {
+		return nil, newError(ErrHandshake, "cannot encrypt: "+err.Error())
+	}
+	return out, nil
+}
+
 // DecryptInPlace is Decrypt over ciphertext's own storage: the plaintext returned aliases
 // ciphertext, whose contents are overwritten whether or not it authenticates.
 func (c *CipherState) DecryptInPlace(ciphertext []byte) ([]byte, error) {
