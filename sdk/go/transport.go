@@ -119,9 +119,13 @@ func (t *Transport) remember(item recentEvent) *recentEvent {
 	return slot
 }
 
+// markPublication notes a publication: the events kept so far can no longer start a channel,
+// so they are let go.
 func (t *Transport) markPublication() {
 	t.mu.Lock()
 	t.publishSeq = t.seq
+	clear(t.recent)
+	t.recent, t.recentNext = t.recent[:0], 0
 	t.mu.Unlock()
 }
 

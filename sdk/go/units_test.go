@@ -384,6 +384,9 @@ func TestEventsStartWithRecentUndelivered(t *testing.T) {
 	transport.StopEvents(first)
 	transport.StopEvents(second)
 	transport.markPublication()
+	if len(transport.recent) != 0 {
+		t.Fatalf("%d events kept after a publication", len(transport.recent))
+	}
 	for i := 0; i < recentEvents+40; i++ {
 		transport.deliver(event(100 + i))
 	}
