@@ -162,7 +162,7 @@ type Client struct {
 
 	collectors    map[string]*replyCollector
 	carryWatch    map[string]string
-	carried       map[string]map[string]any
+	carried       map[string]map[string]any // per session, carriedFields: replaced, never modified
 	lastUntracked time.Time
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thalovant/thalovant-go-sdk/protocol"
 )
 
 // Unit tests of the pure parts: no hub needed.
@@ -426,5 +428,24 @@ func TestNormaliseContext(t *testing.T) {
 	got := normaliseContext(context)
 	if !reflect.DeepEqual(got, map[string]any{"source": "d", "k": 1}) {
 		t.Fatalf("normalised: %v", got)
+	}
+}
+
+// An ask's message shares the carried conversation values and leaves them as they were.
+func TestUtteranceLeavesCarriedValues(t *testing.T) {
+	carried := map[string]any{"active_skills": []any{[]any{"jokes", 1.5}}, "context": map[string]any{"k": map[string]any{"n": 1.0}}}
+	before := deepCopyMap(carried)
+	_, data, msg := utteranceMessage("hi", "en-us", "", "rid", map[string]any{"session": map[string]any{"lang": "fr"}}, "site", carried)
+	full := withRuntimeContext(msg, "UA/1", "conn", "site", map[string]any{"m": 1.0})
+	body, err := protocol.BusEnvelope(EventRecognizerLoopUtterance, data, full).Bytes()
+	if err != nil || !strings.Contains(string(body), `"active_skills":[["jokes",1.5]]`) {
+		t.Fatalf("message %s, %v", body, err)
+	}
+	if !reflect.DeepEqual(carried, before) {
+		t.Fatalf("carried values changed: %v", carried)
+	}
+	session := mapping(full["session"])
+	if session["request_id"] != "rid" || full["request_id"] != "rid" || full["thalovant_request_id"] != "rid" || session["lang"] != "fr" {
+		t.Fatalf("context: %v", full)
 	}
 }
