@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -681,10 +682,18 @@ func (c *Client) onEnvelope(envelope protocol.HiveMessage) {
 		target = c.deniedAsk(event)
 	}
 	c.mu.Unlock()
-	if target != nil {
+	answered := false
+	if target != nil && !target.finished() {
 		target.feed(event)
+		answered = target.finished()
 	}
 	c.Transport.deliver(event)
+	if answered {
+		// The asker is ready to run: let it, before this reader goes on to the hub's next
+		// messages (often already read: the rest of the reply). With one processor it would
+		// otherwise wait for them.
+		runtime.Gosched()
+	}
 }
 
 // busOf is the bus message an inbound envelope delivers to this client, if any.
