@@ -161,8 +161,12 @@ type Client struct {
 	resent     int           // asks sent again after a restart close
 	changed    chan struct{} // closed and replaced whenever the link or an attempt's outcome changes
 
-	collectors    map[string]*replyCollector
+	collectors map[string]*replyCollector
+	// carryWatch maps the request id of an ask to its session while a handled event for it
+	// still updates the conversation state: from the send until CarryGrace after the ask
+	// ended, the time carryEnds holds for it (in the order the asks ended)
 	carryWatch    map[string]string
+	carryEnds     []carryEnd
 	carried       map[string]map[string]any // per session, carriedFields: replaced, never modified
 	lastUntracked time.Time
 }
@@ -675,8 +679,11 @@ func (c *Client) onEnvelope(envelope protocol.HiveMessage) {
 	var target *replyCollector
 	if rid != "" {
 		target = c.collectors[rid]
-		if sid, watched := c.carryWatch[rid]; watched && event.Name == EventUtteranceHandled {
-			c.rememberConversation(sid, event)
+		if event.Name == EventUtteranceHandled {
+			c.endCarryWatches(time.Now())
+			if sid, watched := c.carryWatch[rid]; watched {
+				c.rememberConversation(sid, event)
+			}
 		}
 	} else if event.Name == EventPolicyDenied {
 		target = c.deniedAsk(event)
@@ -733,6 +740,25 @@ func (c *Client) deniedAsk(event Event) *replyCollector {
 		return collector
 	}
 	return nil
+}
+
+// carryEnd is when the carry watch of an ask's request id ends.
+type carryEnd struct {
+	requestID string
+	at        time.Time
+}
+
+// endCarryWatches drops the carry watches whose time is up at now. Called with c.mu held.
+func (c *Client) endCarryWatches(now time.Time) {
+	ended := 0
+	for ended < len(c.carryEnds) && !c.carryEnds[ended].at.After(now) {
+		delete(c.carryWatch, c.carryEnds[ended].requestID)
+		ended++
+	}
+	if ended > 0 {
+		clear(c.carryEnds[:ended])
+		c.carryEnds = c.carryEnds[ended:]
+	}
 }
 
 // rememberConversation keeps the carried session fields under the request's session id and
@@ -855,12 +881,10 @@ func (c *Client) Ask(ctx context.Context, text string, options RequestOptions) (
 	defer func() {
 		c.mu.Lock()
 		delete(c.collectors, rid)
+		now := time.Now()
+		c.carryEnds = append(c.carryEnds, carryEnd{requestID: rid, at: now.Add(CarryGrace)})
+		c.endCarryWatches(now)
 		c.mu.Unlock()
-		time.AfterFunc(CarryGrace, func() {
-			c.mu.Lock()
-			delete(c.carryWatch, rid)
-			c.mu.Unlock()
-		})
 	}()
 	for {
 		_, collector, err := c.sendUtterance(ctx, utterance{text: text, lang: options.Lang, sessionID: options.SessionID,

@@ -449,3 +449,35 @@ func TestUtteranceLeavesCarriedValues(t *testing.T) {
 		t.Fatalf("context: %v", full)
 	}
 }
+
+// A handled event updates the conversation state of its ask's session until CarryGrace after
+// the ask ended, not after.
+func TestCarryWatchEnds(t *testing.T) {
+	c := &Client{Identity: &Identity{SiteID: "site"}, Transport: newTransport(ProtocolWSS),
+		collectors: map[string]*replyCollector{}, carryWatch: map[string]string{}, carried: map[string]map[string]any{}}
+	handled := func(rid string) protocol.HiveMessage {
+		return protocol.BusEnvelope(EventUtteranceHandled, nil, map[string]any{"request_id": rid,
+			"session": map[string]any{"session_id": "s-" + rid, "active_skills": []any{"jokes"}}})
+	}
+	now := time.Now()
+	c.carryWatch["ended"], c.carryWatch["ending"], c.carryWatch["asking"] = "s-ended", "s-ending", "s-asking"
+	c.carryEnds = []carryEnd{{"ended", now.Add(-time.Millisecond)}, {"ending", now.Add(time.Hour)}}
+	for _, rid := range []string{"ended", "ending", "asking"} {
+		c.onEnvelope(handled(rid))
+	}
+	if _, ok := c.carried["s-ended"]; ok {
+		t.Fatal("a handled event after the carry grace updated the conversation")
+	}
+	for _, sid := range []string{"s-ending", "s-asking"} {
+		if mapping(c.carried[sid]) == nil {
+			t.Fatalf("no conversation state kept for %s: %v", sid, c.carried)
+		}
+	}
+	if _, ok := c.carryWatch["ended"]; ok || len(c.carryEnds) != 1 || len(c.carryWatch) != 2 {
+		t.Fatalf("watches %v, ends %v", c.carryWatch, c.carryEnds)
+	}
+	c.endCarryWatches(now.Add(2 * time.Hour))
+	if len(c.carryWatch) != 1 || len(c.carryEnds) != 0 {
+		t.Fatalf("watches %v, ends %v", c.carryWatch, c.carryEnds)
+	}
+}
