@@ -32,13 +32,23 @@ func newConversationSessionID() string { return "thalovant-session-" + randomHex
 // session gets the connection SID when it has none (or "default") and the identity's site
 // id; identity metadata is merged under metadata with the caller's keys winning.
 func runtimeContext(context map[string]any, useragent, connectionSID, siteID string, identityMetadata map[string]any) map[string]any {
-	result := deepCopyMap(context)
-	for key, value := range map[string]string{"source": useragent, "platform": useragent, "destination": defaultDestination} {
-		if _, ok := result[key]; !ok {
-			result[key] = value
+	return withRuntimeContext(deepCopyMap(context), useragent, connectionSID, siteID, identityMetadata)
+}
+
+// withRuntimeContext is runtimeContext applied to result itself (a context the caller owns,
+// its session map included) and returned.
+func withRuntimeContext(result map[string]any, useragent, connectionSID, siteID string, identityMetadata map[string]any) map[string]any {
+	for _, field := range [...]struct{ key, value string }{
+		{"source", useragent}, {"platform", useragent}, {"destination", defaultDestination},
+	} {
+		if _, ok := result[field.key]; !ok {
+			result[field.key] = field.value
 		}
 	}
-	session := deepCopyMap(mapping(result["session"]))
+	session := mapping(result["session"])
+	if session == nil {
+		session = map[string]any{}
+	}
 	if sid := nonEmpty(session["session_id"]); sid == "" || sid == "default" {
 		if top := nonEmpty(result["session_id"]); top != "" && top != "default" {
 			session["session_id"] = top
@@ -62,7 +72,8 @@ func runtimeContext(context map[string]any, useragent, connectionSID, siteID str
 
 // utteranceMessage is (request id, data, context) of a recognizer_loop:utterance before the
 // runtime context applies; carried holds the conversation fields remembered for the session,
-// each copied in unless the caller's context sets it.
+// each set unless the caller's context sets it. The context is the message's own, except for
+// the carried values, which it shares (they are never modified).
 func utteranceMessage(text, lang, sessionID, requestID string, context map[string]any, siteID string, carried map[string]any) (string, map[string]any, map[string]any) {
 	rid := requestID
 	if rid == "" {
@@ -84,19 +95,21 @@ func utteranceMessage(text, lang, sessionID, requestID string, context map[strin
 	if _, ok := session["lang"]; !ok {
 		session["lang"] = lang
 	}
-	session["request_id"] = rid
+	var ridValue any = rid // one string header for the three places
+	session["request_id"] = ridValue
 	for key, value := range carried {
 		if _, ok := session[key]; !ok {
-			session[key] = deepCopy(value)
+			session[key] = value
 		}
 	}
 	ctx["session"] = session
-	ctx["request_id"] = rid
-	ctx["thalovant_request_id"] = rid
+	ctx["request_id"] = ridValue
+	ctx["thalovant_request_id"] = ridValue
 	return rid, data, ctx
 }
 
-// carriedFields are the truthy conversation fields of a handled event's session.
+// carriedFields are the truthy conversation fields of a handled event's session, deep copies
+// that nothing modifies afterwards (every ask of the session shares them).
 func carriedFields(session map[string]any) map[string]any {
 	out := map[string]any{}
 	for _, key := range ConversationSessionFields {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -160,9 +161,13 @@ type Client struct {
 	resent     int           // asks sent again after a restart close
 	changed    chan struct{} // closed and replaced whenever the link or an attempt's outcome changes
 
-	collectors    map[string]*replyCollector
+	collectors map[string]*replyCollector
+	// carryWatch maps the request id of an ask to its session while a handled event for it
+	// still updates the conversation state: from the send until CarryGrace after the ask
+	// ended, the time carryEnds holds for it (in the order the asks ended)
 	carryWatch    map[string]string
-	carried       map[string]map[string]any
+	carryEnds     []carryEnd
+	carried       map[string]map[string]any // per session, carriedFields: replaced, never modified
 	lastUntracked time.Time
 }
 
@@ -668,23 +673,34 @@ func (c *Client) onEnvelope(envelope protocol.HiveMessage) {
 	if !ok {
 		return
 	}
-	event := Event{Name: bus.Type, Data: bus.Data, Context: normaliseContext(bus.Context)}
+	event := Event{Name: bus.Type, Data: bus.Data, Context: normaliseContext(bus.Context)} // the envelope is ours alone
 	rid := event.RequestID()
 	c.mu.Lock()
 	var target *replyCollector
 	if rid != "" {
 		target = c.collectors[rid]
-		if sid, watched := c.carryWatch[rid]; watched && event.Name == EventUtteranceHandled {
-			c.rememberConversation(sid, event)
+		if event.Name == EventUtteranceHandled {
+			c.endCarryWatches(time.Now())
+			if sid, watched := c.carryWatch[rid]; watched {
+				c.rememberConversation(sid, event)
+			}
 		}
 	} else if event.Name == EventPolicyDenied {
 		target = c.deniedAsk(event)
 	}
 	c.mu.Unlock()
-	if target != nil {
+	answered := false
+	if target != nil && !target.finished() {
 		target.feed(event)
+		answered = target.finished()
 	}
 	c.Transport.deliver(event)
+	if answered {
+		// The asker is ready to run: let it, before this reader goes on to the hub's next
+		// messages (often already read: the rest of the reply). With one processor it would
+		// otherwise wait for them.
+		runtime.Gosched()
+	}
 }
 
 // busOf is the bus message an inbound envelope delivers to this client, if any.
@@ -701,18 +717,14 @@ func busOf(envelope protocol.HiveMessage, siteID string) (protocol.BusMessage, b
 }
 
 // normaliseContext drops hivemind_verified_source_peer and renames destination to source
-// (dataplane.md 7.3).
+// (dataplane.md 7.3), in context itself, and returns it.
 func normaliseContext(context map[string]any) map[string]any {
-	out := make(map[string]any, len(context))
-	for key, value := range context {
-		out[key] = value
+	delete(context, "hivemind_verified_source_peer")
+	if destination, ok := context["destination"]; ok {
+		context["source"] = destination
+		delete(context, "destination")
 	}
-	delete(out, "hivemind_verified_source_peer")
-	if destination, ok := out["destination"]; ok {
-		out["source"] = destination
-		delete(out, "destination")
-	}
-	return out
+	return context
 }
 
 // deniedAsk is the only ask in flight, for a denial without a request id, when no untracked
@@ -728,6 +740,25 @@ func (c *Client) deniedAsk(event Event) *replyCollector {
 		return collector
 	}
 	return nil
+}
+
+// carryEnd is when the carry watch of an ask's request id ends.
+type carryEnd struct {
+	requestID string
+	at        time.Time
+}
+
+// endCarryWatches drops the carry watches whose time is up at now. Called with c.mu held.
+func (c *Client) endCarryWatches(now time.Time) {
+	ended := 0
+	for ended < len(c.carryEnds) && !c.carryEnds[ended].at.After(now) {
+		delete(c.carryWatch, c.carryEnds[ended].requestID)
+		ended++
+	}
+	if ended > 0 {
+		clear(c.carryEnds[:ended])
+		c.carryEnds = c.carryEnds[ended:]
+	}
 }
 
 // rememberConversation keeps the carried session fields under the request's session id and
@@ -817,7 +848,9 @@ func (c *Client) sendUtterance(ctx context.Context, u utterance) (string, *reply
 			c.lastUntracked = time.Now()
 		}
 		c.mu.Unlock()
-		return protocol.BusEnvelope(EventRecognizerLoopUtterance, data, c.runtimeContext(msgContext, l))
+		// msgContext and its session are this message's own (utteranceMessage copies)
+		return protocol.BusEnvelope(EventRecognizerLoopUtterance, data,
+			withRuntimeContext(msgContext, c.useragent, l.sessionID, c.Identity.SiteID, c.Identity.Metadata))
 	}
 	if err := c.deliver(ctx, u.timeout, build); err != nil {
 		if u.ask {
@@ -848,12 +881,10 @@ func (c *Client) Ask(ctx context.Context, text string, options RequestOptions) (
 	defer func() {
 		c.mu.Lock()
 		delete(c.collectors, rid)
+		now := time.Now()
+		c.carryEnds = append(c.carryEnds, carryEnd{requestID: rid, at: now.Add(CarryGrace)})
+		c.endCarryWatches(now)
 		c.mu.Unlock()
-		time.AfterFunc(CarryGrace, func() {
-			c.mu.Lock()
-			delete(c.carryWatch, rid)
-			c.mu.Unlock()
-		})
 	}()
 	for {
 		_, collector, err := c.sendUtterance(ctx, utterance{text: text, lang: options.Lang, sessionID: options.SessionID,

@@ -82,7 +82,7 @@ var errNotSent = errors.New("nothing was sent")
 // that fails reports the link lost (the reader may not have noticed yet); when nothing went out
 // the error wraps errNotSent.
 func (l *link) send(ctx context.Context, message protocol.HiveMessage) error {
-	body, err := message.Bytes()
+	plaintext, err := protocol.AppendJSONPlaintext(make([]byte, 0, 1024), message)
 	if err != nil {
 		return wrapErr(ErrConnection, err, "Cannot send this message: %v", err)
 	}
@@ -94,7 +94,7 @@ func (l *link) send(ctx context.Context, message protocol.HiveMessage) error {
 	if closing || linkErr != nil {
 		return wrapErr(ErrConnection, errNotSent, "The hub connection is closed.")
 	}
-	parts, err := l.channel.SealJSON(body)
+	parts, err := l.channel.SealJSONPlaintext(plaintext)
 	if err != nil {
 		return wrapErr(ErrConnection, err, "Cannot seal this message: %v", err)
 	}
@@ -150,7 +150,7 @@ func (l *link) readLoop(ctx context.Context) {
 			l.lost(newErr(ErrConnection, "Plaintext received after Noise authentication."))
 			return
 		}
-		frame, err := l.channel.Open(message.Data)
+		frame, err := l.channel.OpenInPlace(message.Data) // the carrier's message is ours
 		if err == nil && frame != nil {
 			err = l.dispatch(frame)
 		}

@@ -31,11 +31,14 @@ type Transport struct {
 
 	mu          sync.Mutex
 	subscribers map[chan Event]struct{}
-	recent      []*recentEvent
-	seq         uint64
-	publishSeq  uint64
-	closed      bool
-	dropped     uint64
+	// recent holds the last recentEvents events, oldest first from recentNext (where the next
+	// one goes once it is full)
+	recent     []recentEvent
+	recentNext int
+	seq        uint64
+	publishSeq uint64
+	closed     bool
+	dropped    uint64
 }
 
 func newTransport(protocol HubProtocol) *Transport {
@@ -55,7 +58,8 @@ func (t *Transport) Events() <-chan Event {
 		return ch
 	}
 	horizon := time.Now().Add(-recentHorizon)
-	for _, item := range t.recent {
+	for i := range t.recent {
+		item := &t.recent[(t.recentNext+i)%len(t.recent)]
 		if item.seq > t.publishSeq && !item.delivered && item.at.After(horizon) && len(ch) < cap(ch) {
 			ch <- item.event
 			item.delivered = true
@@ -91,11 +95,7 @@ func (t *Transport) deliver(event Event) {
 		return
 	}
 	t.seq++
-	item := &recentEvent{seq: t.seq, at: time.Now(), event: event}
-	if len(t.recent) >= recentEvents {
-		t.recent = t.recent[1:]
-	}
-	t.recent = append(t.recent, item)
+	item := t.remember(recentEvent{seq: t.seq, at: time.Now(), event: event})
 	for ch := range t.subscribers {
 		select {
 		case ch <- event:
@@ -106,9 +106,26 @@ func (t *Transport) deliver(event Event) {
 	}
 }
 
+// remember keeps item in place of the oldest event once recentEvents are kept, and returns
+// where it is. Called with t.mu held.
+func (t *Transport) remember(item recentEvent) *recentEvent {
+	if len(t.recent) < recentEvents {
+		t.recent = append(t.recent, item)
+		return &t.recent[len(t.recent)-1]
+	}
+	slot := &t.recent[t.recentNext]
+	*slot = item
+	t.recentNext = (t.recentNext + 1) % recentEvents
+	return slot
+}
+
+// markPublication notes a publication: the events kept so far can no longer start a channel,
+// so they are let go.
 func (t *Transport) markPublication() {
 	t.mu.Lock()
 	t.publishSeq = t.seq
+	clear(t.recent)
+	t.recent, t.recentNext = t.recent[:0], 0
 	t.mu.Unlock()
 }
 
@@ -120,7 +137,7 @@ func (t *Transport) shutdown() {
 		close(ch)
 	}
 	t.subscribers = map[chan Event]struct{}{}
-	t.recent = nil
+	t.recent, t.recentNext = nil, 0
 }
 
 func (t *Transport) reopen() {

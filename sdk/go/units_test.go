@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thalovant/thalovant-go-sdk/protocol"
 )
 
 // Unit tests of the pure parts: no hub needed.
@@ -353,5 +355,129 @@ func TestReplyCollectorRules(t *testing.T) {
 	c.feed(Event{Name: EventUtteranceHandled})
 	if _, err = c.result(t.Context(), time.Second); !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "did not emit a speak") {
 		t.Fatalf("handled without speech: %v", err)
+	}
+}
+
+// A new Events channel starts with the undelivered events since the last publication, oldest
+// first, at most the last recentEvents of them.
+func TestEventsStartWithRecentUndelivered(t *testing.T) {
+	transport := newTransport(ProtocolWSS)
+	event := func(i int) Event { return Event{Name: "e", Data: map[string]any{"i": i}} }
+	for i := 0; i < 5; i++ {
+		transport.deliver(event(i))
+	}
+	transport.markPublication()
+	for i := 5; i < 10; i++ {
+		transport.deliver(event(i))
+	}
+	first := transport.Events()
+	for i := 5; i < 10; i++ {
+		if got := <-first; got.Data["i"] != i {
+			t.Fatalf("event %d read as %v", i, got.Data["i"])
+		}
+	}
+	if len(first) != 0 {
+		t.Fatalf("%d more events than sent since the publication", len(first))
+	}
+	second := transport.Events()
+	if len(second) != 0 {
+		t.Fatalf("events already delivered are delivered again: %d", len(second))
+	}
+	transport.StopEvents(first)
+	transport.StopEvents(second)
+	transport.markPublication()
+	if len(transport.recent) != 0 {
+		t.Fatalf("%d events kept after a publication", len(transport.recent))
+	}
+	for i := 0; i < recentEvents+40; i++ {
+		transport.deliver(event(100 + i))
+	}
+	third := transport.Events()
+	if len(third) != recentEvents {
+		t.Fatalf("%d events, want the last %d", len(third), recentEvents)
+	}
+	for i := 40; i < recentEvents+40; i++ {
+		if got := <-third; got.Data["i"] != 100+i {
+			t.Fatalf("event %d read as %v", 100+i, got.Data["i"])
+		}
+	}
+}
+
+// runtimeContext leaves the caller's context as it was; withRuntimeContext builds the same
+// context in the map it is given.
+func TestRuntimeContextCopiesOrOwns(t *testing.T) {
+	for _, base := range []map[string]any{
+		nil,
+		{"session": "not a map", "metadata": map[string]any{"a": 1}},
+		{"session": map[string]any{"session_id": "default", "active_skills": []any{[]any{"x", 1.0}}}, "session_id": "top", "source": "me"},
+	} {
+		before := deepCopyMap(base)
+		copied := runtimeContext(base, "UA/1", "conn", "site", map[string]any{"room": "r", "a": 2})
+		if !reflect.DeepEqual(deepCopyMap(base), before) {
+			t.Fatalf("runtimeContext changed its argument: %v", base)
+		}
+		owned := withRuntimeContext(deepCopyMap(base), "UA/1", "conn", "site", map[string]any{"room": "r", "a": 2})
+		if !reflect.DeepEqual(copied, owned) {
+			t.Fatalf("runtimeContext %v, withRuntimeContext %v", copied, owned)
+		}
+	}
+}
+
+func TestNormaliseContext(t *testing.T) {
+	context := map[string]any{"destination": "d", "source": "s", "hivemind_verified_source_peer": "p", "k": 1}
+	got := normaliseContext(context)
+	if !reflect.DeepEqual(got, map[string]any{"source": "d", "k": 1}) {
+		t.Fatalf("normalised: %v", got)
+	}
+}
+
+// An ask's message shares the carried conversation values and leaves them as they were.
+func TestUtteranceLeavesCarriedValues(t *testing.T) {
+	carried := map[string]any{"active_skills": []any{[]any{"jokes", 1.5}}, "context": map[string]any{"k": map[string]any{"n": 1.0}}}
+	before := deepCopyMap(carried)
+	_, data, msg := utteranceMessage("hi", "en-us", "", "rid", map[string]any{"session": map[string]any{"lang": "fr"}}, "site", carried)
+	full := withRuntimeContext(msg, "UA/1", "conn", "site", map[string]any{"m": 1.0})
+	body, err := protocol.BusEnvelope(EventRecognizerLoopUtterance, data, full).Bytes()
+	if err != nil || !strings.Contains(string(body), `"active_skills":[["jokes",1.5]]`) {
+		t.Fatalf("message %s, %v", body, err)
+	}
+	if !reflect.DeepEqual(carried, before) {
+		t.Fatalf("carried values changed: %v", carried)
+	}
+	session := mapping(full["session"])
+	if session["request_id"] != "rid" || full["request_id"] != "rid" || full["thalovant_request_id"] != "rid" || session["lang"] != "fr" {
+		t.Fatalf("context: %v", full)
+	}
+}
+
+// A handled event updates the conversation state of its ask's session until CarryGrace after
+// the ask ended, not after.
+func TestCarryWatchEnds(t *testing.T) {
+	c := &Client{Identity: &Identity{SiteID: "site"}, Transport: newTransport(ProtocolWSS),
+		collectors: map[string]*replyCollector{}, carryWatch: map[string]string{}, carried: map[string]map[string]any{}}
+	handled := func(rid string) protocol.HiveMessage {
+		return protocol.BusEnvelope(EventUtteranceHandled, nil, map[string]any{"request_id": rid,
+			"session": map[string]any{"session_id": "s-" + rid, "active_skills": []any{"jokes"}}})
+	}
+	now := time.Now()
+	c.carryWatch["ended"], c.carryWatch["ending"], c.carryWatch["asking"] = "s-ended", "s-ending", "s-asking"
+	c.carryEnds = []carryEnd{{"ended", now.Add(-time.Millisecond)}, {"ending", now.Add(time.Hour)}}
+	for _, rid := range []string{"ended", "ending", "asking"} {
+		c.onEnvelope(handled(rid))
+	}
+	if _, ok := c.carried["s-ended"]; ok {
+		t.Fatal("a handled event after the carry grace updated the conversation")
+	}
+	for _, sid := range []string{"s-ending", "s-asking"} {
+		if mapping(c.carried[sid]) == nil {
+			t.Fatalf("no conversation state kept for %s: %v", sid, c.carried)
+		}
+	}
+	if _, ok := c.carryWatch["ended"]; ok || len(c.carryEnds) != 1 || len(c.carryWatch) != 2 {
+		t.Fatalf("watches %v, ends %v", c.carryWatch, c.carryEnds)
+	}
+	c.endCarryWatches(now.Add(2 * time.Hour))
+	if len(c.carryWatch) != 1 || len(c.carryEnds) != 0 {
+		t.Fatalf("watches %v, ends %v", c.carryWatch, c.carryEnds)
 	}
 }

@@ -113,23 +113,34 @@ func (m HiveMessage) withDefaults() HiveMessage {
 
 // MarshalJSON writes all eight fields (null, {} or [] when unused), compactly.
 func (m HiveMessage) MarshalJSON() ([]byte, error) {
+	return m.AppendJSON(nil)
+}
+
+// AppendJSON appends to dst what MarshalJSON returns.
+func (m HiveMessage) AppendJSON(dst []byte) ([]byte, error) {
 	m = m.withDefaults()
-	return json.Marshal(struct {
-		MsgType      string         `json:"msg_type"`
-		Payload      map[string]any `json:"payload"`
-		Metadata     map[string]any `json:"metadata"`
-		Route        []any          `json:"route"`
-		Node         any            `json:"node"`
-		TargetSiteID any            `json:"target_site_id"`
-		TargetPubkey any            `json:"target_pubkey"`
-		SourcePeer   any            `json:"source_peer"`
-	}{m.MsgType, m.Payload, m.Metadata, m.Route, m.Node, m.TargetSiteID, m.TargetPubkey, m.SourcePeer})
+	var err error
+	dst = append(dst, `{"msg_type":`...)
+	dst = appendJSONString(dst, m.MsgType)
+	for _, field := range [...]struct {
+		name  string
+		value any
+	}{
+		{`,"payload":`, m.Payload}, {`,"metadata":`, m.Metadata}, {`,"route":`, m.Route}, {`,"node":`, m.Node},
+		{`,"target_site_id":`, m.TargetSiteID}, {`,"target_pubkey":`, m.TargetPubkey}, {`,"source_peer":`, m.SourcePeer},
+	} {
+		dst = append(dst, field.name...)
+		if dst, err = appendJSONValue(dst, field.value, 1); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, '}'), nil
 }
 
 // Bytes is the compact JSON of the envelope; an error matching ErrEnvelope if it cannot be
 // serialised.
 func (m HiveMessage) Bytes() ([]byte, error) {
-	out, err := m.MarshalJSON()
+	out, err := m.AppendJSON(make([]byte, 0, 1024))
 	if err != nil {
 		return nil, newError(ErrEnvelope, "envelope is not JSON-serialisable: "+err.Error())
 	}
@@ -162,10 +173,15 @@ func ParseJSONObject(body []byte, exactNumbers bool) (map[string]any, error) {
 	if !utf8.Valid(body) {
 		return nil, newError(ErrEnvelope, "message is not valid UTF-8")
 	}
-	decoder := json.NewDecoder(bytes.NewReader(body))
-	if exactNumbers {
-		decoder.UseNumber()
+	if !exactNumbers {
+		obj, err := decodeJSONObject(body)
+		if err != nil {
+			return nil, newError(ErrEnvelope, err.Error())
+		}
+		return obj, nil
 	}
+	decoder := json.NewDecoder(bytes.NewReader(body))
+	decoder.UseNumber()
 	var value any
 	if err := decoder.Decode(&value); err != nil {
 		return nil, newError(ErrEnvelope, "message is not valid JSON")

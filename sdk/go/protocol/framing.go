@@ -1,6 +1,9 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Transport markers: the first byte of every decrypted transport message (spec 3.11).
 const (
@@ -127,6 +130,33 @@ func NewSecureChannel(send, recv *CipherState) *SecureChannel {
 	return &SecureChannel{send: send, recv: recv}
 }
 
+// AppendJSONPlaintext appends to dst the transport plaintext of a complete JSON frame carrying
+// envelope (MarkerJSON, then its JSON), with room after it for the tag SealJSONPlaintext adds.
+func AppendJSONPlaintext(dst []byte, envelope HiveMessage) ([]byte, error) {
+	out, err := envelope.AppendJSON(append(dst, MarkerJSON))
+	if err != nil {
+		return nil, newError(ErrEnvelope, "envelope is not JSON-serialisable: "+err.Error())
+	}
+	return slices.Grow(out, tagLen), nil
+}
+
+// SealJSONPlaintext returns the transport messages carrying the JSON frame whose plaintext
+// AppendJSONPlaintext made: what SealJSON returns for its body. When the body fits one
+// transport message it is sealed over plaintext's own storage.
+func (c *SecureChannel) SealJSONPlaintext(plaintext []byte) ([][]byte, error) {
+	if len(plaintext) == 0 || plaintext[0] != MarkerJSON {
+		return nil, newError(ErrFraming, "not the plaintext of a complete JSON frame")
+	}
+	if len(plaintext)-1 > ChunkSize {
+		return c.seal(plaintext[1:], false)
+	}
+	sealed, err := c.send.EncryptInPlace(plaintext)
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{sealed}, nil
+}
+
 // SealJSON returns the transport messages carrying one JSON envelope body.
 func (c *SecureChannel) SealJSON(body []byte) ([][]byte, error) { return c.seal(body, false) }
 
@@ -148,10 +178,27 @@ func (c *SecureChannel) seal(body []byte, binary bool) ([][]byte, error) {
 
 // Open decrypts one transport message and returns the frame it completes, or nil.
 func (c *SecureChannel) Open(message []byte) (*Frame, error) {
+	return c.open(message, false)
+}
+
+// OpenInPlace is Open decrypting over message's own storage, for a caller that owns message:
+// its contents are overwritten, and the frame returned (now or when a chunked sequence
+// completes) may share that storage.
+func (c *SecureChannel) OpenInPlace(message []byte) (*Frame, error) {
+	return c.open(message, true)
+}
+
+func (c *SecureChannel) open(message []byte, inPlace bool) (*Frame, error) {
 	if len(message) > MaxMessage {
 		return nil, newError(ErrFraming, fmt.Sprintf("transport message of %d bytes exceeds %d", len(message), MaxMessage))
 	}
-	plaintext, err := c.recv.Decrypt(message)
+	var plaintext []byte
+	var err error
+	if inPlace {
+		plaintext, err = c.recv.DecryptInPlace(message)
+	} else {
+		plaintext, err = c.recv.Decrypt(message)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -101,6 +101,26 @@ func (c *CipherState) Decrypt(ciphertext []byte) ([]byte, error) {
 	return out, nil
 }
 
+// EncryptInPlace is Encrypt over plaintext's own storage (the tag is appended, in place when
+// plaintext has 16 bytes of spare capacity): plaintext's contents are overwritten.
+func (c *CipherState) EncryptInPlace(plaintext []byte) ([]byte, error) {
+	out, err := c.cs.Encrypt(plaintext[:0], nil, plaintext)
+	if err != nil {
+		return nil, newError(ErrHandshake, "cannot encrypt: "+err.Error())
+	}
+	return out, nil
+}
+
+// DecryptInPlace is Decrypt over ciphertext's own storage: the plaintext returned aliases
+// ciphertext, whose contents are overwritten whether or not it authenticates.
+func (c *CipherState) DecryptInPlace(ciphertext []byte) ([]byte, error) {
+	out, err := c.cs.Decrypt(ciphertext[:0], nil, ciphertext)
+	if err != nil {
+		return nil, newError(ErrDecrypt, "Noise message failed to authenticate")
+	}
+	return out, nil
+}
+
 // Handshake is the initiator side of a Noise XXpsk2 or KKpsk0 handshake. Write and read in
 // the pattern's order; after the last message Finished is true and Split returns the
 // (send, recv) cipher states. A handshake that failed once refuses every later call.

@@ -6,7 +6,8 @@
 //     one timed connect, warmup asks, N sequential timed asks, settle 0;
 //   - this SDK: the same, in this process;
 //
-// and prints both medians, p99s and the ratio Go / Python (goal: median <= 0.5). With
+// and prints both medians, p99s and the ratio Go / Python (goal: median <= 0.5), with this
+// process's CPU time per timed ask (a measure that load on the machine disturbs less). With
 // -sessions N it then provisions N more identities (bounded concurrency, timed), opens N
 // sessions from this process (every one stays open), sends one ask on each at once and counts
 // the answers.
@@ -54,6 +55,9 @@ type result struct {
 	FirstError   *string  `json:"first_error"`
 	MedianMS     *float64 `json:"median_ms"`
 	P99MS        *float64 `json:"p99_ms"`
+	// CPUPerAskUS is this process's CPU time (user and system) over the timed asks, per ask
+	// (Go only).
+	CPUPerAskUS *float64 `json:"cpu_us_per_ask,omitempty"`
 }
 
 type sessionsResult struct {
@@ -203,10 +207,14 @@ func goAsk(identityFile string, n, warmup int, protocol, text, cpuProfile string
 	}
 	out := result{SDK: "go", Protocol: protocol, ConnectMS: round(float64(time.Since(started).Microseconds())/1000, 2), NoisePattern: client.NoisePattern()}
 	var times []float64
+	var cpuStart time.Duration
 	for i := 0; i < warmup+n; i++ {
 		if i == warmup && cpuProfile != "" {
 			stop := startCPUProfile(cpuProfile)
 			defer stop()
+		}
+		if i == warmup {
+			cpuStart = processCPU()
 		}
 		t0 := time.Now()
 		_, err := client.Ask(ctx, strings.ReplaceAll(text, "{i}", strconv.Itoa(i)), thalovant.RequestOptions{Timeout: 10 * time.Second})
@@ -222,8 +230,13 @@ func goAsk(identityFile string, n, warmup int, protocol, text, cpuProfile string
 			times = append(times, float64(time.Since(t0).Nanoseconds())/1e6)
 		}
 	}
+	cpu := processCPU() - cpuStart
 	_ = client.Close(ctx)
 	out.OK = len(times)
+	if n > 0 {
+		perAsk := round(float64(cpu.Nanoseconds())/1e3/float64(n), 1)
+		out.CPUPerAskUS = &perAsk
+	}
 	if len(times) > 0 {
 		m, p := round(median(times), 3), round(percentile(times, 99), 3)
 		out.MedianMS, out.P99MS = &m, &p
@@ -462,7 +475,11 @@ func main() {
 		fmt.Printf("placement: %s\n", cpus)
 		fmt.Printf("%-8s %11s %10s %8s  %-8s %s\n", "", "connect ms", "median ms", "p99 ms", "pattern", "ok/errors")
 		for _, row := range []result{py, goResult} {
-			fmt.Printf("%-8s %11.1f %10.3f %8.3f  %-8s %d/%d\n", row.SDK, row.ConnectMS, deref(row.MedianMS), deref(row.P99MS), row.NoisePattern, row.OK, row.Errors)
+			cpu := ""
+			if row.CPUPerAskUS != nil {
+				cpu = fmt.Sprintf("  cpu %.1f us/ask", *row.CPUPerAskUS)
+			}
+			fmt.Printf("%-8s %11.1f %10.3f %8.3f  %-8s %d/%d%s\n", row.SDK, row.ConnectMS, deref(row.MedianMS), deref(row.P99MS), row.NoisePattern, row.OK, row.Errors, cpu)
 		}
 		fmt.Printf("ratios go/python over %s: median %v, p99 %v, connect %v (goal: median <= 0.5)\n", *protocol, summary["ratio_median"], summary["ratio_p99"], connectRatio)
 		if sess != nil {
@@ -495,6 +512,15 @@ func startCPUProfile(path string) func() {
 		pprof.StopCPUProfile()
 		_ = file.Close()
 	}
+}
+
+// processCPU is the CPU time (user and system) this process has used so far.
+func processCPU() time.Duration {
+	var usage syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &usage); err != nil {
+		return 0
+	}
+	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
 }
 
 func deref(v *float64) float64 {

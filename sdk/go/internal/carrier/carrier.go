@@ -21,7 +21,7 @@ import (
 )
 
 // Message is one message from the hub: cleartext negotiation text, or (Binary) a Noise
-// transport message.
+// transport message. Data is the receiver's: the carrier keeps no reference to it.
 type Message struct {
 	Binary bool
 	Data   []byte

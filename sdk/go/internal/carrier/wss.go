@@ -1,10 +1,12 @@
 package carrier
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,6 +24,7 @@ const (
 	PingTimeout  = 10 * time.Second
 	MaxWSMessage = 256*1024 + 1024
 	wssQueue     = 64
+	maxScratch   = 64 * 1024
 )
 
 var refusalCloseCodes = map[websocket.StatusCode]bool{
@@ -140,8 +143,9 @@ func (w *WSS) Open(ctx context.Context) error {
 
 func (w *WSS) readLoop() {
 	defer w.wg.Done()
+	var scratch []byte
 	for {
-		kind, data, err := w.conn.Read(context.Background())
+		kind, data, err := w.read(&scratch)
 		if err != nil {
 			w.q.fail(closeEvidence(err))
 			return
@@ -152,6 +156,36 @@ func (w *WSS) readLoop() {
 			return
 		}
 	}
+}
+
+// read returns the next message in a slice of its own size, read through scratch: a buffer
+// kept between calls while it stays within maxScratch.
+func (w *WSS) read(scratch *[]byte) (websocket.MessageType, []byte, error) {
+	kind, reader, err := w.conn.Reader(context.Background())
+	if err != nil {
+		return 0, nil, err
+	}
+	buf := (*scratch)[:0]
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, 4096)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := reader.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+	if cap(buf) <= maxScratch {
+		*scratch = buf
+	}
+	return kind, bytes.Clone(buf), nil
 }
 
 func closeEvidence(err error) *ClosedError {
