@@ -1,10 +1,6 @@
 package protocol
 
-import (
-	"bytes"
-	"encoding/json"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // MessageTypes maps WIRE-1 message type numbers to names (spec 5.1).
 var MessageTypes = map[int]string{
@@ -119,22 +115,10 @@ func (m HiveMessage) MarshalJSON() ([]byte, error) {
 // AppendJSON appends to dst what MarshalJSON returns.
 func (m HiveMessage) AppendJSON(dst []byte) ([]byte, error) {
 	m = m.withDefaults()
-	var err error
-	dst = append(dst, `{"msg_type":`...)
-	dst = appendJSONString(dst, m.MsgType)
-	for _, field := range [...]struct {
-		name  string
-		value any
-	}{
-		{`,"payload":`, m.Payload}, {`,"metadata":`, m.Metadata}, {`,"route":`, m.Route}, {`,"node":`, m.Node},
-		{`,"target_site_id":`, m.TargetSiteID}, {`,"target_pubkey":`, m.TargetPubkey}, {`,"source_peer":`, m.SourcePeer},
-	} {
-		dst = append(dst, field.name...)
-		if dst, err = appendJSONValue(dst, field.value, 1); err != nil {
-			return nil, err
-		}
-	}
-	return append(dst, '}'), nil
+	return appendJSON(dst, &envelopeJSON{
+		MsgType: m.MsgType, Payload: m.Payload, Metadata: m.Metadata, Route: m.Route, Node: m.Node,
+		TargetSiteID: m.TargetSiteID, TargetPubkey: m.TargetPubkey, SourcePeer: m.SourcePeer,
+	})
 }
 
 // Bytes is the compact JSON of the envelope; an error matching ErrEnvelope if it cannot be
@@ -168,30 +152,21 @@ func EnvelopeFromObject(value any) (HiveMessage, error) {
 }
 
 // ParseJSONObject decodes UTF-8 JSON that must be one object. With exactNumbers the numbers
-// are kept as json.Number (for canonical re-serialisation), else they are float64.
+// are kept as json.Number (for canonical re-serialisation; read by encoding/json, as before),
+// else they are float64 (read by goccy/go-json, see json.go).
 func ParseJSONObject(body []byte, exactNumbers bool) (map[string]any, error) {
 	if !utf8.Valid(body) {
 		return nil, newError(ErrEnvelope, "message is not valid UTF-8")
 	}
-	if !exactNumbers {
-		obj, err := decodeJSONObject(body)
-		if err != nil {
-			return nil, newError(ErrEnvelope, err.Error())
-		}
-		return obj, nil
+	var obj map[string]any
+	var err error
+	if exactNumbers {
+		obj, err = decodeJSONObjectStd(body, true)
+	} else {
+		obj, err = decodeJSONObject(body)
 	}
-	decoder := json.NewDecoder(bytes.NewReader(body))
-	decoder.UseNumber()
-	var value any
-	if err := decoder.Decode(&value); err != nil {
-		return nil, newError(ErrEnvelope, "message is not valid JSON")
-	}
-	if decoder.More() {
-		return nil, newError(ErrEnvelope, "message has trailing data after the JSON value")
-	}
-	obj, ok := value.(map[string]any)
-	if !ok {
-		return nil, newError(ErrEnvelope, "message is not a JSON object")
+	if err != nil {
+		return nil, newError(ErrEnvelope, err.Error())
 	}
 	return obj, nil
 }
