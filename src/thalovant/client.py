@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import inspect
 import logging
 import time
@@ -530,11 +529,11 @@ class AsyncThalovantClient(_FromIdentity):
             )
             data.update(data_extra or {})
             if context_extra:
-                ctx.update(copy.deepcopy(dict(context_extra)))
+                ctx.update(busmsg.copy_json(dict(context_extra)))
             if collector is not None:
                 collector.session_id = effective_sid
                 self._carry_watch[rid] = effective_sid
-            # ctx is this message's own (utterance_message deep-copied the caller's context)
+            # ctx is this message's own (utterance_message copied the caller's context)
             return HiveMessage.bus(busmsg.UTTERANCE, data, self._context(ctx, link, owned=True))
 
         if collector is not None:

@@ -28,8 +28,9 @@ from thalovant.errors import (
 )
 from thalovant.events import ThalovantEvent
 from thalovant.identity import ThalovantIdentity
+from thalovant.protocol.errors import EnvelopeError
 from thalovant.runtime.ask import ReplyCollector
-from thalovant.runtime.bus import carried_fields, runtime_context, utterance_message
+from thalovant.runtime.bus import carried_fields, copy_json, runtime_context, utterance_message
 from thalovant.runtime.inbound import normalise_context
 
 
@@ -122,6 +123,34 @@ def test_carried_fields_keep_only_truthy_conversation_state() -> None:
         "site_id": "x",
     }
     assert carried_fields(session) == {"active_skills": [["memory", 1]]}
+
+
+def test_carried_values_are_copies_the_message_does_not_share() -> None:
+    kept = carried_fields({"active_skills": [["memory", 1]], "context": {"frames": [{"n": 1}]}})
+    _rid, _data, ctx = utterance_message(
+        "hi", lang="en-us", session_id="s", request_id="r", context=None, site_id="x", carried=kept
+    )
+    ctx["session"]["active_skills"][0].append("changed")
+    ctx["session"]["context"]["frames"][0]["n"] = 2
+    assert kept == {"active_skills": [["memory", 1]], "context": {"frames": [{"n": 1}]}}
+
+
+def test_copy_json_copies_containers_and_shares_immutable_values() -> None:
+    text, big = "utterance", 2**70
+    value = {"a": [1, 2.5, text, None, True, {"b": (3, [4])}], "n": big}
+    copied = copy_json(value)
+    assert copied == {"a": [1, 2.5, text, None, True, {"b": [3, [4]]}], "n": big}
+    assert copied is not value and copied["a"] is not value["a"] and copied["a"][5] is not value["a"][5]
+    assert copied["a"][2] is text
+
+
+def test_copy_json_refuses_a_cycle_with_an_envelope_error() -> None:
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(EnvelopeError):
+        copy_json(cyclic)
+    with pytest.raises(EnvelopeError):
+        utterance_message("hi", lang="en", session_id=None, request_id=None, context=cyclic, site_id="x")
 
 
 def test_inbound_context_normalisation() -> None:

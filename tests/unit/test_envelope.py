@@ -232,6 +232,8 @@ def test_parsing_keeps_integers_beyond_64_bits_exact() -> None:
 def test_parsing_reads_what_only_the_standard_library_accepts() -> None:
     assert parse_json_object(b'{"s":"\\ud800"}') == {"s": "\ud800"}
     assert parse_json_object(b'{"big":1e400}') == {"big": float("inf")}
+    assert parse_json_object('{"s":"\ud800"}') == {"s": "\ud800"}
+    assert parse_json_object(memoryview(b'{"n":12345678901234567890123}')) == {"n": 12345678901234567890123}
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,19 +205,23 @@ def envelope_from_object(obj: Any) -> HiveMessage:
     )
 
 
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_DIGIT_MAP = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x2E for byte in range(256))
+"""Every ASCII digit as ``0``, every other byte as ``.``: a run of digits becomes a run of ``0``."""
+_LONG_RUN = b"0" * 19
 """A run of digits that may be an integer beyond 64 bits, which orjson would read as a float."""
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
 
 def _loads(body: bytes | bytearray | memoryview | str) -> Any:
     """JSON as :func:`json.loads` reads it. orjson reads the common case; the standard library
     reads what orjson refuses or would read differently (integers beyond 64 bits, ``NaN``
-    literals, lone surrogate escapes, invalid text, for its error)."""
-    pattern = _LONG_DIGITS if isinstance(body, str) else _LONG_DIGITS_BYTES
-    if pattern.search(body) is None:  # type: ignore[arg-type]
+    literals, lone surrogates, invalid text, for its error)."""
+    try:
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+    except UnicodeEncodeError:
+        raw = None
+    if raw is not None and _LONG_RUN not in raw.translate(_DIGIT_MAP):
         try:
-            return orjson.loads(body)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
     return json.loads(body if isinstance(body, str) else str(body, "utf-8"))

@@ -5,12 +5,12 @@ Pure functions over plain dicts, so the rules are testable without a hub.
 
 from __future__ import annotations
 
-import copy
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from thalovant.protocol.envelope import HiveMessage
+from thalovant.protocol.errors import EnvelopeError
 
 UTTERANCE = "recognizer_loop:utterance"
 DEFAULT_DESTINATION = "HiveMind"
@@ -24,6 +24,28 @@ CARRIED_SESSION_FIELDS = (
     "utterance_states",
     "response_mode",
 )
+
+
+def copy_json(value: Any) -> Any:
+    """A copy of JSON-shaped ``value`` that shares nothing mutable with it: every mapping becomes a
+    new ``dict``, every list or tuple a new ``list``; strings, numbers, booleans and ``None`` are
+    immutable and shared (as is anything else, which no envelope can carry anyway).
+    :class:`EnvelopeError` for a cycle or nesting deeper than the interpreter's recursion limit."""
+    try:
+        return _copied(value)
+    except RecursionError:
+        raise EnvelopeError("a context or data value is cyclic or nested too deep") from None
+
+
+def _copied(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        return {key: _copied(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [_copied(item) for item in value]
+    return value
 
 
 def connection_session_id() -> str:
@@ -56,7 +78,7 @@ def runtime_context(
     a deep copy of ``context``, or, when ``owned`` (a dict built for this one message and shared
     with nobody), ``context`` itself completed in place.
     """
-    result: dict[str, Any] = context if owned and isinstance(context, dict) else copy.deepcopy(dict(context or {}))
+    result: dict[str, Any] = context if owned and isinstance(context, dict) else copy_json(dict(context or {}))
     result.setdefault("source", useragent)
     result.setdefault("platform", useragent)
     result.setdefault("destination", DEFAULT_DESTINATION)
@@ -97,7 +119,7 @@ def utterance_message(
     """
     rid = request_id or new_request_id()
     data: dict[str, Any] = {"utterances": [text.strip()], "lang": lang}
-    ctx: dict[str, Any] = copy.deepcopy(dict(context or {}))
+    ctx: dict[str, Any] = copy_json(dict(context or {}))
     session = ctx.get("session")
     session = dict(session) if isinstance(session, Mapping) else {}
     explicit = session_id or (ctx.get("session_id") if isinstance(ctx.get("session_id"), str) else None)
@@ -109,7 +131,7 @@ def utterance_message(
     session["request_id"] = rid
     for key, value in (carried or {}).items():
         if key not in session:
-            session[key] = copy.deepcopy(value)
+            session[key] = copy_json(value)
     ctx["session"] = session
     ctx["request_id"] = rid
     ctx["thalovant_request_id"] = rid
@@ -118,7 +140,7 @@ def utterance_message(
 
 def carried_fields(session: Mapping[str, Any]) -> dict[str, Any]:
     """The truthy conversation fields of a handled event's session (spec 6.6)."""
-    return {key: copy.deepcopy(session[key]) for key in CARRIED_SESSION_FIELDS if session.get(key)}
+    return {key: copy_json(session[key]) for key in CARRIED_SESSION_FIELDS if session.get(key)}
 
 
 def query_context(
@@ -126,7 +148,7 @@ def query_context(
 ) -> dict[str, Any]:
     """The context of a direct query's inner utterance (spec 6.4): request ids and a session,
     without the runtime context's source, platform and destination."""
-    ctx: dict[str, Any] = copy.deepcopy(dict(context or {}))
+    ctx: dict[str, Any] = copy_json(dict(context or {}))
     session = ctx.get("session")
     session = dict(session) if isinstance(session, Mapping) else {}
     session.update(session_id=session_id, request_id=request_id)
@@ -149,7 +171,7 @@ def reply_context(request: Mapping[str, Any], context: Mapping[str, Any] | None 
     a deep copy whose destination is the request's source and whose source is the request's
     (first) destination; a request with a destination but no source gets a reply with no
     destination. Session and request id are kept; ``context`` is merged over it."""
-    result: dict[str, Any] = copy.deepcopy(dict(request))
+    result: dict[str, Any] = copy_json(dict(request))
     source, destination = request.get("source"), request.get("destination")
     if isinstance(destination, list):
         destination = destination[0] if destination else None
@@ -159,5 +181,5 @@ def reply_context(request: Mapping[str, Any], context: Mapping[str, Any] | None 
         result["destination"] = source
     if destination is not None:
         result["source"] = destination
-    result.update(copy.deepcopy(dict(context or {})))
+    result.update(copy_json(dict(context or {})))
     return result
