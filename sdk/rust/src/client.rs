@@ -193,10 +193,9 @@ impl Transport {
         sender(&self.shared.binary, 64).subscribe()
     }
 
-    fn publish(&self, event: Event) {
-        if let Some(events) = self.shared.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-            let _ = events.send(event);
-        }
+    /// The sender of bus events while a receiver is subscribed.
+    fn event_sender(&self) -> Option<broadcast::Sender<Event>> {
+        self.shared.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().filter(|s| s.receiver_count() > 0).cloned()
     }
 
     fn publish_binary(&self, frame: Wire1Frame) {
@@ -914,7 +913,7 @@ impl Inner {
         if let Some((key, value)) = context_extra {
             ctx.insert(key.into(), value);
         }
-        let ctx = self.runtime_context(Some(&ctx), link);
+        let ctx = bus::with_runtime_context(ctx, &self.options.useragent, &link.session_id, &self.identity.site_id, &self.identity.metadata);
         {
             let mut state = self.state();
             match collector {
@@ -938,7 +937,7 @@ impl Inner {
     fn on_link_event(self: &Arc<Self>, link_id: u64, event: LinkEvent) {
         match event {
             LinkEvent::Envelope(envelope) => {
-                if let Some(bus) = bus_of(&envelope, &self.identity.site_id) {
+                if let Some(bus) = bus_of(*envelope, &self.identity.site_id) {
                     self.on_bus(bus_event(bus));
                 }
             }
@@ -954,33 +953,48 @@ impl Inner {
     }
 
     fn on_bus(&self, event: Event) {
-        {
-            let mut state = self.state();
-            if let Some(rid) = event.request_id() {
-                if let Some(collecting) = state.collectors.get_mut(rid) {
-                    collecting.heard = true;
-                    let _ = collecting.tx.send(AskInput::Event(event.clone()));
+        // a subscriber gets the event as it is; an ask a copy only when a subscriber takes it too
+        let subscribers = self.transport.event_sender();
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let collecting = if let Some(rid) = event.request_id() {
+            if event.name == EVENT_UTTERANCE_HANDLED {
+                let now = Instant::now();
+                let watched = state.carry_watch.get(rid).filter(|(_, expiry)| expiry.is_none_or(|at| at > now)).map(|(sid, _)| sid.clone());
+                if let Some(request_session) = watched {
+                    remember_conversation(state, &request_session, &event);
                 }
-                if event.name == EVENT_UTTERANCE_HANDLED {
-                    let now = Instant::now();
-                    let watched = state.carry_watch.get(rid).filter(|(_, expiry)| expiry.is_none_or(|at| at > now)).map(|(sid, _)| sid.clone());
-                    if let Some(request_session) = watched {
-                        remember_conversation(&mut state, &request_session, &event);
-                    }
-                }
-            } else if event.name == EVENT_POLICY_DENIED {
-                // a denial without request id goes to the only ask in flight, unless an
-                // untracked utterance went out in the last 10 s (spec 6.5)
-                let recent_untracked = state.last_untracked.is_some_and(|at| at.elapsed() < UNTRACKED_UTTERANCE_GRACE);
-                let is_utterance = event.data.get("denied_type").and_then(Value::as_str) == Some(bus::UTTERANCE);
-                if is_utterance && state.collectors.len() == 1 && !recent_untracked
-                    && let Some(collecting) = state.collectors.values_mut().next() {
-                        collecting.heard = true;
-                        let _ = collecting.tx.send(AskInput::Event(event.clone()));
-                    }
             }
+            state.collectors.get_mut(rid)
+        } else if event.name == EVENT_POLICY_DENIED {
+            // a denial without request id goes to the only ask in flight, unless an
+            // untracked utterance went out in the last 10 s (spec 6.5)
+            let recent_untracked = state.last_untracked.is_some_and(|at| at.elapsed() < UNTRACKED_UTTERANCE_GRACE);
+            let is_utterance = event.data.get("denied_type").and_then(Value::as_str) == Some(bus::UTTERANCE);
+            if is_utterance && state.collectors.len() == 1 && !recent_untracked { state.collectors.values_mut().next() } else { None }
+        } else {
+            None
+        };
+        let event = match collecting {
+            Some(collecting) => {
+                collecting.heard = true;
+                match subscribers {
+                    Some(_) => {
+                        let _ = collecting.tx.send(AskInput::Event(event.clone()));
+                        event
+                    }
+                    None => {
+                        let _ = collecting.tx.send(AskInput::Event(event));
+                        return;
+                    }
+                }
+            }
+            None => event,
+        };
+        drop(guard);
+        if let Some(subscribers) = subscribers {
+            let _ = subscribers.send(event);
         }
-        self.transport.publish(event);
     }
 }
 
@@ -1052,12 +1066,15 @@ fn bus_event(bus: BusMessage) -> Event {
 }
 
 /// The bus message an inbound envelope delivers to this client, if any (spec 5.1).
-fn bus_of(envelope: &HiveMessage, site_id: &str) -> Option<BusMessage> {
+fn bus_of(envelope: HiveMessage, site_id: &str) -> Option<BusMessage> {
     match envelope.msg_type.as_str() {
-        "bus" => Some(envelope.bus_message()),
+        "bus" => Some(envelope.into_bus_message()),
         "broadcast" => {
-            let inner = envelope.inner()?;
-            (inner.msg_type == "bus" && envelope.target_site_id.as_str() == Some(site_id)).then(|| inner.bus_message())
+            if envelope.target_site_id.as_str() != Some(site_id) {
+                return None;
+            }
+            let inner = envelope.into_inner()?;
+            (inner.msg_type == "bus").then(|| inner.into_bus_message())
         }
         _ => None,
     }

@@ -350,8 +350,46 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// An object whose fields are absent, of the expected type or of any other: `fields` name them.
+fn object_with(fields: &'static [&'static str], of: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
+    let field = prop_oneof![Just(None), of.prop_map(Some), arbitrary_json().prop_map(Some)];
+    (prop::collection::vec(field, fields.len()), arbitrary_json()).prop_map(move |(values, extra)| {
+        let mut obj = Map::new();
+        obj.insert("extra".into(), extra);
+        for (name, value) in fields.iter().zip(values) {
+            if let Some(value) = value {
+                obj.insert((*name).into(), value);
+            }
+        }
+        Value::Object(obj)
+    })
+    .boxed()
+}
+
+/// Envelopes (bus, broadcast of a bus message, anything) with fields of every JSON type.
+fn envelope_like() -> impl Strategy<Value = Value> {
+    let bus = object_with(&["type", "data", "context"], arbitrary_json().boxed());
+    let kind = prop_oneof![Just(json!("bus")), Just(json!("broadcast")), ".{0,6}".prop_map(Value::String)].boxed();
+    let inner = object_with(&["msg_type", "payload", "target_site_id"], prop_oneof![kind.clone(), bus.clone()].boxed());
+    let payload = prop_oneof![bus, inner];
+    let fields = &["msg_type", "payload", "metadata", "route", "node", "target_site_id", "target_pubkey", "source_peer"];
+    object_with(fields, prop_oneof![kind, payload].boxed())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn consuming_readers_and_the_direct_writer_match_their_copying_forms(value in envelope_like()) {
+        let Ok(envelope) = envelope_from_value(&value) else {
+            prop_assert!(parse_envelope(&serde_json::to_vec(&value).unwrap()).is_err());
+            return Ok(());
+        };
+        prop_assert_eq!(&parse_envelope(&serde_json::to_vec(&value).unwrap()).unwrap(), &envelope);
+        prop_assert_eq!(envelope.to_bytes(), serde_json::to_vec(&envelope.to_value()).unwrap());
+        prop_assert_eq!(envelope.clone().into_bus_message(), envelope.bus_message());
+        prop_assert_eq!(envelope.clone().into_inner(), envelope.inner());
+    }
 
     #[test]
     fn wire1_decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
@@ -410,6 +448,15 @@ proptest! {
             Err(error) => prop_assert!(matches!(error, ProtocolError::Envelope(_))),
         }
         let _ = canonical_json(&value);
+    }
+
+    #[test]
+    fn owned_and_borrowed_plaintexts_reassemble_alike(parts in prop::collection::vec((0u8..7, prop::collection::vec(any::<u8>(), 0..20)), 0..30)) {
+        let (mut owned, mut borrowed) = (Reassembler::new(), Reassembler::new());
+        for (marker, mut part) in parts {
+            part.insert(0, marker);
+            prop_assert_eq!(owned.feed_owned(part.clone()).map_err(|e| e.to_string()), borrowed.feed(&part).map_err(|e| e.to_string()));
+        }
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub const MAX_MESSAGE: usize = 256 * 1024 + 1024;
 /// Close codes a hub uses to refuse credentials.
 pub const REFUSAL_CLOSE_CODES: [u16; 3] = [1000, 1005, 1008];
 const INBOUND_QUEUE: usize = 256;
+/// How much the WebSocket reads from the stream at once. tungstenite zeroes this much of its
+/// buffer before every read, so it stays near the size of a TLS record rather than its 128 KiB
+/// default; larger messages are read in several steps.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// Any byte stream the WebSocket runs over (plain TCP or TLS).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -122,7 +126,10 @@ impl WssCarrier {
         if let Ok(agent) = self.useragent.parse() {
             request.headers_mut().insert("User-Agent", agent);
         }
-        let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE))
+            .read_buffer_size(READ_BUFFER);
         match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
             Ok((ws, _response)) => Ok(ws),
             Err(WsError::Http(response)) => {

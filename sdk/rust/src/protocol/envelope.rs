@@ -4,6 +4,7 @@
 //! defaults when missing or of the wrong JSON type. Anything that is not a UTF-8 JSON object
 //! with a string `msg_type` is a [`ProtocolError::Envelope`].
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::errors::{ProtocolError, Result};
@@ -63,6 +64,46 @@ impl BusMessage {
             context: obj.get("context").and_then(Value::as_object).cloned().unwrap_or_default(),
         }
     }
+
+    /// [`Self::from_value`] of an object, consuming it (nothing is copied).
+    pub fn from_map(mut obj: Map<String, Value>) -> Self {
+        Self {
+            kind: match obj.remove("type") {
+                Some(Value::String(kind)) => kind,
+                _ => String::new(),
+            },
+            data: take_object(&mut obj, "data"),
+            context: take_object(&mut obj, "context"),
+        }
+    }
+}
+
+/// The object under `key`, removed from `obj`; `{}` when missing or not an object. The order
+/// of what stays in `obj` may change.
+fn take_object(obj: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
+    match obj.remove(key) {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+/// The value under `key`, removed from `obj`; null when missing.
+fn take_value(obj: &mut Map<String, Value>, key: &str) -> Value {
+    obj.remove(key).unwrap_or(Value::Null)
+}
+
+/// The eight fields of an envelope in wire order, borrowed: [`HiveMessage::to_bytes`] writes
+/// them without building a [`Value`] first.
+#[derive(Serialize)]
+struct WireEnvelope<'a> {
+    msg_type: &'a str,
+    payload: &'a Map<String, Value>,
+    metadata: &'a Map<String, Value>,
+    route: &'a [Value],
+    node: &'a Value,
+    target_site_id: &'a Value,
+    target_pubkey: &'a Value,
+    source_peer: &'a Value,
 }
 
 /// One HiveMind envelope with its eight fields.
@@ -106,10 +147,24 @@ impl HiveMessage {
         BusMessage::from_value(&Value::Object(self.payload.clone()))
     }
 
+    /// [`Self::bus_message`], consuming the envelope (nothing is copied).
+    pub fn into_bus_message(self) -> BusMessage {
+        BusMessage::from_map(self.payload)
+    }
+
     /// The inner envelope of a nesting kind whose payload has a string `msg_type`.
     pub fn inner(&self) -> Option<HiveMessage> {
         if NESTED_TYPES.contains(&self.msg_type.as_str()) && self.payload.get("msg_type").is_some_and(Value::is_string) {
             envelope_from_value(&Value::Object(self.payload.clone())).ok()
+        } else {
+            None
+        }
+    }
+
+    /// [`Self::inner`], consuming the envelope (nothing is copied).
+    pub fn into_inner(self) -> Option<HiveMessage> {
+        if NESTED_TYPES.contains(&self.msg_type.as_str()) && self.payload.get("msg_type").is_some_and(Value::is_string) {
+            envelope_from_map(self.payload).ok()
         } else {
             None
         }
@@ -129,10 +184,20 @@ impl HiveMessage {
         Value::Object(obj)
     }
 
-    /// Compact UTF-8 JSON of all eight fields.
+    /// Compact UTF-8 JSON of all eight fields: the bytes of [`Self::to_value`].
     pub fn to_bytes(&self) -> Vec<u8> {
-        // serialising a Value cannot fail
-        serde_json::to_vec(&self.to_value()).unwrap_or_default()
+        let wire = WireEnvelope {
+            msg_type: &self.msg_type,
+            payload: &self.payload,
+            metadata: &self.metadata,
+            route: &self.route,
+            node: &self.node,
+            target_site_id: &self.target_site_id,
+            target_pubkey: &self.target_pubkey,
+            source_peer: &self.source_peer,
+        };
+        // string keys and JSON values: serialising cannot fail
+        serde_json::to_vec(&wire).unwrap_or_default()
     }
 }
 
@@ -155,6 +220,27 @@ pub fn envelope_from_value(value: &Value) -> Result<HiveMessage> {
     })
 }
 
+/// [`envelope_from_value`] of an object, consuming it (nothing is copied).
+pub fn envelope_from_map(mut obj: Map<String, Value>) -> Result<HiveMessage> {
+    let msg_type = match obj.remove("msg_type") {
+        Some(Value::String(msg_type)) => msg_type,
+        _ => return Err(ProtocolError::Envelope("no string msg_type".into())),
+    };
+    Ok(HiveMessage {
+        msg_type,
+        payload: take_object(&mut obj, "payload"),
+        metadata: take_object(&mut obj, "metadata"),
+        route: match obj.remove("route") {
+            Some(Value::Array(route)) => route,
+            _ => Vec::new(),
+        },
+        node: take_value(&mut obj, "node"),
+        target_site_id: take_value(&mut obj, "target_site_id"),
+        target_pubkey: take_value(&mut obj, "target_pubkey"),
+        source_peer: take_value(&mut obj, "source_peer"),
+    })
+}
+
 /// Decode UTF-8 JSON that must be an object.
 pub fn parse_json_object(body: &[u8], what: &str) -> Result<Map<String, Value>> {
     let text = std::str::from_utf8(body).map_err(|_| ProtocolError::Envelope(format!("{what} is not valid UTF-8")))?;
@@ -167,5 +253,5 @@ pub fn parse_json_object(body: &[u8], what: &str) -> Result<Map<String, Value>> 
 
 /// Parse one JSON frame body into an envelope.
 pub fn parse_envelope(body: &[u8]) -> Result<HiveMessage> {
-    envelope_from_value(&Value::Object(parse_json_object(body, "envelope")?))
+    envelope_from_map(parse_json_object(body, "envelope")?)
 }
