@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, broadcast, mpsc, watch};
+use tokio::sync::{Mutex, Notify, broadcast, watch};
 
 use crate::carriers::Carrier;
 use crate::errors::{Error, Result};
@@ -238,9 +238,42 @@ enum AskInput {
     Lost { reason: String, resend: bool },
 }
 
+/// What reaches one ask, in the order it was sent: a queue and a wakeup (one small allocation
+/// per ask; the ask waits on it in a `select!`, so [`Self::recv`] must lose nothing when
+/// cancelled).
+#[derive(Default)]
+struct Mailbox {
+    queue: StdMutex<VecDeque<AskInput>>,
+    ready: Notify,
+}
+
+impl Mailbox {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<AskInput>> {
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queue `input` and wake the ask.
+    fn send(&self, input: AskInput) {
+        self.queue().push_back(input);
+        self.ready.notify_one();
+    }
+
+    /// The oldest input, waiting for one if none is queued. Cancel-safe: an input is taken only
+    /// by the call that returns it.
+    async fn recv(&self) -> AskInput {
+        loop {
+            if let Some(input) = self.queue().pop_front() {
+                return input;
+            }
+            // a send after the check above leaves a permit: this wait then ends at once
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// An ask waiting for its reply.
 struct Collecting {
-    tx: mpsc::UnboundedSender<AskInput>,
+    tx: Arc<Mailbox>,
     /// The link its request went out on.
     link_id: u64,
     /// Something for its request arrived.
@@ -446,7 +479,7 @@ impl Client {
         };
         self.inner.changed();
         for (_, collecting) in collectors {
-            let _ = collecting.tx.send(AskInput::Lost { reason: "The client was closed.".into(), resend: false });
+            collecting.tx.send(AskInput::Lost { reason: "The client was closed.".into(), resend: false });
         }
         let link = self.inner.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(link) = link {
@@ -508,7 +541,7 @@ impl Client {
     pub async fn ask(&self, text: &str, options: RequestOptions) -> Result<Reply> {
         let timeout = options.timeout.unwrap_or(DEFAULT_ASK_TIMEOUT);
         let deadline = tokio::time::Instant::now() + timeout;
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let tx = Arc::new(Mailbox::default());
         let sent = self.inner.send_utterance(text, &options, None, None, Some(tx.clone()), (deadline, timeout)).await?;
         let _guard = AskGuard { inner: Arc::downgrade(&self.inner), request_id: sent.request_id.clone() };
         let mut collector =
@@ -517,22 +550,21 @@ impl Client {
         loop {
             let timer = collector.deadline().map(tokio::time::Instant::from_std);
             tokio::select! {
-                input = rx.recv() => match input {
-                    Some(AskInput::Event(event)) => {
+                input = tx.recv() => match input {
+                    AskInput::Event(event) => {
                         if let Some(outcome) = collector.feed(event, Instant::now()) {
                             return outcome;
                         }
                     }
-                    Some(AskInput::Lost { resend: true, .. }) => {
+                    AskInput::Lost { resend: true, .. } => {
                         // the hub restarted before answering: the same request again on the next link
                         if let Err(error) = self.inner.send_utterance(text, &again, None, None, Some(tx.clone()), (deadline, timeout)).await {
                             return collector.abort(error);
                         }
                     }
-                    Some(AskInput::Lost { reason, resend: false }) => {
+                    AskInput::Lost { reason, resend: false } => {
                         return collector.abort(Error::Connection(format!("The hub connection dropped before the reply: {reason}")));
                     }
-                    None => return collector.abort(Error::Connection("The client was closed.".into())),
                 },
                 () = async { match timer { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {
                     if let Some(outcome) = collector.on_timer(Instant::now()) {
@@ -796,7 +828,7 @@ impl Inner {
         state.last_error = Some(reason.to_string());
         let resend = resend && state.had_link;
         for collecting in state.collectors.values().filter(|c| c.link_id == link_id) {
-            let _ = collecting.tx.send(AskInput::Lost { reason: reason.to_string(), resend: resend && !collecting.heard });
+            collecting.tx.send(AskInput::Lost { reason: reason.to_string(), resend: resend && !collecting.heard });
         }
         true
     }
@@ -867,7 +899,7 @@ impl Inner {
         options: &RequestOptions,
         data_extra: Option<(&str, Value)>,
         context_extra: Option<(&str, Value)>,
-        collector: Option<mpsc::UnboundedSender<AskInput>>,
+        collector: Option<Arc<Mailbox>>,
         wait: Wait,
     ) -> Result<Sent> {
         if text.trim().is_empty() {
@@ -889,7 +921,7 @@ impl Inner {
         options: &RequestOptions,
         data_extra: Option<(&str, Value)>,
         context_extra: Option<(&str, Value)>,
-        collector: Option<mpsc::UnboundedSender<AskInput>>,
+        collector: Option<Arc<Mailbox>>,
     ) -> Result<Sent> {
         let effective_sid = options
             .session_id
@@ -897,16 +929,21 @@ impl Inner {
             .or_else(|| bus::context_session_id(options.context.as_ref()))
             .unwrap_or_else(|| link.session_id.clone());
         let tracked = collector.is_some();
-        let carried = if tracked { self.state().carried.get(&effective_sid).cloned() } else { None };
-        let (rid, mut data, mut ctx) = bus::utterance_message(
-            text,
-            options.lang.as_deref().unwrap_or("en-us"),
-            options.session_id.as_deref(),
-            options.request_id.as_deref(),
-            options.context.as_ref(),
-            &self.identity.site_id,
-            carried.as_ref(),
-        );
+        let request_id = options.request_id.clone().unwrap_or_else(bus::new_request_id);
+        let (rid, mut data, mut ctx) = {
+            // the carried fields are read in place (the message copies what it takes)
+            let state = self.state();
+            let carried = if tracked { state.carried.get(&effective_sid) } else { None };
+            bus::utterance_message(
+                text,
+                options.lang.as_deref().unwrap_or("en-us"),
+                options.session_id.as_deref(),
+                Some(&request_id),
+                options.context.as_ref(),
+                &self.identity.site_id,
+                carried,
+            )
+        };
         if let Some((key, value)) = data_extra {
             data.insert(key.into(), value);
         }
@@ -980,11 +1017,11 @@ impl Inner {
                 collecting.heard = true;
                 match subscribers {
                     Some(_) => {
-                        let _ = collecting.tx.send(AskInput::Event(event.clone()));
+                        collecting.tx.send(AskInput::Event(event.clone()));
                         event
                     }
                     None => {
-                        let _ = collecting.tx.send(AskInput::Event(event));
+                        collecting.tx.send(AskInput::Event(event));
                         return;
                     }
                 }
@@ -1036,19 +1073,20 @@ async fn reconnect_loop(weak: Weak<Inner>, down_since: Instant) {
 }
 
 fn remember_conversation(state: &mut State, request_session: &str, event: &Event) {
-    let session = event.context.get("session").and_then(Value::as_object).cloned().unwrap_or_default();
-    let fields = bus::carried_fields(&session);
-    let mut keys = vec![request_session.to_string()];
-    if let Some(answered) = session.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-        keys.push(answered.to_string());
-    }
-    for key in keys {
-        if fields.is_empty() {
-            state.carried.remove(&key);
-        } else {
-            state.carried.insert(key, fields.clone());
+    let session = event.context.get("session").and_then(Value::as_object);
+    let fields = session.map(bus::carried_fields).unwrap_or_default();
+    let answered = session.and_then(|s| s.get("session_id")).and_then(Value::as_str).filter(|s| !s.is_empty());
+    if fields.is_empty() {
+        state.carried.remove(request_session);
+        if let Some(answered) = answered {
+            state.carried.remove(answered);
         }
+        return;
     }
+    if let Some(answered) = answered {
+        state.carried.insert(answered.to_string(), fields.clone());
+    }
+    state.carried.insert(request_session.to_string(), fields);
 }
 
 /// The context as the client sees it (spec 7.3): `hivemind_verified_source_peer` dropped,
@@ -1106,5 +1144,58 @@ mod carry_watch_tests {
         state.forget_expired_carry_watch(start + CARRY_GRACE * 3);
         assert_eq!(state.carry_watch.keys().collect::<Vec<_>>(), vec!["in-flight"]);
         assert!(state.carry_expiry.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod mailbox_tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    fn lost(reason: &str) -> AskInput {
+        AskInput::Lost { reason: reason.into(), resend: false }
+    }
+
+    fn reason(input: AskInput) -> String {
+        match input {
+            AskInput::Lost { reason, .. } => reason,
+            AskInput::Event(event) => event.name,
+        }
+    }
+
+    #[tokio::test]
+    async fn inputs_arrive_in_order_and_a_waiting_ask_is_woken() {
+        let mailbox = Arc::new(Mailbox::default());
+        mailbox.send(lost("first"));
+        mailbox.send(AskInput::Event(Event { name: "speak".into(), ..Event::default() }));
+        assert_eq!(reason(mailbox.recv().await), "first");
+        assert_eq!(reason(mailbox.recv().await), "speak");
+        let sender = mailbox.clone();
+        let later = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            sender.send(lost("later"));
+        });
+        assert_eq!(reason(mailbox.recv().await), "later");
+        later.await.unwrap();
+    }
+
+    #[test]
+    fn a_receive_given_up_while_waiting_loses_nothing() {
+        let mailbox = Mailbox::default();
+        let mut context = Context::from_waker(Waker::noop());
+        {
+            let mut waiting = pin!(mailbox.recv());
+            assert!(waiting.as_mut().poll(&mut context).is_pending());
+            mailbox.send(lost("kept"));
+            // dropped after the wakeup, before taking anything
+        }
+        let mut next = pin!(mailbox.recv());
+        match next.as_mut().poll(&mut context) {
+            Poll::Ready(input) => assert_eq!(reason(input), "kept"),
+            Poll::Pending => panic!("the input sent to a cancelled receive was lost"),
+        }
     }
 }
