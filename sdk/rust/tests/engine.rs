@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use thalovant::protocol::channel::{Opener, Sealer};
-use thalovant::protocol::envelope::envelope_from_value;
+use thalovant::protocol::envelope::{envelope_from_value, parse_json_object};
 use thalovant::protocol::negotiation::Outgoing;
 use thalovant::protocol::wire1::Wire1Payload;
 use thalovant::protocol::{
@@ -350,6 +350,22 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
     })
 }
 
+#[test]
+fn repeated_keys_and_edge_numbers_parse_as_serde_json_parses_them() {
+    for text in [
+        r#"{"a":1,"b":{"x":[1,{"y":2,"y":3}]},"a":{"z":null}}"#,
+        r#"{"n":[18446744073709551615,-9223372036854775808,-0,0.1,1.5e300,-2.5E-300,1e-400]}"#,
+        r#" {"t":true,"f":false,"s":"\u00e9\n\ud83d\ude00","e":{},"l":[]} "#,
+    ] {
+        let ours = parse_json_object(text.as_bytes(), "body").unwrap();
+        let theirs: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&ours).unwrap(), serde_json::to_string(&theirs).unwrap(), "{text}");
+    }
+    for text in [r#"{"n":1e400}"#, r#"{"a":1} x"#, r#"{"a":}"#, r#"[1]"#, ""] {
+        assert!(parse_json_object(text.as_bytes(), "body").is_err(), "{text}");
+    }
+}
+
 /// An object whose fields are absent, of the expected type or of any other: `fields` name them.
 fn object_with(fields: &'static [&'static str], of: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
     let field = prop_oneof![Just(None), of.prop_map(Some), arbitrary_json().prop_map(Some)];
@@ -378,6 +394,21 @@ fn envelope_like() -> impl Strategy<Value = Value> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn objects_parse_as_serde_json_parses_them(value in arbitrary_json(), noise in prop::collection::vec(any::<u8>(), 0..60)) {
+        let object = serde_json::to_vec(&json!({"v": value, "w": [value]})).unwrap();
+        let mut mangled = object.clone();
+        for (i, byte) in noise.iter().enumerate() {
+            let at = (usize::from(*byte) * 7 + i) % mangled.len();
+            mangled[at] = noise[(i + 1) % noise.len()];
+        }
+        for body in [object, mangled, noise] {
+            let ours = parse_json_object(&body, "body").ok();
+            let theirs = std::str::from_utf8(&body).ok().and_then(|t| serde_json::from_str::<Value>(t).ok()).and_then(|v| v.as_object().cloned());
+            prop_assert_eq!(ours.as_ref().map(|m| serde_json::to_string(m).unwrap()), theirs.as_ref().map(|m| serde_json::to_string(m).unwrap()));
+        }
+    }
 
     #[test]
     fn consuming_readers_and_the_direct_writer_match_their_copying_forms(value in envelope_like()) {

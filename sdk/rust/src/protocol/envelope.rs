@@ -5,7 +5,8 @@
 //! with a string `msg_type` is a [`ProtocolError::Envelope`].
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use super::errors::{ProtocolError, Result};
 
@@ -66,30 +67,18 @@ impl BusMessage {
     }
 
     /// [`Self::from_value`] of an object, consuming it (nothing is copied).
-    pub fn from_map(mut obj: Map<String, Value>) -> Self {
-        Self {
-            kind: match obj.remove("type") {
-                Some(Value::String(kind)) => kind,
-                _ => String::new(),
-            },
-            data: take_object(&mut obj, "data"),
-            context: take_object(&mut obj, "context"),
+    pub fn from_map(obj: Map<String, Value>) -> Self {
+        let mut message = Self::default();
+        for (key, value) in obj {
+            match (key.as_str(), value) {
+                ("type", Value::String(kind)) => message.kind = kind,
+                ("data", Value::Object(data)) => message.data = data,
+                ("context", Value::Object(context)) => message.context = context,
+                _ => {}
+            }
         }
+        message
     }
-}
-
-/// The object under `key`, removed from `obj`; `{}` when missing or not an object. The order
-/// of what stays in `obj` may change.
-fn take_object(obj: &mut Map<String, Value>, key: &str) -> Map<String, Value> {
-    match obj.remove(key) {
-        Some(Value::Object(map)) => map,
-        _ => Map::new(),
-    }
-}
-
-/// The value under `key`, removed from `obj`; null when missing.
-fn take_value(obj: &mut Map<String, Value>, key: &str) -> Value {
-    obj.remove(key).unwrap_or(Value::Null)
 }
 
 /// The eight fields of an envelope in wire order, borrowed: [`HiveMessage::to_bytes`] writes
@@ -221,30 +210,31 @@ pub fn envelope_from_value(value: &Value) -> Result<HiveMessage> {
 }
 
 /// [`envelope_from_value`] of an object, consuming it (nothing is copied).
-pub fn envelope_from_map(mut obj: Map<String, Value>) -> Result<HiveMessage> {
-    let msg_type = match obj.remove("msg_type") {
-        Some(Value::String(msg_type)) => msg_type,
-        _ => return Err(ProtocolError::Envelope("no string msg_type".into())),
-    };
-    Ok(HiveMessage {
-        msg_type,
-        payload: take_object(&mut obj, "payload"),
-        metadata: take_object(&mut obj, "metadata"),
-        route: match obj.remove("route") {
-            Some(Value::Array(route)) => route,
-            _ => Vec::new(),
-        },
-        node: take_value(&mut obj, "node"),
-        target_site_id: take_value(&mut obj, "target_site_id"),
-        target_pubkey: take_value(&mut obj, "target_pubkey"),
-        source_peer: take_value(&mut obj, "source_peer"),
-    })
+pub fn envelope_from_map(obj: Map<String, Value>) -> Result<HiveMessage> {
+    // one pass over the entries: no key is looked up (a map's keys are unique)
+    let mut msg_type = None;
+    let mut message = HiveMessage::default();
+    for (key, value) in obj {
+        match (key.as_str(), value) {
+            ("msg_type", Value::String(kind)) => msg_type = Some(kind),
+            ("payload", Value::Object(payload)) => message.payload = payload,
+            ("metadata", Value::Object(metadata)) => message.metadata = metadata,
+            ("route", Value::Array(route)) => message.route = route,
+            ("node", node) => message.node = node,
+            ("target_site_id", site) => message.target_site_id = site,
+            ("target_pubkey", key) => message.target_pubkey = key,
+            ("source_peer", peer) => message.source_peer = peer,
+            _ => {}
+        }
+    }
+    message.msg_type = msg_type.ok_or_else(|| ProtocolError::Envelope("no string msg_type".into()))?;
+    Ok(message)
 }
 
 /// Decode UTF-8 JSON that must be an object.
 pub fn parse_json_object(body: &[u8], what: &str) -> Result<Map<String, Value>> {
     let text = std::str::from_utf8(body).map_err(|_| ProtocolError::Envelope(format!("{what} is not valid UTF-8")))?;
-    match serde_json::from_str::<Value>(text) {
+    match parse_value(text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ProtocolError::Envelope(format!("{what} is not a JSON object"))),
         Err(_) => Err(ProtocolError::Envelope(format!("{what} is not valid JSON"))),
@@ -254,4 +244,91 @@ pub fn parse_json_object(body: &[u8], what: &str) -> Result<Map<String, Value>> 
 /// Parse one JSON frame body into an envelope.
 pub fn parse_envelope(body: &[u8]) -> Result<HiveMessage> {
     envelope_from_map(parse_json_object(body, "envelope")?)
+}
+
+/// `serde_json::from_str::<Value>`, value for value and error for error, with each object's
+/// map allocated once at its final size: entries are gathered in one buffer shared by the whole
+/// parse, then moved into the map.
+fn parse_value(text: &str) -> serde_json::Result<Value> {
+    let mut entries = Vec::new();
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = Gather { entries: &mut entries }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// One JSON value of [`parse_value`]; an object's entries go on top of `entries` and leave it
+/// as the object's map.
+struct Gather<'a> {
+    entries: &'a mut Vec<(String, Value)>,
+}
+
+impl<'de> DeserializeSeed<'de> for Gather<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Gather<'_> {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> std::result::Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> std::result::Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> std::result::Result<Value, E> {
+        Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(value.to_string()))
+    }
+
+    fn visit_string<E>(self, value: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Value, D::Error> {
+        self.deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Gather { entries: &mut *self.entries })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let start = self.entries.len();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(Gather { entries: &mut *self.entries })?;
+            self.entries.push((key, value));
+        }
+        // a repeated key keeps its first place and takes its last value, as Map::insert does
+        Ok(Value::Object(self.entries.drain(start..).collect()))
+    }
 }
