@@ -1083,10 +1083,20 @@ fn remember_conversation(state: &mut State, request_session: &str, event: &Event
         }
         return;
     }
-    if let Some(answered) = answered {
-        state.carried.insert(answered.to_string(), fields.clone());
+    if let Some(answered) = answered.filter(|a| *a != request_session) {
+        carry(&mut state.carried, answered, fields.clone());
     }
-    state.carried.insert(request_session.to_string(), fields);
+    carry(&mut state.carried, request_session, fields);
+}
+
+/// `fields` become what session `key` carries.
+fn carry(carried: &mut HashMap<String, Map<String, Value>>, key: &str, fields: Map<String, Value>) {
+    match carried.get_mut(key) {
+        Some(slot) => *slot = fields,
+        None => {
+            carried.insert(key.to_string(), fields);
+        }
+    }
 }
 
 /// The context as the client sees it (spec 7.3): `hivemind_verified_source_peer` dropped,
@@ -1120,7 +1130,28 @@ fn bus_of(envelope: HiveMessage, site_id: &str) -> Option<BusMessage> {
 
 #[cfg(test)]
 mod carry_watch_tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn handled(session: Value) -> Event {
+        Event { name: EVENT_UTTERANCE_HANDLED.into(), data: Map::new(), context: json!({"session": session}).as_object().cloned().unwrap_or_default() }
+    }
+
+    #[test]
+    fn a_handled_session_is_carried_under_the_asked_and_the_answered_session() {
+        let mut state = State::default();
+        remember_conversation(&mut state, "asked", &handled(json!({"session_id": "answered", "active_skills": ["a"], "lang": "en"})));
+        let carried = json!({"active_skills": ["a"]});
+        assert_eq!(state.carried.len(), 2);
+        assert_eq!(Value::Object(state.carried["asked"].clone()), carried);
+        assert_eq!(Value::Object(state.carried["answered"].clone()), carried);
+        remember_conversation(&mut state, "asked", &handled(json!({"session_id": "asked", "context": {"k": 1}})));
+        assert_eq!(Value::Object(state.carried["asked"].clone()), json!({"context": {"k": 1}}));
+        assert_eq!(Value::Object(state.carried["answered"].clone()), carried, "another session keeps its own");
+        remember_conversation(&mut state, "asked", &handled(json!({"session_id": "answered", "active_skills": []})));
+        assert!(state.carried.is_empty(), "nothing truthy to carry: both forget");
+    }
 
     #[test]
     fn only_entries_whose_grace_ended_are_forgotten() {
