@@ -185,8 +185,13 @@ impl HiveMessage {
             target_pubkey: &self.target_pubkey,
             source_peer: &self.source_peer,
         };
+        // room for a typical bus message (serde_json starts at 128 bytes and doubles)
+        let mut bytes = Vec::with_capacity(1024);
         // string keys and JSON values: serialising cannot fail
-        serde_json::to_vec(&wire).unwrap_or_default()
+        match serde_json::to_writer(&mut bytes, &wire) {
+            Ok(()) => bytes,
+            Err(_) => Vec::new(),
+        }
     }
 }
 
@@ -250,7 +255,8 @@ pub fn parse_envelope(body: &[u8]) -> Result<HiveMessage> {
 /// map allocated once at its final size: entries are gathered in one buffer shared by the whole
 /// parse, then moved into the map.
 fn parse_value(text: &str) -> serde_json::Result<Value> {
-    let mut entries = Vec::new();
+    // room for the entries of the objects open at once in a typical envelope: no regrowth
+    let mut entries = Vec::with_capacity(32);
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = Gather { entries: &mut entries }.deserialize(&mut deserializer)?;
     deserializer.end()?;
