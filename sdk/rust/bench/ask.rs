@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! ask      --identity FILE [--n 300] [--warmup 5] [--text T] [--protocol wss] [--state DIR]
+//!          [--runtime current|multi]
 //! sessions --count 1000 [--provision-concurrency 4] [--concurrency 16] [--dir DIR] [--protocol wss]
 //!          (THALOVANT_API_URL, THALOVANT_EMAIL, THALOVANT_PASSWORD name the hub's API and account)
 //! ```
@@ -181,6 +182,10 @@ fn main() {
     let (mode, args) = args();
     // one client on one thread for latency; every core for many sessions
     let result = match mode.as_str() {
+        "ask" if args.get("runtime").is_some_and(|r| r == "multi") => {
+            // what `#[tokio::main]` builds: the asks run on the main thread, the readers on workers
+            tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(ask(&args))
+        }
         "ask" => tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(ask(&args)),
         "sessions" => tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(sessions(&args)),
         _ => {

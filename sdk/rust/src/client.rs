@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, broadcast, mpsc, watch};
+use tokio::sync::{Mutex, Notify, broadcast, watch};
 
 use crate::carriers::Carrier;
 use crate::errors::{Error, Result};
@@ -193,10 +193,9 @@ impl Transport {
         sender(&self.shared.binary, 64).subscribe()
     }
 
-    fn publish(&self, event: Event) {
-        if let Some(events) = self.shared.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-            let _ = events.send(event);
-        }
+    /// The sender of bus events while a receiver is subscribed.
+    fn event_sender(&self) -> Option<broadcast::Sender<Event>> {
+        self.shared.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().filter(|s| s.receiver_count() > 0).cloned()
     }
 
     fn publish_binary(&self, frame: Wire1Frame) {
@@ -239,9 +238,42 @@ enum AskInput {
     Lost { reason: String, resend: bool },
 }
 
+/// What reaches one ask, in the order it was sent: a queue and a wakeup (one small allocation
+/// per ask; the ask waits on it in a `select!`, so [`Self::recv`] must lose nothing when
+/// cancelled).
+#[derive(Default)]
+struct Mailbox {
+    queue: StdMutex<VecDeque<AskInput>>,
+    ready: Notify,
+}
+
+impl Mailbox {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<AskInput>> {
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queue `input` and wake the ask.
+    fn send(&self, input: AskInput) {
+        self.queue().push_back(input);
+        self.ready.notify_one();
+    }
+
+    /// The oldest input, waiting for one if none is queued. Cancel-safe: an input is taken only
+    /// by the call that returns it.
+    async fn recv(&self) -> AskInput {
+        loop {
+            if let Some(input) = self.queue().pop_front() {
+                return input;
+            }
+            // a send after the check above leaves a permit: this wait then ends at once
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// An ask waiting for its reply.
 struct Collecting {
-    tx: mpsc::UnboundedSender<AskInput>,
+    tx: Arc<Mailbox>,
     /// The link its request went out on.
     link_id: u64,
     /// Something for its request arrived.
@@ -447,7 +479,7 @@ impl Client {
         };
         self.inner.changed();
         for (_, collecting) in collectors {
-            let _ = collecting.tx.send(AskInput::Lost { reason: "The client was closed.".into(), resend: false });
+            collecting.tx.send(AskInput::Lost { reason: "The client was closed.".into(), resend: false });
         }
         let link = self.inner.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(link) = link {
@@ -509,7 +541,7 @@ impl Client {
     pub async fn ask(&self, text: &str, options: RequestOptions) -> Result<Reply> {
         let timeout = options.timeout.unwrap_or(DEFAULT_ASK_TIMEOUT);
         let deadline = tokio::time::Instant::now() + timeout;
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let tx = Arc::new(Mailbox::default());
         let sent = self.inner.send_utterance(text, &options, None, None, Some(tx.clone()), (deadline, timeout)).await?;
         let _guard = AskGuard { inner: Arc::downgrade(&self.inner), request_id: sent.request_id.clone() };
         let mut collector =
@@ -518,22 +550,21 @@ impl Client {
         loop {
             let timer = collector.deadline().map(tokio::time::Instant::from_std);
             tokio::select! {
-                input = rx.recv() => match input {
-                    Some(AskInput::Event(event)) => {
+                input = tx.recv() => match input {
+                    AskInput::Event(event) => {
                         if let Some(outcome) = collector.feed(event, Instant::now()) {
                             return outcome;
                         }
                     }
-                    Some(AskInput::Lost { resend: true, .. }) => {
+                    AskInput::Lost { resend: true, .. } => {
                         // the hub restarted before answering: the same request again on the next link
                         if let Err(error) = self.inner.send_utterance(text, &again, None, None, Some(tx.clone()), (deadline, timeout)).await {
                             return collector.abort(error);
                         }
                     }
-                    Some(AskInput::Lost { reason, resend: false }) => {
+                    AskInput::Lost { reason, resend: false } => {
                         return collector.abort(Error::Connection(format!("The hub connection dropped before the reply: {reason}")));
                     }
-                    None => return collector.abort(Error::Connection("The client was closed.".into())),
                 },
                 () = async { match timer { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {
                     if let Some(outcome) = collector.on_timer(Instant::now()) {
@@ -797,7 +828,7 @@ impl Inner {
         state.last_error = Some(reason.to_string());
         let resend = resend && state.had_link;
         for collecting in state.collectors.values().filter(|c| c.link_id == link_id) {
-            let _ = collecting.tx.send(AskInput::Lost { reason: reason.to_string(), resend: resend && !collecting.heard });
+            collecting.tx.send(AskInput::Lost { reason: reason.to_string(), resend: resend && !collecting.heard });
         }
         true
     }
@@ -868,7 +899,7 @@ impl Inner {
         options: &RequestOptions,
         data_extra: Option<(&str, Value)>,
         context_extra: Option<(&str, Value)>,
-        collector: Option<mpsc::UnboundedSender<AskInput>>,
+        collector: Option<Arc<Mailbox>>,
         wait: Wait,
     ) -> Result<Sent> {
         if text.trim().is_empty() {
@@ -890,7 +921,7 @@ impl Inner {
         options: &RequestOptions,
         data_extra: Option<(&str, Value)>,
         context_extra: Option<(&str, Value)>,
-        collector: Option<mpsc::UnboundedSender<AskInput>>,
+        collector: Option<Arc<Mailbox>>,
     ) -> Result<Sent> {
         let effective_sid = options
             .session_id
@@ -898,23 +929,28 @@ impl Inner {
             .or_else(|| bus::context_session_id(options.context.as_ref()))
             .unwrap_or_else(|| link.session_id.clone());
         let tracked = collector.is_some();
-        let carried = if tracked { self.state().carried.get(&effective_sid).cloned() } else { None };
-        let (rid, mut data, mut ctx) = bus::utterance_message(
-            text,
-            options.lang.as_deref().unwrap_or("en-us"),
-            options.session_id.as_deref(),
-            options.request_id.as_deref(),
-            options.context.as_ref(),
-            &self.identity.site_id,
-            carried.as_ref(),
-        );
+        let request_id = options.request_id.clone().unwrap_or_else(bus::new_request_id);
+        let (rid, mut data, mut ctx) = {
+            // the carried fields are read in place (the message copies what it takes)
+            let state = self.state();
+            let carried = if tracked { state.carried.get(&effective_sid) } else { None };
+            bus::utterance_message(
+                text,
+                options.lang.as_deref().unwrap_or("en-us"),
+                options.session_id.as_deref(),
+                Some(&request_id),
+                options.context.as_ref(),
+                &self.identity.site_id,
+                carried,
+            )
+        };
         if let Some((key, value)) = data_extra {
             data.insert(key.into(), value);
         }
         if let Some((key, value)) = context_extra {
             ctx.insert(key.into(), value);
         }
-        let ctx = self.runtime_context(Some(&ctx), link);
+        let ctx = bus::with_runtime_context(ctx, &self.options.useragent, &link.session_id, &self.identity.site_id, &self.identity.metadata);
         {
             let mut state = self.state();
             match collector {
@@ -938,7 +974,7 @@ impl Inner {
     fn on_link_event(self: &Arc<Self>, link_id: u64, event: LinkEvent) {
         match event {
             LinkEvent::Envelope(envelope) => {
-                if let Some(bus) = bus_of(&envelope, &self.identity.site_id) {
+                if let Some(bus) = bus_of(*envelope, &self.identity.site_id) {
                     self.on_bus(bus_event(bus));
                 }
             }
@@ -954,33 +990,48 @@ impl Inner {
     }
 
     fn on_bus(&self, event: Event) {
-        {
-            let mut state = self.state();
-            if let Some(rid) = event.request_id() {
-                if let Some(collecting) = state.collectors.get_mut(rid) {
-                    collecting.heard = true;
-                    let _ = collecting.tx.send(AskInput::Event(event.clone()));
+        // a subscriber gets the event as it is; an ask a copy only when a subscriber takes it too
+        let subscribers = self.transport.event_sender();
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let collecting = if let Some(rid) = event.request_id() {
+            if event.name == EVENT_UTTERANCE_HANDLED {
+                let now = Instant::now();
+                let watched = state.carry_watch.get(rid).filter(|(_, expiry)| expiry.is_none_or(|at| at > now)).map(|(sid, _)| sid.clone());
+                if let Some(request_session) = watched {
+                    remember_conversation(state, &request_session, &event);
                 }
-                if event.name == EVENT_UTTERANCE_HANDLED {
-                    let now = Instant::now();
-                    let watched = state.carry_watch.get(rid).filter(|(_, expiry)| expiry.is_none_or(|at| at > now)).map(|(sid, _)| sid.clone());
-                    if let Some(request_session) = watched {
-                        remember_conversation(&mut state, &request_session, &event);
-                    }
-                }
-            } else if event.name == EVENT_POLICY_DENIED {
-                // a denial without request id goes to the only ask in flight, unless an
-                // untracked utterance went out in the last 10 s (spec 6.5)
-                let recent_untracked = state.last_untracked.is_some_and(|at| at.elapsed() < UNTRACKED_UTTERANCE_GRACE);
-                let is_utterance = event.data.get("denied_type").and_then(Value::as_str) == Some(bus::UTTERANCE);
-                if is_utterance && state.collectors.len() == 1 && !recent_untracked
-                    && let Some(collecting) = state.collectors.values_mut().next() {
-                        collecting.heard = true;
-                        let _ = collecting.tx.send(AskInput::Event(event.clone()));
-                    }
             }
+            state.collectors.get_mut(rid)
+        } else if event.name == EVENT_POLICY_DENIED {
+            // a denial without request id goes to the only ask in flight, unless an
+            // untracked utterance went out in the last 10 s (spec 6.5)
+            let recent_untracked = state.last_untracked.is_some_and(|at| at.elapsed() < UNTRACKED_UTTERANCE_GRACE);
+            let is_utterance = event.data.get("denied_type").and_then(Value::as_str) == Some(bus::UTTERANCE);
+            if is_utterance && state.collectors.len() == 1 && !recent_untracked { state.collectors.values_mut().next() } else { None }
+        } else {
+            None
+        };
+        let event = match collecting {
+            Some(collecting) => {
+                collecting.heard = true;
+                match subscribers {
+                    Some(_) => {
+                        collecting.tx.send(AskInput::Event(event.clone()));
+                        event
+                    }
+                    None => {
+                        collecting.tx.send(AskInput::Event(event));
+                        return;
+                    }
+                }
+            }
+            None => event,
+        };
+        drop(guard);
+        if let Some(subscribers) = subscribers {
+            let _ = subscribers.send(event);
         }
-        self.transport.publish(event);
     }
 }
 
@@ -1022,17 +1073,28 @@ async fn reconnect_loop(weak: Weak<Inner>, down_since: Instant) {
 }
 
 fn remember_conversation(state: &mut State, request_session: &str, event: &Event) {
-    let session = event.context.get("session").and_then(Value::as_object).cloned().unwrap_or_default();
-    let fields = bus::carried_fields(&session);
-    let mut keys = vec![request_session.to_string()];
-    if let Some(answered) = session.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-        keys.push(answered.to_string());
+    let session = event.context.get("session").and_then(Value::as_object);
+    let fields = session.map(bus::carried_fields).unwrap_or_default();
+    let answered = session.and_then(|s| s.get("session_id")).and_then(Value::as_str).filter(|s| !s.is_empty());
+    if fields.is_empty() {
+        state.carried.remove(request_session);
+        if let Some(answered) = answered {
+            state.carried.remove(answered);
+        }
+        return;
     }
-    for key in keys {
-        if fields.is_empty() {
-            state.carried.remove(&key);
-        } else {
-            state.carried.insert(key, fields.clone());
+    if let Some(answered) = answered.filter(|a| *a != request_session) {
+        carry(&mut state.carried, answered, fields.clone());
+    }
+    carry(&mut state.carried, request_session, fields);
+}
+
+/// `fields` become what session `key` carries.
+fn carry(carried: &mut HashMap<String, Map<String, Value>>, key: &str, fields: Map<String, Value>) {
+    match carried.get_mut(key) {
+        Some(slot) => *slot = fields,
+        None => {
+            carried.insert(key.to_string(), fields);
         }
     }
 }
@@ -1052,12 +1114,15 @@ fn bus_event(bus: BusMessage) -> Event {
 }
 
 /// The bus message an inbound envelope delivers to this client, if any (spec 5.1).
-fn bus_of(envelope: &HiveMessage, site_id: &str) -> Option<BusMessage> {
+fn bus_of(envelope: HiveMessage, site_id: &str) -> Option<BusMessage> {
     match envelope.msg_type.as_str() {
-        "bus" => Some(envelope.bus_message()),
+        "bus" => Some(envelope.into_bus_message()),
         "broadcast" => {
-            let inner = envelope.inner()?;
-            (inner.msg_type == "bus" && envelope.target_site_id.as_str() == Some(site_id)).then(|| inner.bus_message())
+            if envelope.target_site_id.as_str() != Some(site_id) {
+                return None;
+            }
+            let inner = envelope.into_inner()?;
+            (inner.msg_type == "bus").then(|| inner.into_bus_message())
         }
         _ => None,
     }
@@ -1065,7 +1130,28 @@ fn bus_of(envelope: &HiveMessage, site_id: &str) -> Option<BusMessage> {
 
 #[cfg(test)]
 mod carry_watch_tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn handled(session: Value) -> Event {
+        Event { name: EVENT_UTTERANCE_HANDLED.into(), data: Map::new(), context: json!({"session": session}).as_object().cloned().unwrap_or_default() }
+    }
+
+    #[test]
+    fn a_handled_session_is_carried_under_the_asked_and_the_answered_session() {
+        let mut state = State::default();
+        remember_conversation(&mut state, "asked", &handled(json!({"session_id": "answered", "active_skills": ["a"], "lang": "en"})));
+        let carried = json!({"active_skills": ["a"]});
+        assert_eq!(state.carried.len(), 2);
+        assert_eq!(Value::Object(state.carried["asked"].clone()), carried);
+        assert_eq!(Value::Object(state.carried["answered"].clone()), carried);
+        remember_conversation(&mut state, "asked", &handled(json!({"session_id": "asked", "context": {"k": 1}})));
+        assert_eq!(Value::Object(state.carried["asked"].clone()), json!({"context": {"k": 1}}));
+        assert_eq!(Value::Object(state.carried["answered"].clone()), carried, "another session keeps its own");
+        remember_conversation(&mut state, "asked", &handled(json!({"session_id": "answered", "active_skills": []})));
+        assert!(state.carried.is_empty(), "nothing truthy to carry: both forget");
+    }
 
     #[test]
     fn only_entries_whose_grace_ended_are_forgotten() {
@@ -1089,5 +1175,58 @@ mod carry_watch_tests {
         state.forget_expired_carry_watch(start + CARRY_GRACE * 3);
         assert_eq!(state.carry_watch.keys().collect::<Vec<_>>(), vec!["in-flight"]);
         assert!(state.carry_expiry.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod mailbox_tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    fn lost(reason: &str) -> AskInput {
+        AskInput::Lost { reason: reason.into(), resend: false }
+    }
+
+    fn reason(input: AskInput) -> String {
+        match input {
+            AskInput::Lost { reason, .. } => reason,
+            AskInput::Event(event) => event.name,
+        }
+    }
+
+    #[tokio::test]
+    async fn inputs_arrive_in_order_and_a_waiting_ask_is_woken() {
+        let mailbox = Arc::new(Mailbox::default());
+        mailbox.send(lost("first"));
+        mailbox.send(AskInput::Event(Event { name: "speak".into(), ..Event::default() }));
+        assert_eq!(reason(mailbox.recv().await), "first");
+        assert_eq!(reason(mailbox.recv().await), "speak");
+        let sender = mailbox.clone();
+        let later = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            sender.send(lost("later"));
+        });
+        assert_eq!(reason(mailbox.recv().await), "later");
+        later.await.unwrap();
+    }
+
+    #[test]
+    fn a_receive_given_up_while_waiting_loses_nothing() {
+        let mailbox = Mailbox::default();
+        let mut context = Context::from_waker(Waker::noop());
+        {
+            let mut waiting = pin!(mailbox.recv());
+            assert!(waiting.as_mut().poll(&mut context).is_pending());
+            mailbox.send(lost("kept"));
+            // dropped after the wakeup, before taking anything
+        }
+        let mut next = pin!(mailbox.recv());
+        match next.as_mut().poll(&mut context) {
+            Poll::Ready(input) => assert_eq!(reason(input), "kept"),
+            Poll::Pending => panic!("the input sent to a cancelled receive was lost"),
+        }
     }
 }

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use thalovant::protocol::channel::{Opener, Sealer};
-use thalovant::protocol::envelope::envelope_from_value;
+use thalovant::protocol::envelope::{envelope_from_value, parse_json_object};
 use thalovant::protocol::negotiation::Outgoing;
 use thalovant::protocol::wire1::Wire1Payload;
 use thalovant::protocol::{
@@ -350,8 +350,77 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
     })
 }
 
+#[test]
+fn repeated_keys_and_edge_numbers_parse_as_serde_json_parses_them() {
+    for text in [
+        r#"{"a":1,"b":{"x":[1,{"y":2,"y":3}]},"a":{"z":null}}"#,
+        r#"{"n":[18446744073709551615,-9223372036854775808,-0,0.1,1.5e300,-2.5E-300,1e-400]}"#,
+        r#" {"t":true,"f":false,"s":"\u00e9\n\ud83d\ude00","e":{},"l":[]} "#,
+    ] {
+        let ours = parse_json_object(text.as_bytes(), "body").unwrap();
+        let theirs: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&ours).unwrap(), serde_json::to_string(&theirs).unwrap(), "{text}");
+    }
+    for text in [r#"{"n":1e400}"#, r#"{"a":1} x"#, r#"{"a":}"#, r#"[1]"#, ""] {
+        assert!(parse_json_object(text.as_bytes(), "body").is_err(), "{text}");
+    }
+}
+
+/// An object whose fields are absent, of the expected type or of any other: `fields` name them.
+fn object_with(fields: &'static [&'static str], of: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
+    let field = prop_oneof![Just(None), of.prop_map(Some), arbitrary_json().prop_map(Some)];
+    (prop::collection::vec(field, fields.len()), arbitrary_json()).prop_map(move |(values, extra)| {
+        let mut obj = Map::new();
+        obj.insert("extra".into(), extra);
+        for (name, value) in fields.iter().zip(values) {
+            if let Some(value) = value {
+                obj.insert((*name).into(), value);
+            }
+        }
+        Value::Object(obj)
+    })
+    .boxed()
+}
+
+/// Envelopes (bus, broadcast of a bus message, anything) with fields of every JSON type.
+fn envelope_like() -> impl Strategy<Value = Value> {
+    let bus = object_with(&["type", "data", "context"], arbitrary_json().boxed());
+    let kind = prop_oneof![Just(json!("bus")), Just(json!("broadcast")), ".{0,6}".prop_map(Value::String)].boxed();
+    let inner = object_with(&["msg_type", "payload", "target_site_id"], prop_oneof![kind.clone(), bus.clone()].boxed());
+    let payload = prop_oneof![bus, inner];
+    let fields = &["msg_type", "payload", "metadata", "route", "node", "target_site_id", "target_pubkey", "source_peer"];
+    object_with(fields, prop_oneof![kind, payload].boxed())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn objects_parse_as_serde_json_parses_them(value in arbitrary_json(), noise in prop::collection::vec(any::<u8>(), 0..60)) {
+        let object = serde_json::to_vec(&json!({"v": value, "w": [value]})).unwrap();
+        let mut mangled = object.clone();
+        for (i, byte) in noise.iter().enumerate() {
+            let at = (usize::from(*byte) * 7 + i) % mangled.len();
+            mangled[at] = noise[(i + 1) % noise.len()];
+        }
+        for body in [object, mangled, noise] {
+            let ours = parse_json_object(&body, "body").ok();
+            let theirs = std::str::from_utf8(&body).ok().and_then(|t| serde_json::from_str::<Value>(t).ok()).and_then(|v| v.as_object().cloned());
+            prop_assert_eq!(ours.as_ref().map(|m| serde_json::to_string(m).unwrap()), theirs.as_ref().map(|m| serde_json::to_string(m).unwrap()));
+        }
+    }
+
+    #[test]
+    fn consuming_readers_and_the_direct_writer_match_their_copying_forms(value in envelope_like()) {
+        let Ok(envelope) = envelope_from_value(&value) else {
+            prop_assert!(parse_envelope(&serde_json::to_vec(&value).unwrap()).is_err());
+            return Ok(());
+        };
+        prop_assert_eq!(&parse_envelope(&serde_json::to_vec(&value).unwrap()).unwrap(), &envelope);
+        prop_assert_eq!(envelope.to_bytes(), serde_json::to_vec(&envelope.to_value()).unwrap());
+        prop_assert_eq!(envelope.clone().into_bus_message(), envelope.bus_message());
+        prop_assert_eq!(envelope.clone().into_inner(), envelope.inner());
+    }
 
     #[test]
     fn wire1_decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
@@ -410,6 +479,15 @@ proptest! {
             Err(error) => prop_assert!(matches!(error, ProtocolError::Envelope(_))),
         }
         let _ = canonical_json(&value);
+    }
+
+    #[test]
+    fn owned_and_borrowed_plaintexts_reassemble_alike(parts in prop::collection::vec((0u8..7, prop::collection::vec(any::<u8>(), 0..20)), 0..30)) {
+        let (mut owned, mut borrowed) = (Reassembler::new(), Reassembler::new());
+        for (marker, mut part) in parts {
+            part.insert(0, marker);
+            prop_assert_eq!(owned.feed_owned(part.clone()).map_err(|e| e.to_string()), borrowed.feed(&part).map_err(|e| e.to_string()));
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -43,6 +44,10 @@ pub const MAX_MESSAGE: usize = 256 * 1024 + 1024;
 /// Close codes a hub uses to refuse credentials.
 pub const REFUSAL_CLOSE_CODES: [u16; 3] = [1000, 1005, 1008];
 const INBOUND_QUEUE: usize = 256;
+/// How much the WebSocket reads from the stream at once. tungstenite zeroes this much of its
+/// buffer before every read (twice per reply), so it stays a few typical messages long rather
+/// than its 128 KiB default; larger messages are read in several steps.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// Any byte stream the WebSocket runs over (plain TCP or TLS).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -122,7 +127,10 @@ impl WssCarrier {
         if let Ok(agent) = self.useragent.parse() {
             request.headers_mut().insert("User-Agent", agent);
         }
-        let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE))
+            .read_buffer_size(READ_BUFFER);
         match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
             Ok((ws, _response)) => Ok(ws),
             Err(WsError::Http(response)) => {
@@ -155,7 +163,9 @@ impl WssCarrier {
         sink.send(message).await.map_err(|e| {
             self.alive.store(false, Ordering::Release);
             Closed::new(format!("The WebSocket broke while sending: {}", scrub(&e.to_string())))
-        })
+        })?;
+        forget_sender(&mut sink);
+        Ok(())
     }
 
     /// Send one TEXT message.
@@ -192,6 +202,21 @@ impl Drop for WssCarrier {
             reader.abort();
         }
     }
+}
+
+/// Leave no sender's waker with the stream once a message is out.
+///
+/// tokio-tungstenite keeps the waker of the last task that wrote and wakes it, with the reader,
+/// whenever the socket becomes readable: without this, every message from the hub would also
+/// wake the task that sent the last request (an ask waiting for its reply: a futex wake and two
+/// context switches on a multi-thread runtime, an extra turn of a current-thread one). A flush
+/// of the empty write buffer with a no-op waker takes that place; a later send registers its
+/// own waker again, and the reader's waker, registered for writes it may do, stays.
+fn forget_sender(sink: &mut Sink) {
+    let mut context = Context::from_waker(Waker::noop());
+    // the buffer is empty (the send flushed it): nothing is written; a Pending (the reader holds
+    // the stream at this instant) only leaves the previous waker in place
+    let _ = sink.poll_flush_unpin(&mut context);
 }
 
 /// Everything after `?` removed: URLs carry the credential in their query.
@@ -253,4 +278,62 @@ async fn read_loop(
     };
     alive.store(false, Ordering::Release);
     let _ = tx.send(Err(end)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::future::Future;
+    use std::pin::{Pin, pin};
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Poll, Wake};
+
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+
+    /// Counts its wakeups.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Wakes {
+        fn count(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_from_the_hub_wakes_the_reader_and_not_the_last_sender() {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let ours: Box<dyn Io> = Box::new(ours);
+        let (mut sink, mut stream) = WebSocketStream::from_raw_socket(ours, Role::Client, None).await.split();
+        let mut hub = WebSocketStream::from_raw_socket(theirs, Role::Server, None).await;
+
+        let (reader, sender) = (Arc::new(Wakes::default()), Arc::new(Wakes::default()));
+        let reader_waker = Waker::from(reader.clone());
+        let mut next = stream.next();
+        assert!(Pin::new(&mut next).poll(&mut Context::from_waker(&reader_waker)).is_pending());
+        let sender_waker = Waker::from(sender.clone());
+        let mut send = pin!(async {
+            sink.send(Message::binary(vec![1u8; 16])).await.unwrap();
+            forget_sender(&mut sink);
+        });
+        assert!(send.as_mut().poll(&mut Context::from_waker(&sender_waker)).is_ready());
+
+        assert_eq!(hub.next().await.unwrap().unwrap(), Message::binary(vec![1u8; 16]));
+        hub.send(Message::binary(vec![2u8; 16])).await.unwrap();
+        assert!(reader.count() > 0, "the reader was not woken");
+        assert_eq!(sender.count(), 0, "the task that sent the last message was woken by a message for the reader");
+        match Pin::new(&mut next).poll(&mut Context::from_waker(&reader_waker)) {
+            Poll::Ready(Some(Ok(message))) => assert_eq!(message, Message::binary(vec![2u8; 16])),
+            other => panic!("{other:?}"),
+        }
+    }
 }

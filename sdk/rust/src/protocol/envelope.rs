@@ -4,7 +4,9 @@
 //! defaults when missing or of the wrong JSON type. Anything that is not a UTF-8 JSON object
 //! with a string `msg_type` is a [`ProtocolError::Envelope`].
 
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use super::errors::{ProtocolError, Result};
 
@@ -63,6 +65,34 @@ impl BusMessage {
             context: obj.get("context").and_then(Value::as_object).cloned().unwrap_or_default(),
         }
     }
+
+    /// [`Self::from_value`] of an object, consuming it (nothing is copied).
+    pub fn from_map(obj: Map<String, Value>) -> Self {
+        let mut message = Self::default();
+        for (key, value) in obj {
+            match (key.as_str(), value) {
+                ("type", Value::String(kind)) => message.kind = kind,
+                ("data", Value::Object(data)) => message.data = data,
+                ("context", Value::Object(context)) => message.context = context,
+                _ => {}
+            }
+        }
+        message
+    }
+}
+
+/// The eight fields of an envelope in wire order, borrowed: [`HiveMessage::to_bytes`] writes
+/// them without building a [`Value`] first.
+#[derive(Serialize)]
+struct WireEnvelope<'a> {
+    msg_type: &'a str,
+    payload: &'a Map<String, Value>,
+    metadata: &'a Map<String, Value>,
+    route: &'a [Value],
+    node: &'a Value,
+    target_site_id: &'a Value,
+    target_pubkey: &'a Value,
+    source_peer: &'a Value,
 }
 
 /// One HiveMind envelope with its eight fields.
@@ -106,10 +136,24 @@ impl HiveMessage {
         BusMessage::from_value(&Value::Object(self.payload.clone()))
     }
 
+    /// [`Self::bus_message`], consuming the envelope (nothing is copied).
+    pub fn into_bus_message(self) -> BusMessage {
+        BusMessage::from_map(self.payload)
+    }
+
     /// The inner envelope of a nesting kind whose payload has a string `msg_type`.
     pub fn inner(&self) -> Option<HiveMessage> {
         if NESTED_TYPES.contains(&self.msg_type.as_str()) && self.payload.get("msg_type").is_some_and(Value::is_string) {
             envelope_from_value(&Value::Object(self.payload.clone())).ok()
+        } else {
+            None
+        }
+    }
+
+    /// [`Self::inner`], consuming the envelope (nothing is copied).
+    pub fn into_inner(self) -> Option<HiveMessage> {
+        if NESTED_TYPES.contains(&self.msg_type.as_str()) && self.payload.get("msg_type").is_some_and(Value::is_string) {
+            envelope_from_map(self.payload).ok()
         } else {
             None
         }
@@ -129,10 +173,25 @@ impl HiveMessage {
         Value::Object(obj)
     }
 
-    /// Compact UTF-8 JSON of all eight fields.
+    /// Compact UTF-8 JSON of all eight fields: the bytes of [`Self::to_value`].
     pub fn to_bytes(&self) -> Vec<u8> {
-        // serialising a Value cannot fail
-        serde_json::to_vec(&self.to_value()).unwrap_or_default()
+        let wire = WireEnvelope {
+            msg_type: &self.msg_type,
+            payload: &self.payload,
+            metadata: &self.metadata,
+            route: &self.route,
+            node: &self.node,
+            target_site_id: &self.target_site_id,
+            target_pubkey: &self.target_pubkey,
+            source_peer: &self.source_peer,
+        };
+        // room for a typical bus message (serde_json starts at 128 bytes and doubles)
+        let mut bytes = Vec::with_capacity(1024);
+        // string keys and JSON values: serialising cannot fail
+        match serde_json::to_writer(&mut bytes, &wire) {
+            Ok(()) => bytes,
+            Err(_) => Vec::new(),
+        }
     }
 }
 
@@ -155,10 +214,32 @@ pub fn envelope_from_value(value: &Value) -> Result<HiveMessage> {
     })
 }
 
+/// [`envelope_from_value`] of an object, consuming it (nothing is copied).
+pub fn envelope_from_map(obj: Map<String, Value>) -> Result<HiveMessage> {
+    // one pass over the entries: no key is looked up (a map's keys are unique)
+    let mut msg_type = None;
+    let mut message = HiveMessage::default();
+    for (key, value) in obj {
+        match (key.as_str(), value) {
+            ("msg_type", Value::String(kind)) => msg_type = Some(kind),
+            ("payload", Value::Object(payload)) => message.payload = payload,
+            ("metadata", Value::Object(metadata)) => message.metadata = metadata,
+            ("route", Value::Array(route)) => message.route = route,
+            ("node", node) => message.node = node,
+            ("target_site_id", site) => message.target_site_id = site,
+            ("target_pubkey", key) => message.target_pubkey = key,
+            ("source_peer", peer) => message.source_peer = peer,
+            _ => {}
+        }
+    }
+    message.msg_type = msg_type.ok_or_else(|| ProtocolError::Envelope("no string msg_type".into()))?;
+    Ok(message)
+}
+
 /// Decode UTF-8 JSON that must be an object.
 pub fn parse_json_object(body: &[u8], what: &str) -> Result<Map<String, Value>> {
     let text = std::str::from_utf8(body).map_err(|_| ProtocolError::Envelope(format!("{what} is not valid UTF-8")))?;
-    match serde_json::from_str::<Value>(text) {
+    match parse_value(text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ProtocolError::Envelope(format!("{what} is not a JSON object"))),
         Err(_) => Err(ProtocolError::Envelope(format!("{what} is not valid JSON"))),
@@ -167,5 +248,93 @@ pub fn parse_json_object(body: &[u8], what: &str) -> Result<Map<String, Value>> 
 
 /// Parse one JSON frame body into an envelope.
 pub fn parse_envelope(body: &[u8]) -> Result<HiveMessage> {
-    envelope_from_value(&Value::Object(parse_json_object(body, "envelope")?))
+    envelope_from_map(parse_json_object(body, "envelope")?)
+}
+
+/// `serde_json::from_str::<Value>`, value for value and error for error, with each object's
+/// map allocated once at its final size: entries are gathered in one buffer shared by the whole
+/// parse, then moved into the map.
+fn parse_value(text: &str) -> serde_json::Result<Value> {
+    // room for the entries of the objects open at once in a typical envelope: no regrowth
+    let mut entries = Vec::with_capacity(32);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = Gather { entries: &mut entries }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// One JSON value of [`parse_value`]; an object's entries go on top of `entries` and leave it
+/// as the object's map.
+struct Gather<'a> {
+    entries: &'a mut Vec<(String, Value)>,
+}
+
+impl<'de> DeserializeSeed<'de> for Gather<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Gather<'_> {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> std::result::Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> std::result::Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> std::result::Result<Value, E> {
+        Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(value.to_string()))
+    }
+
+    fn visit_string<E>(self, value: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Value, D::Error> {
+        self.deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Gather { entries: &mut *self.entries })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let start = self.entries.len();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(Gather { entries: &mut *self.entries })?;
+            self.entries.push((key, value));
+        }
+        // a repeated key keeps its first place and takes its last value, as Map::insert does
+        Ok(Value::Object(self.entries.drain(start..).collect()))
+    }
 }

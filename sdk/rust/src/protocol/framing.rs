@@ -89,6 +89,17 @@ impl Reassembler {
         self.parts.is_some()
     }
 
+    /// [`Self::feed`] of a plaintext the caller hands over: a complete frame keeps its buffer.
+    pub fn feed_owned(&mut self, mut plaintext: Vec<u8>) -> Result<Option<Frame>> {
+        match plaintext.first() {
+            Some(&marker @ (0x00 | 0x01)) if !self.failed && self.parts.is_none() => {
+                plaintext.remove(0);
+                Ok(Some(Frame { binary: marker == 0x01, body: plaintext }))
+            }
+            _ => self.feed(&plaintext),
+        }
+    }
+
     /// Consume one decrypted transport message; the frame it completes, if any.
     pub fn feed(&mut self, plaintext: &[u8]) -> Result<Option<Frame>> {
         if self.failed {

@@ -36,7 +36,9 @@ enum Window {
     Unanswered(Option<String>),
 }
 
-/// The state of one ask.
+/// The state of one ask. Once an outcome was returned the ask is settled: what it gathered
+/// moved into the reply, and later calls return nothing ([`Self::feed`], [`Self::on_timer`]) or
+/// the error given ([`Self::abort`]) or a timeout ([`Self::on_deadline`]).
 #[derive(Debug)]
 pub struct ReplyCollector {
     request_id: String,
@@ -217,16 +219,19 @@ impl ReplyCollector {
         Ok(self.build_reply())
     }
 
-    fn build_reply(&self) -> Reply {
+    /// The reply of a finished ask; what it gathered moves into the reply (the collector is done
+    /// and gathers nothing more).
+    fn build_reply(&mut self) -> Reply {
+        let handled = self.handled || (self.failure_event.is_none() && !self.fragments.is_empty());
         Reply::from_events(
             self.fragments.join(" "),
             Some(self.request_id.clone()),
             self.session_id.clone(),
-            self.fragments.clone(),
-            self.events.clone(),
-            self.media.clone(),
-            self.handled || (self.failure_event.is_none() && !self.fragments.is_empty()),
-            self.failure_event.clone(),
+            std::mem::take(&mut self.fragments),
+            std::mem::take(&mut self.events),
+            std::mem::take(&mut self.media),
+            handled,
+            self.failure_event.take(),
             self.dropped_media,
         )
     }

@@ -44,27 +44,42 @@ pub fn runtime_context(
     site_id: &str,
     identity_metadata: &Map<String, Value>,
 ) -> Map<String, Value> {
-    let mut result = context.cloned().unwrap_or_default();
+    with_runtime_context(context.cloned().unwrap_or_default(), useragent, connection_sid, site_id, identity_metadata)
+}
+
+/// [`runtime_context`] applied to a context the caller owns (nothing is copied).
+pub fn with_runtime_context(
+    mut context: Map<String, Value>,
+    useragent: &str,
+    connection_sid: &str,
+    site_id: &str,
+    identity_metadata: &Map<String, Value>,
+) -> Map<String, Value> {
     for (key, value) in [("source", useragent), ("platform", useragent), ("destination", DEFAULT_DESTINATION)] {
-        result.entry(key).or_insert_with(|| Value::String(value.to_string()));
+        context.entry(key).or_insert_with(|| Value::String(value.to_string()));
     }
-    let mut session = result.get("session").and_then(Value::as_object).cloned().unwrap_or_default();
+    let outer_sid = usable_sid(context.get("session_id")).map(str::to_string);
+    // updated in its place: a missing session is added at the end, any other value replaced
+    let slot = context.entry("session").or_insert(Value::Null);
+    let mut session = match std::mem::take(slot) {
+        Value::Object(session) => session,
+        _ => Map::new(),
+    };
     if usable_sid(session.get("session_id")).is_none() {
-        let sid = usable_sid(result.get("session_id")).unwrap_or(connection_sid).to_string();
-        session.insert("session_id".into(), Value::String(sid));
+        session.insert("session_id".into(), Value::String(outer_sid.unwrap_or_else(|| connection_sid.to_string())));
     }
     if !session.get("site_id").is_some_and(crate::events::truthy) {
         session.insert("site_id".into(), Value::String(site_id.to_string()));
     }
-    result.insert("session".into(), Value::Object(session));
+    *slot = Value::Object(session);
     if !identity_metadata.is_empty() {
         let mut merged = identity_metadata.clone();
-        if let Some(caller) = result.get("metadata").and_then(Value::as_object) {
+        if let Some(caller) = context.get("metadata").and_then(Value::as_object) {
             merged.extend(caller.clone());
         }
-        result.insert("metadata".into(), Value::Object(merged));
+        context.insert("metadata".into(), Value::Object(merged));
     }
-    result
+    context
 }
 
 /// `(request_id, data, context)` of a `recognizer_loop:utterance` (spec 6.2), before the
@@ -84,8 +99,13 @@ pub fn utterance_message(
     data.insert("utterances".into(), Value::Array(vec![Value::String(text.trim().to_string())]));
     data.insert("lang".into(), Value::String(lang.to_string()));
     let mut ctx = context.cloned().unwrap_or_default();
-    let mut session = ctx.get("session").and_then(Value::as_object).cloned().unwrap_or_default();
     let explicit = session_id.map(str::to_string).or_else(|| ctx.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string));
+    // updated in its place: a missing session is added at the end, any other value replaced
+    let slot = ctx.entry("session").or_insert(Value::Null);
+    let mut session = match std::mem::take(slot) {
+        Value::Object(session) => session,
+        _ => Map::new(),
+    };
     if let Some(sid) = explicit {
         session.insert("session_id".into(), Value::String(sid));
     }
@@ -97,7 +117,7 @@ pub fn utterance_message(
     for (key, value) in carried.into_iter().flatten() {
         session.entry(key.clone()).or_insert_with(|| value.clone());
     }
-    ctx.insert("session".into(), Value::Object(session));
+    *slot = Value::Object(session);
     ctx.insert("request_id".into(), Value::String(rid.clone()));
     ctx.insert("thalovant_request_id".into(), Value::String(rid.clone()));
     (rid, data, ctx)
@@ -155,6 +175,28 @@ mod tests {
         assert_eq!(plain["session"]["session_id"], "conn");
         assert_eq!(plain["metadata"]["trace"], "mine");
         assert!(new_request_id().starts_with("thalovant-request-") && connection_session_id() != "default");
+    }
+
+    #[test]
+    fn the_runtime_context_keeps_the_callers_key_order_and_replaces_a_session_that_is_no_object() {
+        let metadata = map(json!({"zone": "a"}));
+        for caller in [
+            json!({}),
+            json!({"session": "not an object", "z": 1, "source": "mine"}),
+            json!({"a": 1, "session": {"lang": "xx", "session_id": "default"}, "session_id": "outer", "metadata": {"m": 1}}),
+            json!({"session": {"site_id": "", "session_id": "s"}, "destination": "there"}),
+        ] {
+            let caller = map(caller);
+            let owned = with_runtime_context(caller.clone(), "UA", "conn", "site", &metadata);
+            let copied = runtime_context(Some(&caller), "UA", "conn", "site", &metadata);
+            assert_eq!(serde_json::to_string(&owned).unwrap(), serde_json::to_string(&copied).unwrap());
+            let keys: Vec<_> = owned.keys().filter(|k| caller.contains_key(*k)).collect();
+            assert_eq!(keys, caller.keys().collect::<Vec<_>>(), "the caller's keys stay in their order");
+            assert!(owned["session"].is_object());
+        }
+        let ctx = with_runtime_context(map(json!({"session": 5, "x": 1})), "UA", "conn", "site", &Map::new());
+        assert_eq!(serde_json::to_string(&ctx["session"]).unwrap(), r#"{"session_id":"conn","site_id":"site"}"#);
+        assert_eq!(ctx.keys().collect::<Vec<_>>(), ["session", "x", "source", "platform", "destination"]);
     }
 
     #[test]
