@@ -139,16 +139,17 @@ impl Shared {
                 message: format!("The hub answered {path} with a redirect (HTTP {status}); redirects are not followed."),
                 code: Some(status),
                 refusal_signal: false,
+                after_end: false,
             });
         }
         if status == 401 || status == 403 {
-            return Err(Closed { message: format!("The hub refused {path} (HTTP {status})."), code: Some(status), refusal_signal: true });
+            return Err(Closed { message: format!("The hub refused {path} (HTTP {status})."), code: Some(status), refusal_signal: true, after_end: false });
         }
         if !(200..300).contains(&status) {
-            return Err(Closed { message: format!("The hub answered {path} with HTTP {status}."), code: Some(status), refusal_signal: false });
+            return Err(Closed { message: format!("The hub answered {path} with HTTP {status}."), code: Some(status), refusal_signal: false, after_end: false });
         }
-        let invalid = || Closed { message: format!("Invalid HiveMind HTTP response to {path}: not a JSON object."), code: Some(status), refusal_signal: false };
-        let body = body.map_err(|e| Closed { message: format!("Invalid HiveMind HTTP response to {path}: {e}."), code: Some(status), refusal_signal: false })?;
+        let invalid = || Closed { message: format!("Invalid HiveMind HTTP response to {path}: not a JSON object."), code: Some(status), refusal_signal: false, after_end: false };
+        let body = body.map_err(|e| Closed { message: format!("Invalid HiveMind HTTP response to {path}: {e}."), code: Some(status), refusal_signal: false, after_end: false })?;
         let data = match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(map)) => map,
             _ => return Err(invalid()),
@@ -158,7 +159,7 @@ impl Shared {
                 return Ok(data);
             }
             let shown: String = error.as_str().map_or_else(|| error.to_string(), str::to_string).chars().take(200).collect();
-            return Err(Closed { message: format!("The hub answered {path} with an error: {shown}"), code: Some(status), refusal_signal: false });
+            return Err(Closed { message: format!("The hub answered {path} with an error: {shown}"), code: Some(status), refusal_signal: false, after_end: false });
         }
         Ok(data)
     }

@@ -42,11 +42,21 @@ pub struct Closed {
     /// True when the evidence is of the kind a hub uses to refuse credentials (WSS
     /// 1000/1005/1008, HTTPS 401/403).
     pub refusal_signal: bool,
+    /// True when a send failed because the hub had already ended the session (a WebSocket
+    /// send after the hub's close frame, or into a connection it closed): the send has no
+    /// evidence of its own, and the end the reader received ([`Inbound`]'s last item) is the
+    /// evidence. The link judges the failure on that (see [`crate::runtime::policy`]).
+    pub after_end: bool,
 }
 
 impl Closed {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), code: None, refusal_signal: false }
+        Self { message: message.into(), code: None, refusal_signal: false, after_end: false }
+    }
+
+    /// A send that failed because the session had already ended (see [`Self::after_end`]).
+    pub(crate) fn after_end(message: impl Into<String>) -> Self {
+        Self { after_end: true, ..Self::new(message) }
     }
 }
 

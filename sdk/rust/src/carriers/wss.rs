@@ -8,7 +8,8 @@
 //! - a PING every 20 s (the session ends when no PONG came 10 s later); messages up to
 //!   256 KiB + 1 KiB;
 //! - upgrade answered 401/403 is a refusal; a close with 1000, 1005 (no status) or 1008 is
-//!   refusal evidence, anything else a drop.
+//!   refusal evidence, anything else a drop; a send that fails because the hub already closed
+//!   (or the connection is gone) says so ([`Closed::after_end`]): the reader holds the evidence.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::{Closed, Inbound, Incoming, OpenError, authorized_url};
@@ -162,7 +164,8 @@ impl WssCarrier {
         let mut sink = sink.lock().await;
         sink.send(message).await.map_err(|e| {
             self.alive.store(false, Ordering::Release);
-            Closed::new(format!("The WebSocket broke while sending: {}", scrub(&e.to_string())))
+            let message = format!("The WebSocket broke while sending: {}", scrub(&e.to_string()));
+            if ended_by_peer(&e) { Closed::after_end(message) } else { Closed::new(message) }
         })?;
         forget_sender(&mut sink);
         Ok(())
@@ -219,6 +222,16 @@ fn forget_sender(sink: &mut Sink) {
     let _ = sink.poll_flush_unpin(&mut context);
 }
 
+/// Whether a failed send means the hub had already ended the session: its close frame was
+/// read (tungstenite then refuses every send: "Sending after closing is not allowed"), or the
+/// connection is gone. The reader holds the evidence then (see [`Closed::after_end`]).
+fn ended_by_peer(error: &WsError) -> bool {
+    matches!(
+        error,
+        WsError::Protocol(ProtocolError::SendAfterClosing) | WsError::AlreadyClosed | WsError::ConnectionClosed | WsError::Io(_)
+    )
+}
+
 /// Everything after `?` removed: URLs carry the credential in their query.
 fn scrub(text: &str) -> String {
     text.split('?').next().unwrap_or_default().to_string()
@@ -231,6 +244,7 @@ fn closed_by(frame: Option<&CloseFrame>) -> Closed {
         message: format!("The hub closed the WebSocket ({code})."),
         code: Some(code),
         refusal_signal: REFUSAL_CLOSE_CODES.contains(&code),
+        after_end: false,
     }
 }
 
@@ -255,7 +269,7 @@ async fn read_loop(
                 Some(Ok(Message::Close(frame))) => break closed_by(frame.as_ref()),
                 Some(Ok(_)) => {}
                 Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => {
-                    break Closed { message: "The hub closed the WebSocket (1006).".into(), code: None, refusal_signal: false };
+                    break Closed::new("The hub closed the WebSocket (1006).");
                 }
                 Some(Err(e)) => break Closed::new(format!("The WebSocket broke: {}", scrub(&e.to_string()))),
             },

@@ -299,6 +299,25 @@ async fn send_all(carrier: &Carrier, outputs: Vec<Outgoing>) -> std::result::Res
     Ok(())
 }
 
+/// What a failed send of a connect attempt is judged on (policy, section 1): a send that failed
+/// because the hub had already ended the session ([`Closed::after_end`]) has no evidence of its
+/// own, so the end the reader received (the hub's close frame) is the evidence, exactly as if
+/// the read had reported it first. What the reader queued before that end is dropped: the
+/// attempt failed. A reader that reports no end before `deadline` leaves the send's failure.
+async fn end_seen_by_reader(failed: Closed, inbound: &mut Inbound, deadline: Instant) -> Closed {
+    if !failed.after_end {
+        return failed;
+    }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, inbound.recv()).await {
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(end))) => return end,
+            Ok(None) | Err(_) => return failed,
+        }
+    }
+}
+
 async fn psk_for(store: &NoiseStore, credentials: &Credentials, node_id: &str) -> Result<([u8; 32], bool)> {
     if let Some(psk) = store.cached_psk(&credentials.access_key, node_id) {
         return Ok((psk, true));
@@ -362,15 +381,16 @@ impl Handshaking<'_> {
                     return Err(Failure::Sdk(Error::Connection("Application traffic received before Noise authentication.".into())));
                 }
             };
-            let outputs = self.negotiation.receive_text(text.as_bytes())?;
+            let mut outputs = self.negotiation.receive_text(text.as_bytes())?;
             if self.negotiation.needs_psk() {
                 let node_id = self.negotiation.node_id.clone().unwrap_or_default();
                 let psk = psk_for(self.store, self.credentials, &node_id).await?;
                 self.psk = Some(psk);
-                let first = self.negotiation.start(&psk.0)?;
-                carrier.send_text(first).await?;
+                outputs.insert(0, Outgoing::Text(self.negotiation.start(&psk.0)?));
             }
-            send_all(carrier, outputs).await?;
+            if let Err(failed) = send_all(carrier, outputs).await {
+                return Err(Failure::Closed(end_seen_by_reader(failed, inbound, deadline).await));
+            }
         }
         Ok(())
     }
@@ -741,6 +761,56 @@ mod tests {
         let link = link.unwrap();
         assert_eq!((made, link.timings.attempts), (1, 1));
         link.close().await;
+    }
+
+    /// A WebSocket hub on 127.0.0.1 that refuses this client's key as the handshake completes:
+    /// it sends message 2 and, in the same write, a close without status (1005, a refusal
+    /// code), then reads until the client is gone. The client's reader takes both frames from
+    /// one read and handles the close before the handshake task sends message 3 (one thread
+    /// runs both tasks, the reader first), so the send finds the WebSocket closed by the hub:
+    /// the race of the live test, every time.
+    async fn refusing_wss_hub(hub: HubState) -> (String, tokio::task::JoinHandle<()>) {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("ws://{}/hub", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            for opening in hub.opening() {
+                let Incoming::Text(text) = opening else { unreachable!() };
+                ws.send(Message::text(text)).await.unwrap();
+            }
+            let message1 = match ws.next().await {
+                Some(Ok(Message::Text(text))) => text.as_str().to_string(),
+                other => panic!("no message 1: {other:?}"),
+            };
+            let mut session = Session { stale: hub.clone(), hub, clean: true, responder: None, channel: None };
+            let Some(Incoming::Text(message2)) = session.message1(&message1) else { panic!("message 1 did not authenticate") };
+            ws.feed(Message::text(message2)).await.unwrap();
+            ws.feed(Message::Close(None)).await.unwrap();
+            ws.flush().await.unwrap();
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        (endpoint, task)
+    }
+
+    #[tokio::test]
+    async fn a_send_after_the_hubs_refusal_close_is_judged_on_that_close() {
+        let hub = HubState::new(KeyPair::generate().unwrap(), None);
+        let (endpoint, server) = refusing_wss_hub(hub).await;
+        let scratch = Scratch::new();
+        let tls = crate::tls::client_config_for(None).unwrap();
+        let make = || Ok(Carrier::Wss(crate::carriers::wss::WssCarrier::new(&endpoint, ACCESS_KEY, "thalovant-test", tls.clone())?));
+        let credentials = Credentials { access_key: ACCESS_KEY.into(), password: "secret".into(), site_id: "site".into() };
+        let timeouts = Timeouts { connect: Duration::from_secs(5), handshake: Duration::from_secs(5) };
+        match establish(&make, &scratch.0, &credentials, "sid", timeouts).await {
+            Err(Error::ClientKeyRejected { key_folder, .. }) => assert_eq!(key_folder.as_deref(), Some(scratch.0.directory.as_path())),
+            Err(other) => panic!("the hub's refusal close was not the verdict: {other:?}"),
+            Ok(_) => panic!("established with a hub that refused"),
+        }
+        server.await.unwrap();
     }
 
     #[tokio::test]

@@ -28,6 +28,17 @@
 //! refused after the Noise handshake began (the cache may be the cause), and never for
 //! Superseded.
 //!
+//! The evidence is what the reader received, also when a send fails first: a send that fails
+//! because the hub already ended the session (a WebSocket send after the hub's close frame was
+//! read, which tungstenite refuses with "Sending after closing is not allowed") has no evidence
+//! of its own, and the attempt is judged at the same stage on the end its reader received (the
+//! close code), exactly as if the read had reported it first; Closed only when the reader
+//! ends without a close frame. This happens: the hub refuses a client key as soon as it reads
+//! the last XX frame, and its close can be read before the encrypted HELLO goes out. The
+//! Python SDK's WSS carrier raises the close frame received on a failed send, the Go SDK's
+//! returns its reader's recorded failure; here [`crate::runtime::link`] waits for the reader's
+//! end after a failed send ([`crate::carriers::Closed::after_end`]).
+//!
 //! **2. What the client does after a failure** ([`next_step`], [`WAITERS_SEE`]):
 //!
 //! - KeyChanged, KeyRejected: stop reconnecting (only a person can fix the pins);
