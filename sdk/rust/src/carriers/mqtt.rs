@@ -169,9 +169,10 @@ impl Shared {
             let _order = self.publish_lock.lock().await;
             self.acks().queued.push_back(wait.then_some(tx));
             if let Err(e) = self.client.publish(topic, qos, retain, payload).await {
+                // the event loop is gone: how it ended, recorded before it went, is the evidence
                 let closed = Closed::new(format!("Cannot publish to the broker: {e}"));
                 self.fail(closed.clone());
-                return Err(closed);
+                return Err(self.failure().unwrap_or(closed));
             }
         }
         if !wait {
