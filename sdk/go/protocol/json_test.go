@@ -20,22 +20,10 @@ import (
 // are accepted, one more is an error. goccy/go-json writes no more than that either.
 const maxJSONDepth = 10000
 
-// referenceObject is the reading decodeJSONObject must match: json.Decoder into an `any`,
-// then More, then the object check.
+// referenceObject is the reading decodeJSONObject must match: encoding/json's Decoder into an
+// `any`, then More, then the object check (decodeJSONObjectStd, the fallback path).
 func referenceObject(data []byte) (map[string]any, error) {
-	decoder := json.NewDecoder(bytes.NewReader(data))
-	var value any
-	if err := decoder.Decode(&value); err != nil {
-		return nil, errJSONSyntax
-	}
-	if decoder.More() {
-		return nil, errJSONTrailing
-	}
-	obj, ok := value.(map[string]any)
-	if !ok {
-		return nil, errJSONNotObject
-	}
-	return obj, nil
+	return decodeJSONObjectStd(data, false)
 }
 
 func checkSameAsReference(t *testing.T, data []byte) {
