@@ -482,20 +482,11 @@ proptest! {
     }
 
     #[test]
-    fn owned_and_borrowed_plaintexts_reassemble_alike(parts in prop::collection::vec((0u8..7, prop::collection::vec(any::<u8>(), 0..20)), 0..30)) {
-        let (mut owned, mut borrowed) = (Reassembler::new(), Reassembler::new());
-        for (marker, mut part) in parts {
-            part.insert(0, marker);
-            prop_assert_eq!(owned.feed_owned(part.clone()).map_err(|e| e.to_string()), borrowed.feed(&part).map_err(|e| e.to_string()));
-        }
-    }
-
-    #[test]
     fn reassembly_of_any_plaintexts_never_panics(parts in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 0..30)) {
         let mut reassembler = Reassembler::new();
         for part in parts {
-            if reassembler.feed(&part).is_err() {
-                prop_assert!(reassembler.feed(&[0]).is_err(), "a failed stream stays failed");
+            if reassembler.feed(part).is_err() {
+                prop_assert!(reassembler.feed(vec![0]).is_err(), "a failed stream stays failed");
                 break;
             }
         }
@@ -506,7 +497,7 @@ proptest! {
         let mut reassembler = Reassembler::new();
         let mut frames = Vec::new();
         for part in split_plaintext(&body, binary, chunk) {
-            if let Some(frame) = reassembler.feed(&part).unwrap() {
+            if let Some(frame) = reassembler.feed(part).unwrap() {
                 frames.push(frame);
             }
         }

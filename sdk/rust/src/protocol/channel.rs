@@ -84,6 +84,6 @@ impl Opener {
             .map_err(|_| ProtocolError::Decrypt("transport message".into()))?;
         plain.truncate(size);
         self.nonce += 1;
-        self.reassembler.feed_owned(plain)
+        self.reassembler.feed(plain)
     }
 }

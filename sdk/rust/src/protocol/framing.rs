@@ -89,23 +89,13 @@ impl Reassembler {
         self.parts.is_some()
     }
 
-    /// [`Self::feed`] of a plaintext the caller hands over: a complete frame keeps its buffer.
-    pub fn feed_owned(&mut self, mut plaintext: Vec<u8>) -> Result<Option<Frame>> {
-        match plaintext.first() {
-            Some(&marker @ (0x00 | 0x01)) if !self.failed && self.parts.is_none() => {
-                plaintext.remove(0);
-                Ok(Some(Frame { binary: marker == 0x01, body: plaintext }))
-            }
-            _ => self.feed(&plaintext),
-        }
-    }
-
-    /// Consume one decrypted transport message; the frame it completes, if any.
-    pub fn feed(&mut self, plaintext: &[u8]) -> Result<Option<Frame>> {
+    /// Consume one decrypted transport message (handed over: a complete frame or a first chunk
+    /// keeps its buffer); the frame it completes, if any.
+    pub fn feed(&mut self, mut plaintext: Vec<u8>) -> Result<Option<Frame>> {
         if self.failed {
             return Err(ProtocolError::Framing("the frame stream already failed".into()));
         }
-        let Some((&marker, rest)) = plaintext.split_first() else {
+        let Some(&marker) = plaintext.first() else {
             return Err(self.fail("empty transport plaintext"));
         };
         match marker {
@@ -113,20 +103,23 @@ impl Reassembler {
                 if self.parts.is_some() {
                     return Err(self.fail("complete frame inside a chunked sequence"));
                 }
-                Ok(Some(Frame { binary: marker == 0x01, body: rest.to_vec() }))
+                plaintext.remove(0);
+                Ok(Some(Frame { binary: marker == 0x01, body: plaintext }))
             }
             0x02 | 0x03 => {
                 if self.parts.is_some() {
                     return Err(self.fail("first chunk inside another chunked sequence"));
                 }
                 self.binary = marker == 0x03;
-                self.parts = Some(rest.to_vec());
+                plaintext.remove(0);
+                self.parts = Some(plaintext);
                 Ok(None)
             }
             0x04 | 0x05 => {
                 let Some(parts) = self.parts.as_mut() else {
                     return Err(self.fail("middle or last chunk without a first chunk"));
                 };
+                let rest = &plaintext[1..];
                 if parts.len() + rest.len() > MAX_REASSEMBLY {
                     return Err(self.fail("reassembled frame exceeds 32 MiB"));
                 }
