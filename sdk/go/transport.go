@@ -18,7 +18,6 @@ const (
 )
 
 type recentEvent struct {
-	seq       uint64
 	at        time.Time
 	event     Event
 	delivered bool
@@ -31,12 +30,10 @@ type Transport struct {
 
 	mu          sync.Mutex
 	subscribers map[chan Event]struct{}
-	// recent holds the last recentEvents events, oldest first from recentNext (where the next
-	// one goes once it is full)
+	// recent holds the last recentEvents events since the last publication, oldest first from
+	// recentNext (where the next one goes once it is full)
 	recent     []recentEvent
 	recentNext int
-	seq        uint64
-	publishSeq uint64
 	closed     bool
 	dropped    uint64
 }
@@ -60,7 +57,7 @@ func (t *Transport) Events() <-chan Event {
 	horizon := time.Now().Add(-recentHorizon)
 	for i := range t.recent {
 		item := &t.recent[(t.recentNext+i)%len(t.recent)]
-		if item.seq > t.publishSeq && !item.delivered && item.at.After(horizon) && len(ch) < cap(ch) {
+		if !item.delivered && item.at.After(horizon) && len(ch) < cap(ch) {
 			ch <- item.event
 			item.delivered = true
 		}
@@ -94,8 +91,7 @@ func (t *Transport) deliver(event Event) {
 	if t.closed {
 		return
 	}
-	t.seq++
-	item := t.remember(recentEvent{seq: t.seq, at: time.Now(), event: event})
+	item := t.remember(recentEvent{at: time.Now(), event: event})
 	for ch := range t.subscribers {
 		select {
 		case ch <- event:
@@ -123,7 +119,6 @@ func (t *Transport) remember(item recentEvent) *recentEvent {
 // so they are let go.
 func (t *Transport) markPublication() {
 	t.mu.Lock()
-	t.publishSeq = t.seq
 	clear(t.recent)
 	t.recent, t.recentNext = t.recent[:0], 0
 	t.mu.Unlock()
