@@ -114,11 +114,17 @@ func (m HiveMessage) MarshalJSON() ([]byte, error) {
 
 // AppendJSON appends to dst what MarshalJSON returns.
 func (m HiveMessage) AppendJSON(dst []byte) ([]byte, error) {
+	wire := m.onWire()
+	return appendJSON(dst, &wire)
+}
+
+// onWire is the envelope laid out as it is written: the eight fields in order, defaults filled.
+func (m HiveMessage) onWire() envelopeJSON {
 	m = m.withDefaults()
-	return appendJSON(dst, &envelopeJSON{
+	return envelopeJSON{
 		MsgType: m.MsgType, Payload: m.Payload, Metadata: m.Metadata, Route: m.Route, Node: m.Node,
 		TargetSiteID: m.TargetSiteID, TargetPubkey: m.TargetPubkey, SourcePeer: m.SourcePeer,
-	})
+	}
 }
 
 // Bytes is the compact JSON of the envelope; an error matching ErrEnvelope if it cannot be

@@ -60,7 +60,7 @@ func BenchmarkEnvelopeBytesEncodingJSON(b *testing.B) {
 	m, _ := EnvelopeFromObject(obj)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := json.Marshal(envelopeJSON{m.MsgType, m.Payload, m.Metadata, m.Route, m.Node, m.TargetSiteID, m.TargetPubkey, m.SourcePeer}); err != nil {
+		if _, err := json.Marshal(m.onWire()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -149,8 +149,7 @@ func TestParseEnvelopeSampleReply(t *testing.T) {
 // referenceEnvelope is the serialisation AppendJSON must match: json.Marshal of the eight
 // fields in order.
 func referenceEnvelope(m HiveMessage) ([]byte, error) {
-	m = m.withDefaults()
-	return json.Marshal(envelopeJSON{m.MsgType, m.Payload, m.Metadata, m.Route, m.Node, m.TargetSiteID, m.TargetPubkey, m.SourcePeer})
+	return json.Marshal(m.onWire())
 }
 
 func checkEncodesAsReference(t *testing.T, m HiveMessage) {
