@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -143,7 +142,7 @@ func (w *WSS) Open(ctx context.Context) error {
 
 func (w *WSS) readLoop() {
 	defer w.wg.Done()
-	var scratch []byte
+	var scratch bytes.Buffer
 	for {
 		kind, data, err := w.read(&scratch)
 		if err != nil {
@@ -158,34 +157,22 @@ func (w *WSS) readLoop() {
 	}
 }
 
-// read returns the next message in a slice of its own size, read through scratch: a buffer
-// kept between calls while it stays within maxScratch.
-func (w *WSS) read(scratch *[]byte) (websocket.MessageType, []byte, error) {
+// read returns the next message in a slice of its own size, read through scratch (a buffer
+// kept between calls while its capacity stays within maxScratch).
+func (w *WSS) read(scratch *bytes.Buffer) (websocket.MessageType, []byte, error) {
 	kind, reader, err := w.conn.Reader(context.Background())
 	if err != nil {
 		return 0, nil, err
 	}
-	buf := (*scratch)[:0]
-	if cap(buf) == 0 {
-		buf = make([]byte, 0, 4096)
+	scratch.Reset()
+	if _, err := scratch.ReadFrom(reader); err != nil {
+		return 0, nil, err
 	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := reader.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, nil, err
-		}
+	data := bytes.Clone(scratch.Bytes())
+	if scratch.Cap() > maxScratch {
+		*scratch = bytes.Buffer{}
 	}
-	if cap(buf) <= maxScratch {
-		*scratch = buf
-	}
-	return kind, bytes.Clone(buf), nil
+	return kind, data, nil
 }
 
 func closeEvidence(err error) *ClosedError {
