@@ -58,12 +58,7 @@ pub struct BusMessage {
 impl BusMessage {
     /// Read a bus message leniently: missing `type` is `""`, non-object data/context `{}`.
     pub fn from_value(value: &Value) -> Self {
-        let Some(obj) = value.as_object() else { return Self::default() };
-        Self {
-            kind: obj.get("type").and_then(Value::as_str).unwrap_or_default().to_string(),
-            data: obj.get("data").and_then(Value::as_object).cloned().unwrap_or_default(),
-            context: obj.get("context").and_then(Value::as_object).cloned().unwrap_or_default(),
-        }
+        value.as_object().map_or_else(Self::default, |obj| Self::from_map(obj.clone()))
     }
 
     /// [`Self::from_value`] of an object, consuming it (nothing is copied).
@@ -133,7 +128,7 @@ impl HiveMessage {
 
     /// The payload read as a bus message.
     pub fn bus_message(&self) -> BusMessage {
-        BusMessage::from_value(&Value::Object(self.payload.clone()))
+        BusMessage::from_map(self.payload.clone())
     }
 
     /// [`Self::bus_message`], consuming the envelope (nothing is copied).
@@ -143,20 +138,18 @@ impl HiveMessage {
 
     /// The inner envelope of a nesting kind whose payload has a string `msg_type`.
     pub fn inner(&self) -> Option<HiveMessage> {
-        if NESTED_TYPES.contains(&self.msg_type.as_str()) && self.payload.get("msg_type").is_some_and(Value::is_string) {
-            envelope_from_value(&Value::Object(self.payload.clone())).ok()
-        } else {
-            None
-        }
+        if self.nests() { envelope_from_map(self.payload.clone()).ok() } else { None }
     }
 
     /// [`Self::inner`], consuming the envelope (nothing is copied).
     pub fn into_inner(self) -> Option<HiveMessage> {
-        if NESTED_TYPES.contains(&self.msg_type.as_str()) && self.payload.get("msg_type").is_some_and(Value::is_string) {
-            envelope_from_map(self.payload).ok()
-        } else {
-            None
-        }
+        if self.nests() { envelope_from_map(self.payload).ok() } else { None }
+    }
+
+    /// Whether the payload is a whole inner envelope: a nesting kind whose payload has a string
+    /// `msg_type`.
+    fn nests(&self) -> bool {
+        NESTED_TYPES.contains(&self.msg_type.as_str()) && self.payload.get("msg_type").is_some_and(Value::is_string)
     }
 
     /// The envelope as a JSON value with all eight fields.
@@ -198,20 +191,7 @@ impl HiveMessage {
 /// Build an envelope from a parsed JSON value.
 pub fn envelope_from_value(value: &Value) -> Result<HiveMessage> {
     let obj = value.as_object().ok_or_else(|| ProtocolError::Envelope("not a JSON object".into()))?;
-    let msg_type = obj
-        .get("msg_type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ProtocolError::Envelope("no string msg_type".into()))?;
-    Ok(HiveMessage {
-        msg_type: msg_type.to_string(),
-        payload: obj.get("payload").and_then(Value::as_object).cloned().unwrap_or_default(),
-        metadata: obj.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default(),
-        route: obj.get("route").and_then(Value::as_array).cloned().unwrap_or_default(),
-        node: obj.get("node").cloned().unwrap_or(Value::Null),
-        target_site_id: obj.get("target_site_id").cloned().unwrap_or(Value::Null),
-        target_pubkey: obj.get("target_pubkey").cloned().unwrap_or(Value::Null),
-        source_peer: obj.get("source_peer").cloned().unwrap_or(Value::Null),
-    })
+    envelope_from_map(obj.clone())
 }
 
 /// [`envelope_from_value`] of an object, consuming it (nothing is copied).
