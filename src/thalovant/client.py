@@ -54,7 +54,7 @@ from thalovant.events import (
 from thalovant.identity import ThalovantIdentity
 from thalovant.models import ThalovantBinary, ThalovantDoctorReport, ThalovantHealth, ThalovantReply
 from thalovant.noise_store import NoiseStore
-from thalovant.protocol.envelope import HiveMessage
+from thalovant.protocol.envelope import HiveMessage, copy_json
 from thalovant.protocol.wire1 import Wire1Frame
 from thalovant.runtime import bus as busmsg
 from thalovant.runtime.ask import EMPTY_REPLY_WAIT_SECONDS, ReplyCollector
@@ -529,7 +529,7 @@ class AsyncThalovantClient(_FromIdentity):
             )
             data.update(data_extra or {})
             if context_extra:
-                ctx.update(busmsg.copy_json(dict(context_extra)))
+                ctx.update(copy_json(dict(context_extra)))
             if collector is not None:
                 collector.session_id = effective_sid
                 self._carry_watch[rid] = effective_sid

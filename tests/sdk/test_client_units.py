@@ -28,9 +28,10 @@ from thalovant.errors import (
 )
 from thalovant.events import ThalovantEvent
 from thalovant.identity import ThalovantIdentity
+from thalovant.protocol.envelope import copy_json
 from thalovant.protocol.errors import EnvelopeError
 from thalovant.runtime.ask import ReplyCollector
-from thalovant.runtime.bus import carried_fields, copy_json, runtime_context, utterance_message
+from thalovant.runtime.bus import carried_fields, runtime_context, utterance_message
 from thalovant.runtime.inbound import normalise_context
 
 
@@ -142,6 +143,7 @@ def test_copy_json_copies_containers_and_shares_immutable_values() -> None:
     assert copied == {"a": [1, 2.5, text, None, True, {"b": [3, [4]]}], "n": big}
     assert copied is not value and copied["a"] is not value["a"] and copied["a"][5] is not value["a"][5]
     assert copied["a"][2] is text
+    assert copy_json([float("nan"), float("-inf"), 1.5]) == [None, None, 1.5]
 
 
 def test_copy_json_refuses_a_cycle_with_an_envelope_error() -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "NESTED_TYPES",
     "BusMessage",
     "HiveMessage",
+    "copy_json",
     "encode_json",
     "envelope_from_object",
     "message_type_name",
@@ -70,14 +71,29 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.O
 refuses them, as it always has)."""
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite float in its lists and dictionaries made ``None``."""
+def copy_json(value: Any) -> Any:
+    """A copy of JSON-shaped ``value`` as an envelope carries it, sharing nothing mutable with
+    it: every dict becomes a new ``dict``, every list or tuple a new ``list``, a NaN or infinite
+    float ``None`` (:func:`encode_json` writes it as ``null``); strings, numbers, booleans and
+    ``None`` are immutable and shared (as is anything else, which no envelope can carry: encoding
+    it fails as it would have). :class:`EnvelopeError` for a cycle or nesting deeper than the
+    interpreter's recursion limit."""
+    try:
+        return _copied(value)
+    except RecursionError:
+        raise EnvelopeError("a value is cyclic or nested too deep") from None
+
+
+def _copied(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: _copied(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
+        return [_copied(item) for item in value]
     return value
 
 
@@ -91,7 +107,7 @@ def encode_json(value: Any) -> bytes:
     except TypeError:
         pass
     try:
-        return _FALLBACK.encode(_finite(value)).encode()
+        return _FALLBACK.encode(copy_json(value)).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         raise EnvelopeError(f"envelope is not JSON-serialisable: {exc}") from None
 

@@ -9,8 +9,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from thalovant.protocol.envelope import HiveMessage
-from thalovant.protocol.errors import EnvelopeError
+from thalovant.protocol.envelope import HiveMessage, copy_json
 
 UTTERANCE = "recognizer_loop:utterance"
 DEFAULT_DESTINATION = "HiveMind"
@@ -24,28 +23,6 @@ CARRIED_SESSION_FIELDS = (
     "utterance_states",
     "response_mode",
 )
-
-
-def copy_json(value: Any) -> Any:
-    """A copy of JSON-shaped ``value`` that shares nothing mutable with it: every mapping becomes a
-    new ``dict``, every list or tuple a new ``list``; strings, numbers, booleans and ``None`` are
-    immutable and shared (as is anything else, which no envelope can carry anyway).
-    :class:`EnvelopeError` for a cycle or nesting deeper than the interpreter's recursion limit."""
-    try:
-        return _copied(value)
-    except RecursionError:
-        raise EnvelopeError("a context or data value is cyclic or nested too deep") from None
-
-
-def _copied(value: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
-        return value
-    if kind is dict or isinstance(value, Mapping):
-        return {key: _copied(item) for key, item in value.items()}
-    if kind is list or kind is tuple:
-        return [_copied(item) for item in value]
-    return value
 
 
 def connection_session_id() -> str:
