@@ -63,6 +63,10 @@ def base_trust() -> str:
     return Path(default).read_text(encoding="utf-8", errors="replace") if default and os.path.isfile(default) else ""
 
 
+SERVER_LOG_TAIL = 120
+"""Lines of the demo server's output printed when the command fails."""
+
+
 class DemoServer:
     """``thalovant-server serve --demo`` on a data directory of its own, until :meth:`stop`."""
 
@@ -198,6 +202,11 @@ def run(command: list[str], *, hm5: bool) -> int:
         print(f"[testbed] {bed.server.api_url}{' + hivemind-core' if hm5 else ''}; running: {' '.join(command)}",
               file=sys.stderr, flush=True)  # fmt: skip
         try:
-            return subprocess.run(command, env=bed.environment(), cwd=REPO).returncode
+            code = subprocess.run(command, env=bed.environment(), cwd=REPO).returncode
         except KeyboardInterrupt:
             return 130
+        if code != 0:  # what the server logged is the other half of a failure's evidence
+            tail = "".join(bed.server.output[-SERVER_LOG_TAIL:])
+            print(f"[testbed] {command[0]} failed ({code}); the server's last lines:\n{tail}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        return code
