@@ -21,6 +21,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from amqtt.contexts import Action
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from tests.fixtures.mosquitto import new_mosquitto
@@ -34,7 +35,7 @@ from thalovant_server.mqtt import (
     issue_client_credentials,
     issue_hub_credentials,
 )
-from thalovant_server.mqtt.embedded import EmbeddedBroker
+from thalovant_server.mqtt.embedded import BrokerAccessPlugin, EmbeddedBroker
 from thalovant_server.tls import TLSFiles, ensure_dev_tls
 
 # A safety net against a hung broker, not a performance bound: every wait ends on an event.
@@ -551,3 +552,52 @@ async def test_embedded_broker_bounds_what_a_subscriber_has_unacknowledged(
         finally:
             silent.writer.transport.abort()
             await asyncio.to_thread(hub.close)
+
+
+async def test_embedded_broker_reaches_every_subscriber_while_its_table_changes(
+    tls_files: TLSFiles, identities: Identities
+) -> None:
+    """Two connections of one identity on its ``/out`` (a client and its successor). amqtt's
+    delivery loop waits on the ACL plugin for each subscriber of a message, and the session
+    monitor (dropping a closed session's subscriptions) or a SUBSCRIBE (adding a filter) may run
+    in any such wait. Both run here while the first subscriber's RECEIVE check is pending: the
+    message still reaches both subscribers, and the new filter is granted."""
+    async with EmbeddedBroker(
+        cert_file=tls_files.cert, key_file=tls_files.key, port=0, accounts=identities.accounts()
+    ) as broker:
+        topic = identities.a.topics.outbound
+        probes = [Probe(tls_files.ca_cert, broker.address.port) for _ in range(3)]
+        old, new, hub = probes
+        try:
+            for probe in (old, new):
+                assert await probe.call(probe.connect, identities.a.username, identities.a.password)
+                assert not is_refused(await probe.call(probe.subscribe, topic, 1))
+            assert await hub.call(hub.connect, identities.hub.username, identities.hub.password)
+            amqtt = broker._broker
+            # amqtt's table: filter -> [(session, qos)], in subscription order
+            [first, second] = [session.client_id for session, _qos in amqtt._subscriptions[topic]]
+            by_client = {old.client._client_id.decode(): old, new.client._client_id.decode(): new}
+            first_probe, second_probe = by_client[first], by_client[second]
+
+            [plugin] = [p for p in amqtt.plugins_manager.plugins if isinstance(p, BrokerAccessPlugin)]
+            check = plugin.topic_filtering
+            changed: list[int] = []
+
+            async def checked(*, session: Any = None, topic: str | None = None, action: Any = None) -> bool:
+                if not changed and action == Action.RECEIVE:
+                    # the delivery loop waits on this check: change the table meanwhile
+                    [(first_session, _qos), _] = amqtt._subscriptions[topic]
+                    amqtt._del_subscription(topic, first_session)  # what the session monitor does
+                    hub_session = amqtt._sessions[hub.client._client_id.decode()][0]
+                    changed.append(await amqtt.add_subscription((HUB_STATUS, 0), hub_session))  # a SUBSCRIBE
+                return await check(session=session, topic=topic, action=action)
+
+            plugin.topic_filtering = checked
+            await hub.call(hub.publish, topic, b"to both", qos=0)
+            assert await second_probe.call(second_probe.next_message) == (topic, b"to both", False)
+            assert changed == [0]  # the new filter was granted at QoS 0
+            # the dropped subscription was live when the message was published: it was delivered too
+            assert await first_probe.call(first_probe.next_message) == (topic, b"to both", False)
+        finally:
+            for probe in probes:
+                await asyncio.to_thread(probe.close)

@@ -174,7 +174,7 @@ class _PubackTimeouts(logging.Filter):
 
 
 class _QuietBroker(Broker):  # type: ignore[misc]
-    """amqtt's broker with the server's limits and three corrections.
+    """amqtt's broker with the server's limits and four corrections.
 
     - A client that resets its connection costs a debug line, not a traceback.
     - A message goes to each subscriber at the lower of its PUBLISH QoS (or a last will's QoS)
@@ -182,11 +182,58 @@ class _QuietBroker(Broker):  # type: ignore[misc]
     - Retained messages go only to a session that holds the subscription itself: amqtt 0.12
       replays, to every new connection, the retained messages matching *any* session's filters
       (the hub's ``thalovant/+/+/status`` would hand every client the others' presence).
+    - The subscription table (``_subscriptions``: filter -> list of (session, QoS)) is copy on
+      write: a subscription added or dropped makes a new table, and a table in use never
+      changes. amqtt's delivery loop walks the table and waits on the ACL plugin for every
+      subscriber; a SUBSCRIBE, or the session monitor dropping a closed session, that ran in
+      such a wait changed the table under the walk, and the message was lost for a subscriber
+      (the list shifted past it) or for every later filter ("dictionary changed size during
+      iteration"). A client's successor on the same ``/out`` lost the hub's replies so.
     """
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Any) -> int:
+        """The granted QoS of one SUBSCRIBE filter, or 0x80 (malformed or not allowed)."""
+        topic_filter, requested = subscription
+        if not _valid_filter(topic_filter):
+            return 0x80
+        if not await self._topic_filtering(session, topic_filter, Action.SUBSCRIBE):
+            return 0x80
+        ceiling = self.config.get("max-qos", requested)
+        qos = min(requested, ceiling) if isinstance(ceiling, int) else requested
+        held = self._subscriptions.get(topic_filter, [])
+        if all(other.client_id != session.client_id for other, _qos in held):
+            self._subscriptions = {**self._subscriptions, topic_filter: [*held, (session, qos)]}
+        return qos
+
+    def _del_subscription(self, a_filter: str, session: Any) -> int:
+        held = self._subscriptions.get(a_filter)
+        if not held:
+            return 0
+        kept = [entry for entry in held if entry[0].client_id != session.client_id]
+        if len(kept) == len(held):
+            return 0
+        table = dict(self._subscriptions)
+        if kept:
+            table[a_filter] = kept
+        else:
+            del table[a_filter]
+        self._subscriptions = table
+        return len(held) - len(kept)
+
+    async def _del_all_subscriptions(self, session: Any) -> None:
+        client_id = session.client_id
+        table: dict[str, list[tuple[Any, int]]] = {}
+        for topic_filter, held in self._subscriptions.items():
+            if any(other.client_id == client_id for other, _qos in held):
+                held = [entry for entry in held if entry[0].client_id != client_id]
+            if held:
+                table[topic_filter] = held
+        self._subscriptions = table
 
     limits = Limits()
     open_connections = 0
     refused_connections = 0
+    _subscriptions: dict[str, list[tuple[Any, int]]]
 
     async def _create_server_instance(
         self,
@@ -249,6 +296,18 @@ class _QuietBroker(Broker):  # type: ignore[misc]
         holders = self._subscriptions.get(subscription[0], ())
         if any(held is session or held.client_id == session.client_id for held, _qos in holders):
             await super()._publish_retained_messages_for_subscription(subscription, session)
+
+
+def _valid_filter(topic_filter: str) -> bool:
+    """Whether ``#`` is only ever a whole last level and ``+`` only ever a whole level (MQTT
+    3.1.1, 4.7.1-2 and 4.7.1-3)."""
+    levels = topic_filter.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            return False
+        if "+" in level and level != "+":
+            return False
+    return True
 
 
 class _NoStartupTraceback(logging.Filter):
