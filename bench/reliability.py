@@ -12,6 +12,9 @@ Scenarios (each starts its own ``serve`` on a fresh data directory, 127.0.0.1, f
   began that failed (goal 0). The sessions run in ``--client-processes`` processes (identities
   split between them) so one process's CPU does not cap the clients; printed too is the CPU the
   server and the clients used from ready until all were back, which says which side was busy;
+- ``paced``: the same, but each session pauses between its asks (uniformly 0-2 s, so one ask a
+  second on average: 1,000 asks a second in all, about half of what this machine serves), so
+  the herd of reconnects is not competing with a saturating load; printed as ``restart``;
 - ``race``: 200 clients send as fast as they can while the server restarts (the calls race the
   drop); printed: clients back (goal 200/200);
 - ``silent``: 1,000 TLS connections that never send a request; printed: how many the server
@@ -32,6 +35,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import sqlite3
@@ -110,7 +114,11 @@ async def _connect_all(sessions: list[Session], width: int = 50) -> None:
     await asyncio.gather(*(one(s) for s in sessions))
 
 
-async def _ask_loop(session: Session, stop: asyncio.Event) -> None:
+PACED_MEAN_PAUSE = 1.0
+"""Mean pause (seconds) between one session's asks in the ``paced`` scenario."""
+
+
+async def _ask_loop(session: Session, stop: asyncio.Event, mean_pause: float = 0.0) -> None:
     while not stop.is_set():
         started = time.monotonic()
         error: str | None = None
@@ -119,6 +127,13 @@ async def _ask_loop(session: Session, stop: asyncio.Event) -> None:
         except Exception as exc:  # recorded, the loop goes on
             error = f"{type(exc).__name__}: {exc}"[:160]
         session.asks.append((started, time.monotonic(), error))
+        if mean_pause > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), random.uniform(0, 2 * mean_pause))
+
+
+async def _paced_loop(session: Session, stop: asyncio.Event) -> None:
+    await _ask_loop(session, stop, PACED_MEAN_PAUSE)
 
 
 async def _send_loop(session: Session, stop: asyncio.Event) -> None:
@@ -147,7 +162,7 @@ async def _line(reader: asyncio.StreamReader) -> str:
     return (await reader.readline()).decode().strip()
 
 
-async def restart_worker(idents: list[ThalovantIdentity], numbers: list[int], noise: Path, racing: bool) -> None:
+async def restart_worker(idents: list[ThalovantIdentity], numbers: list[int], noise: Path, mode: str) -> None:
     """One client process of the restart scenario, driven over stdin/stdout by the parent:
     connect sessions ``numbers`` (session n uses identity n % len(idents)), print ``connected``;
     on ``go`` run the loops, print ``back`` once every session reconnected; on ``finish
@@ -188,7 +203,7 @@ async def restart_worker(idents: list[ThalovantIdentity], numbers: list[int], no
     print("connected", flush=True)
     assert await _line(reader) == "go"
     stop, watcher_stop = asyncio.Event(), asyncio.Event()
-    loop_of = _send_loop if racing else _ask_loop
+    loop_of = {"race": _send_loop, "ask": _ask_loop, "paced": _paced_loop}[mode]
     loops = [asyncio.create_task(loop_of(s, stop)) for s in sessions]
 
     async def watch() -> None:
@@ -247,7 +262,7 @@ async def restart_scenario(
     sessions_count: int,
     folder: Path,
     *,
-    racing: bool,
+    mode: str,
     processes: int,
     profile: Path | None,
     placement: Placement | None,
@@ -269,7 +284,7 @@ async def restart_scenario(
                 str(idents_file),
                 ",".join(map(str, numbers)),
                 str(folder / "noise"),
-                "race" if racing else "ask",
+                mode,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=1 << 24,
@@ -350,10 +365,12 @@ async def restart_scenario(
     }
 
 
-def run_restart(folder: Path, sessions: int, idents_count: int, *, racing: bool, processes: int,
+def run_restart(folder: Path, sessions: int, idents_count: int, *, mode: str, processes: int,
                 profile: Path | None, placement: Placement | None,
                 profile_clients: Path | None = None) -> None:  # fmt: skip
-    name = "race" if racing else "restart"
+    """``mode``: ``ask`` (back to back), ``paced`` (a pause between asks) or ``race``."""
+    racing = mode == "race"
+    name = {"race": "race", "ask": "restart", "paced": "paced"}[mode]
     with running(folder / name) as server:
         idents = identities(server, idents_count, name)
         result = asyncio.run(
@@ -362,14 +379,18 @@ def run_restart(folder: Path, sessions: int, idents_count: int, *, racing: bool,
                 idents,
                 sessions,
                 folder / f"{name}-clients",
-                racing=racing,
+                mode=mode,
                 processes=processes,
                 profile=profile,
                 placement=placement,
                 profile_clients=profile_clients,
             )
         )
-    what = "clients sending as fast as they can" if racing else "WSS sessions asking"
+    what = {
+        "race": "clients sending as fast as they can",
+        "ask": "WSS sessions asking back to back",
+        "paced": f"WSS sessions asking with a pause of 0-{2 * PACED_MEAN_PAUSE:g} s between asks",
+    }[mode]
     print(f"\n== {name}: {sessions} {what} in {processes} client processes, server restarted "
           f"(down {result['down_s']:.1f} s)")  # fmt: skip
     print(f"placement: {placement or 'left to the scheduler'}")
@@ -646,7 +667,7 @@ def run_crash(folder: Path, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="restart,race,silent,mqtt64,crash", help="comma-separated scenarios")
+    parser.add_argument("--only", default="restart,paced,race,silent,mqtt64,crash", help="comma-separated scenarios")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (100 sessions, 50 racers, 200 silent)")
     parser.add_argument("--client-processes", type=int, default=2, metavar="N",
                         help="client processes of restart and race (default 2)")  # fmt: skip
@@ -664,7 +685,7 @@ def main() -> None:
         idents = [ThalovantIdentity.from_mapping(i) for i in json.loads(Path(idents_file).read_text())]
         logging.basicConfig(level=logging.CRITICAL)
         chosen_numbers = [int(n) for n in numbers.split(",") if n]
-        asyncio.run(restart_worker(idents, chosen_numbers, Path(noise), mode == "race"))
+        asyncio.run(restart_worker(idents, chosen_numbers, Path(noise), mode))
         return
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("thalovant.client").setLevel(logging.CRITICAL)
@@ -674,11 +695,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="thalovant-reliability-") as root:
         folder = Path(root)
         if "restart" in chosen:
-            run_restart(folder, sessions, idents, racing=False, processes=args.client_processes,
+            run_restart(folder, sessions, idents, mode="ask", processes=args.client_processes,
                         profile=args.profile_server, placement=placement,
                         profile_clients=args.profile_clients)  # fmt: skip
+        if "paced" in chosen:
+            run_restart(folder, sessions, idents, mode="paced", processes=args.client_processes,
+                        profile=None, placement=placement)  # fmt: skip
         if "race" in chosen:
-            run_restart(folder, racers, min(idents, racers), racing=True, processes=args.client_processes,
+            run_restart(folder, racers, min(idents, racers), mode="race", processes=args.client_processes,
                         profile=None, placement=placement)  # fmt: skip
         if "silent" in chosen:
             run_silent(folder, silent)
