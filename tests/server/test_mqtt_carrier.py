@@ -41,7 +41,7 @@ from thalovant.protocol.envelope import BusMessage
 from thalovant.protocol.psk import derive_psk
 from thalovant_server.api.state import ControlPlane
 from thalovant_server.app import open_control_plane
-from thalovant_server.carriers.mqtt import BrokerRefusedError, MqttHubCarrier, parse_topic
+from thalovant_server.carriers.mqtt import DORMANT_TTL, BrokerRefusedError, MqttHubCarrier, parse_topic
 from thalovant_server.config import ServerConfig
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.mqtt import (
@@ -223,7 +223,8 @@ async def world(broker_kind: str, tls: TLSFiles, tmp_path: Path, trusted: None) 
     world.extra["broker"] = broker
     for identity in identities:
         identity.endpoint = broker.address.endpoint
-    carrier = MqttHubCarrier(runtime, address=broker.address, login=hub_login, ca_file=tls.ca_cert)
+    # a closed client's dormant session does not outlive its test (the dormancy tests set their own)
+    carrier = MqttHubCarrier(runtime, address=broker.address, login=hub_login, ca_file=tls.ca_cert, dormant_ttl=0.05)
     await carrier.start()
     world.carrier = carrier
     try:
@@ -541,14 +542,61 @@ async def test_unknown_prefix_and_hub_without_mqtt_are_silent(world: World, tmp_
 
 
 async def test_offline_status_ends_the_session(world: World, tmp_path: Path) -> None:
+    carrier = world.carrier
+    assert carrier is not None
     identity = world.identities[0]
     client = world.client(identity, tmp_path / "noise")
     await client.connect()
     await eventually(lambda: len(world.runtime.live_sessions(world.hub_id)) == 1, "the session registers")
     await client.close()  # the SDK publishes ``offline`` on its status topic
     await eventually(lambda: not world.runtime.live_sessions(world.hub_id), "offline ends the session")
+    await eventually(lambda: carrier.prefix_count == 0, "its dormant keys are released after the TTL")
+
+
+async def test_a_late_offline_does_not_silence_the_live_session(world: World, tmp_path: Path) -> None:
+    """A last will published late (the broker noticed a half-open connection only after the
+    client was back on a new one) names no connection: it ends the live session for the
+    runtime, and the session's next message brings it back and is answered."""
     assert world.carrier is not None
-    await eventually(lambda: world.carrier is not None and world.carrier.prefix_count == 0, "state is released")
+    world.carrier.dormant_ttl = DORMANT_TTL
+    identity = world.identities[0]
+    async with world.client(identity, tmp_path / "noise") as client:
+        assert (await client.ask("Tell me a short clean joke.")).text == GUIDE_JOKE
+        [live] = world.runtime.live_sessions(world.hub_id)
+        async with RawClient(world, identity.broker) as raw:  # the old connection's late will
+            await raw.send(b"offline", raw.topics.status)
+        await eventually(lambda: not world.runtime.live_sessions(world.hub_id), "offline ends the session")
+        again = await client.ask("Tell me a short clean joke.")  # the same conversation: the next joke
+        assert again.text.startswith("Why did") and again.text != GUIDE_JOKE
+        assert world.runtime.live_sessions(world.hub_id) == [live]
+        pushed = asyncio.ensure_future(client.wait_for_event("thalovant.notice", timeout=20))
+        notice = BusMessage("thalovant.notice", {"text": "back"}, {})
+        assert await world.runtime.push(world.hub_id, notice, session_id=live.link.session_id) == 1
+        assert (await pushed).data["text"] == "back"
+
+
+async def test_a_dormant_session_is_forgotten_on_a_new_hello_or_garbage(world: World, tmp_path: Path) -> None:
+    identity = world.identities[0]
+    carrier = world.carrier
+    assert carrier is not None
+    carrier.dormant_ttl = DORMANT_TTL
+    async with world.client(identity, tmp_path / "noise") as client:
+        await client.connect()
+        async with RawClient(world, identity.broker) as raw:
+            await raw.send(b"offline", raw.topics.status)
+            await eventually(lambda: not world.runtime.live_sessions(world.hub_id), "offline ends the session")
+            before = world.runtime.counters["refused:aborted"]
+            await raw.send(os.urandom(64))  # not sealed under the dormant session's keys
+            await eventually(lambda: world.runtime.counters["refused:aborted"] == before + 1, "the garbage ends it")
+            await eventually(lambda: carrier.prefix_count == 0, "nothing is kept for the prefix")
+            assert not world.runtime.live_sessions(world.hub_id)
+    # a new HELLO forgets a dormant session too: the next client's handshake and ask work
+    async with world.client(identity, tmp_path / "noise") as client:
+        await client.connect()
+        async with RawClient(world, identity.broker) as raw:
+            await raw.send(b"offline", raw.topics.status)
+            await eventually(lambda: not world.runtime.live_sessions(world.hub_id), "offline ends the session")
+    await _ask_ok(world, identity, tmp_path / "noise")
 
 
 async def test_revocation_terminates_and_silences(world: World, tmp_path: Path) -> None:

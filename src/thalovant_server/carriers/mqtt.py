@@ -16,7 +16,13 @@ publish under its own prefix alone; the access key never travels over MQTT). Per
    means silence and the prefix's state is dropped; a completed XX pins the client key;
 3. the client's encrypted HELLO arrives as raw bytes; the session is registered with the
    runtime; after that every publish, both ways, is one raw Noise transport message;
-4. ``offline`` on ``<prefix>/status`` ends the established session.
+4. ``offline`` on ``<prefix>/status`` ends the established session for the runtime (it is
+   unregistered and gets no pushes), but its Noise state is kept, dormant, for
+   :data:`DORMANT_TTL`: the broker publishes a connection's last will only once it notices the
+   connection is gone, which after a half-open drop is up to 1.5 keepalives later, when the
+   client may be on a new connection with a new session already. A message that opens under the
+   dormant session's keys (the next transport message of that very session: nobody else can seal
+   it) brings the session back and is answered; a new HELLO, or the TTL, forgets it.
 
 Everything the hub publishes goes to ``<prefix>/out`` with QoS 0 (:data:`OUT_QOS`), unretained, in
 seal order. Messages of one prefix are handled in arrival order by a worker task of that
@@ -86,6 +92,9 @@ SUBSCRIPTIONS = (f"{TOPIC_ROOT}/+/+/in", f"{TOPIC_ROOT}/+/+/status")
 
 NEGOTIATION_TIMEOUT = 30.0
 """Seconds from a cleartext HELLO to the encrypted HELLO before the prefix's state is dropped."""
+
+DORMANT_TTL = 600.0
+"""Seconds a session ended by ``offline`` stays ready to come back (step 4 above)."""
 
 MAX_NEGOTIATION_TEXT = 262144
 """Largest payload accepted on ``/in`` (a hex Noise message is at most 131070 chars)."""
@@ -160,6 +169,7 @@ class _Prefix:
     __slots__ = (
         "client_id",
         "creds",
+        "dormant",
         "generation",
         "host",
         "hub_id",
@@ -183,12 +193,19 @@ class _Prefix:
         self.host: HubHost | None = None
         self.creds: ClientCredentials | None = None
         self.session: MqttSession | None = None
+        self.dormant: MqttSession | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.generation = 0
 
     @property
     def idle(self) -> bool:
-        return self.negotiation is None and self.session is None and not self.inbox and self.task is None
+        return (
+            self.negotiation is None
+            and self.session is None
+            and self.dormant is None
+            and not self.inbox
+            and self.task is None
+        )
 
 
 class MqttSession:
@@ -265,9 +282,11 @@ class MqttHubCarrier:
         login: MqttCredentials,
         ca_file: Path,
         negotiation_timeout: float = NEGOTIATION_TIMEOUT,
+        dormant_ttl: float = DORMANT_TTL,
     ) -> None:
         self.runtime = runtime
         self.negotiation_timeout = negotiation_timeout
+        self.dormant_ttl = dormant_ttl
         self.address = address
         self._login = login
         self._ca_file = Path(ca_file)
@@ -524,27 +543,58 @@ class MqttHubCarrier:
             await self._inbound(state, data)
         elif kind == "offline":
             if state.session is not None:  # a negotiation in progress belongs to a newer attempt
-                self._reset(state, "client offline")
+                self._doze(state)
         elif kind == "expire":
-            if state.negotiation is not None and data == state.generation:
+            if data != state.generation:
+                return
+            if state.negotiation is not None:
                 log.info("MQTT negotiation of %s timed out", state.prefix)
                 self.runtime.count_refusal("timeout")
                 self._reset(state)
+            elif state.dormant is not None:
+                self._reset(state, "offline")
         elif kind == "end":
             self._reset(state, str(data))
 
     def _reset(self, state: _Prefix, reason: str = "aborted") -> None:
-        """Forget the prefix's negotiation and session (the session is unregistered)."""
+        """Forget the prefix's negotiation and session, live or dormant (a live one is
+        unregistered)."""
         session, state.session = state.session, None
         if session is not None:
             session.closed = True
             self.runtime.unregister(session)
             log.info("MQTT session of %s ended: %s", state.prefix, reason)
+        state.dormant = None
         state.negotiation = None
         state.host = state.creds = None
         if state.timer is not None:
             state.timer.cancel()
             state.timer = None
+
+    def _doze(self, state: _Prefix) -> None:
+        """``offline``: end the live session for the runtime, keep its keys for
+        :attr:`dormant_ttl` (module docstring, step 4)."""
+        session = state.session
+        self._reset(state, "client offline")
+        state.dormant = session
+        state.generation += 1
+        state.timer = asyncio.get_running_loop().call_later(self.dormant_ttl, self._expire, state, state.generation)
+
+    def _wake(self, state: _Prefix) -> MqttSession:
+        """The dormant session, registered again, for a transport message on its prefix. The
+        caller answers that message with it: one that does not open under the session's keys
+        raises there and ends the session, as it would a live one."""
+        session, state.dormant = state.dormant, None
+        assert session is not None
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        if not self.runtime.register(session):
+            raise _Silent("client revoked or hub reloaded while its session was dormant")
+        session.closed = False
+        state.session = session
+        log.info("MQTT session of %s resumed: a transport message after its offline", state.prefix)
+        return session
 
     def _drop_all(self, reason: str) -> None:
         for state in list(self._prefixes.values()):
@@ -580,6 +630,8 @@ class MqttHubCarrier:
 
     async def _inbound(self, state: _Prefix, data: bytes) -> None:
         session = state.session
+        if session is None and state.dormant is not None:
+            session = self._wake(state)
         if session is not None:
             await session.answer(data)
             return
