@@ -567,9 +567,7 @@ class MqttHubCarrier:
         state.dormant = None
         state.negotiation = None
         state.host = state.creds = None
-        if state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
+        _disarm(state)
 
     def _doze(self, state: _Prefix) -> None:
         """``offline``: end the live session for the runtime, keep its keys for
@@ -586,9 +584,7 @@ class MqttHubCarrier:
         raises there and ends the session, as it would a live one."""
         session, state.dormant = state.dormant, None
         assert session is not None
-        if state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
+        _disarm(state)
         if not self.runtime.register(session):
             raise _Silent("client revoked or hub reloaded while its session was dormant")
         session.closed = False
@@ -656,6 +652,13 @@ class MqttHubCarrier:
             raise _Silent("client revoked or hub reloaded during the negotiation")
         state.session = live
         log.info("MQTT session open: hub=%s client=%s pattern=%s", state.hub_id, creds.client_id, live.link.pattern)
+
+
+def _disarm(state: _Prefix) -> None:
+    """Cancel the prefix's pending expiry (of a negotiation or of dormant keys), if any."""
+    if state.timer is not None:
+        state.timer.cancel()
+        state.timer = None
 
 
 def _refused(code: Any) -> bool:

@@ -44,7 +44,7 @@ from amqtt.errors import AMQTTError, BrokerError, PluginError, PluginLoadError
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from thalovant_server.limits import Limits
-from thalovant_server.mqtt.acl import MqttAccessControl
+from thalovant_server.mqtt.acl import InvalidTopicError, MqttAccessControl, validate_topic_filter
 from thalovant_server.mqtt.broker import DEFAULT_HOST, DEFAULT_PORT, BrokerAddress, BrokerStartError
 from thalovant_server.mqtt.credentials import BrokerAccount
 
@@ -191,10 +191,17 @@ class _QuietBroker(Broker):  # type: ignore[misc]
       iteration"). A client's successor on the same ``/out`` lost the hub's replies so.
     """
 
+    limits = Limits()
+    open_connections = 0
+    refused_connections = 0
+    _subscriptions: dict[str, list[tuple[Any, int]]]
+
     async def add_subscription(self, subscription: tuple[str, int], session: Any) -> int:
         """The granted QoS of one SUBSCRIBE filter, or 0x80 (malformed or not allowed)."""
         topic_filter, requested = subscription
-        if not _valid_filter(topic_filter):
+        try:
+            validate_topic_filter(topic_filter)
+        except InvalidTopicError:
             return 0x80
         if not await self._topic_filtering(session, topic_filter, Action.SUBSCRIBE):
             return 0x80
@@ -209,8 +216,8 @@ class _QuietBroker(Broker):  # type: ignore[misc]
         held = self._subscriptions.get(a_filter)
         if not held:
             return 0
-        kept = [entry for entry in held if entry[0].client_id != session.client_id]
-        if len(kept) == len(held):
+        kept = _without(held, session.client_id)
+        if kept is held:
             return 0
         table = dict(self._subscriptions)
         if kept:
@@ -221,19 +228,11 @@ class _QuietBroker(Broker):  # type: ignore[misc]
         return len(held) - len(kept)
 
     async def _del_all_subscriptions(self, session: Any) -> None:
-        client_id = session.client_id
         table: dict[str, list[tuple[Any, int]]] = {}
         for topic_filter, held in self._subscriptions.items():
-            if any(other.client_id == client_id for other, _qos in held):
-                held = [entry for entry in held if entry[0].client_id != client_id]
-            if held:
-                table[topic_filter] = held
+            if kept := _without(held, session.client_id):
+                table[topic_filter] = kept
         self._subscriptions = table
-
-    limits = Limits()
-    open_connections = 0
-    refused_connections = 0
-    _subscriptions: dict[str, list[tuple[Any, int]]]
 
     async def _create_server_instance(
         self,
@@ -298,16 +297,11 @@ class _QuietBroker(Broker):  # type: ignore[misc]
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
-def _valid_filter(topic_filter: str) -> bool:
-    """Whether ``#`` is only ever a whole last level and ``+`` only ever a whole level (MQTT
-    3.1.1, 4.7.1-2 and 4.7.1-3)."""
-    levels = topic_filter.split("/")
-    for index, level in enumerate(levels):
-        if "#" in level and (level != "#" or index != len(levels) - 1):
-            return False
-        if "+" in level and level != "+":
-            return False
-    return True
+def _without(held: list[tuple[Any, int]], client_id: str) -> list[tuple[Any, int]]:
+    """``held`` (the same list) when no entry is ``client_id``'s, else a new list without it."""
+    if all(other.client_id != client_id for other, _qos in held):
+        return held
+    return [entry for entry in held if entry[0].client_id != client_id]
 
 
 class _NoStartupTraceback(logging.Filter):
