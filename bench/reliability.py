@@ -14,7 +14,7 @@ Scenarios (each starts its own ``serve`` on a fresh data directory, 127.0.0.1, f
   server and the clients used from ready until all were back, which says which side was busy;
 - ``paced``: the same, but each session pauses between its asks (uniformly 0-2 s, so one ask a
   second on average: 1,000 asks a second in all, about half of what this machine serves), so
-  the herd of reconnects is not competing with a saturating load; printed as ``restart``;
+  the herd of reconnects is not competing with a saturating load;
 - ``race``: 200 clients send as fast as they can while the server restarts (the calls race the
   drop); printed: clients back (goal 200/200);
 - ``silent``: 1,000 TLS connections that never send a request; printed: how many the server
@@ -134,6 +134,14 @@ async def _ask_loop(session: Session, stop: asyncio.Event, mean_pause: float = 0
 
 async def _paced_loop(session: Session, stop: asyncio.Event) -> None:
     await _ask_loop(session, stop, PACED_MEAN_PAUSE)
+
+
+RESTART_MODES = {
+    "ask": ("restart", "WSS sessions asking back to back"),
+    "paced": ("paced", f"WSS sessions asking with a pause of 0-{2 * PACED_MEAN_PAUSE:g} s between asks"),
+    "race": ("race", "clients sending as fast as they can"),
+}
+"""The workloads of the restart scenarios: mode -> (scenario name, what its sessions do)."""
 
 
 async def _send_loop(session: Session, stop: asyncio.Event) -> None:
@@ -368,9 +376,8 @@ async def restart_scenario(
 def run_restart(folder: Path, sessions: int, idents_count: int, *, mode: str, processes: int,
                 profile: Path | None, placement: Placement | None,
                 profile_clients: Path | None = None) -> None:  # fmt: skip
-    """``mode``: ``ask`` (back to back), ``paced`` (a pause between asks) or ``race``."""
-    racing = mode == "race"
-    name = {"race": "race", "ask": "restart", "paced": "paced"}[mode]
+    """``mode``: a key of :data:`RESTART_MODES`."""
+    name, what = RESTART_MODES[mode]
     with running(folder / name) as server:
         idents = identities(server, idents_count, name)
         result = asyncio.run(
@@ -386,11 +393,6 @@ def run_restart(folder: Path, sessions: int, idents_count: int, *, mode: str, pr
                 profile_clients=profile_clients,
             )
         )
-    what = {
-        "race": "clients sending as fast as they can",
-        "ask": "WSS sessions asking back to back",
-        "paced": f"WSS sessions asking with a pause of 0-{2 * PACED_MEAN_PAUSE:g} s between asks",
-    }[mode]
     print(f"\n== {name}: {sessions} {what} in {processes} client processes, server restarted "
           f"(down {result['down_s']:.1f} s)")  # fmt: skip
     print(f"placement: {placement or 'left to the scheduler'}")
@@ -399,7 +401,7 @@ def run_restart(folder: Path, sessions: int, idents_count: int, *, mode: str, pr
         f"back after the server was ready: p50 {fmt_s(result['delay_p50'])}, p99 {fmt_s(result['delay_p99'])}, "
         f"max {fmt_s(result['delay_max'])}; within 3 s: {result['within_3s']}/{sessions}"
     )
-    calls = "sends" if racing else "asks"
+    calls = "sends" if mode == "race" else "asks"
     print(f"{calls} made after the restart began: {result['calls_after_restart']}, lost: {result['lost']}  (goal 0)")
     if result["lost_reasons"]:
         print(f"  lost because: {result['lost_reasons']}")
