@@ -49,7 +49,9 @@ from thalovant_server.hub.runtime import HubHost
 
 DEMO_SKILLS = ("jokes", "trivia", "capabilities", "memory")
 USERAGENT = "thalovant-python/bench"
-CONNECTION_SID = "thalovant-python-" + "0" * 32
+CONNECTION_SID = "thalovant-python-" + "0123456789abcdef" * 2
+"""Shaped as the SDK's (``token_hex(16)``): hex with no digit run long enough to be read as a
+big integer, which would send the JSON to the slower exact reader."""
 SITE_ID = "bench-site"
 
 

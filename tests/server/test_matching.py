@@ -8,7 +8,15 @@ import random
 
 import pytest
 
-from thalovant_server.hub.matching import CompiledIntent, IntentIndex, Match, content_tokens, normalise
+from thalovant_server.hub.matching import (
+    MEMO_ENTRIES,
+    MEMO_TEXT,
+    CompiledIntent,
+    IntentIndex,
+    Match,
+    content_tokens,
+    normalise,
+)
 from thalovant_server.hub.session import ACTIVE_SKILL_SECONDS, Conversation
 from thalovant_server.hub.skills.registry import BUILTIN_SKILLS, build_skills
 
@@ -80,6 +88,28 @@ def test_the_index_gives_each_intents_own_score_in_order() -> None:
         assert index.matches(normalised, tokens) == want, text
         matched += bool(want)
     assert matched > 100  # the corpus exercises matches, not only misses
+
+
+def test_match_text_gives_the_matches_of_the_normalised_text_twice_alike() -> None:
+    intents = demo_intents()
+    index = IntentIndex(intents)
+    for text in utterances(intents)[:200]:
+        normalised = normalise(text)
+        want = tuple(index.matches(normalised, content_tokens(normalised))) if normalised else ()
+        assert index.match_text(text) == want, text
+        assert index.match_text(text) == want, text  # remembered: the same answer
+
+
+def test_match_text_remembers_a_bounded_number_of_short_texts() -> None:
+    index = IntentIndex(demo_intents())
+    for n in range(MEMO_ENTRIES * 3):
+        index.match_text(f"tell me joke number {n}")
+    index.match_text("joke " * MEMO_TEXT)  # too long to be remembered
+    remembered = index._memo
+    assert len(remembered) == MEMO_ENTRIES
+    assert f"tell me joke number {MEMO_ENTRIES * 3 - 1}" in remembered  # the newest stay
+    assert "tell me joke number 0" not in remembered
+    assert all(len(text) <= MEMO_TEXT for text in remembered)
 
 
 def test_an_empty_index_matches_nothing() -> None:

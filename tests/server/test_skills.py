@@ -275,6 +275,21 @@ def test_custom_skill_api_slots_state_and_errors() -> None:
     assert router.handle(anything, BusMessage("custom.event", {}, {})) == []
 
 
+class SlotEater(Skill):
+    skill_id = "slot-eater"
+    capability = "slot-eater"
+
+    @intent("say", patterns=(r"^say (?P<text>.+)$",))
+    def say(self, request: Request) -> SkillReply:
+        return SkillReply.say(request.slots.pop("text", "(gone)"))
+
+
+def test_a_handler_changing_its_slots_does_not_change_the_next_identical_request() -> None:
+    router = HubRouter("h", EmbeddedAgent("h", [SlotEater()]))
+    assert speech(router.handle(ORIGIN, utterance("say hello"))) == ["hello"]
+    assert speech(router.handle(ORIGIN, utterance("say hello"))) == ["hello"]
+
+
 @pytest.mark.parametrize(
     "session",
     [

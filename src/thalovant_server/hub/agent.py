@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thalovant_server.hub import skill_guard
-from thalovant_server.hub.matching import CompiledIntent, IntentIndex, content_tokens, normalise
+from thalovant_server.hub.matching import CompiledIntent, IntentIndex
 from thalovant_server.hub.memory_book import MemoryBook
 from thalovant_server.hub.session import Conversation
 from thalovant_server.hub.skill_guard import SkillFault
@@ -192,13 +192,13 @@ class EmbeddedAgent:
         return self._invoke(skill, method, self._request(skill, "code", utterance, turn), turn)
 
     def _utterance(self, kind: str, turn: _Turn) -> Outcome:
-        normalised = normalise(turn.text)
-        if not normalised:
+        found = self._intents.match_text(turn.text)
+        if not found:
             return None
         ranks = turn.conversation.active_ranks()
         best: tuple[float, int, int] | None = None
         chosen: tuple[_IntentEntry, dict[str, str]] | None = None
-        for match in self._intents.matches(normalised, content_tokens(normalised)):
+        for match in found:
             entry = match.key
             assert isinstance(entry, _IntentEntry)
             rank = ranks.get(entry.skill.skill_id)
@@ -212,7 +212,7 @@ class EmbeddedAgent:
             return None
         entry, slots = chosen
         request = self._request(entry.skill, kind, turn.text, turn)
-        request.slots = slots
+        request.slots = dict(slots)  # the handler's own: the match is shared
         request.intent = entry.spec.name
         return self._invoke(entry.skill, entry.spec.method, request, turn, handler=entry.spec.name)
 

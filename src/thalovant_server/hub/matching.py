@@ -8,12 +8,15 @@ candidate, so the outcome depends only on the input and the skill order.
 
 :meth:`CompiledIntent.score` defines one intent's score; :class:`IntentIndex` scores an
 utterance against all of a hub's intents at once and gives the same matches, reaching only
-the examples that share a content token with the utterance.
+the examples that share a content token with the utterance. The matches of a text depend on
+nothing but the text and the index, so :meth:`IntentIndex.match_text` remembers them for the
+texts it saw last (a hub hears the same requests again and again).
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +24,13 @@ __all__ = ["THRESHOLD", "CompiledIntent", "IntentIndex", "Match", "content_token
 
 THRESHOLD = 0.5
 """Lowest overlap score that counts as a match."""
+
+MEMO_ENTRIES = 256
+"""How many texts :meth:`IntentIndex.match_text` remembers the matches of (least recently used
+forgotten first)."""
+
+MEMO_TEXT = 200
+"""Longest text (characters) whose matches are remembered."""
 
 _NON_WORD = re.compile(r"[\W_]+")
 
@@ -97,10 +107,11 @@ class IntentIndex:
 
     :meth:`matches` gives exactly the matches :meth:`CompiledIntent.score` gives for each
     intent, in the intents' order; an example sharing no content token with the utterance
-    costs nothing (an inverted index from token to examples).
+    costs nothing (an inverted index from token to examples). :class:`Match` objects it gives
+    out are shared: their ``slots`` are not to be changed.
     """
 
-    __slots__ = ("_owners", "_patterned", "_postings", "_sizes", "intents")
+    __slots__ = ("_memo", "_owners", "_patterned", "_postings", "_sizes", "intents")
 
     def __init__(self, intents: Sequence[CompiledIntent]) -> None:
         self.intents = tuple(intents)
@@ -121,6 +132,23 @@ class IntentIndex:
         self._owners = tuple(owners)
         self._sizes = tuple(sizes)
         self._postings = {token: tuple(ids) for token, ids in postings.items()}
+        self._memo: OrderedDict[str, tuple[Match, ...]] = OrderedDict()
+
+    def match_text(self, text: str) -> tuple[Match, ...]:
+        """:meth:`matches` of the normalised ``text`` (none when it normalises to nothing);
+        remembered for the last :data:`MEMO_ENTRIES` texts of up to :data:`MEMO_TEXT` characters."""
+        memo = self._memo
+        found = memo.get(text)
+        if found is not None:
+            memo.move_to_end(text)
+            return found
+        normalised = normalise(text)
+        found = tuple(self.matches(normalised, content_tokens(normalised))) if normalised else ()
+        if len(text) <= MEMO_TEXT:
+            memo[text] = found
+            if len(memo) > MEMO_ENTRIES:
+                memo.popitem(last=False)
+        return found
 
     def matches(self, normalised: str, tokens: frozenset[str]) -> list[Match]:
         """The match of every intent scoring at least :data:`THRESHOLD`, in the intents' order."""

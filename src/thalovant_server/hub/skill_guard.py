@@ -107,6 +107,8 @@ def call_handler(
     except Exception:
         log.exception("skill %s handler %s failed", skill_id, handler)
         return SkillFault.failed(skill_id, handler)
+    if value is None or isinstance(value, SkillReply):
+        return value
     if inspect.isawaitable(value):
         return value
     return _checked(skill_id, handler, value)
