@@ -24,9 +24,11 @@ import (
 // named here as a stage and the evidence seen; judge (policy.go) turns that into the error
 // kind, the XX retry and whether to forget the cached PSK, and failed does what it says.
 //
-// link is the established session: send seals and sends envelopes; its reader goroutine
-// decrypts, reassembles and parses what the hub sends and hands it to the client. Anything
-// malformed ends the session with an ErrConnection error.
+// link is the established session: send seals and sends envelopes; its reader decrypts,
+// reassembles and parses what the hub sends and hands it to the client, on the carrier's own
+// reader goroutine when the carrier can serve (carrier.Server: WSS), else on a goroutine of
+// the link receiving from the carrier. Anything malformed ends the session with an
+// ErrConnection error.
 
 // RefusalSettle is how long after an XX handshake a refusal-code close still means "the hub
 // refused this client's key".
@@ -138,6 +140,18 @@ func (l *link) alive() bool {
 }
 
 func (l *link) readLoop(ctx context.Context) {
+	if server, ok := l.carrier.(carrier.Server); ok {
+		err := server.Serve(ctx, l.handle)
+		var closedErr *carrier.ClosedError
+		switch {
+		case ctx.Err() != nil:
+		case errors.As(err, &closedErr):
+			l.lost(wrapErr(ErrConnection, err, "Connection to the hub dropped: %v", err))
+		default:
+			l.lost(err)
+		}
+		return
+	}
 	for {
 		message, err := l.carrier.Receive(ctx)
 		if err != nil {
@@ -146,19 +160,27 @@ func (l *link) readLoop(ctx context.Context) {
 			}
 			return
 		}
-		if !message.Binary {
-			l.lost(newErr(ErrConnection, "Plaintext received after Noise authentication."))
-			return
-		}
-		frame, err := l.channel.OpenInPlace(message.Data) // the carrier's message is ours
-		if err == nil && frame != nil {
-			err = l.dispatch(frame)
-		}
-		if err != nil {
-			l.lost(wrapErr(ErrConnection, err, "Malformed data from the hub: %v", err))
+		if err := l.handle(message); err != nil {
+			l.lost(err)
 			return
 		}
 	}
+}
+
+// handle decrypts, reassembles and dispatches one message from the hub; the error ends the
+// link.
+func (l *link) handle(message carrier.Message) error {
+	if !message.Binary {
+		return newErr(ErrConnection, "Plaintext received after Noise authentication.")
+	}
+	frame, err := l.channel.OpenInPlace(message.Data) // the carrier's message is ours
+	if err == nil && frame != nil {
+		err = l.dispatch(frame)
+	}
+	if err != nil {
+		return wrapErr(ErrConnection, err, "Malformed data from the hub: %v", err)
+	}
+	return nil
 }
 
 func (l *link) dispatch(frame *protocol.Frame) error {

@@ -39,7 +39,7 @@ func newScriptedState(helloExtra map[string]any) scriptedState {
 		"noise": map[string]any{"patterns": []any{protocol.PatternXX}, "suites": []any{protocol.SuiteChaCha}}}}
 }
 
-func (s scriptedState) opening(t *testing.T) []carrier.Message {
+func (s scriptedState) opening(t testing.TB) []carrier.Message {
 	hello, err := json.Marshal(map[string]any{"msg_type": "hello", "payload": s.hello})
 	if err != nil {
 		t.Fatal(err)
@@ -53,14 +53,14 @@ func (s scriptedState) opening(t *testing.T) []carrier.Message {
 
 // responder is the hub's side of one session, in the hub's own state.
 type responder struct {
-	t          *testing.T
+	t          testing.TB
 	static     noise.DHKey
 	state      scriptedState
 	handshake  *noise.HandshakeState
 	recv, send *noise.CipherState
 }
 
-func shakeNoise(t *testing.T, text []byte) map[string]any {
+func shakeNoise(t testing.TB, text []byte) map[string]any {
 	var shake struct {
 		Payload struct {
 			Noise map[string]any `json:"noise"`
@@ -72,7 +72,7 @@ func shakeNoise(t *testing.T, text []byte) map[string]any {
 	return shake.Payload.Noise
 }
 
-func noiseBytes(t *testing.T, fields map[string]any) []byte {
+func noiseBytes(t testing.TB, fields map[string]any) []byte {
 	raw, err := hex.DecodeString(fields["msg"].(string))
 	if err != nil {
 		t.Fatal(err)

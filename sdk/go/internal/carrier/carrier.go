@@ -2,7 +2,8 @@
 // negotiation (text) and Noise transport messages (binary) between a hub and the protocol
 // engine, over WSS, HTTPS polling or MQTT. A carrier knows nothing of Noise, envelopes or bus
 // messages. Each carrier owns its connection through one goroutine (a reader, a poller or the
-// MQTT client's callbacks feeding an inbound queue); Close stops it and waits for it.
+// MQTT client's callbacks feeding an inbound queue, or, once served (Server), running the
+// receiver's handler); Close stops it and waits for it.
 //
 // Close and refusal signals are reported as *ClosedError / *RefusedError with the carrier's own
 // evidence (a WebSocket close code, an HTTP status); the connection layer decides, with its
@@ -56,6 +57,19 @@ type Carrier interface {
 	// identity may arrive before the answers to this session's HELLO. False: the channel is this
 	// session's own.
 	SharedInbound() bool
+}
+
+// Server is a carrier whose reader goroutine can run the receiver's handling of each message
+// itself, instead of handing the message over to a goroutine waiting in Receive.
+type Server interface {
+	Carrier
+	// Serve hands every message from the hub to handle, in order and one at a time: what is
+	// queued for Receive first, then each message as it is read, on the carrier's reader
+	// goroutine. It returns the error of handle that stopped it (the carrier then reads no
+	// further), the *ClosedError that ended the session, or ctx's error once ctx ends; no
+	// call to handle starts after ctx ended, and Close waits for one still running. Call it
+	// once, after Open, in place of any further Receive.
+	Serve(ctx context.Context, handle func(Message) error) error
 }
 
 // OpenError: the carrier could not open (DNS, TCP, TLS, an unexpected upgrade status).

@@ -75,9 +75,13 @@ type WSS struct {
 	insecure      bool
 	conn          *websocket.Conn
 	q             *queue
-	closing       chan struct{}
-	closeOnce     sync.Once
-	wg            sync.WaitGroup
+	// handover passes Serve's handler to the reader; served is the reader's report of the
+	// handler error that stopped it
+	handover  chan serving
+	served    chan error
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // NewWSS checks the endpoint (ws:// or wss:// with a host) and prepares the carrier.
@@ -91,7 +95,7 @@ func NewWSS(endpoint, accessKey, useragent string, insecure bool) (*WSS, error) 
 		return nil, &OpenError{Message: "The WSS endpoint is not a valid URL."}
 	}
 	return &WSS{endpoint: endpoint, url: authorized, authorization: Authorization(useragent, accessKey), useragent: useragent, insecure: insecure,
-		q: newQueue(wssQueue), closing: make(chan struct{})}, nil
+		q: newQueue(wssQueue), handover: make(chan serving), served: make(chan error, 1), closing: make(chan struct{})}, nil
 }
 
 func (w *WSS) Protocol() string                             { return "wss" }
@@ -140,20 +144,100 @@ func (w *WSS) Open(ctx context.Context) error {
 	return nil
 }
 
+// serving is what Serve hands the reader: the handler and the context that bounds it.
+type serving struct {
+	ctx    context.Context
+	handle func(Message) error
+}
+
+// readLoop reads the WebSocket until it fails or the carrier closes: it queues each message
+// for Receive until Serve hands over a handler, then runs the handler itself.
 func (w *WSS) readLoop() {
 	defer w.wg.Done()
 	var scratch bytes.Buffer
+	var s serving
 	for {
 		kind, data, err := w.read(&scratch)
 		if err != nil {
 			w.q.fail(closeEvidence(err))
 			return
 		}
-		select {
-		case w.q.inbound <- Message{Binary: kind == websocket.MessageBinary, Data: data}:
-		case <-w.closing:
+		message := Message{Binary: kind == websocket.MessageBinary, Data: data}
+		if s.handle == nil {
+			select {
+			case w.q.inbound <- message:
+				continue
+			case s = <-w.handover:
+				// Serve has stopped taking messages from the queue: what it left there comes first
+				if err := w.drain(s); err != nil {
+					w.served <- err
+					return
+				}
+			case <-w.closing:
+				return
+			}
+		}
+		if s.ctx.Err() != nil {
 			return
 		}
+		if err := s.handle(message); err != nil {
+			w.served <- err
+			return
+		}
+	}
+}
+
+// drain runs the handler of s on the queued messages.
+func (w *WSS) drain(s serving) error {
+	for {
+		select {
+		case message := <-w.q.inbound:
+			if s.ctx.Err() != nil {
+				return s.ctx.Err()
+			}
+			if err := s.handle(message); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// Serve implements Server: it handles queued messages itself until the reader has the
+// handler, which happens when the reader has the next message in hand.
+func (w *WSS) Serve(ctx context.Context, handle func(Message) error) error {
+	if w.conn == nil {
+		return closed("The WebSocket is not open.")
+	}
+	s := serving{ctx: ctx, handle: handle}
+	for handed := false; !handed; {
+		select {
+		case message := <-w.q.inbound:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := handle(message); err != nil {
+				return err
+			}
+		case w.handover <- s:
+			handed = true
+		case <-w.q.failed:
+			if err := w.drain(s); err != nil {
+				return err
+			}
+			return w.q.failure
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case err := <-w.served:
+		return err
+	case <-w.q.failed:
+		return w.q.failure
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
