@@ -717,12 +717,13 @@ func busOf(envelope protocol.HiveMessage, siteID string) (protocol.BusMessage, b
 }
 
 // normaliseContext drops hivemind_verified_source_peer and renames destination to source
-// (dataplane.md 7.3), in context itself, and returns it.
+// (dataplane.md 7.3), in context itself, and returns it. (destination goes before source is
+// set: a map full at eight keys would otherwise grow for the assignment.)
 func normaliseContext(context map[string]any) map[string]any {
 	delete(context, "hivemind_verified_source_peer")
 	if destination, ok := context["destination"]; ok {
-		context["source"] = destination
 		delete(context, "destination")
+		context["source"] = destination
 	}
 	return context
 }
