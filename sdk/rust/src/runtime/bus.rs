@@ -19,9 +19,10 @@ pub fn connection_session_id() -> String {
     format!("thalovant-rust-{}", random_hex(16))
 }
 
-/// A new request id: `thalovant-request-<32 hex>`.
+/// A new request id: `thalovant-request-<32 hex>`, 128 bits from the thread's CSPRNG
+/// (`rand::rng()`, seeded and reseeded from the OS), so a request costs no system call.
 pub fn new_request_id() -> String {
-    format!("thalovant-request-{}", random_hex(16))
+    format!("thalovant-request-{}", hex::encode(rand::random::<[u8; 16]>()))
 }
 
 /// A new conversation session id: `thalovant-session-<32 hex>`.
