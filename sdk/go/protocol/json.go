@@ -12,17 +12,17 @@ import (
 // (same values, same bytes); what it refuses is handed to encoding/json, whose reading of a
 // frame stays the contract (json_test.go checks the two against each other).
 
-// The ways a document fails, in the order json.Decoder.Decode followed by More finds them.
+// The ways a document fails, in the order decodeJSONObjectStd finds them.
 var (
 	errJSONSyntax    = errors.New("message is not valid JSON")
 	errJSONTrailing  = errors.New("message has trailing data after the JSON value")
 	errJSONNotObject = errors.New("message is not a JSON object")
 )
 
-// decodeJSONObject reads data as one JSON object followed only by whitespace, or by anything
-// that starts with '}' or ']' (what json.Decoder.Decode followed by More accepts), into what
-// encoding/json builds for an `any`: map[string]any (the last of duplicate keys wins), []any,
-// float64, string, bool and nil. Invalid UTF-8 is the caller's to reject first.
+// decodeJSONObject reads data as one JSON object followed only by JSON whitespace (what
+// json.Unmarshal accepts), into what encoding/json builds for an `any`: map[string]any (the
+// last of duplicate keys wins), []any, float64, string, bool and nil. Invalid UTF-8 is the
+// caller's to reject first.
 func decodeJSONObject(data []byte) (map[string]any, error) {
 	var value any
 	if err := gojson.Unmarshal(data, &value); err != nil {
@@ -47,7 +47,7 @@ func decodeJSONObjectStd(data []byte, useNumber bool) (map[string]any, error) {
 	if err := decoder.Decode(&value); err != nil {
 		return nil, errJSONSyntax
 	}
-	if decoder.More() {
+	if len(bytes.TrimLeft(data[decoder.InputOffset():], " \t\r\n")) > 0 {
 		return nil, errJSONTrailing
 	}
 	obj, ok := value.(map[string]any)

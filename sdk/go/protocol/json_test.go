@@ -21,7 +21,8 @@ import (
 const maxJSONDepth = 10000
 
 // referenceObject is the reading decodeJSONObject must match: encoding/json's Decoder into an
-// `any`, then More, then the object check (decodeJSONObjectStd, the fallback path).
+// `any`, then nothing but whitespace after it, then the object check (decodeJSONObjectStd, the
+// fallback path).
 func referenceObject(data []byte) (map[string]any, error) {
 	return decodeJSONObjectStd(data, false)
 }
@@ -59,6 +60,19 @@ var jsonObjectCases = []string{
 func TestDecodeJSONObjectMatchesEncodingJSON(t *testing.T) {
 	for _, data := range jsonObjectCases {
 		checkSameAsReference(t, []byte(data))
+	}
+}
+
+func TestDecodeJSONObjectRefusesAnythingButWhitespaceAfterTheObject(t *testing.T) {
+	for _, data := range []string{`{"a":1}}`, `{"a":1}]`, `{"a":1}]x`, `{"a":1} }`, `{"a":1},`, `{"a":1} {"b":2}`} {
+		if _, err := decodeJSONObject([]byte(data)); !errors.Is(err, errJSONTrailing) {
+			t.Errorf("%q: error %v, want %v", data, err, errJSONTrailing)
+		}
+	}
+	for _, data := range []string{`{"a":1}`, "{\"a\":1} \t\r\n"} {
+		if _, err := decodeJSONObject([]byte(data)); err != nil {
+			t.Errorf("%q: %v", data, err)
+		}
 	}
 }
 
