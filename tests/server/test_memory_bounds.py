@@ -118,3 +118,22 @@ def test_the_hub_budget_holds_across_many_clients() -> None:
             assert store.bytes_of() <= 50_000
     store.forget_client("c39")
     assert store.bytes_of("c39") == 0 and store.bytes_of() <= 50_000
+
+
+def test_saving_a_conversation_again_counts_its_new_size_and_makes_it_the_most_recent() -> None:
+    def conversation(sid: str, notes: int) -> tuple[Conversation, dict[str, object]]:
+        kept = Conversation(sid, "en-us", extra_context={"notes": "x" * notes})
+        return kept, kept.to_session({})
+
+    store = SessionStore(client_bytes=3_500)
+    for sid in ("s0", "s1", "s2"):
+        store.save("c", *conversation(sid, 900))
+    three = store.bytes_of("c")
+    store.save("c", *conversation("s0", 1000))  # s0 again, 100 bytes larger, now the newest
+    assert store.bytes_of("c") == three + 100 == store.bytes_of()
+    store.save("c", *conversation("s0", 800))
+    assert store.bytes_of("c") == three - 100
+    store.save("c", *conversation("s3", 900))  # over the budget: the least recent (s1) goes
+    assert store.load("c", "s1", "en-us", {}).extra_context == {}
+    assert store.load("c", "s0", "en-us", {}).extra_context == {"notes": "x" * 800}
+    assert len(store) == 3 and store.bytes_of("c") <= 3_500

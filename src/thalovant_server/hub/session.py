@@ -193,18 +193,26 @@ class SessionStore:
 
     def save(self, client_id: str, conversation: Conversation, session: dict[str, Any]) -> None:
         """Remember the session sent back to the client for this (client, session id)."""
-        key = (client_id, conversation.session_id)
-        self._drop(key)
+        session_id = conversation.session_id
+        key = (client_id, session_id)
         if not conversation.active_skills and not session.get("context"):
+            self._drop(key)
             return
         entry = {"active_skills": session.get("active_skills"), "context": session.get("context")}
         size = _json_size(entry)
         if size > self.entry_bytes:
+            self._drop(key)
             return
+        kept = self._entries.get(key)
         self._entries[key] = (entry, size)
-        self._by_client.setdefault(client_id, OrderedDict())[conversation.session_id] = None
-        self._client_bytes[client_id] = self._client_bytes.get(client_id, 0) + size
-        self._total += size
+        if kept is None:
+            self._by_client.setdefault(client_id, OrderedDict())[session_id] = None
+            self._client_bytes[client_id] = self._client_bytes.get(client_id, 0) + size
+            self._total += size
+        else:  # the same conversation again: its bytes change, it becomes the most recent
+            self._touch(client_id, session_id)
+            self._client_bytes[client_id] += size - kept[1]
+            self._total += size - kept[1]
         mine = self._by_client[client_id]
         while self._client_bytes.get(client_id, 0) > self.client_bytes and mine:
             self._drop((client_id, next(iter(mine))))

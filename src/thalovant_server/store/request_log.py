@@ -22,6 +22,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    bindparam,
     case,
     delete,
     func,
@@ -78,10 +79,14 @@ class RequestLogEntry(Base):
     hour: Mapped[int] = mapped_column(SmallInteger)
 
 
+_WORKSPACES_OF_HUBS = select(Hub.id, Hub.workspace_id).where(Hub.id.in_(bindparam("hub_ids", expanding=True)))
+"""(hub id, workspace id) of the hubs named by the ``hub_ids`` list; built once, bound per batch."""
+
+
 async def write_activities(session: AsyncSession, activities: Sequence[Activity]) -> None:
     """Write-behind handler: one row per activity of a hub that still exists."""
-    hub_ids = {activity.hub_id for activity in activities}
-    workspaces = dict((await session.execute(select(Hub.id, Hub.workspace_id).where(Hub.id.in_(hub_ids)))).all())
+    hub_ids = list({activity.hub_id for activity in activities})
+    workspaces = dict((await session.execute(_WORKSPACES_OF_HUBS, {"hub_ids": hub_ids})).all())
     rows: list[dict[str, Any]] = []
     for activity in activities:
         workspace = workspaces.get(activity.hub_id)
