@@ -17,6 +17,10 @@ Scenarios (each starts its own ``serve`` on a fresh data directory, 127.0.0.1, f
   the herd of reconnects is not competing with a saturating load;
 - ``race``: 200 clients send as fast as they can while the server restarts (the calls race the
   drop); printed: clients back (goal 200/200);
+- ``herd``: what one reconnect costs: N sessions (default 1,000, each identity's Noise keys
+  already pinned, so every one is a KK handshake as after a restart) connect at once from this
+  process to an idle server; printed: the server's and this process's CPU per session, and
+  the CPU the whole herd needs against the cores there are (the floor under ``restart``);
 - ``silent``: 1,000 TLS connections that never send a request; printed: how many the server
   closed and how fast (goal: all within 10 s), and an honest client's ask p99 without and with
   them (goal: unchanged), both timed on the same warmed-up connection in the same process;
@@ -417,6 +421,46 @@ def run_restart(folder: Path, sessions: int, idents_count: int, *, mode: str, pr
     )
 
 
+
+async def _herd(server: RunningServer, idents: list[ThalovantIdentity], count: int, noise: Path) -> dict[str, float]:
+    """Pin every identity (one XX each), then open ``count`` KK sessions at once; CPU per session."""
+
+    def client(n: int) -> AsyncThalovantClient:
+        return AsyncThalovantClient(
+            idents[n % len(idents)], protocol="wss", noise_state_dir=noise / f"id-{n % len(idents)}"
+        )
+
+    first = [client(n) for n in range(len(idents))]
+    await _connect_all([Session(c) for c in first], width=4)
+    await asyncio.gather(*(c.close() for c in first))
+    herd = [client(n) for n in range(count)]
+    assert server.process is not None
+    server_before, own_before, started = cpu_seconds(server.process.pid), time.process_time(), time.monotonic()
+    await asyncio.gather(*(c.connect() for c in herd))
+    server_cpu, own_cpu = cpu_seconds(server.process.pid) - server_before, time.process_time() - own_before
+    elapsed = time.monotonic() - started
+    kk = sum(1 for c in herd if c.connection_info().noise_pattern == "KKpsk0")
+    await asyncio.gather(*(c.close() for c in herd))
+    return {"elapsed": elapsed, "server": server_cpu / count, "client": own_cpu / count, "kk": kk}
+
+
+def run_herd(folder: Path, count: int, idents_count: int) -> None:
+    with running(folder / "herd") as server:
+        idents = identities(server, idents_count, "herd")
+        result = asyncio.run(_herd(server, idents, count, folder / "herd-noise"))
+    per_session = result["server"] + result["client"]
+    cores = os.cpu_count() or 1
+    print(f"\n== herd: {count} WSS sessions connecting at once ({result['kk']:.0f} of them KK)")
+    print(
+        f"all connected in {result['elapsed']:.2f} s; CPU per session: server {result['server'] * 1000:.2f} ms, "
+        f"client (our Python SDK) {result['client'] * 1000:.2f} ms"
+    )
+    print(
+        f"the herd needs {per_session * count:.1f} s of CPU: at least {per_session * count / cores:.1f} s "
+        f"on {cores} cores with nothing else running; load average {os.getloadavg()[0]:.2f}"
+    )
+
+
 # ---------------------------------------------------------------------------------- silent
 
 
@@ -669,7 +713,8 @@ def run_crash(folder: Path, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="restart,paced,race,silent,mqtt64,crash", help="comma-separated scenarios")
+    parser.add_argument("--only", default="restart,paced,race,herd,silent,mqtt64,crash",
+                        help="comma-separated scenarios")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="smaller sizes (100 sessions, 50 racers, 200 silent)")
     parser.add_argument("--client-processes", type=int, default=2, metavar="N",
                         help="client processes of restart and race (default 2)")  # fmt: skip
@@ -706,6 +751,8 @@ def main() -> None:
         if "race" in chosen:
             run_restart(folder, racers, min(idents, racers), mode="race", processes=args.client_processes,
                         profile=None, placement=placement)  # fmt: skip
+        if "herd" in chosen:
+            run_herd(folder, sessions, idents)
         if "silent" in chosen:
             run_silent(folder, silent)
         if "mqtt64" in chosen:
