@@ -50,6 +50,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,15 +160,23 @@ async def _send_loop(session: Session, stop: asyncio.Event) -> None:
 
 
 async def _watch_back(sessions: list[Session], stop: asyncio.Event) -> None:
-    """Stamp each session's ``back_at`` once it is connected again after a reconnect."""
+    """Stamp each session's ``back_at`` once it is connected again after a reconnect: the time
+    its link came up (``connection_info().connected_at``, on this process's monotonic clock),
+    not the time this loop, which takes its turn with every session's asks, saw it."""
     waiting = list(sessions)
     while waiting and not stop.is_set():
         await asyncio.sleep(0.01)
-        now = time.monotonic()
         for session in [s for s in waiting if s.client.connected]:
-            if session.client.connection_info().reconnects:
-                session.back_at = now
+            info = session.client.connection_info()
+            if info.reconnects and info.connected_at is not None:
+                session.back_at = _monotonic_of(info.connected_at)
                 waiting.remove(session)
+
+
+def _monotonic_of(utc_iso: str) -> float:
+    """``time.monotonic()`` at the moment ``utc_iso`` (``...T..:..:..ffffffZ``) of the wall clock."""
+    wall = datetime.strptime(utc_iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    return time.monotonic() - (time.time() - wall)
 
 
 async def _line(reader: asyncio.StreamReader) -> str:
@@ -419,7 +428,6 @@ def run_restart(folder: Path, sessions: int, idents_count: int, *, mode: str, pr
         f"({result['cpu_server_s'] / window:.0%} of a core), clients {result['cpu_clients_s']:.1f} s "
         f"({result['cpu_clients_s'] / window:.0%}); load average {os.getloadavg()[0]:.2f}"
     )
-
 
 
 async def _herd(server: RunningServer, idents: list[ThalovantIdentity], count: int, noise: Path) -> dict[str, float]:
@@ -722,9 +730,12 @@ def main() -> None:
                         help="restart: py-spy the server for 8 s from ready, collapsed stacks to FILE")  # fmt: skip
     parser.add_argument("--profile-clients", type=Path, metavar="FILE",
                         help="restart: py-spy the first client process for 8 s from ready, to FILE")  # fmt: skip
-    parser.add_argument("--pin", action="store_true",
-                        help="restart, race: the server on one CPU, the client processes on the others "
-                             "(default: the scheduler places them; pinned on 2 CPUs the clients saturate one)")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="restart, race: the server on one CPU, the client processes on the others "
+        "(default: the scheduler places them; pinned on 2 CPUs the clients saturate one)",
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -737,22 +748,22 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("thalovant.client").setLevel(logging.CRITICAL)
     chosen = {name.strip() for name in args.only.split(",") if name.strip()}
-    sessions, racers, silent, idents = (100, 50, 200, 10) if args.quick else (1000, 200, 1000, 50)
+    sessions, racers, silent, identity_count = (100, 50, 200, 10) if args.quick else (1000, 200, 1000, 50)
     placement = Placement.split() if args.pin else None
     with tempfile.TemporaryDirectory(prefix="thalovant-reliability-") as root:
         folder = Path(root)
         if "restart" in chosen:
-            run_restart(folder, sessions, idents, mode="ask", processes=args.client_processes,
+            run_restart(folder, sessions, identity_count, mode="ask", processes=args.client_processes,
                         profile=args.profile_server, placement=placement,
                         profile_clients=args.profile_clients)  # fmt: skip
         if "paced" in chosen:
-            run_restart(folder, sessions, idents, mode="paced", processes=args.client_processes,
+            run_restart(folder, sessions, identity_count, mode="paced", processes=args.client_processes,
                         profile=None, placement=placement)  # fmt: skip
         if "race" in chosen:
-            run_restart(folder, racers, min(idents, racers), mode="race", processes=args.client_processes,
+            run_restart(folder, racers, min(identity_count, racers), mode="race", processes=args.client_processes,
                         profile=None, placement=placement)  # fmt: skip
         if "herd" in chosen:
-            run_herd(folder, sessions, idents)
+            run_herd(folder, sessions, identity_count)
         if "silent" in chosen:
             run_silent(folder, silent)
         if "mqtt64" in chosen:
