@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use thalovant::protocol::channel::{Opener, Sealer};
-use thalovant::protocol::envelope::{envelope_from_value, parse_json_object};
+use thalovant::protocol::envelope::{envelope_from_map, envelope_from_value, parse_json_object};
 use thalovant::protocol::negotiation::Outgoing;
 use thalovant::protocol::wire1::Wire1Payload;
 use thalovant::protocol::{
@@ -420,6 +420,40 @@ proptest! {
         prop_assert_eq!(envelope.to_bytes(), serde_json::to_vec(&envelope.to_value()).unwrap());
         prop_assert_eq!(envelope.clone().into_bus_message(), envelope.bus_message());
         prop_assert_eq!(envelope.clone().into_inner(), envelope.inner());
+    }
+
+    #[test]
+    fn envelopes_read_directly_match_the_map_they_would_build(
+        value in envelope_like(),
+        repeat in prop::sample::select(vec![
+            ("msg_type", r#""bus""#), ("payload", r#"{"type":"speak"}"#), ("metadata", r#"{"m":1}"#), ("route", "[1]"),
+            ("node", "2"), ("target_site_id", r#""s""#), ("target_pubkey", "[]"), ("source_peer", "{}"), ("extra", "1"),
+        ]),
+        again in arbitrary_json(),
+        noise in prop::collection::vec(any::<u8>(), 0..12),
+    ) {
+        // a key repeated with a value of its type and any other value, in both orders (the last
+        // value counts), random damage, and the envelope itself
+        let plain = serde_json::to_vec(&value).unwrap();
+        let (key, typed) = repeat;
+        let repeated = |first: &str, last: &str| {
+            let mut body = plain.clone();
+            if body.len() > 2 {
+                body.pop();
+                body.extend(format!(r#","{key}":{first},"{key}":{last}}}"#).into_bytes());
+            }
+            body
+        };
+        let again = again.to_string();
+        let mut mangled = plain.clone();
+        for (i, byte) in noise.iter().enumerate() {
+            let at = (usize::from(*byte) * 13 + i) % mangled.len();
+            mangled[at] = noise[(i + 1) % noise.len()];
+        }
+        for body in [repeated(typed, &again), repeated(&again, typed), mangled, plain.clone()] {
+            let general = parse_json_object(&body, "envelope").and_then(envelope_from_map);
+            prop_assert_eq!(format!("{:?}", parse_envelope(&body)), format!("{general:?}"));
+        }
     }
 
     #[test]

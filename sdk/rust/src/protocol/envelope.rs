@@ -226,9 +226,104 @@ pub fn parse_json_object(body: &[u8], what: &str) -> Result<Map<String, Value>> 
     }
 }
 
-/// Parse one JSON frame body into an envelope.
+/// Parse one JSON frame body into an envelope: `envelope_from_map(parse_json_object(body,
+/// "envelope")?)`, envelope for envelope and error for error.
 pub fn parse_envelope(body: &[u8]) -> Result<HiveMessage> {
+    // the fields are read straight into the envelope (no map of them is built); any body that
+    // is not a well-formed envelope takes the general path, which words the error
+    if let Some(message) = std::str::from_utf8(body).ok().and_then(read_envelope) {
+        return Ok(message);
+    }
     envelope_from_map(parse_json_object(body, "envelope")?)
+}
+
+/// A JSON object with a string `msg_type` read straight into an envelope; `None` for anything
+/// else. Each field takes its last value, as a map built from the object would hold it.
+fn read_envelope(text: &str) -> Option<HiveMessage> {
+    let mut entries = Vec::with_capacity(32);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let message = deserializer.deserialize_map(EnvelopeFields { entries: &mut entries }).ok()?;
+    deserializer.end().ok()?;
+    message
+}
+
+/// The fields of an envelope, by key.
+enum Field {
+    MsgType,
+    Payload,
+    Metadata,
+    Route,
+    Node,
+    TargetSiteId,
+    TargetPubkey,
+    SourcePeer,
+    Other,
+}
+
+/// Reads an object key as a [`Field`].
+struct FieldKey;
+
+impl<'de> DeserializeSeed<'de> for FieldKey {
+    type Value = Field;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Field, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for FieldKey {
+    type Value = Field;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> std::result::Result<Field, E> {
+        Ok(match key {
+            "msg_type" => Field::MsgType,
+            "payload" => Field::Payload,
+            "metadata" => Field::Metadata,
+            "route" => Field::Route,
+            "node" => Field::Node,
+            "target_site_id" => Field::TargetSiteId,
+            "target_pubkey" => Field::TargetPubkey,
+            "source_peer" => Field::SourcePeer,
+            _ => Field::Other,
+        })
+    }
+}
+
+/// [`read_envelope`]'s visitor: `None` when `msg_type` (its last value) is no string.
+struct EnvelopeFields<'a> {
+    entries: &'a mut Vec<(String, Value)>,
+}
+
+impl<'de> Visitor<'de> for EnvelopeFields<'_> {
+    type Value = Option<HiveMessage>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Option<HiveMessage>, A::Error> {
+        let mut msg_type = None;
+        let mut message = HiveMessage::default();
+        while let Some(field) = map.next_key_seed(FieldKey)? {
+            let value = map.next_value_seed(Gather { entries: &mut *self.entries })?;
+            match field {
+                Field::MsgType => msg_type = if let Value::String(kind) = value { Some(kind) } else { None },
+                Field::Payload => message.payload = if let Value::Object(payload) = value { payload } else { Map::new() },
+                Field::Metadata => message.metadata = if let Value::Object(metadata) = value { metadata } else { Map::new() },
+                Field::Route => message.route = if let Value::Array(route) = value { route } else { Vec::new() },
+                Field::Node => message.node = value,
+                Field::TargetSiteId => message.target_site_id = value,
+                Field::TargetPubkey => message.target_pubkey = value,
+                Field::SourcePeer => message.source_peer = value,
+                Field::Other => {}
+            }
+        }
+        Ok(msg_type.map(|kind| HiveMessage { msg_type: kind, ..message }))
+    }
 }
 
 /// `serde_json::from_str::<Value>`, value for value and error for error, with each object's
