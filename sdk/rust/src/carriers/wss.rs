@@ -47,9 +47,9 @@ pub const MAX_MESSAGE: usize = 256 * 1024 + 1024;
 pub const REFUSAL_CLOSE_CODES: [u16; 3] = [1000, 1005, 1008];
 const INBOUND_QUEUE: usize = 256;
 /// How much the WebSocket reads from the stream at once. tungstenite zeroes this much of its
-/// buffer before every read (twice per reply), so it stays a few typical messages long rather
-/// than its 128 KiB default; larger messages are read in several steps.
-const READ_BUFFER: usize = 8 * 1024;
+/// buffer before every read (twice per reply), so it stays about two typical messages long
+/// rather than its 128 KiB default; larger messages are read in several steps.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// Any byte stream the WebSocket runs over (plain TCP or TLS).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
