@@ -613,7 +613,7 @@ impl Client {
         loop {
             let link = self.inner.link_for_request(wait).await?;
             let context = self.inner.runtime_context(Some(&context), &link);
-            match link.send_envelope(&HiveMessage::bus(name, data.clone(), context)).await {
+            match link.send_bus(name, &data, &context).await {
                 Ok(()) => return Ok(()),
                 Err(error) => self.inner.after_send_failure(&link, error)?,
             }
@@ -962,7 +962,7 @@ impl Inner {
                 None => state.last_untracked = Some(Instant::now()),
             }
         }
-        if let Err(error) = link.send_envelope(&HiveMessage::bus(bus::UTTERANCE, data, ctx)).await {
+        if let Err(error) = link.send_bus(bus::UTTERANCE, &data, &ctx).await {
             let mut state = self.state();
             state.collectors.remove(&rid);
             state.carry_watch.remove(&rid);

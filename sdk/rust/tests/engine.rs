@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use thalovant::protocol::channel::{Opener, Sealer};
-use thalovant::protocol::envelope::{envelope_from_map, envelope_from_value, parse_json_object};
+use thalovant::protocol::envelope::{HiveMessage, bus_bytes, envelope_from_map, envelope_from_value, parse_json_object};
 use thalovant::protocol::negotiation::Outgoing;
 use thalovant::protocol::wire1::Wire1Payload;
 use thalovant::protocol::{
@@ -454,6 +454,13 @@ proptest! {
             let general = parse_json_object(&body, "envelope").and_then(envelope_from_map);
             prop_assert_eq!(format!("{:?}", parse_envelope(&body)), format!("{general:?}"));
         }
+    }
+
+    #[test]
+    fn a_bus_message_is_written_as_its_envelope_is(kind in ".{0,8}", data in arbitrary_json(), context in arbitrary_json()) {
+        let data = data.as_object().cloned().unwrap_or_default();
+        let context = context.as_object().cloned().unwrap_or_else(|| object(json!({"session": {"session_id": "s"}, "k": [1, 2.5, null]})));
+        prop_assert_eq!(bus_bytes(&kind, &data, &context), HiveMessage::bus(&kind, data, context).to_bytes());
     }
 
     #[test]

@@ -76,12 +76,12 @@ impl BusMessage {
     }
 }
 
-/// The eight fields of an envelope in wire order, borrowed: [`HiveMessage::to_bytes`] writes
-/// them without building a [`Value`] first.
+/// The eight fields of an envelope in wire order, borrowed: [`HiveMessage::to_bytes`] and
+/// [`bus_bytes`] write them without building a [`Value`] first.
 #[derive(Serialize)]
-struct WireEnvelope<'a> {
+struct WireEnvelope<'a, P> {
     msg_type: &'a str,
-    payload: &'a Map<String, Value>,
+    payload: &'a P,
     metadata: &'a Map<String, Value>,
     route: &'a [Value],
     node: &'a Value,
@@ -178,13 +178,42 @@ impl HiveMessage {
             target_pubkey: &self.target_pubkey,
             source_peer: &self.source_peer,
         };
-        // room for a typical bus message (serde_json starts at 128 bytes and doubles)
-        let mut bytes = Vec::with_capacity(1024);
-        // string keys and JSON values: serialising cannot fail
-        match serde_json::to_writer(&mut bytes, &wire) {
-            Ok(()) => bytes,
-            Err(_) => Vec::new(),
-        }
+        wire_bytes(&wire)
+    }
+}
+
+/// The payload of a `bus` envelope, borrowed, in the order [`HiveMessage::bus`] gives it.
+#[derive(Serialize)]
+struct WireBus<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    data: &'a Map<String, Value>,
+    context: &'a Map<String, Value>,
+}
+
+/// Compact UTF-8 JSON of a `bus` envelope carrying `{type, data, context}`: the bytes of
+/// `HiveMessage::bus(kind, data, context).to_bytes()`.
+pub fn bus_bytes(kind: &str, data: &Map<String, Value>, context: &Map<String, Value>) -> Vec<u8> {
+    let wire = WireEnvelope {
+        msg_type: "bus",
+        payload: &WireBus { kind, data, context },
+        metadata: &Map::new(),
+        route: &[],
+        node: &Value::Null,
+        target_site_id: &Value::Null,
+        target_pubkey: &Value::Null,
+        source_peer: &Value::Null,
+    };
+    wire_bytes(&wire)
+}
+
+fn wire_bytes<P: Serialize>(wire: &WireEnvelope<'_, P>) -> Vec<u8> {
+    // room for a typical bus message (serde_json starts at 128 bytes and doubles)
+    let mut bytes = Vec::with_capacity(1024);
+    // string keys and JSON values: serialising cannot fail
+    match serde_json::to_writer(&mut bytes, wire) {
+        Ok(()) => bytes,
+        Err(_) => Vec::new(),
     }
 }
 

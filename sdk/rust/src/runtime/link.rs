@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
+use serde_json::{Map, Value};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -27,6 +28,7 @@ use crate::carriers::{Carrier, Closed, Inbound, Incoming, OpenError};
 use crate::errors::{Error, Result};
 use crate::noise_store::NoiseStore;
 use crate::protocol::channel::{Opener, Sealer};
+use crate::protocol::envelope::bus_bytes;
 use crate::protocol::negotiation::Outgoing;
 use crate::protocol::wire1::{Wire1Frame, decode_frame};
 use crate::protocol::{ClientNegotiation, Frame, HiveMessage, ProtocolError, derive_psk, parse_envelope};
@@ -108,12 +110,21 @@ impl Link {
     /// Seal and send one envelope. A carrier that breaks while sending marks the link lost
     /// ([`Self::alive`] is false from then on).
     pub async fn send_envelope(&self, message: &HiveMessage) -> Result<()> {
-        let body = message.to_bytes();
+        self.send_body(&message.to_bytes()).await
+    }
+
+    /// [`Self::send_envelope`] of `HiveMessage::bus(kind, data, context)`, without building the
+    /// envelope (same bytes).
+    pub async fn send_bus(&self, kind: &str, data: &Map<String, Value>, context: &Map<String, Value>) -> Result<()> {
+        self.send_body(&bus_bytes(kind, data, context)).await
+    }
+
+    async fn send_body(&self, body: &[u8]) -> Result<()> {
         let mut sealer = self.sealer.lock().await;
         if self.closing.load(Ordering::Acquire) || self.lost.load(Ordering::Acquire) {
             return Err(Error::Connection("The hub connection is closed.".into()));
         }
-        let parts = sealer.seal_json(&body).map_err(|e| Error::Connection(format!("Cannot seal the message: {e}")))?;
+        let parts = sealer.seal_json(body).map_err(|e| Error::Connection(format!("Cannot seal the message: {e}")))?;
         for part in parts {
             if let Err(e) = self.carrier.send_binary(part).await {
                 self.lost.store(true, Ordering::Release);
