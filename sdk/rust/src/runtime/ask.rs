@@ -107,11 +107,12 @@ impl ReplyCollector {
         }
         match event.name.as_str() {
             EVENT_SPEAK | EVENT_OVOS_UTTERANCE_SPEAK => {
-                let text = event.text().split_whitespace().collect::<Vec<_>>().join(" ");
-                self.events.push(event.clone());
+                let text = collapse_whitespace(event.text());
                 if text.is_empty() || self.fragments.last() == Some(&text) {
+                    self.events.push(event);
                     return None;
                 }
+                self.events.push(event.clone());
                 let first = self.fragments.is_empty();
                 self.fragments.push(text);
                 self.media.push(event);
@@ -235,6 +236,18 @@ impl ReplyCollector {
             self.dropped_media,
         )
     }
+}
+
+/// `text`'s words joined by single spaces (no leading or trailing space).
+fn collapse_whitespace(text: &str) -> String {
+    let mut collapsed = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !collapsed.is_empty() {
+            collapsed.push(' ');
+        }
+        collapsed.push_str(word);
+    }
+    collapsed
 }
 
 #[cfg(test)]
