@@ -93,7 +93,9 @@ async fn sessions(args: &HashMap<String, String>) -> serde_json::Value {
     let mut api = ControlPlane::default();
     // the server derives each new identity's PSK (argon2id) while provisioning: allow for a queue
     api.timeout = Duration::from_secs(120);
-    api.login(&std::env::var("THALOVANT_EMAIL").unwrap(), &std::env::var("THALOVANT_PASSWORD").unwrap(), None).await.unwrap();
+    api.login(&std::env::var("THALOVANT_EMAIL").unwrap(), &std::env::var("THALOVANT_PASSWORD").unwrap(), None)
+        .await
+        .unwrap();
     let hub = api.get_public_hub("joke-garden").await.unwrap();
 
     // one client identity per session, provisioned through the API with bounded concurrency
@@ -104,7 +106,8 @@ async fn sessions(args: &HashMap<String, String>) -> serde_json::Value {
         let (gate, mut api, hub) = (gate.clone(), api.clone(), hub.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.unwrap();
-            let options = BootstrapIdentityOptions { name: format!("rust-bench-session-{index}"), ..Default::default() };
+            let options =
+                BootstrapIdentityOptions { name: format!("rust-bench-session-{index}"), ..Default::default() };
             api.create_client_identity_for_hub(hub, options).await.map(|r| r.identity)
         }));
     }
@@ -148,7 +151,12 @@ async fn sessions(args: &HashMap<String, String>) -> serde_json::Value {
         .map(|client| {
             let client = client.clone();
             tokio::spawn(async move {
-                client.ask("What can this hub do?", RequestOptions { timeout: Some(Duration::from_secs(60)), ..Default::default() }).await
+                client
+                    .ask(
+                        "What can this hub do?",
+                        RequestOptions { timeout: Some(Duration::from_secs(60)), ..Default::default() },
+                    )
+                    .await
             })
         })
         .collect();
@@ -187,7 +195,9 @@ fn main() {
             tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(ask(&args))
         }
         "ask" => tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(ask(&args)),
-        "sessions" => tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(sessions(&args)),
+        "sessions" => {
+            tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(sessions(&args))
+        }
         _ => {
             eprintln!("usage: ask --identity FILE ... | sessions --count N ...");
             std::process::exit(2);

@@ -51,7 +51,9 @@ use crate::protocols::HubProtocol;
 use crate::runtime::ask::{EMPTY_REPLY_WAIT, ReplyCollector};
 use crate::runtime::bus;
 use crate::runtime::link::{Credentials, Link, LinkEvent, Timeouts, establish};
-use crate::runtime::policy::{RetrySchedule, Step, Verdict, jitter_draw, next_step, resend_unanswered, verdict_of, waiter_gives_up};
+use crate::runtime::policy::{
+    RetrySchedule, Step, Verdict, jitter_draw, next_step, resend_unanswered, verdict_of, waiter_gives_up,
+};
 
 /// The default user agent.
 pub const DEFAULT_USERAGENT: &str = concat!("ThalovantRustSDK/", env!("CARGO_PKG_VERSION"));
@@ -178,7 +180,10 @@ struct TransportShared {
 }
 
 fn sender<T: Clone>(slot: &StdMutex<Option<broadcast::Sender<T>>>, capacity: usize) -> broadcast::Sender<T> {
-    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert_with(|| broadcast::channel(capacity).0).clone()
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get_or_insert_with(|| broadcast::channel(capacity).0)
+        .clone()
 }
 
 impl Transport {
@@ -195,7 +200,13 @@ impl Transport {
 
     /// The sender of bus events while a receiver is subscribed.
     fn event_sender(&self) -> Option<broadcast::Sender<Event>> {
-        self.shared.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().filter(|s| s.receiver_count() > 0).cloned()
+        self.shared
+            .events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|s| s.receiver_count() > 0)
+            .cloned()
     }
 
     fn publish_binary(&self, frame: Wire1Frame) {
@@ -235,7 +246,10 @@ pub struct ConnectionInfo {
 enum AskInput {
     Event(Event),
     /// The link the request went out on ended; `resend`: send it again once the link is back.
-    Lost { reason: String, resend: bool },
+    Lost {
+        reason: String,
+        resend: bool,
+    },
 }
 
 /// What reaches one ask, in the order it was sent: a queue and a wakeup (one small allocation
@@ -341,7 +355,9 @@ struct Inner {
 fn copy_error(error: &Error) -> Error {
     match error {
         Error::HubKeyChanged(message) => Error::HubKeyChanged(message.clone()),
-        Error::ClientKeyRejected { message, key_folder } => Error::ClientKeyRejected { message: message.clone(), key_folder: key_folder.clone() },
+        Error::ClientKeyRejected { message, key_folder } => {
+            Error::ClientKeyRejected { message: message.clone(), key_folder: key_folder.clone() }
+        }
         Error::HubRefused(message) => Error::HubRefused(message.clone()),
         Error::Timeout(message) => Error::Timeout(message.clone()),
         other => Error::Connection(redact(&other.to_string())),
@@ -361,7 +377,9 @@ pub fn select_protocol(identity: &Identity, forced: Option<HubProtocol>) -> Resu
             return Err(Error::UnsupportedProtocol("This identity has no WSS endpoint; it cannot use wss.".into()));
         }
         if protocol == HubProtocol::Mqtt && identity.mqtt.is_none() {
-            return Err(Error::UnsupportedProtocol("This identity has no MQTT broker credentials; it cannot use mqtt.".into()));
+            return Err(Error::UnsupportedProtocol(
+                "This identity has no MQTT broker credentials; it cannot use mqtt.".into(),
+            ));
         }
         return Ok(protocol);
     }
@@ -522,7 +540,8 @@ impl Client {
     pub fn connection_info(&self) -> ConnectionInfo {
         let link = self.inner.current_link();
         let state = self.inner.state();
-        let phase = if state.phase == "ready" && !link.as_ref().is_some_and(|l| l.alive()) { "error" } else { state.phase };
+        let phase =
+            if state.phase == "ready" && !link.as_ref().is_some_and(|l| l.alive()) { "error" } else { state.phase };
         ConnectionInfo {
             phase: phase.to_string(),
             protocol: Some(self.inner.protocol),
@@ -544,8 +563,12 @@ impl Client {
         let tx = Arc::new(Mailbox::default());
         let sent = self.inner.send_utterance(text, &options, None, None, Some(tx.clone()), (deadline, timeout)).await?;
         let _guard = AskGuard { inner: Arc::downgrade(&self.inner), request_id: sent.request_id.clone() };
-        let mut collector =
-            ReplyCollector::new(&sent.request_id, Some(&sent.session_id), self.inner.options.reply_settle, self.inner.options.empty_reply_wait);
+        let mut collector = ReplyCollector::new(
+            &sent.request_id,
+            Some(&sent.session_id),
+            self.inner.options.reply_settle,
+            self.inner.options.empty_reply_wait,
+        );
         let again = RequestOptions { request_id: Some(sent.request_id.clone()), ..options };
         loop {
             let timer = collector.deadline().map(tokio::time::Instant::from_std);
@@ -588,7 +611,12 @@ impl Client {
     /// down is waited for up to [`ClientOptions::send_timeout`].
     pub async fn send_action(&self, payload: &str, options: ActionOptions) -> Result<String> {
         let action = serde_json::json!({"kind": "action", "title": options.title.clone().unwrap_or_else(|| payload.to_string()), "payload": payload});
-        let request = RequestOptions { lang: options.lang, session_id: options.session_id, context: options.context, ..RequestOptions::default() };
+        let request = RequestOptions {
+            lang: options.lang,
+            session_id: options.session_id,
+            context: options.context,
+            ..RequestOptions::default()
+        };
         let wait = self.inner.send_wait(None);
         Ok(self.inner.send_utterance(payload, &request, None, Some(("input", action)), None, wait).await?.request_id)
     }
@@ -598,9 +626,18 @@ impl Client {
     pub async fn send_code(&self, value: &str, options: CodeOptions) -> Result<String> {
         let kind = options.kind.clone().unwrap_or_else(|| "code".into());
         let code = serde_json::json!({"kind": kind, "label": options.label.clone().unwrap_or_else(|| kind.clone()), "value": value, "exact": true});
-        let request = RequestOptions { lang: options.lang, session_id: options.session_id, context: options.context, ..RequestOptions::default() };
+        let request = RequestOptions {
+            lang: options.lang,
+            session_id: options.session_id,
+            context: options.context,
+            ..RequestOptions::default()
+        };
         let wait = self.inner.send_wait(None);
-        Ok(self.inner.send_utterance(value, &request, Some(("input", code.clone())), Some(("input", code)), None, wait).await?.request_id)
+        Ok(self
+            .inner
+            .send_utterance(value, &request, Some(("input", code.clone())), Some(("input", code)), None, wait)
+            .await?
+            .request_id)
     }
 
     /// Send a raw bus event `name` with `data` and the runtime context (spec 6.7); a link
@@ -704,7 +741,11 @@ impl Inner {
                 .endpoint_for(self.protocol)
                 .and_then(|e| url::Url::parse(&e).ok())
                 .and_then(|u| u.host_str().map(str::to_string));
-            NoiseStore::for_identity(self.options.noise_state_dir.as_deref(), self.identity.source_path.as_deref(), host.as_deref())
+            NoiseStore::for_identity(
+                self.options.noise_state_dir.as_deref(),
+                self.identity.source_path.as_deref(),
+                host.as_deref(),
+            )
         })
     }
 
@@ -713,7 +754,13 @@ impl Inner {
     }
 
     fn new_carrier(&self, session_id: &str) -> Result<Carrier> {
-        Carrier::new(self.protocol, &self.identity, &self.options.useragent, session_id, self.options.ca_file.as_deref())
+        Carrier::new(
+            self.protocol,
+            &self.identity,
+            &self.options.useragent,
+            session_id,
+            self.options.ca_file.as_deref(),
+        )
     }
 
     /// Dial once unless the link is up; `reconnect` counts a new link as a background reconnect
@@ -793,7 +840,8 @@ impl Inner {
     /// Start the reconnect loop unless it runs, the client is closed or losses are not
     /// supervised.
     fn supervise(self: &Arc<Self>) {
-        if self.supervised() && !self.closed.load(Ordering::Acquire) && !self.reconnecting.swap(true, Ordering::AcqRel) {
+        if self.supervised() && !self.closed.load(Ordering::Acquire) && !self.reconnecting.swap(true, Ordering::AcqRel)
+        {
             let weak = Arc::downgrade(self);
             tokio::spawn(reconnect_loop(weak, Instant::now()));
         }
@@ -883,14 +931,28 @@ impl Inner {
                 None => self.supervise(),
             }
             if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-                let last = self.state().last_failure.as_ref().map(|e| format!(": {}", redact(&e.to_string()))).unwrap_or_default();
-                return Err(Error::Connection(format!("The hub connection was not back within {} s{last}", timeout.as_secs_f64())));
+                let last = self
+                    .state()
+                    .last_failure
+                    .as_ref()
+                    .map(|e| format!(": {}", redact(&e.to_string())))
+                    .unwrap_or_default();
+                return Err(Error::Connection(format!(
+                    "The hub connection was not back within {} s{last}",
+                    timeout.as_secs_f64()
+                )));
             }
         }
     }
 
     fn runtime_context(&self, context: Option<&Map<String, Value>>, link: &Link) -> Map<String, Value> {
-        bus::runtime_context(context, &self.options.useragent, &link.session_id, &self.identity.site_id, &self.identity.metadata)
+        bus::runtime_context(
+            context,
+            &self.options.useragent,
+            &link.session_id,
+            &self.identity.site_id,
+            &self.identity.metadata,
+        )
     }
 
     async fn send_utterance(
@@ -907,7 +969,10 @@ impl Inner {
         }
         loop {
             let link = self.link_for_request(wait).await?;
-            match self.send_utterance_on(&link, text, options, data_extra.clone(), context_extra.clone(), collector.clone()).await {
+            match self
+                .send_utterance_on(&link, text, options, data_extra.clone(), context_extra.clone(), collector.clone())
+                .await
+            {
                 Ok(sent) => return Ok(sent),
                 Err(error) => self.after_send_failure(&link, error)?,
             }
@@ -950,7 +1015,13 @@ impl Inner {
         if let Some((key, value)) = context_extra {
             ctx.insert(key.into(), value);
         }
-        let ctx = bus::with_runtime_context(ctx, &self.options.useragent, &link.session_id, &self.identity.site_id, &self.identity.metadata);
+        let ctx = bus::with_runtime_context(
+            ctx,
+            &self.options.useragent,
+            &link.session_id,
+            &self.identity.site_id,
+            &self.identity.metadata,
+        );
         {
             let mut state = self.state();
             match collector {
@@ -997,7 +1068,11 @@ impl Inner {
         let collecting = if let Some(rid) = event.request_id() {
             if event.name == EVENT_UTTERANCE_HANDLED {
                 let now = Instant::now();
-                let watched = state.carry_watch.get(rid).filter(|(_, expiry)| expiry.is_none_or(|at| at > now)).map(|(sid, _)| sid.clone());
+                let watched = state
+                    .carry_watch
+                    .get(rid)
+                    .filter(|(_, expiry)| expiry.is_none_or(|at| at > now))
+                    .map(|(sid, _)| sid.clone());
                 if let Some(request_session) = watched {
                     remember_conversation(state, &request_session, &event);
                 }
@@ -1008,7 +1083,11 @@ impl Inner {
             // untracked utterance went out in the last 10 s (spec 6.5)
             let recent_untracked = state.last_untracked.is_some_and(|at| at.elapsed() < UNTRACKED_UTTERANCE_GRACE);
             let is_utterance = event.data.get("denied_type").and_then(Value::as_str) == Some(bus::UTTERANCE);
-            if is_utterance && state.collectors.len() == 1 && !recent_untracked { state.collectors.values_mut().next() } else { None }
+            if is_utterance && state.collectors.len() == 1 && !recent_untracked {
+                state.collectors.values_mut().next()
+            } else {
+                None
+            }
         } else {
             None
         };
@@ -1059,7 +1138,11 @@ async fn reconnect_loop(weak: Weak<Inner>, down_since: Instant) {
                 return;
             }
             Err(error) => {
-                refused_since = if verdict_of(&error) == Verdict::Refused { refused_since.or_else(|| Some(Instant::now())) } else { None };
+                refused_since = if verdict_of(&error) == Verdict::Refused {
+                    refused_since.or_else(|| Some(Instant::now()))
+                } else {
+                    None
+                };
                 let refused_for = refused_since.map_or(Duration::ZERO, |since| since.elapsed());
                 if next_step(&error, refused_for) == Step::Stop {
                     inner.state().stopped = Some(copy_error(&error));
@@ -1135,13 +1218,21 @@ mod carry_watch_tests {
     use super::*;
 
     fn handled(session: Value) -> Event {
-        Event { name: EVENT_UTTERANCE_HANDLED.into(), data: Map::new(), context: json!({"session": session}).as_object().cloned().unwrap_or_default() }
+        Event {
+            name: EVENT_UTTERANCE_HANDLED.into(),
+            data: Map::new(),
+            context: json!({"session": session}).as_object().cloned().unwrap_or_default(),
+        }
     }
 
     #[test]
     fn a_handled_session_is_carried_under_the_asked_and_the_answered_session() {
         let mut state = State::default();
-        remember_conversation(&mut state, "asked", &handled(json!({"session_id": "answered", "active_skills": ["a"], "lang": "en"})));
+        remember_conversation(
+            &mut state,
+            "asked",
+            &handled(json!({"session_id": "answered", "active_skills": ["a"], "lang": "en"})),
+        );
         let carried = json!({"active_skills": ["a"]});
         assert_eq!(state.carried.len(), 2);
         assert_eq!(Value::Object(state.carried["asked"].clone()), carried);

@@ -30,9 +30,10 @@ pub fn default_config_path() -> PathBuf {
         return PathBuf::from(xdg).join("thalovant").join("config.yaml");
     }
     if cfg!(windows)
-        && let Some(appdata) = env_nonempty("APPDATA") {
-            return PathBuf::from(appdata).join("Thalovant").join("config.yaml");
-        }
+        && let Some(appdata) = env_nonempty("APPDATA")
+    {
+        return PathBuf::from(appdata).join("Thalovant").join("config.yaml");
+    }
     home_dir().join(".config").join("thalovant").join("config.yaml")
 }
 
@@ -66,7 +67,8 @@ pub fn check_private_file(path: &Path) -> Result<()> {
 
 fn read_limited(path: &Path) -> Result<String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::Identity(format!("Cannot read {}: {e}.", path.display())))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| Error::Identity(format!("Cannot read {}: {e}.", path.display())))?;
     let mut raw = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut raw)

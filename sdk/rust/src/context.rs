@@ -61,8 +61,13 @@ pub fn build_client_context(base: Option<&Map<String, Value>>, options: ClientCo
     let text = |v: &Option<String>| v.clone().map(Value::String);
     let roles = options.roles.clone().map(|r| Value::Array(r.into_iter().map(Value::String).collect()));
 
-    merge_into(&mut context, "user", pairs([("id", text(&options.user_id)), ("name", text(&options.user_name)), ("roles", roles.clone())]));
-    for (key, value) in [("user_id", text(&options.user_id)), ("user_name", text(&options.user_name)), ("roles", roles)] {
+    merge_into(
+        &mut context,
+        "user",
+        pairs([("id", text(&options.user_id)), ("name", text(&options.user_name)), ("roles", roles.clone())]),
+    );
+    for (key, value) in [("user_id", text(&options.user_id)), ("user_name", text(&options.user_name)), ("roles", roles)]
+    {
         if let Some(value) = value {
             context.insert(key.into(), value);
         }
@@ -90,8 +95,13 @@ pub fn build_client_context(base: Option<&Map<String, Value>>, options: ClientCo
             context.insert(key.into(), Value::String(value.clone()));
         }
     }
-    let device_platform = options.device_platform.clone().or_else(|| options.device_id.as_ref().and(options.platform.clone()));
-    merge_into(&mut context, "device", pairs([("id", text(&options.device_id)), ("platform", device_platform.map(Value::String))]));
+    let device_platform =
+        options.device_platform.clone().or_else(|| options.device_id.as_ref().and(options.platform.clone()));
+    merge_into(
+        &mut context,
+        "device",
+        pairs([("id", text(&options.device_id)), ("platform", device_platform.map(Value::String))]),
+    );
     if let Some(metadata) = options.metadata {
         merge_into(&mut context, "metadata", metadata);
     }
@@ -115,21 +125,34 @@ mod tests {
     fn the_guides_context_and_composition() {
         let mut metadata = Map::new();
         metadata.insert("trace_id".into(), json!("req-1"));
-        let context = build_client_context(None, ClientContextOptions {
-            user_id: Some("user-42".into()),
-            user_name: Some("Ada".into()),
-            platform: Some("kiosk".into()),
-            device_id: Some("d1".into()),
-            metadata: Some(metadata),
-            session_id: Some("s1".into()),
-            ..Default::default()
-        });
-        assert_eq!(Value::Object(context.clone()), json!({
-            "user": {"id": "user-42", "name": "Ada"}, "user_id": "user-42", "user_name": "Ada",
-            "platform": "kiosk", "device": {"id": "d1", "platform": "kiosk"},
-            "metadata": {"trace_id": "req-1"}, "session_id": "s1", "session": {"session_id": "s1"},
-        }));
-        let more = build_client_context(Some(&context), ClientContextOptions { locale: Some("en-US".into()), roles: Some(vec!["admin".into()]), ..Default::default() });
+        let context = build_client_context(
+            None,
+            ClientContextOptions {
+                user_id: Some("user-42".into()),
+                user_name: Some("Ada".into()),
+                platform: Some("kiosk".into()),
+                device_id: Some("d1".into()),
+                metadata: Some(metadata),
+                session_id: Some("s1".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            Value::Object(context.clone()),
+            json!({
+                "user": {"id": "user-42", "name": "Ada"}, "user_id": "user-42", "user_name": "Ada",
+                "platform": "kiosk", "device": {"id": "d1", "platform": "kiosk"},
+                "metadata": {"trace_id": "req-1"}, "session_id": "s1", "session": {"session_id": "s1"},
+            })
+        );
+        let more = build_client_context(
+            Some(&context),
+            ClientContextOptions {
+                locale: Some("en-US".into()),
+                roles: Some(vec!["admin".into()]),
+                ..Default::default()
+            },
+        );
         assert_eq!(more["user"], json!({"id": "user-42", "name": "Ada", "roles": ["admin"]}));
         assert_eq!(more["locale"], "en-US");
     }

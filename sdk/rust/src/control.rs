@@ -151,7 +151,13 @@ impl Hub {
     /// The whole resource as a JSON object.
     pub fn to_map(&self) -> Map<String, Value> {
         let mut map = self.extra.clone();
-        for (key, value) in [("id", &self.id), ("slug", &self.slug), ("public_ref", &self.public_ref), ("title", &self.title), ("name", &self.name)] {
+        for (key, value) in [
+            ("id", &self.id),
+            ("slug", &self.slug),
+            ("public_ref", &self.public_ref),
+            ("title", &self.title),
+            ("name", &self.name),
+        ] {
             map.insert(key.into(), Value::String(value.clone()));
         }
         map
@@ -301,7 +307,14 @@ impl ControlPlane {
     /// token comes from `THALOVANT_API_TOKEN` when set.
     pub fn new(api_url: Option<&str>) -> Self {
         let token = std::env::var("THALOVANT_API_TOKEN").ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-        Self { api_url: resolve_api_url(api_url), access_token: token, token_id: None, timeout: Duration::from_secs(10), ca_file: None, http: None }
+        Self {
+            api_url: resolve_api_url(api_url),
+            access_token: token,
+            token_id: None,
+            timeout: Duration::from_secs(10),
+            ca_file: None,
+            http: None,
+        }
     }
 
     /// The same client with `token` as its bearer token.
@@ -343,10 +356,13 @@ impl ControlPlane {
         } else {
             None
         };
-        let mut url = url::Url::parse(&format!("{}{}", self.api_url, path.trim_start_matches('/')))
-            .map_err(|_| ApiError::new(ApiErrorKind::Other, "Could not form a valid Thalovant API URL; check the API URL."))?;
+        let mut url = url::Url::parse(&format!("{}{}", self.api_url, path.trim_start_matches('/'))).map_err(|_| {
+            ApiError::new(ApiErrorKind::Other, "Could not form a valid Thalovant API URL; check the API URL.")
+        })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(ApiError::new(ApiErrorKind::Other, "The Thalovant API URL must be http(s):// with a host.").into());
+            return Err(
+                ApiError::new(ApiErrorKind::Other, "The Thalovant API URL must be http(s):// with a host.").into()
+            );
         }
         let loopback = url.host_str().is_some_and(|h| LOOPBACK_HOSTS.contains(&h));
         if (auth || body.is_some()) && url.scheme() != "https" && !loopback {
@@ -377,7 +393,8 @@ impl ControlPlane {
             request = request.header(*name, value);
         }
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(serde_json::to_vec(body).unwrap_or_default());
+            request =
+                request.header("content-type", "application/json").body(serde_json::to_vec(body).unwrap_or_default());
         }
         let response = request.send().await.map_err(|_| {
             ApiError::new(
@@ -391,9 +408,10 @@ impl ControlPlane {
             .iter()
             .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
             .collect();
-        let bytes = crate::http::read_capped(response, MAX_ANSWER)
-            .await
-            .map_err(|e| ApiError { status: Some(status), ..ApiError::new(ApiErrorKind::Other, format!("Unusable Thalovant API answer: {e}.")) })?;
+        let bytes = crate::http::read_capped(response, MAX_ANSWER).await.map_err(|e| ApiError {
+            status: Some(status),
+            ..ApiError::new(ApiErrorKind::Other, format!("Unusable Thalovant API answer: {e}."))
+        })?;
         if !(200..300).contains(&status) {
             return Err(api_error_from_response(status, &bytes, &header_list).into());
         }
@@ -406,21 +424,27 @@ impl ControlPlane {
                 status: Some(status),
                 ..ApiError::new(
                     ApiErrorKind::Other,
-                    format!("Thalovant API returned an unexpected response shape (HTTP {status}): expected a JSON object."),
+                    format!(
+                        "Thalovant API returned an unexpected response shape (HTTP {status}): expected a JSON object."
+                    ),
                 )
             }
             .into()),
             Err(_) => Err(ApiError {
                 status: Some(status),
-                ..ApiError::new(ApiErrorKind::Other, format!("Thalovant API returned a non-JSON response (HTTP {status})."))
+                ..ApiError::new(
+                    ApiErrorKind::Other,
+                    format!("Thalovant API returned a non-JSON response (HTTP {status})."),
+                )
             }
             .into()),
         }
     }
 
     fn decode<T: for<'de> Deserialize<'de>>(map: Map<String, Value>, what: &str) -> Result<T> {
-        serde_json::from_value(Value::Object(map))
-            .map_err(|e| ApiError::new(ApiErrorKind::Other, format!("Thalovant API returned an unusable {what}: {e}")).into())
+        serde_json::from_value(Value::Object(map)).map_err(|e| {
+            ApiError::new(ApiErrorKind::Other, format!("Thalovant API returned an unusable {what}: {e}")).into()
+        })
     }
 
     /// Sign in with a password (POST /v1/auth/token); keeps the token and returns the answer.
@@ -430,11 +454,10 @@ impl ControlPlane {
             body["scope"] = Value::String(scope.to_string());
         }
         let answer = self.request("POST", "/v1/auth/token", false, &[], Some(&body), &[]).await?;
-        let token = answer
-            .get("access_token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.trim().is_empty())
-            .ok_or_else(|| ApiError::new(ApiErrorKind::Other, "Thalovant API token response did not include access_token."))?;
+        let token =
+            answer.get("access_token").and_then(Value::as_str).filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+                ApiError::new(ApiErrorKind::Other, "Thalovant API token response did not include access_token.")
+            })?;
         self.access_token = Some(token.to_string());
         self.token_id = answer.get("token_id").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string);
         Ok(answer)
@@ -449,12 +472,19 @@ impl ControlPlane {
 
     /// One public hub by slug, public ref or id (no sign-in).
     pub async fn get_public_hub(&mut self, public_ref: &str) -> Result<Hub> {
-        let answer = self.request("GET", &format!("/v1/public/hubs/{}", percent_encode(public_ref)), false, &[], None, &[]).await?;
+        let answer = self
+            .request("GET", &format!("/v1/public/hubs/{}", percent_encode(public_ref)), false, &[], None, &[])
+            .await?;
         Self::decode(answer, "hub")
     }
 
     /// The hubs visible to the signed-in user.
-    pub async fn list_hubs(&mut self, limit: Option<u32>, cursor: Option<&str>, owner_id: Option<&str>) -> Result<Page<Hub>> {
+    pub async fn list_hubs(
+        &mut self,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+        owner_id: Option<&str>,
+    ) -> Result<Page<Hub>> {
         let params = [
             ("limit", Some(limit.unwrap_or(100).to_string())),
             ("cursor", cursor.map(str::to_string)),
@@ -471,13 +501,22 @@ impl ControlPlane {
     }
 
     /// POST /v1/clients with the payload as given.
-    pub async fn create_client(&mut self, payload: &Value, idempotency_key: Option<&str>) -> Result<Map<String, Value>> {
+    pub async fn create_client(
+        &mut self,
+        payload: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Map<String, Value>> {
         let key = idempotency_key.map_or_else(uuid4, str::to_string);
         self.request("POST", "/v1/clients", true, &[], Some(payload), &[("Idempotency-Key", key)]).await
     }
 
     /// Client identities in the cursor envelope, filtered by hub.
-    pub async fn list_clients(&mut self, hub_id: Option<&str>, limit: Option<u32>, cursor: Option<&str>) -> Result<Map<String, Value>> {
+    pub async fn list_clients(
+        &mut self,
+        hub_id: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Map<String, Value>> {
         let params = [
             ("limit", Some(limit.unwrap_or(100).to_string())),
             ("hub_id", hub_id.map(str::to_string)),
@@ -502,7 +541,9 @@ impl ControlPlane {
                     .get("etag")
                     .and_then(Value::as_str)
                     .filter(|e| !e.is_empty())
-                    .ok_or_else(|| ApiError::new(ApiErrorKind::Other, "The resource has no etag; cannot delete it safely."))?
+                    .ok_or_else(|| {
+                        ApiError::new(ApiErrorKind::Other, "The resource has no etag; cannot delete it safely.")
+                    })?
                     .to_string();
                 self.request("DELETE", &path, true, &[], None, &[("If-Match", etag)]).await
             }
@@ -531,7 +572,11 @@ impl ControlPlane {
     }
 
     /// Like [`Self::create_client_identity_for_hub_id`] with a hub resource already read.
-    pub async fn create_client_identity_for_hub(&mut self, hub: Hub, options: BootstrapIdentityOptions) -> Result<BootstrapIdentityResult> {
+    pub async fn create_client_identity_for_hub(
+        &mut self,
+        hub: Hub,
+        options: BootstrapIdentityOptions,
+    ) -> Result<BootstrapIdentityResult> {
         if hub.id.is_empty() {
             return Err(ApiError::new(ApiErrorKind::Other, "Hub resource is missing id.").into());
         }
@@ -552,7 +597,8 @@ impl ControlPlane {
         spec.insert("apiKey".into(), Value::String(access_key.clone()));
         spec.insert("password".into(), Value::String(password.clone()));
         spec.insert("siteId".into(), Value::String(site.clone()));
-        let mut body = json!({"hub_id": hub.id, "name": options.name, "spec": spec, "active": options.active.unwrap_or(true)});
+        let mut body =
+            json!({"hub_id": hub.id, "name": options.name, "spec": spec, "active": options.active.unwrap_or(true)});
         if let Some(owner) = &options.owner_id {
             body["owner_id"] = Value::String(owner.clone());
         }
@@ -582,21 +628,29 @@ impl ControlPlane {
         }
         let hub_map = hub.to_map();
         let (flags, endpoints) = hub_endpoints(&hub_map);
-        let preference = if options.preferred_protocols.is_empty() { DEFAULT_PROTOCOL_PREFERENCE.to_vec() } else { options.preferred_protocols.clone() };
+        let preference = if options.preferred_protocols.is_empty() {
+            DEFAULT_PROTOCOL_PREFERENCE.to_vec()
+        } else {
+            options.preferred_protocols.clone()
+        };
         let selected = preference
             .into_iter()
             .find(|p| flags.is_enabled(*p) && endpoints.get(*p).is_some())
             .and_then(|p| endpoints.get(p).map(|e| (p, e.to_string())));
         let material = if let Some(initial) = client.get("initial_identify").and_then(Value::as_object) {
-            let mut material: Map<String, Value> =
-                initial.iter().filter(|(k, _)| !matches!(k.as_str(), "spec" | "protocols" | "network")).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut material: Map<String, Value> = initial
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "spec" | "protocols" | "network"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let mut merged = endpoints.clone();
             let given = read_endpoints(initial);
             for protocol in DEFAULT_PROTOCOL_PREFERENCE {
                 if merged.get(protocol).is_none()
-                    && let Some(value) = given.get(protocol) {
-                        merged.set(protocol, value.to_string());
-                    }
+                    && let Some(value) = given.get(protocol)
+                {
+                    merged.set(protocol, value.to_string());
+                }
             }
             material.insert("data_plane_endpoints".into(), Value::Object(merged.to_map(false)));
             material.insert("protocols".into(), flags.to_value());
@@ -608,7 +662,9 @@ impl ControlPlane {
                 .and_then(scheme_and_authority)
                 .or_else(|| domain_host(hub_map.get("domain")).map(|h| format!("https://{h}")))
                 .or_else(|| selected.as_ref().and_then(|(_, e)| scheme_and_authority(e)))
-                .ok_or_else(|| ApiError::new(ApiErrorKind::Other, "Hub resource does not expose a usable data-plane endpoint."))?;
+                .ok_or_else(|| {
+                    ApiError::new(ApiErrorKind::Other, "Hub resource does not expose a usable data-plane endpoint.")
+                })?;
             let value = json!({
                 "access_key": access_key, "password": password, "site_id": site, "default_master": master,
                 "default_port": 443, "default_path": "", "data_plane_endpoints": endpoints.to_map(false),

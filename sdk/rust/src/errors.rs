@@ -191,17 +191,18 @@ impl PolicyDenied {
         let denied_type = text_or_none(pick("denied_type"));
         let code = text_or_none(pick("code"));
         let reason = text_or_none(pick("reason"));
-        let allowed = pick("allowed")
-            .and_then(Value::as_array)
-            .map(|items| items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string)).collect::<Vec<_>>());
-        let quota = (inner.contains_key("limit") || inner.contains_key("used") || inner.contains_key("period")).then(|| {
-            let mut quota = Map::new();
-            quota.insert("period".into(), text_or_none(inner.get("period")).map_or(Value::Null, Value::String));
-            quota.insert("limit".into(), Value::from(whole_number(inner.get("limit"))));
-            quota.insert("used".into(), Value::from(whole_number(inner.get("used"))));
-            quota.insert("reset_after".into(), inner.get("reset_after").cloned().unwrap_or(Value::Null));
-            quota
+        let allowed = pick("allowed").and_then(Value::as_array).map(|items| {
+            items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string)).collect::<Vec<_>>()
         });
+        let quota =
+            (inner.contains_key("limit") || inner.contains_key("used") || inner.contains_key("period")).then(|| {
+                let mut quota = Map::new();
+                quota.insert("period".into(), text_or_none(inner.get("period")).map_or(Value::Null, Value::String));
+                quota.insert("limit".into(), Value::from(whole_number(inner.get("limit"))));
+                quota.insert("used".into(), Value::from(whole_number(inner.get("used"))));
+                quota.insert("reset_after".into(), inner.get("reset_after").cloned().unwrap_or(Value::Null));
+                quota
+            });
         let mut message = format!("The hub's policy refused this {}", denied_type.as_deref().unwrap_or("message"));
         if let Some(reason) = &reason {
             message.push_str(&format!(": {reason}"));
@@ -321,7 +322,9 @@ fn retry_after(problem: Option<&Map<String, Value>>, headers: &[(String, String)
         if let Some(found) = number(problem.get("retry_after_seconds")) {
             return Some(found);
         }
-        if let Some(found) = number(problem.get("detail").and_then(Value::as_object).and_then(|d| d.get("retry_after_seconds"))) {
+        if let Some(found) =
+            number(problem.get("detail").and_then(Value::as_object).and_then(|d| d.get("retry_after_seconds")))
+        {
             return Some(found);
         }
     }
@@ -376,9 +379,8 @@ pub fn api_error_from_response(status: u16, body: &[u8], headers: &[(String, Str
     } else if (300..400).contains(&status) {
         message.push_str(" Thalovant API redirected the request; redirects are disabled.");
     }
-    let client_id = (kind == ApiErrorKind::AlreadyLinked)
-        .then(|| problem.as_ref().and_then(linked_client_id))
-        .flatten();
+    let client_id =
+        (kind == ApiErrorKind::AlreadyLinked).then(|| problem.as_ref().and_then(linked_client_id)).flatten();
     ApiError {
         kind,
         message,

@@ -40,11 +40,13 @@ pub const HOME_RESPONSE: &str = "thalovant.home.response";
 /// The speak `meta` key that asserts a claimed reply.
 pub const THALOVANT_CLAIMED_META_KEY: &str = "thalovant_claimed";
 /// The failure events.
-pub const FAILURE_EVENTS: [&str; 4] = [EVENT_INTENT_FAILURE, EVENT_INTENT_UNMATCHED, EVENT_POLICY_DENIED, EVENT_QUERY_TIMEOUT];
+pub const FAILURE_EVENTS: [&str; 4] =
+    [EVENT_INTENT_FAILURE, EVENT_INTENT_UNMATCHED, EVENT_POLICY_DENIED, EVENT_QUERY_TIMEOUT];
 
 const REQUEST_ID_KEYS: [&str; 3] = ["request_id", "thalovant_request_id", "correlation_id"];
 const RICH_KEYS: [&str; 3] = ["rich_media_data", "rich_media", "display"];
-const DIRECT_RICH_KEYS: [&str; 7] = ["table", "attachment", "attachments", "quick_replies", "buttons", "image", "images"];
+const DIRECT_RICH_KEYS: [&str; 7] =
+    ["table", "attachment", "attachments", "quick_replies", "buttons", "image", "images"];
 
 fn nonempty(value: Option<&Value>) -> Option<&str> {
     value.and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -89,7 +91,16 @@ pub struct DisplayItem {
 
 impl DisplayItem {
     fn new(kind: &str) -> Self {
-        Self { kind: kind.into(), text: None, title: None, url: None, silent: false, table: None, choices: Vec::new(), data: Map::new() }
+        Self {
+            kind: kind.into(),
+            text: None,
+            title: None,
+            url: None,
+            silent: false,
+            table: None,
+            choices: Vec::new(),
+            data: Map::new(),
+        }
     }
 
     /// The item as a JSON object with only the fields that are set.
@@ -125,7 +136,11 @@ impl fmt::Display for DisplayItem {
                 let labels: Vec<String> = self
                     .choices
                     .iter()
-                    .map(|c| c.get("title").map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_string)).unwrap_or_default())
+                    .map(|c| {
+                        c.get("title")
+                            .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_string))
+                            .unwrap_or_default()
+                    })
                     .collect();
                 write!(f, "[choices] {}", labels.join(", "))
             }
@@ -164,8 +179,10 @@ pub fn rich_media_of(data: &Map<String, Value>) -> Option<Map<String, Value>> {
     if let Some(found) = RICH_KEYS.iter().find_map(|k| parse_rich(data.get(*k))) {
         return Some(found);
     }
-    let direct: Map<String, Value> =
-        DIRECT_RICH_KEYS.iter().filter_map(|k| data.get(*k).filter(|v| !is_blank(v)).map(|v| ((*k).to_string(), v.clone()))).collect();
+    let direct: Map<String, Value> = DIRECT_RICH_KEYS
+        .iter()
+        .filter_map(|k| data.get(*k).filter(|v| !is_blank(v)).map(|v| ((*k).to_string(), v.clone())))
+        .collect();
     (!direct.is_empty()).then_some(direct)
 }
 
@@ -207,8 +224,14 @@ fn rich_items(rich: &Map<String, Value>, items: &mut Vec<DisplayItem>) {
             match entry {
                 Value::String(s) if !s.is_empty() => choices.push(serde_json::json!({"title": s, "payload": s})),
                 Value::Object(map) => {
-                    let title = ["title", "label", "text"].iter().find_map(|k| nonempty(map.get(*k))).map(|s| Value::String(s.into()));
-                    let payload = ["payload", "value"].iter().find_map(|k| map.get(*k).filter(|v| !v.is_null()).cloned()).or_else(|| title.clone());
+                    let title = ["title", "label", "text"]
+                        .iter()
+                        .find_map(|k| nonempty(map.get(*k)))
+                        .map(|s| Value::String(s.into()));
+                    let payload = ["payload", "value"]
+                        .iter()
+                        .find_map(|k| map.get(*k).filter(|v| !v.is_null()).cloned())
+                        .or_else(|| title.clone());
                     if title.is_some() || payload.is_some() {
                         choices.push(serde_json::json!({"title": title, "payload": payload}));
                     }
@@ -274,16 +297,15 @@ fn strip_tags(text: &str) -> String {
 /// or the event is `write`), then its rich media.
 pub fn display_items_from(name: &str, data: &Map<String, Value>, include_text: bool) -> Vec<DisplayItem> {
     let mut items = Vec::new();
-    if include_text
-        && let Some(raw) = event_text(data) {
-            let text = strip_tags(raw);
-            if !text.is_empty() {
-                let mut item = DisplayItem::new("text");
-                item.text = Some(text);
-                item.silent = data.get("silent").is_some_and(truthy) || name == "write";
-                items.push(item);
-            }
+    if include_text && let Some(raw) = event_text(data) {
+        let text = strip_tags(raw);
+        if !text.is_empty() {
+            let mut item = DisplayItem::new("text");
+            item.text = Some(text);
+            item.silent = data.get("silent").is_some_and(truthy) || name == "write";
+            items.push(item);
         }
+    }
     if let Some(rich) = rich_media_of(data) {
         rich_items(&rich, &mut items);
     }
@@ -381,12 +403,19 @@ mod tests {
     use super::*;
 
     fn event(data: Value, context: Value) -> Event {
-        Event { name: "speak".into(), data: data.as_object().cloned().unwrap_or_default(), context: context.as_object().cloned().unwrap_or_default() }
+        Event {
+            name: "speak".into(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            context: context.as_object().cloned().unwrap_or_default(),
+        }
     }
 
     #[test]
     fn accessors_follow_spec_7_2() {
-        let e = event(json!({"utterances": ["u"], "request_id": "d"}), json!({"session": {"thalovant_request_id": "s", "session_id": "sid", "lang": "fr"}}));
+        let e = event(
+            json!({"utterances": ["u"], "request_id": "d"}),
+            json!({"session": {"thalovant_request_id": "s", "session_id": "sid", "lang": "fr"}}),
+        );
         assert_eq!((e.text(), e.request_id(), e.session_id(), e.lang()), ("u", Some("s"), Some("sid"), Some("fr")));
         let e = event(json!({}), json!({"correlation_id": "c"}));
         assert_eq!((e.text(), e.text_opt(), e.request_id()), ("", None, Some("c")));

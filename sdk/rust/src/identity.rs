@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 
 use crate::config::{default_config_path, load_config_document, read_private_text, select_identity_mapping};
 use crate::errors::{Error, Result};
-use crate::protocols::{Endpoints, HubProtocol, HubProtocolSettings, normalize_endpoint, parse_flag, read_endpoints, strip_userinfo};
+use crate::protocols::{
+    Endpoints, HubProtocol, HubProtocolSettings, normalize_endpoint, parse_flag, read_endpoints, strip_userinfo,
+};
 
 /// The port an identity without `default_port` gets.
 pub const DEFAULT_PORT: u16 = 5679;
@@ -45,7 +47,9 @@ pub fn redact_secrets(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), if is_secret_key(k) { Value::String(REDACTED.into()) } else { redact_secrets(v) }))
+                .map(|(k, v)| {
+                    (k.clone(), if is_secret_key(k) { Value::String(REDACTED.into()) } else { redact_secrets(v) })
+                })
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact_secrets).collect()),
@@ -59,7 +63,8 @@ fn first<'a>(source: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value>
 
 fn required_text(source: &Map<String, Value>, keys: &[&str], what: &str, strip: bool) -> Result<String> {
     let Some(value) = first(source, keys) else {
-        let aliases = if keys.len() > 1 { format!(" (also accepted: {})", keys[1..].join(", ")) } else { String::new() };
+        let aliases =
+            if keys.len() > 1 { format!(" (also accepted: {})", keys[1..].join(", ")) } else { String::new() };
         return Err(Error::Identity(format!("The identity is missing {}{aliases}.", keys[0])));
     };
     let Some(text) = value.as_str() else {
@@ -78,7 +83,9 @@ fn port_of(value: &Value) -> Result<u16> {
         Value::Bool(_) => {
             return Err(Error::Identity("The identity's default_port must be an integer, not a boolean.".into()));
         }
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)).ok_or_else(bad)?,
+        Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)).ok_or_else(bad)?
+        }
         Value::String(s) => s.trim().parse().map_err(|_| bad())?,
         _ => return Err(bad()),
     };
@@ -142,7 +149,13 @@ pub struct MqttBrokerCredentials {
 
 impl fmt::Debug for MqttBrokerCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MqttBrokerCredentials(endpoint={:?}, tls={}, qos={})", strip_userinfo(&self.endpoint), self.tls, self.qos)
+        write!(
+            f,
+            "MqttBrokerCredentials(endpoint={:?}, tls={}, qos={})",
+            strip_userinfo(&self.endpoint),
+            self.tls,
+            self.qos
+        )
     }
 }
 
@@ -151,8 +164,10 @@ impl MqttBrokerCredentials {
     pub fn from_value(source: &Value) -> Option<Self> {
         let map = source.as_object()?;
         let endpoint = first(map, &["endpoint", "broker_url", "brokerUrl"]).and_then(normalize_endpoint)?;
-        let username = first(map, &["username", "broker_username", "brokerUsername"])?.as_str().filter(|s| !s.is_empty())?;
-        let password = first(map, &["password", "broker_password", "brokerPassword"])?.as_str().filter(|s| !s.is_empty())?;
+        let username =
+            first(map, &["username", "broker_username", "brokerUsername"])?.as_str().filter(|s| !s.is_empty())?;
+        let password =
+            first(map, &["password", "broker_password", "brokerPassword"])?.as_str().filter(|s| !s.is_empty())?;
         let prefix = first(map, &["topic_prefix", "topicPrefix"])
             .and_then(Value::as_str)
             .map(|p| p.trim().trim_end_matches('/').to_string())
@@ -166,7 +181,10 @@ impl MqttBrokerCredentials {
             .get("tls")
             .and_then(parse_flag)
             .unwrap_or_else(|| endpoint.to_ascii_lowercase().starts_with("mqtts://"));
-        let parsed = url::Url::parse(if endpoint.contains("://") { endpoint.clone() } else { format!("mqtt://{endpoint}") }.as_str()).ok();
+        let parsed = url::Url::parse(
+            if endpoint.contains("://") { endpoint.clone() } else { format!("mqtt://{endpoint}") }.as_str(),
+        )
+        .ok();
         let host = parsed
             .as_ref()
             .and_then(|u| u.host_str())
@@ -285,7 +303,8 @@ impl Identity {
             None => DEFAULT_PORT,
             Some(value) => port_of(value)?,
         };
-        let default_path = normalise_path(first(map, &["default_path", "defaultPath", "hub_http_path", "path", "uri_path"]))?;
+        let default_path =
+            normalise_path(first(map, &["default_path", "defaultPath", "hub_http_path", "path", "uri_path"]))?;
         let metadata = match map.get("metadata") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m.clone(),
@@ -308,7 +327,8 @@ impl Identity {
 
     /// Parse identity JSON text.
     pub fn from_json(text: &str) -> Result<Self> {
-        let value: Value = serde_json::from_str(text).map_err(|e| Error::Identity(format!("Identity JSON is not valid: {e}.")))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Error::Identity(format!("Identity JSON is not valid: {e}.")))?;
         Self::from_value(&value, None)
     }
 
@@ -355,7 +375,9 @@ impl Identity {
 
     pub(crate) fn from_env_map(prefix: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let get = |names: &[&str]| -> Option<String> {
-            names.iter().find_map(|n| env(&format!("{prefix}{n}")).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()))
+            names
+                .iter()
+                .find_map(|n| env(&format!("{prefix}{n}")).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()))
         };
         let mut data = Map::new();
         for (key, names) in [
@@ -468,7 +490,10 @@ impl Identity {
         map.insert("default_port".into(), Value::from(self.default_port));
         map.insert("default_path".into(), Value::String(self.default_path.clone()));
         if !self.data_plane_endpoints.is_empty() {
-            map.insert("data_plane_endpoints".into(), Value::Object(self.data_plane_endpoints.to_map(!include_secrets)));
+            map.insert(
+                "data_plane_endpoints".into(),
+                Value::Object(self.data_plane_endpoints.to_map(!include_secrets)),
+            );
         }
         if include_secrets {
             map.insert("access_key".into(), Value::String(self.access_key.clone()));
@@ -524,7 +549,10 @@ mod tests {
         assert_eq!(identity.endpoint_base(), "https://hub.example.com:443/base/hivemind/public");
         value["data_plane_endpoints"] = json!({"https": "https://api.example.com/hivemind/public"});
         let identity = Identity::from_value(&value, None).unwrap();
-        assert_eq!(identity.endpoint_for(HubProtocol::Https).as_deref(), Some("https://api.example.com:443/hivemind/public"));
+        assert_eq!(
+            identity.endpoint_for(HubProtocol::Https).as_deref(),
+            Some("https://api.example.com:443/hivemind/public")
+        );
         assert_eq!(identity.endpoint_for(HubProtocol::Mqtt), None);
     }
 

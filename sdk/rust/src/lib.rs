@@ -38,7 +38,9 @@ pub mod protocols;
 pub mod runtime;
 pub mod tls;
 
-pub use client::{ActionOptions, Client, ClientOptions, CodeOptions, Conversation, ConversationOptions, RequestOptions, Transport};
+pub use client::{
+    ActionOptions, Client, ClientOptions, CodeOptions, Conversation, ConversationOptions, RequestOptions, Transport,
+};
 pub use context::{ClientContextOptions, build_client_context};
 pub use control::{BootstrapIdentityOptions, BootstrapIdentityResult, ControlPlane, Hub, Page};
 pub use errors::{ApiError, ApiErrorKind, Error, PolicyDenied, Result};

@@ -42,9 +42,10 @@ fn strings_in_order<'a>(values: impl Iterator<Item = Option<&'a Value>>) -> Vec<
     let mut seen: Vec<String> = Vec::new();
     for value in values.flatten() {
         if let Some(text) = value.as_str().filter(|s| !s.is_empty())
-            && !seen.iter().any(|s| s == text) {
-                seen.push(text.to_string());
-            }
+            && !seen.iter().any(|s| s == text)
+        {
+            seen.push(text.to_string());
+        }
     }
     seen
 }
@@ -110,7 +111,10 @@ impl Reply {
         map.insert("session_id".into(), self.session_id.clone().map_or(Value::Null, Value::String));
         map.insert("lang".into(), self.lang.clone().map_or(Value::Null, Value::String));
         map.insert("handled".into(), Value::Bool(self.handled));
-        map.insert("display_items".into(), Value::Array(self.display_items(None).iter().map(DisplayItem::as_value).collect()));
+        map.insert(
+            "display_items".into(),
+            Value::Array(self.display_items(None).iter().map(DisplayItem::as_value).collect()),
+        );
         Value::Object(map)
     }
 }

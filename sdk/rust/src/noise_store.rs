@@ -46,8 +46,12 @@ fn default_port(scheme: &str) -> u16 {
 
 /// Pin id of a WSS endpoint: `<scheme>://<host>:<port>` (IPv6 hosts bracketed).
 pub fn wss_pin_id(endpoint: &str) -> Result<String> {
-    let url = url::Url::parse(endpoint.trim()).map_err(|_| state_error("A WSS endpoint needs a scheme and a host to be pinned."))?;
-    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| state_error("A WSS endpoint needs a host to be pinned."))?;
+    let url = url::Url::parse(endpoint.trim())
+        .map_err(|_| state_error("A WSS endpoint needs a scheme and a host to be pinned."))?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| state_error("A WSS endpoint needs a host to be pinned."))?;
     let scheme = url.scheme().to_ascii_lowercase();
     let port = url.port().unwrap_or_else(|| default_port(&scheme));
     Ok(format!("{scheme}://{}:{port}", host.to_ascii_lowercase()))
@@ -193,7 +197,8 @@ fn lock(path: &Path) -> Result<Locked> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let file = options.open(&lock_path).map_err(|e| state_error(format!("Cannot lock Noise state file {name}: {e}")))?;
+    let file =
+        options.open(&lock_path).map_err(|e| state_error(format!("Cannot lock Noise state file {name}: {e}")))?;
     file.lock().map_err(|e| state_error(format!("Cannot lock Noise state file {name}: {e}")))?;
     Ok(Locked(file))
 }
@@ -237,10 +242,13 @@ impl NoiseStore {
     pub fn for_identity(explicit: Option<&Path>, source_path: Option<&Path>, hub_host: Option<&str>) -> Self {
         let directory = resolve_noise_dir(explicit, source_path);
         let store = Self::new(directory);
-        if explicit.is_none() && source_path.is_some() && store.directory != default_noise_dir()
-            && let Some(host) = hub_host {
-                store.copy_legacy_state(&default_noise_dir(), host);
-            }
+        if explicit.is_none()
+            && source_path.is_some()
+            && store.directory != default_noise_dir()
+            && let Some(host) = hub_host
+        {
+            store.copy_legacy_state(&default_noise_dir(), host);
+        }
         store
     }
 
@@ -283,7 +291,9 @@ impl NoiseStore {
     /// The client key file.
     pub fn key_path(&self) -> Result<PathBuf> {
         let document = self.document()?;
-        if let Some(configured) = document.get("noise_key").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()) {
+        if let Some(configured) =
+            document.get("noise_key").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+        {
             let path = PathBuf::from(configured);
             return Ok(if path.is_absolute() { path } else { self.directory.join(path) });
         }
@@ -429,7 +439,9 @@ impl NoiseStore {
         let Ok(pins) = old.pins() else { return };
         let host = hub_host.to_ascii_lowercase();
         let filed = pins.iter().any(|(pin, _)| {
-            url::Url::parse(pin).ok().and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase()))
+            url::Url::parse(pin)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase()))
                 == Some(host.clone())
         });
         if !filed {
@@ -485,7 +497,8 @@ mod tests {
         store.pin_hub("wss://h:443", &[1u8; 32]).unwrap();
         store.pin_hub("wss://h:443", &[2u8; 32]).unwrap();
         assert_eq!(store.hub_pin("wss://h:443").unwrap(), Some([1u8; 32]), "a pin is never replaced");
-        let document: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("_identity.json")).unwrap()).unwrap();
+        let document: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("_identity.json")).unwrap()).unwrap();
         assert_eq!(document["name"], "unnamed-node");
         assert_eq!(document["pinned_noise_keys"]["wss://h:443"], hex::encode([1u8; 32]));
         for i in 0..40u8 {

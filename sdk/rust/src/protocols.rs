@@ -51,7 +51,8 @@ impl fmt::Display for HubProtocol {
 impl FromStr for HubProtocol {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s).ok_or_else(|| Error::UnsupportedProtocol(format!("Unknown protocol {s:?}; use one of wss, https, mqtt.")))
+        Self::parse(s)
+            .ok_or_else(|| Error::UnsupportedProtocol(format!("Unknown protocol {s:?}; use one of wss, https, mqtt.")))
     }
 }
 
@@ -160,9 +161,10 @@ pub fn read_endpoints(source: &Map<String, Value>) -> Endpoints {
         (HubProtocol::Mqtt, ["mqtt", "mqtts"]),
     ] {
         if let Some(value) = keys.iter().find_map(|k| container.get(*k).filter(|v| !v.is_null()))
-            && let Some(endpoint) = normalize_endpoint(value) {
-                endpoints.set(protocol, endpoint);
-            }
+            && let Some(endpoint) = normalize_endpoint(value)
+        {
+            endpoints.set(protocol, endpoint);
+        }
     }
     endpoints
 }
@@ -213,9 +215,10 @@ impl HubProtocolSettings {
             (&mut settings.mqtt, ["mqtt", "mqtt"]),
         ] {
             if let Some(value) = keys.iter().find_map(|k| flags.get(*k))
-                && let Some(flag) = parse_flag(value) {
-                    *slot = flag;
-                }
+                && let Some(flag) = parse_flag(value)
+            {
+                *slot = flag;
+            }
         }
         settings
     }

@@ -9,8 +9,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value};
 use snow::params::CipherChoice;
 use snow::resolvers::{CryptoResolver, DefaultResolver};
-use thalovant::protocol::{build_prologue, canonical_json, decode_frame, derive_psk, encode_binary, select_noise};
 use thalovant::protocol::wire1::{Wire1Payload, payload_type_name};
+use thalovant::protocol::{build_prologue, canonical_json, decode_frame, derive_psk, encode_binary, select_noise};
 
 fn vectors(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance").join(name);
@@ -76,7 +76,8 @@ fn canonical_json_matches_vectors() {
 fn prologue_matches_vector_bytes() {
     let doc = vectors("noise-vectors.json");
     let p = &doc["prologue"];
-    let bytes = build_prologue(&object(&p["hello"]), &object(&p["handshake"]), p["protocol_name"].as_str().unwrap()).unwrap();
+    let bytes =
+        build_prologue(&object(&p["hello"]), &object(&p["handshake"]), p["protocol_name"].as_str().unwrap()).unwrap();
     assert_eq!(hex::encode(bytes), p["bytes"].as_str().unwrap());
     assert_eq!(
         thalovant::protocol::protocol_name(p["pattern"].as_str().unwrap(), p["suite"].as_str().unwrap()).unwrap(),
@@ -139,7 +140,8 @@ fn binary_payload_kinds_and_metadata_match_vectors() {
         assert_eq!(payload_type_name(number), name.as_str().unwrap());
     }
     for case in doc["cases"].as_array().unwrap() {
-        let frame = encode_binary(b"\x01\x02", case["bin_type"].as_u64().unwrap() as u8, &object(&case["metadata"])).unwrap();
+        let frame =
+            encode_binary(b"\x01\x02", case["bin_type"].as_u64().unwrap() as u8, &object(&case["metadata"])).unwrap();
         let decoded = decode_frame(&frame).unwrap();
         let expected = &case["expected"];
         assert_eq!(decoded.kind().as_deref(), expected["kind"].as_str());
@@ -158,7 +160,8 @@ fn api_errors_expose_status_code_detail_and_problem_and_never_echo_inputs() {
         let response = &case["response"];
         let status = response["status"].as_u64().unwrap() as u16;
         let headers = vec![("content-type".to_string(), response["content_type"].as_str().unwrap().to_string())];
-        let error = thalovant::errors::api_error_from_response(status, response["body"].as_str().unwrap().as_bytes(), &headers);
+        let error =
+            thalovant::errors::api_error_from_response(status, response["body"].as_str().unwrap().as_bytes(), &headers);
         let expect = &case["expect"];
         let name = case["name"].as_str().unwrap();
         assert_eq!(error.status, Some(status), "{name}");
@@ -169,7 +172,11 @@ fn api_errors_expose_status_code_detail_and_problem_and_never_echo_inputs() {
         let shown = thalovant::Error::from(error.clone());
         for secret in case["message_excludes"].as_array().into_iter().flatten() {
             let secret = secret.as_str().unwrap();
-            assert!(!error.message.contains(secret) && !shown.to_string().contains(secret), "{name}: {}", error.message);
+            assert!(
+                !error.message.contains(secret) && !shown.to_string().contains(secret),
+                "{name}: {}",
+                error.message
+            );
         }
         assert!(error.message.starts_with(&format!("Thalovant API request failed with HTTP {status}")), "{name}");
     }

@@ -6,12 +6,14 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use thalovant::protocol::channel::{Opener, Sealer};
-use thalovant::protocol::envelope::{HiveMessage, bus_bytes, envelope_from_map, envelope_from_value, parse_json_object};
+use thalovant::protocol::envelope::{
+    HiveMessage, bus_bytes, envelope_from_map, envelope_from_value, parse_json_object,
+};
 use thalovant::protocol::negotiation::Outgoing;
 use thalovant::protocol::wire1::Wire1Payload;
 use thalovant::protocol::{
-    ClientNegotiation, KeyPair, ProtocolError, Reassembler, build_prologue, canonical_json, decode_frame, encode_binary,
-    encode_json, parse_envelope, split_plaintext,
+    ClientNegotiation, KeyPair, ProtocolError, Reassembler, build_prologue, canonical_json, decode_frame,
+    encode_binary, encode_json, parse_envelope, split_plaintext,
 };
 
 const PSK: [u8; 32] = [7u8; 32];
@@ -97,7 +99,11 @@ fn binaries(outputs: &[Outgoing]) -> Vec<Vec<u8>> {
 }
 
 /// Run a client negotiation against `hub` up to the outputs that follow message 2.
-fn negotiate(client: &mut ClientNegotiation, hub: &mut Hub, pinned_client: Option<&[u8; 32]>) -> Result<Vec<Outgoing>, ProtocolError> {
+fn negotiate(
+    client: &mut ClientNegotiation,
+    hub: &mut Hub,
+    pinned_client: Option<&[u8; 32]>,
+) -> Result<Vec<Outgoing>, ProtocolError> {
     for text in hub.opening() {
         assert!(client.receive_text(text.as_bytes())?.is_empty());
     }
@@ -139,7 +145,10 @@ fn xx_then_kk_against_a_snow_responder_in_both_suites() {
             frame = opener.open(&out[..n]).unwrap();
         }
         let frame = frame.unwrap();
-        assert_eq!(parse_envelope(&frame.body).unwrap().bus_message().data["utterance"].as_str().unwrap().len(), 140_000);
+        assert_eq!(
+            parse_envelope(&frame.body).unwrap().bus_message().data["utterance"].as_str().unwrap().len(),
+            140_000
+        );
         for part in sealer.seal_json(&body).unwrap() {
             assert!(part.len() <= 65535);
             hub_transport.read_message(&part, &mut vec![0u8; 65535]).unwrap();
@@ -201,7 +210,10 @@ fn out_of_order_and_malformed_negotiation_is_a_negotiation_error() {
         vec![hello.clone(), json!({"msg_type": "bus", "payload": {}}).to_string()],
         vec![hello.clone(), json!({"msg_type": "shake", "payload": {"ciphers": ["AES-GCM"]}}).to_string()],
         vec![hello.clone(), json!({"msg_type": "shake", "payload": {"noise": {"msg": "zz"}}}).to_string()],
-        vec![hello, json!({"msg_type": "shake", "payload": {"noise": {"patterns": ["NNpsk0"], "suites": []}}}).to_string()],
+        vec![
+            hello,
+            json!({"msg_type": "shake", "payload": {"noise": {"patterns": ["NNpsk0"], "suites": []}}}).to_string(),
+        ],
     ];
     for case in cases {
         let mut client = ClientNegotiation::new(KeyPair::generate().unwrap(), "site", "s", None, false);
@@ -330,7 +342,8 @@ fn off_by_default_a_second_hello_and_an_early_message_2_end_the_negotiation() {
     assert_eq!(error.to_string(), "Missing node_id or duplicate Noise HELLO");
 
     // and the same with the shared channel explicitly off
-    let mut strict = ClientNegotiation::new(KeyPair::generate().unwrap(), "site", "sid", None, false).with_shared_channel(false);
+    let mut strict =
+        ClientNegotiation::new(KeyPair::generate().unwrap(), "site", "sid", None, false).with_shared_channel(false);
     assert!(strict.receive_text(offer.as_bytes()).is_err());
 }
 
@@ -369,17 +382,18 @@ fn repeated_keys_and_edge_numbers_parse_as_serde_json_parses_them() {
 /// An object whose fields are absent, of the expected type or of any other: `fields` name them.
 fn object_with(fields: &'static [&'static str], of: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
     let field = prop_oneof![Just(None), of.prop_map(Some), arbitrary_json().prop_map(Some)];
-    (prop::collection::vec(field, fields.len()), arbitrary_json()).prop_map(move |(values, extra)| {
-        let mut obj = Map::new();
-        obj.insert("extra".into(), extra);
-        for (name, value) in fields.iter().zip(values) {
-            if let Some(value) = value {
-                obj.insert((*name).into(), value);
+    (prop::collection::vec(field, fields.len()), arbitrary_json())
+        .prop_map(move |(values, extra)| {
+            let mut obj = Map::new();
+            obj.insert("extra".into(), extra);
+            for (name, value) in fields.iter().zip(values) {
+                if let Some(value) = value {
+                    obj.insert((*name).into(), value);
+                }
             }
-        }
-        Value::Object(obj)
-    })
-    .boxed()
+            Value::Object(obj)
+        })
+        .boxed()
 }
 
 /// Envelopes (bus, broadcast of a bus message, anything) with fields of every JSON type.
@@ -388,7 +402,8 @@ fn envelope_like() -> impl Strategy<Value = Value> {
     let kind = prop_oneof![Just(json!("bus")), Just(json!("broadcast")), ".{0,6}".prop_map(Value::String)].boxed();
     let inner = object_with(&["msg_type", "payload", "target_site_id"], prop_oneof![kind.clone(), bus.clone()].boxed());
     let payload = prop_oneof![bus, inner];
-    let fields = &["msg_type", "payload", "metadata", "route", "node", "target_site_id", "target_pubkey", "source_peer"];
+    let fields =
+        &["msg_type", "payload", "metadata", "route", "node", "target_site_id", "target_pubkey", "source_peer"];
     object_with(fields, prop_oneof![kind, payload].boxed())
 }
 

@@ -55,7 +55,10 @@ async fn hivemind_core_answers_on_ws_https_and_mqtt_with_xx_then_kk() {
             let info = client.connection_info();
             assert_eq!(info.noise_pattern.as_deref(), Some(expected), "{protocol} connect {turn}");
             let text = format!("hello from rust over {protocol} {turn}");
-            let reply = client.ask(&text, RequestOptions::default()).await.unwrap_or_else(|e| panic!("{protocol} ask {turn}: {e}"));
+            let reply = client
+                .ask(&text, RequestOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{protocol} ask {turn}: {e}"));
             assert_eq!(reply.text, format!("You said {text}"), "{protocol}");
             client.close().await.unwrap();
         }

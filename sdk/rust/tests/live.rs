@@ -44,7 +44,11 @@ async fn control_plane_example_discovers_hubs_and_creates_an_identity() {
     let output = run_example(
         "control_plane",
         scratch.path(),
-        &[("THALOVANT_EMAIL", demo("email")), ("THALOVANT_PASSWORD", demo("password")), ("THALOVANT_HUB_ID", hub.clone())],
+        &[
+            ("THALOVANT_EMAIL", demo("email")),
+            ("THALOVANT_PASSWORD", demo("password")),
+            ("THALOVANT_HUB_ID", hub.clone()),
+        ],
     );
     let stdout = stdout_of("control_plane", &output);
     let public = api.get_public_hub("joke-garden").await.unwrap();
@@ -70,7 +74,8 @@ async fn identity_example_loads_config_file_and_environment() {
     );
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(config.join("config.yaml")).unwrap();
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(config.join("config.yaml")).unwrap();
     file.write_all(yaml.as_bytes()).unwrap();
     let envs = [
         ("THALOVANT_ACCESS_KEY", identity.access_key.clone()),
@@ -103,7 +108,10 @@ async fn runtime_examples_give_the_guides_outputs_on_every_carrier() {
         let envs = [protocol_env(protocol)];
         let stdout = stdout_of("runtime_client", &run_example("runtime_client", scratch.path(), &envs));
         assert!(stdout.lines().any(|l| l == CAPABILITIES), "{protocol}: {stdout}");
-        assert!(stdout.contains("connected: true, handshake_complete: true, transport_alive: true, last_error: None"), "{protocol}: {stdout}");
+        assert!(
+            stdout.contains("connected: true, handshake_complete: true, transport_alive: true, last_error: None"),
+            "{protocol}: {stdout}"
+        );
 
         let stdout = stdout_of("inputs", &run_example("inputs", scratch.path(), &envs));
         assert_eq!(stdout.trim(), "sent", "{protocol}");
@@ -128,7 +136,11 @@ async fn runtime_examples_give_the_guides_outputs_on_every_carrier() {
 fn client_in(identity: &Identity, protocol: HubProtocol, state: &std::path::Path) -> Client {
     Client::with_options(
         identity.clone(),
-        ClientOptions { protocol: Some(protocol), noise_state_dir: Some(state.to_path_buf()), ..ClientOptions::default() },
+        ClientOptions {
+            protocol: Some(protocol),
+            noise_state_dir: Some(state.to_path_buf()),
+            ..ClientOptions::default()
+        },
     )
     .unwrap()
 }
@@ -309,7 +321,8 @@ with ThalovantClient.from_identity_file(sys.argv[1], protocol="wss") as client:
     let stdout = run_python();
     assert_eq!(stdout.lines().collect::<Vec<_>>(), ["KKpsk0", CAPABILITIES]);
     let store: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(scratch.path().join("hivemind").join("_identity.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(scratch.path().join("hivemind").join("_identity.json")).unwrap())
+            .unwrap();
     assert_eq!(store["pinned_noise_keys"].as_object().unwrap().len(), 1);
 }
 
@@ -344,7 +357,10 @@ async fn certificates_are_verified_against_the_trusted_bundle() {
         let output = run_example("runtime_client", scratch.path(), &envs);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{protocol}: connected without trusting the hub's CA");
-        assert!(stderr.contains("Connection(") && stderr.to_lowercase().contains("certificate"), "{protocol}: {stderr}");
+        assert!(
+            stderr.contains("Connection(") && stderr.to_lowercase().contains("certificate"),
+            "{protocol}: {stderr}"
+        );
     }
 }
 
@@ -360,7 +376,9 @@ async fn a_second_client_key_for_a_pinned_identity_is_rejected() {
         let other_state = scratch.path().join("state-b");
         let error = client_in(&identity, protocol, &other_state).connect().await.unwrap_err();
         match &error {
-            Error::ClientKeyRejected { key_folder, .. } => assert_eq!(key_folder.as_deref(), Some(other_state.as_path())),
+            Error::ClientKeyRejected { key_folder, .. } => {
+                assert_eq!(key_folder.as_deref(), Some(other_state.as_path()))
+            }
             other => panic!("{protocol}: {other:?}"),
         }
         assert!(error.is_hub_refused() && error.is_connection());
@@ -419,11 +437,13 @@ impl OwnServer {
     /// log or `limit` passed first (a guard against hanging, not a measure of speed).
     fn wait_for_log(&self, needle: &str, limit: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + limit;
-        tokio::task::block_in_place(|| loop {
-            match self.log.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
-                Ok(line) if line.contains(needle) => return true,
-                Ok(_) => {}
-                Err(_) => return false,
+        tokio::task::block_in_place(|| {
+            loop {
+                match self.log.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                    Ok(line) if line.contains(needle) => return true,
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
             }
         })
     }
@@ -463,7 +483,9 @@ fn ask_in_a_loop(
     tokio::spawn(async move {
         let mut answered = 0u32;
         while !stop.load(std::sync::atomic::Ordering::Acquire) {
-            let reply = client.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await?;
+            let reply = client
+                .ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() })
+                .await?;
             assert_eq!(reply.text, CAPABILITIES);
             answered += 1;
             if answered == 1 {
@@ -498,7 +520,10 @@ async fn a_hub_restart_fails_only_unsupervised_requests_and_every_client_returns
     api.login("demo@example.com", &password, None).await.unwrap();
     let hub = api.get_public_hub("joke-garden").await.unwrap();
     let identity = api
-        .create_client_identity_for_hub(hub, thalovant::BootstrapIdentityOptions { name: "down-and-up".into(), ..Default::default() })
+        .create_client_identity_for_hub(
+            hub,
+            thalovant::BootstrapIdentityOptions { name: "down-and-up".into(), ..Default::default() },
+        )
         .await
         .unwrap()
         .identity;
@@ -509,8 +534,12 @@ async fn a_hub_restart_fails_only_unsupervised_requests_and_every_client_returns
         auto_reconnect: false,
         ..ClientOptions::default()
     };
-    let reconnecting = || Client::with_options(identity.clone(), ClientOptions { auto_reconnect: true, ..options(HubProtocol::Wss) }).unwrap();
-    let clients: Vec<Client> = CARRIERS.iter().map(|p| Client::with_options(identity.clone(), options(*p)).unwrap()).collect();
+    let reconnecting = || {
+        Client::with_options(identity.clone(), ClientOptions { auto_reconnect: true, ..options(HubProtocol::Wss) })
+            .unwrap()
+    };
+    let clients: Vec<Client> =
+        CARRIERS.iter().map(|p| Client::with_options(identity.clone(), options(*p)).unwrap()).collect();
     for client in &clients {
         client.connect().await.unwrap();
         assert_eq!(client.ask("What can this hub do?", RequestOptions::default()).await.unwrap().text, CAPABILITIES);
@@ -520,7 +549,11 @@ async fn a_hub_restart_fails_only_unsupervised_requests_and_every_client_returns
     let asker = reconnecting();
     // no settle window: a looper's ask is in flight mostly while the hub has not answered it
     let looper = || {
-        let options = ClientOptions { auto_reconnect: true, reply_settle: std::time::Duration::ZERO, ..options(HubProtocol::Wss) };
+        let options = ClientOptions {
+            auto_reconnect: true,
+            reply_settle: std::time::Duration::ZERO,
+            ..options(HubProtocol::Wss)
+        };
         Client::with_options(identity.clone(), options).unwrap()
     };
     let loopers = [looper(), looper()];
@@ -529,7 +562,8 @@ async fn a_hub_restart_fails_only_unsupervised_requests_and_every_client_returns
     }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
-    let loops: Vec<_> = loopers.iter().map(|client| ask_in_a_loop(client.clone(), stop.clone(), started_tx.clone())).collect();
+    let loops: Vec<_> =
+        loopers.iter().map(|client| ask_in_a_loop(client.clone(), stop.clone(), started_tx.clone())).collect();
     // every loop has had an answer: each is asking when the hub goes
     for _ in &loopers {
         started.recv().await.unwrap();
@@ -538,7 +572,11 @@ async fn a_hub_restart_fails_only_unsupervised_requests_and_every_client_returns
     tokio::task::block_in_place(|| server.stop());
     let waiting = {
         let asker = asker.clone();
-        tokio::spawn(async move { asker.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await })
+        tokio::spawn(async move {
+            asker
+                .ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() })
+                .await
+        })
     };
     // a request that waits for the link gives up at its own timeout, with a connection error
     let brief = || RequestOptions { timeout: Some(std::time::Duration::from_millis(300)), ..RequestOptions::default() };
@@ -560,10 +598,16 @@ async fn a_hub_restart_fails_only_unsupervised_requests_and_every_client_returns
         let answered = looping.await.unwrap().unwrap_or_else(|e| panic!("an ask failed across the restart: {e:?}"));
         assert!(answered > 0);
     }
-    assert!(server.wait_for_log("WSS session open", std::time::Duration::from_secs(30)), "no reconnect loop dialled the new server");
+    assert!(
+        server.wait_for_log("WSS session open", std::time::Duration::from_secs(30)),
+        "no reconnect loop dialled the new server"
+    );
     for client in loopers.iter().chain([&returning, &asker]) {
         // made after the loops: waits for the link if this client has not redialled yet
-        let reply = client.ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() }).await.unwrap();
+        let reply = client
+            .ask("What can this hub do?", RequestOptions { timeout: Some(PATIENCE), ..RequestOptions::default() })
+            .await
+            .unwrap();
         assert_eq!(reply.text, CAPABILITIES);
         let info = client.connection_info();
         assert_eq!((info.reconnects, info.noise_pattern.as_deref()), (1, Some("KKpsk0")));

@@ -19,7 +19,9 @@ mod support;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
+};
 use serde_json::{Map, Value};
 use support::*;
 use thalovant::carriers::Carrier;
@@ -96,7 +98,9 @@ impl OtherSession {
             .set_credentials(mqtt.username.clone(), mqtt.password.clone())
             .set_keep_alive(Duration::from_secs(60))
             .set_clean_session(true)
-            .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(thalovant::tls::client_config().unwrap())));
+            .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                thalovant::tls::client_config().unwrap(),
+            )));
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         let (tx, seen) = watch::channel(Seen::default());
         let outbound = topics.outbound.clone();
@@ -108,11 +112,17 @@ impl OtherSession {
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack))) => {
                         let granted = ack.return_codes.iter().all(|c| matches!(c, SubscribeReasonCode::Success(_)));
-                        tx.send_modify(|s| if granted { s.subscribed = true } else { s.failed = Some("subscription refused".into()) });
+                        tx.send_modify(|s| {
+                            if granted { s.subscribed = true } else { s.failed = Some("subscription refused".into()) }
+                        });
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) if publish.topic == outbound => {
                         let kind = kind_of(&publish.payload);
-                        let text = if kind == Kind::Binary { String::new() } else { String::from_utf8_lossy(&publish.payload).into_owned() };
+                        let text = if kind == Kind::Binary {
+                            String::new()
+                        } else {
+                            String::from_utf8_lossy(&publish.payload).into_owned()
+                        };
                         tx.send_modify(|s| s.out.push((kind, text)));
                     }
                     Ok(_) => {}
@@ -134,7 +144,10 @@ impl OtherSession {
     async fn wait_for(&self, what: &str, ready: impl Fn(&Seen) -> bool) -> Seen {
         let mut seen = self.seen.clone();
         let waited = tokio::time::timeout(PATIENCE, seen.wait_for(|s| s.failed.is_some() || ready(s))).await;
-        let seen = waited.unwrap_or_else(|_| panic!("the other session saw no {what}")).expect("the other session's loop runs").clone();
+        let seen = waited
+            .unwrap_or_else(|_| panic!("the other session saw no {what}"))
+            .expect("the other session's loop runs")
+            .clone();
         assert!(seen.failed.is_none(), "the other session failed waiting for {what}: {seen:?}");
         seen
     }
@@ -159,7 +172,11 @@ struct OurClient {
 
 impl OurClient {
     fn new(identity: &Identity, scratch: &Scratch) -> Self {
-        Self { identity: identity.clone(), store: NoiseStore::new(scratch.path().join("state")), session_id: bus::connection_session_id() }
+        Self {
+            identity: identity.clone(),
+            store: NoiseStore::new(scratch.path().join("state")),
+            session_id: bus::connection_session_id(),
+        }
     }
 
     /// Establish a link over MQTT; `meanwhile` runs while the first session holds its HELLO
@@ -168,7 +185,8 @@ impl OurClient {
         let (held_tx, mut held_rx) = mpsc::unbounded_channel();
         let first = AtomicBool::new(true);
         let make = || {
-            let mut carrier = Carrier::new(HubProtocol::Mqtt, &self.identity, "thalovant-rust-test", &self.session_id, None)?;
+            let mut carrier =
+                Carrier::new(HubProtocol::Mqtt, &self.identity, "thalovant-rust-test", &self.session_id, None)?;
             if let Carrier::Mqtt(mqtt) = &mut carrier
                 && first.swap(false, Ordering::AcqRel)
             {
@@ -200,8 +218,15 @@ impl OurClient {
         link.start(std::sync::Arc::new(move |event| {
             let _ = tx.send(event);
         }));
-        let (_, data, context) = bus::utterance_message(question, "en-us", None, None, None, &self.identity.site_id, None);
-        let context = bus::runtime_context(Some(&context), "thalovant-rust-test", &link.session_id, &self.identity.site_id, &Map::new());
+        let (_, data, context) =
+            bus::utterance_message(question, "en-us", None, None, None, &self.identity.site_id, None);
+        let context = bus::runtime_context(
+            Some(&context),
+            "thalovant-rust-test",
+            &link.session_id,
+            &self.identity.site_id,
+            &Map::new(),
+        );
         link.send_envelope(&HiveMessage::bus(bus::UTTERANCE, data, context)).await.unwrap();
         let spoken = async {
             while let Some(event) = events.recv().await {
@@ -272,7 +297,9 @@ async fn a_message_2_the_hub_sent_another_session_before_answering_our_hello_is_
         .await
         .unwrap_or_else(|e| panic!("the stale message 2 ended the negotiation: {e:?}"));
     assert_eq!((link.timings.attempts, link.pattern), (1, "XXpsk2"));
-    let seen = other.wait_for("the answer to our HELLO", |s| s.kinds().iter().filter(|k| **k == Kind::Message2).count() == 2).await;
+    let seen = other
+        .wait_for("the answer to our HELLO", |s| s.kinds().iter().filter(|k| **k == Kind::Message2).count() == 2)
+        .await;
     assert_eq!(seen.kinds()[..6], [Kind::Hello, Kind::Offer, Kind::Message2, Kind::Hello, Kind::Offer, Kind::Message2]);
     assert_eq!(ours.ask(&link, "What can this hub do?").await, CAPABILITIES);
     link.close().await;

@@ -119,7 +119,11 @@ impl Shared {
             Ok(response) => response,
             Err(e) => {
                 self.unreachable.store(true, Ordering::Release);
-                let what = if e.is_timeout() { "did not answer in time".to_string() } else { self.scrub(&with_causes(&e.without_url())) };
+                let what = if e.is_timeout() {
+                    "did not answer in time".to_string()
+                } else {
+                    self.scrub(&with_causes(&e.without_url()))
+                };
                 return Err(Closed::new(format!("HTTPS request {path} failed: {what}")));
             }
         };
@@ -136,20 +140,42 @@ impl Shared {
         drop(guard);
         if (300..400).contains(&status) {
             return Err(Closed {
-                message: format!("The hub answered {path} with a redirect (HTTP {status}); redirects are not followed."),
+                message: format!(
+                    "The hub answered {path} with a redirect (HTTP {status}); redirects are not followed."
+                ),
                 code: Some(status),
                 refusal_signal: false,
                 after_end: false,
             });
         }
         if status == 401 || status == 403 {
-            return Err(Closed { message: format!("The hub refused {path} (HTTP {status})."), code: Some(status), refusal_signal: true, after_end: false });
+            return Err(Closed {
+                message: format!("The hub refused {path} (HTTP {status})."),
+                code: Some(status),
+                refusal_signal: true,
+                after_end: false,
+            });
         }
         if !(200..300).contains(&status) {
-            return Err(Closed { message: format!("The hub answered {path} with HTTP {status}."), code: Some(status), refusal_signal: false, after_end: false });
+            return Err(Closed {
+                message: format!("The hub answered {path} with HTTP {status}."),
+                code: Some(status),
+                refusal_signal: false,
+                after_end: false,
+            });
         }
-        let invalid = || Closed { message: format!("Invalid HiveMind HTTP response to {path}: not a JSON object."), code: Some(status), refusal_signal: false, after_end: false };
-        let body = body.map_err(|e| Closed { message: format!("Invalid HiveMind HTTP response to {path}: {e}."), code: Some(status), refusal_signal: false, after_end: false })?;
+        let invalid = || Closed {
+            message: format!("Invalid HiveMind HTTP response to {path}: not a JSON object."),
+            code: Some(status),
+            refusal_signal: false,
+            after_end: false,
+        };
+        let body = body.map_err(|e| Closed {
+            message: format!("Invalid HiveMind HTTP response to {path}: {e}."),
+            code: Some(status),
+            refusal_signal: false,
+            after_end: false,
+        })?;
         let data = match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(map)) => map,
             _ => return Err(invalid()),
@@ -158,8 +184,14 @@ impl Shared {
             if already_disconnected_ok && error.as_str() == Some("Already Disconnected") {
                 return Ok(data);
             }
-            let shown: String = error.as_str().map_or_else(|| error.to_string(), str::to_string).chars().take(200).collect();
-            return Err(Closed { message: format!("The hub answered {path} with an error: {shown}"), code: Some(status), refusal_signal: false, after_end: false });
+            let shown: String =
+                error.as_str().map_or_else(|| error.to_string(), str::to_string).chars().take(200).collect();
+            return Err(Closed {
+                message: format!("The hub answered {path} with an error: {shown}"),
+                code: Some(status),
+                refusal_signal: false,
+                after_end: false,
+            });
         }
         Ok(data)
     }
@@ -225,7 +257,8 @@ impl HttpsCarrier {
 
     /// `POST /connect` (after the `/disconnect` a predecessor could not send), then start polling.
     pub async fn open(&mut self, timeout: Duration) -> std::result::Result<Inbound, OpenError> {
-        let base = url::Url::parse(&self.base).map_err(|_| OpenError::Failed("The hub's endpoint_base() is not a URL.".into()))?;
+        let base = url::Url::parse(&self.base)
+            .map_err(|_| OpenError::Failed("The hub's endpoint_base() is not a URL.".into()))?;
         if base.scheme() != "https" || base.host_str().is_none_or(str::is_empty) {
             return Err(OpenError::Failed(format!(
                 "Refusing to use the HTTP transport over {}:// URL; the hub's endpoint_base() must be an https:// URL with a host.",
@@ -233,7 +266,11 @@ impl HttpsCarrier {
             )));
         }
         let mut base = base;
-        let kept: Vec<(String, String)> = base.query_pairs().filter(|(k, _)| k != "authorization").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let kept: Vec<(String, String)> = base
+            .query_pairs()
+            .filter(|(k, _)| k != "authorization")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         base.set_query(None);
         if !kept.is_empty() {
             base.query_pairs_mut().extend_pairs(kept);
@@ -263,20 +300,25 @@ impl HttpsCarrier {
         let started = Instant::now();
         if shared.admission().held {
             shared.disconnect(DISCONNECT_TIMEOUT.min(timeout)).await.map_err(|e| {
-                OpenError::Failed(format!("Previous connection cleanup failed ({e}); not reconnecting until /disconnect succeeds."))
+                OpenError::Failed(format!(
+                    "Previous connection cleanup failed ({e}); not reconnecting until /disconnect succeeds."
+                ))
             })?;
         }
         let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
         let data = match shared.call(true, "/connect", None, left, false).await {
             Ok(data) => data,
             Err(closed) if closed.refusal_signal => return Err(OpenError::Refused(closed.message)),
-            Err(closed) if shared.unreachable.load(Ordering::Acquire) && closed.message.contains("in time") => return Err(OpenError::Timeout),
+            Err(closed) if shared.unreachable.load(Ordering::Acquire) && closed.message.contains("in time") => {
+                return Err(OpenError::Timeout);
+            }
             Err(closed) => return Err(OpenError::Failed(closed.message)),
         };
         if let Some(status) = data.get("status")
-            && status.as_str() != Some("Connected") {
-                return Err(OpenError::Failed(format!("The hub answered /connect with status {status}.")));
-            }
+            && status.as_str() != Some("Connected")
+        {
+            return Err(OpenError::Failed(format!("The hub answered /connect with status {status}.")));
+        }
         shared.admission().held = true;
         self.open.store(true, Ordering::Release);
         let (tx, rx) = mpsc::channel(MAX_QUEUED);
@@ -354,16 +396,21 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 fn strings(data: &Map<String, Value>, key: &str, path: &str) -> std::result::Result<Vec<String>, Closed> {
     match data.get(key) {
         None => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_string))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Closed::new(format!("Invalid HiveMind HTTP response to {path}: {key} is not a list of strings."))),
-        Some(_) => Err(Closed::new(format!("Invalid HiveMind HTTP response to {path}: {key} is not a list of strings."))),
+        Some(Value::Array(items)) => {
+            items.iter().map(|i| i.as_str().map(str::to_string)).collect::<Option<Vec<_>>>().ok_or_else(|| {
+                Closed::new(format!("Invalid HiveMind HTTP response to {path}: {key} is not a list of strings."))
+            })
+        }
+        Some(_) => {
+            Err(Closed::new(format!("Invalid HiveMind HTTP response to {path}: {key} is not a list of strings.")))
+        }
     }
 }
 
-async fn poll_once(shared: &Shared, tx: &mpsc::Sender<std::result::Result<Incoming, Closed>>) -> std::result::Result<bool, Closed> {
+async fn poll_once(
+    shared: &Shared,
+    tx: &mpsc::Sender<std::result::Result<Incoming, Closed>>,
+) -> std::result::Result<bool, Closed> {
     let binary_phase = shared.binary_phase.load(Ordering::Acquire);
     let data = shared.call(false, "/get_messages", None, SEND_TIMEOUT, false).await?;
     let messages = strings(&data, "messages", "/get_messages")?;
@@ -378,9 +425,9 @@ async fn poll_once(shared: &Shared, tx: &mpsc::Sender<std::result::Result<Incomi
         let encoded = strings(&data, "b64_messages", "/get_binary_messages")?;
         received += encoded.len();
         for item in encoded {
-            let bytes = B64
-                .decode(item.as_bytes())
-                .map_err(|_| Closed::new("Invalid HiveMind HTTP response to /get_binary_messages: an item is not valid base64."))?;
+            let bytes = B64.decode(item.as_bytes()).map_err(|_| {
+                Closed::new("Invalid HiveMind HTTP response to /get_binary_messages: an item is not valid base64.")
+            })?;
             if tx.send(Ok(Incoming::Binary(bytes))).await.is_err() {
                 return Err(Closed::new("The HTTPS session is closed."));
             }
@@ -394,7 +441,8 @@ async fn poll_loop(shared: Arc<Shared>, tx: mpsc::Sender<std::result::Result<Inc
         match poll_once(&shared, &tx).await {
             Ok(true) => continue,
             Ok(false) => {
-                let active = Instant::now() < *shared.active_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let active =
+                    Instant::now() < *shared.active_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let interval = if active { ACTIVE_POLL_INTERVAL } else { POLL_INTERVAL };
                 let _ = tokio::time::timeout(interval, shared.wake.notified()).await;
             }

@@ -111,7 +111,11 @@ pub fn authorization_value(useragent: &str, access_key: &str) -> String {
 /// The endpoint URL with any `authorization` query item replaced by this client's.
 pub fn authorized_url(endpoint: &str, useragent: &str, access_key: &str) -> std::result::Result<url::Url, String> {
     let mut url = url::Url::parse(endpoint).map_err(|e| format!("invalid endpoint URL: {e}"))?;
-    let kept: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != "authorization").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "authorization")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     url.set_query(None);
     {
         let mut query = url.query_pairs_mut();
@@ -142,19 +146,33 @@ pub enum Carrier {
 impl Carrier {
     /// A fresh carrier of `protocol` for `identity`; `ca_file` replaces the trust variables
     /// (see [`crate::tls`]).
-    pub fn new(protocol: HubProtocol, identity: &Identity, useragent: &str, session_id: &str, ca_file: Option<&std::path::Path>) -> Result<Self> {
+    pub fn new(
+        protocol: HubProtocol,
+        identity: &Identity,
+        useragent: &str,
+        session_id: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let tls = crate::tls::client_config_for(ca_file)?;
         Ok(match protocol {
             HubProtocol::Wss => {
-                let endpoint = identity
-                    .endpoint_for(HubProtocol::Wss)
-                    .ok_or_else(|| Error::UnsupportedProtocol("This identity has no WSS endpoint; it cannot use wss.".into()))?;
+                let endpoint = identity.endpoint_for(HubProtocol::Wss).ok_or_else(|| {
+                    Error::UnsupportedProtocol("This identity has no WSS endpoint; it cannot use wss.".into())
+                })?;
                 Self::Wss(wss::WssCarrier::new(&endpoint, &identity.access_key, useragent, tls)?)
             }
-            HubProtocol::Https => Self::Https(https::HttpsCarrier::new(&identity.endpoint_base(), &identity.access_key, useragent, tls)),
+            HubProtocol::Https => {
+                Self::Https(https::HttpsCarrier::new(&identity.endpoint_base(), &identity.access_key, useragent, tls))
+            }
             HubProtocol::Mqtt => {
                 let settings = mqtt::MqttSettings::from_identity(identity)?;
-                Self::Mqtt(mqtt::MqttCarrier::new(settings, https_pin_id(&identity.endpoint_base()), &identity.site_id, session_id, tls))
+                Self::Mqtt(mqtt::MqttCarrier::new(
+                    settings,
+                    https_pin_id(&identity.endpoint_base()),
+                    &identity.site_id,
+                    session_id,
+                    tls,
+                ))
             }
         })
     }

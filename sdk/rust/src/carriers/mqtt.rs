@@ -65,12 +65,20 @@ pub struct MqttTopics {
 pub fn topics_for_prefix(prefix: Option<&str>) -> Result<MqttTopics> {
     let cleaned = prefix.unwrap_or_default().trim().trim_matches('/').trim();
     if cleaned.is_empty() {
-        return Err(Error::UnsupportedProtocol("The identity's MQTT block has no topic_prefix; MQTT needs one.".into()));
+        return Err(Error::UnsupportedProtocol(
+            "The identity's MQTT block has no topic_prefix; MQTT needs one.".into(),
+        ));
     }
     if cleaned.contains(['#', '+']) || cleaned.chars().any(char::is_control) {
-        return Err(Error::UnsupportedProtocol("The MQTT topic_prefix must not contain '#', '+' or control characters.".into()));
+        return Err(Error::UnsupportedProtocol(
+            "The MQTT topic_prefix must not contain '#', '+' or control characters.".into(),
+        ));
     }
-    Ok(MqttTopics { inbound: format!("{cleaned}/in"), outbound: format!("{cleaned}/out"), status: format!("{cleaned}/status") })
+    Ok(MqttTopics {
+        inbound: format!("{cleaned}/in"),
+        outbound: format!("{cleaned}/out"),
+        status: format!("{cleaned}/status"),
+    })
 }
 
 /// Validated broker settings of one identity.
@@ -89,15 +97,20 @@ impl MqttSettings {
     /// usable topic prefix).
     pub fn from_identity(identity: &Identity) -> Result<Self> {
         let Some(credentials) = &identity.mqtt else {
-            return Err(Error::UnsupportedProtocol("This identity has no MQTT broker credentials; it cannot use mqtt.".into()));
+            return Err(Error::UnsupportedProtocol(
+                "This identity has no MQTT broker credentials; it cannot use mqtt.".into(),
+            ));
         };
         let endpoint = credentials.endpoint.trim();
         let text = if endpoint.contains("://") { endpoint.to_string() } else { format!("mqtt://{endpoint}") };
-        let url = url::Url::parse(&text).map_err(|_| Error::UnsupportedProtocol("The MQTT endpoint is not a URL.".into()))?;
+        let url =
+            url::Url::parse(&text).map_err(|_| Error::UnsupportedProtocol("The MQTT endpoint is not a URL.".into()))?;
         let scheme = url.scheme().to_ascii_lowercase();
         let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
         if !["mqtt", "mqtts", "tcp", "ssl"].contains(&scheme.as_str()) || host.is_empty() {
-            return Err(Error::UnsupportedProtocol("The MQTT endpoint must be an mqtt://, mqtts://, tcp:// or ssl:// URL with a host.".into()));
+            return Err(Error::UnsupportedProtocol(
+                "The MQTT endpoint must be an mqtt://, mqtts://, tcp:// or ssl:// URL with a host.".into(),
+            ));
         }
         if !(credentials.tls || scheme == "mqtts" || scheme == "ssl") {
             return Err(Error::UnsupportedProtocol("HiveMind MQTT requires a broker connection with TLS.".into()));
@@ -160,7 +173,14 @@ impl Shared {
     }
 
     /// Publish and, with `wait`, wait for the broker's acknowledgement.
-    async fn publish(&self, topic: &str, payload: Vec<u8>, qos: QoS, retain: bool, wait: bool) -> std::result::Result<(), Closed> {
+    async fn publish(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        qos: QoS,
+        retain: bool,
+        wait: bool,
+    ) -> std::result::Result<(), Closed> {
         if let Some(failure) = self.failure() {
             return Err(failure);
         }
@@ -182,7 +202,10 @@ impl Shared {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(self.failure().unwrap_or_else(|| Closed::new("The MQTT session is closed."))),
             Err(_) => {
-                let closed = Closed::new(format!("The broker did not acknowledge a publish within {} s.", SEND_TIMEOUT.as_secs()));
+                let closed = Closed::new(format!(
+                    "The broker did not acknowledge a publish within {} s.",
+                    SEND_TIMEOUT.as_secs()
+                ));
                 self.fail(closed.clone());
                 Err(closed)
             }
@@ -232,7 +255,13 @@ pub struct MqttCarrier {
 
 impl MqttCarrier {
     /// A carrier; `session_id` goes into the cleartext HELLO.
-    pub fn new(settings: MqttSettings, pin_id: String, site_id: &str, session_id: &str, tls: Arc<rustls::ClientConfig>) -> Self {
+    pub fn new(
+        settings: MqttSettings,
+        pin_id: String,
+        site_id: &str,
+        session_id: &str,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Self {
         Self {
             settings,
             pin_id,
@@ -269,7 +298,11 @@ impl MqttCarrier {
 
     /// `mqtts://host:port`.
     pub fn endpoint(&self) -> String {
-        let host = if self.settings.host.contains(':') { format!("[{}]", self.settings.host) } else { self.settings.host.clone() };
+        let host = if self.settings.host.contains(':') {
+            format!("[{}]", self.settings.host)
+        } else {
+            self.settings.host.clone()
+        };
         format!("mqtts://{host}:{}", self.settings.port)
     }
 
@@ -308,7 +341,14 @@ impl MqttCarrier {
         let (connack_tx, connack_rx) = oneshot::channel();
         let (suback_tx, suback_rx) = oneshot::channel();
         let gate = self.hello_gate.take();
-        self.task = Some(tokio::spawn(event_loop(eventloop, shared.clone(), self.settings.topics.outbound.clone(), tx, connack_tx, suback_tx)));
+        self.task = Some(tokio::spawn(event_loop(
+            eventloop,
+            shared.clone(),
+            self.settings.topics.outbound.clone(),
+            tx,
+            connack_tx,
+            suback_tx,
+        )));
         let opening = async {
             match connack_rx.await {
                 Ok(Ok(())) => {}
@@ -322,7 +362,11 @@ impl MqttCarrier {
                 .map_err(|e| OpenError::Failed(format!("Cannot subscribe to the hub's topic: {e}")))?;
             match suback_rx.await {
                 Ok(true) => {}
-                Ok(false) => return Err(OpenError::Failed("The MQTT broker refused the subscription to the hub's topic.".into())),
+                Ok(false) => {
+                    return Err(OpenError::Failed(
+                        "The MQTT broker refused the subscription to the hub's topic.".into(),
+                    ));
+                }
                 Err(_) => return Err(OpenError::Failed("The MQTT connection closed while subscribing.".into())),
             }
             shared.alive.store(true, Ordering::Release);
@@ -365,7 +409,8 @@ impl MqttCarrier {
         }
         if let Some(shared) = &self.shared {
             if shared.alive.load(Ordering::Acquire) {
-                let offline = shared.publish(&self.settings.topics.status, b"offline".to_vec(), QoS::AtLeastOnce, true, true);
+                let offline =
+                    shared.publish(&self.settings.topics.status, b"offline".to_vec(), QoS::AtLeastOnce, true, true);
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, offline).await;
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, shared.client.disconnect()).await;
                 // let the event loop write the DISCONNECT before it stops

@@ -25,10 +25,10 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::{Closed, Inbound, Incoming, OpenError, authorized_url};
@@ -72,9 +72,12 @@ pub struct WssCarrier {
 impl WssCarrier {
     /// A carrier for a `ws://` or `wss://` endpoint.
     pub fn new(endpoint: &str, access_key: &str, useragent: &str, tls: Arc<rustls::ClientConfig>) -> Result<Self> {
-        let url = authorized_url(endpoint, useragent, access_key).map_err(|e| Error::Connection(format!("The WSS endpoint is not usable: {e}")))?;
+        let url = authorized_url(endpoint, useragent, access_key)
+            .map_err(|e| Error::Connection(format!("The WSS endpoint is not usable: {e}")))?;
         if !matches!(url.scheme(), "ws" | "wss") || url.host_str().is_none_or(str::is_empty) {
-            return Err(Error::UnsupportedProtocol("The WSS endpoint must be a ws:// or wss:// URL with a host.".into()));
+            return Err(Error::UnsupportedProtocol(
+                "The WSS endpoint must be a ws:// or wss:// URL with a host.".into(),
+            ));
         }
         Ok(Self {
             endpoint: endpoint.to_string(),
@@ -106,13 +109,14 @@ impl WssCarrier {
         let host = self.url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
         let secure = self.url.scheme() == "wss";
         let port = self.url.port().unwrap_or(if secure { 443 } else { 80 });
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| OpenError::Failed(format!("Cannot open the WebSocket: TCP connect to {host}:{port} failed: {e}")))?;
+        let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| {
+            OpenError::Failed(format!("Cannot open the WebSocket: TCP connect to {host}:{port} failed: {e}"))
+        })?;
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Io> = if secure {
             let config = self.tls.clone();
-            let name = ServerName::try_from(host.clone()).map_err(|_| OpenError::Failed(format!("Invalid TLS server name {host:?}")))?;
+            let name = ServerName::try_from(host.clone())
+                .map_err(|_| OpenError::Failed(format!("Invalid TLS server name {host:?}")))?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
@@ -121,11 +125,10 @@ impl WssCarrier {
         } else {
             Box::new(tcp)
         };
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| OpenError::Failed(format!("Cannot build the WebSocket request: {}", scrub(&e.to_string()))))?;
+        let mut request =
+            self.url.as_str().into_client_request().map_err(|e| {
+                OpenError::Failed(format!("Cannot build the WebSocket request: {}", scrub(&e.to_string())))
+            })?;
         if let Ok(agent) = self.useragent.parse() {
             request.headers_mut().insert("User-Agent", agent);
         }
@@ -228,7 +231,10 @@ fn forget_sender(sink: &mut Sink) {
 fn ended_by_peer(error: &WsError) -> bool {
     matches!(
         error,
-        WsError::Protocol(ProtocolError::SendAfterClosing) | WsError::AlreadyClosed | WsError::ConnectionClosed | WsError::Io(_)
+        WsError::Protocol(ProtocolError::SendAfterClosing)
+            | WsError::AlreadyClosed
+            | WsError::ConnectionClosed
+            | WsError::Io(_)
     )
 }
 

@@ -129,9 +129,8 @@ fn python_float_repr(value: f64) -> Result<String> {
     }
     // `{:e}` gives the shortest round-trip digits: "-1.2345e-7"
     let formatted = format!("{value:e}");
-    let (mantissa, exponent) = formatted
-        .split_once('e')
-        .ok_or_else(|| ProtocolError::CanonicalJson("unexpected float format".into()))?;
+    let (mantissa, exponent) =
+        formatted.split_once('e').ok_or_else(|| ProtocolError::CanonicalJson("unexpected float format".into()))?;
     let exponent: i32 = exponent.parse().map_err(|_| ProtocolError::CanonicalJson("unexpected float format".into()))?;
     let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();

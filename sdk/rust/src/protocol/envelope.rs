@@ -341,8 +341,12 @@ impl<'de> Visitor<'de> for EnvelopeFields<'_> {
             let value = map.next_value_seed(Gather { entries: &mut *self.entries })?;
             match field {
                 Field::MsgType => msg_type = if let Value::String(kind) = value { Some(kind) } else { None },
-                Field::Payload => message.payload = if let Value::Object(payload) = value { payload } else { Map::new() },
-                Field::Metadata => message.metadata = if let Value::Object(metadata) = value { metadata } else { Map::new() },
+                Field::Payload => {
+                    message.payload = if let Value::Object(payload) = value { payload } else { Map::new() }
+                }
+                Field::Metadata => {
+                    message.metadata = if let Value::Object(metadata) = value { metadata } else { Map::new() }
+                }
                 Field::Route => message.route = if let Value::Array(route) = value { route } else { Vec::new() },
                 Field::Node => message.node = value,
                 Field::TargetSiteId => message.target_site_id = value,

@@ -44,7 +44,8 @@ const MALFORMED: &str = "Malformed HiveMind negotiation";
 const MALFORMED_SHAKE: &str = "Malformed Noise handshake envelope";
 const OUT_OF_ORDER: &str = "Out-of-order Noise negotiation";
 const NO_MATCH: &str = "No supported Noise pattern and cipher suite.";
-const SUPERSEDED: &str = "The hub restarted the negotiation with another HELLO or offer than the one message 1 was built on.";
+const SUPERSEDED: &str =
+    "The hub restarted the negotiation with another HELLO or offer than the one message 1 was built on.";
 
 /// Pick `(pattern, suite)` from an offer's `noise` object (spec 3.4): the first of
 /// ChaChaPoly, AESGCM that the hub offers; KKpsk0 when the client holds a pin, the hub offers
@@ -125,7 +126,13 @@ pub struct ClientNegotiation {
 impl ClientNegotiation {
     /// A negotiation for this client key, site and session; `hub_pin` is the key pinned for
     /// this endpoint; `force_xx` makes it an XX retry.
-    pub fn new(static_key: KeyPair, site_id: &str, session_id: &str, hub_pin: Option<[u8; DHLEN]>, force_xx: bool) -> Self {
+    pub fn new(
+        static_key: KeyPair,
+        site_id: &str,
+        session_id: &str,
+        hub_pin: Option<[u8; DHLEN]>,
+        force_xx: bool,
+    ) -> Self {
         Self {
             static_key,
             site_id: site_id.to_string(),
@@ -214,10 +221,10 @@ impl ClientNegotiation {
             return Ok(Vec::new());
         }
         if msg_type != "shake" && msg_type != "handshake" {
-            let shown: String = obj.get("msg_type").map(Value::to_string).unwrap_or_default().chars().take(40).collect();
-            return self.die(ProtocolError::Negotiation(format!(
-                "Unexpected {shown} message before Noise authentication"
-            )));
+            let shown: String =
+                obj.get("msg_type").map(Value::to_string).unwrap_or_default().chars().take(40).collect();
+            return self
+                .die(ProtocolError::Negotiation(format!("Unexpected {shown} message before Noise authentication")));
         }
         let Some(noise) = payload.get("noise").and_then(Value::as_object).cloned() else {
             return self.die(ProtocolError::Negotiation("The hub did not offer HiveMind v3 Noise.".into()));
@@ -310,7 +317,8 @@ impl ClientNegotiation {
             Built::Hello => self.hello_payload.as_ref(),
             Built::Offer => self.offer_payload.as_ref(),
         };
-        let same = used.is_some_and(|used| canonical_json(&Value::Object(used.clone())).is_ok_and(|used| used == received));
+        let same =
+            used.is_some_and(|used| canonical_json(&Value::Object(used.clone())).is_ok_and(|used| used == received));
         if !same {
             return self.die(ProtocolError::NegotiationSuperseded(SUPERSEDED.into()));
         }

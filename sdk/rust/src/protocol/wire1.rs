@@ -178,10 +178,8 @@ fn json_object(data: &[u8], what: &str) -> Result<Map<String, Value>> {
 
 /// Decode one WIRE-1 frame; every malformation is a [`ProtocolError::Wire1`].
 pub fn decode_frame(data: &[u8]) -> Result<Wire1Frame> {
-    let first = data
-        .iter()
-        .position(|&b| b != 0)
-        .ok_or_else(|| ProtocolError::Wire1("no start bit in binary frame".into()))?;
+    let first =
+        data.iter().position(|&b| b != 0).ok_or_else(|| ProtocolError::Wire1("no start bit in binary frame".into()))?;
     let start = data[first].leading_zeros() as usize;
     let mut bits = Bits { data: &data[first..], pos: start + 1 };
     let mut version = None;

@@ -186,7 +186,9 @@ impl ReplyCollector {
         match window {
             Window::Settle => self.finish(),
             _ if !self.fragments.is_empty() => self.finish(),
-            Window::EmptyReply => self.fail(Error::Timeout("Hub finished the query but did not emit a speak reply.".into())),
+            Window::EmptyReply => {
+                self.fail(Error::Timeout("Hub finished the query but did not emit a speak reply.".into()))
+            }
             Window::Unanswered(said) => {
                 let message = format!(
                     "The hub did not understand the request.{}",
@@ -265,7 +267,10 @@ mod tests {
         let now = Instant::now();
         let mut collector = ReplyCollector::new("r", None, Duration::from_millis(250), EMPTY_REPLY_WAIT);
         assert!(collector.feed(event(EVENT_SPEAK, json!({"utterance": "One  two."})), now).is_none());
-        assert!(collector.feed(event(EVENT_SPEAK, json!({"utterance": "One two."})), now).is_none(), "a repeat is dropped");
+        assert!(
+            collector.feed(event(EVENT_SPEAK, json!({"utterance": "One two."})), now).is_none(),
+            "a repeat is dropped"
+        );
         assert!(collector.feed(event(EVENT_OVOS_UTTERANCE_SPEAK, json!({"text": "Three."})), now).is_none());
         assert_eq!(collector.deadline(), Some(now + Duration::from_millis(250)));
         let reply = collector.feed(event(EVENT_UTTERANCE_HANDLED, json!({})), now).unwrap().unwrap();
@@ -292,7 +297,10 @@ mod tests {
         }
         let mut late_speech = ReplyCollector::new("r", None, Duration::ZERO, EMPTY_REPLY_WAIT);
         late_speech.feed(event(EVENT_INTENT_FAILURE, json!({})), now);
-        assert_eq!(late_speech.feed(event(EVENT_SPEAK, json!({"utterance": "Fallback."})), now).unwrap().unwrap().text, "Fallback.");
+        assert_eq!(
+            late_speech.feed(event(EVENT_SPEAK, json!({"utterance": "Fallback."})), now).unwrap().unwrap().text,
+            "Fallback."
+        );
         let mut denied = ReplyCollector::new("r", None, Duration::ZERO, EMPTY_REPLY_WAIT);
         let data = json!({"denied_type": "recognizer_loop:utterance", "code": "intent_quota_exceeded", "reason": "Quota", "data": {"period": "daily", "limit": 5, "used": 5.0, "reset_after": 60}});
         match denied.feed(event(EVENT_POLICY_DENIED, data), now).unwrap().unwrap_err() {

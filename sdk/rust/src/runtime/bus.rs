@@ -100,7 +100,9 @@ pub fn utterance_message(
     data.insert("utterances".into(), Value::Array(vec![Value::String(text.trim().to_string())]));
     data.insert("lang".into(), Value::String(lang.to_string()));
     let mut ctx = context.cloned().unwrap_or_default();
-    let explicit = session_id.map(str::to_string).or_else(|| ctx.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string));
+    let explicit = session_id
+        .map(str::to_string)
+        .or_else(|| ctx.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string));
     // updated in its place: a missing session is added at the end, any other value replaced
     let slot = ctx.entry("session").or_insert(Value::Null);
     let mut session = match std::mem::take(slot) {
@@ -158,7 +160,8 @@ mod tests {
     fn utterance_context_carries_ids_session_and_conversation_state() {
         let carried = map(json!({"active_skills": ["memory"], "lang": "xx"}));
         let caller = map(json!({"session": {"active_skills": ["mine"]}}));
-        let (rid, data, ctx) = utterance_message(" hello ", "en-us", Some("sess-1"), Some("req-1"), Some(&caller), "site", Some(&carried));
+        let (rid, data, ctx) =
+            utterance_message(" hello ", "en-us", Some("sess-1"), Some("req-1"), Some(&caller), "site", Some(&carried));
         assert_eq!(rid, "req-1");
         assert_eq!(data["utterances"], json!(["hello"]));
         assert_eq!(ctx["request_id"], "req-1");
@@ -170,9 +173,18 @@ mod tests {
         assert_eq!(session["lang"], "en-us");
         assert_eq!(session["active_skills"], json!(["mine"]), "the caller's own field wins");
         let ctx = runtime_context(Some(&ctx), "UA/1", "conn-sid", "site", &map(json!({"zone": "a", "trace": "id"})));
-        assert_eq!((ctx["source"].as_str(), ctx["platform"].as_str(), ctx["destination"].as_str()), (Some("UA/1"), Some("UA/1"), Some("HiveMind")));
+        assert_eq!(
+            (ctx["source"].as_str(), ctx["platform"].as_str(), ctx["destination"].as_str()),
+            (Some("UA/1"), Some("UA/1"), Some("HiveMind"))
+        );
         assert_eq!(ctx["session"]["session_id"], "sess-1");
-        let plain = runtime_context(Some(&map(json!({"session": {"session_id": "default"}, "metadata": {"trace": "mine"}}))), "UA", "conn", "s", &map(json!({"trace": "id"})));
+        let plain = runtime_context(
+            Some(&map(json!({"session": {"session_id": "default"}, "metadata": {"trace": "mine"}}))),
+            "UA",
+            "conn",
+            "s",
+            &map(json!({"trace": "id"})),
+        );
         assert_eq!(plain["session"]["session_id"], "conn");
         assert_eq!(plain["metadata"]["trace"], "mine");
         assert!(new_request_id().starts_with("thalovant-request-") && connection_session_id() != "default");
@@ -202,7 +214,8 @@ mod tests {
 
     #[test]
     fn only_truthy_conversation_fields_are_carried() {
-        let session = map(json!({"active_skills": ["a"], "context": {}, "lang": "en", "session_id": "s", "response_mode": "x"}));
+        let session =
+            map(json!({"active_skills": ["a"], "context": {}, "lang": "en", "session_id": "s", "response_mode": "x"}));
         assert_eq!(Value::Object(carried_fields(&session)), json!({"active_skills": ["a"], "response_mode": "x"}));
     }
 }

@@ -137,7 +137,9 @@ impl Link {
     /// Deliver the frames read during the settle window, then start the reader task, which
     /// hands every envelope, binary frame and the end of the session to `deliver`.
     pub fn start(&self, deliver: Arc<dyn Fn(LinkEvent) + Send + Sync>) {
-        let Some((inbound, opener, early)) = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else {
+        let Some((inbound, opener, early)) =
+            self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        else {
             return;
         };
         let lost = self.lost.clone();
@@ -218,8 +220,12 @@ async fn read_loop(
                 Ok(None) => {}
                 Err(e) => return malformed(e),
             },
-            Some(Ok(Incoming::Text(_))) => return (Error::Connection("Plaintext received after Noise authentication.".into()), None),
-            Some(Err(closed)) => return (Error::Connection(format!("Connection to the hub dropped: {closed}")), closed.code),
+            Some(Ok(Incoming::Text(_))) => {
+                return (Error::Connection("Plaintext received after Noise authentication.".into()), None);
+            }
+            Some(Err(closed)) => {
+                return (Error::Connection(format!("Connection to the hub dropped: {closed}")), closed.code);
+            }
             None => return (Error::Connection("Connection to the hub dropped.".into()), None),
         }
     }
@@ -377,7 +383,12 @@ struct Handshaking<'a> {
 }
 
 impl Handshaking<'_> {
-    async fn run(&mut self, carrier: &Carrier, inbound: &mut Inbound, deadline: Instant) -> std::result::Result<(), Failure> {
+    async fn run(
+        &mut self,
+        carrier: &Carrier,
+        inbound: &mut Inbound,
+        deadline: Instant,
+    ) -> std::result::Result<(), Failure> {
         while !self.negotiation.complete() {
             let left = deadline.saturating_duration_since(Instant::now());
             let message = match tokio::time::timeout(left, inbound.recv()).await {
@@ -389,7 +400,9 @@ impl Handshaking<'_> {
             let text = match message {
                 Incoming::Text(text) => text,
                 Incoming::Binary(_) => {
-                    return Err(Failure::Sdk(Error::Connection("Application traffic received before Noise authentication.".into())));
+                    return Err(Failure::Sdk(Error::Connection(
+                        "Application traffic received before Noise authentication.".into(),
+                    )));
                 }
             };
             let mut outputs = self.negotiation.receive_text(text.as_bytes())?;
@@ -430,9 +443,14 @@ async fn attempt(
         failed => {
             carrier.close().await;
             let (evidence, message) = match failed {
-                Ok(Err(OpenError::Refused(message))) => (Evidence::Refusal, format!("The hub refused this client's credentials: {message}")),
+                Ok(Err(OpenError::Refused(message))) => {
+                    (Evidence::Refusal, format!("The hub refused this client's credentials: {message}"))
+                }
                 Ok(Err(OpenError::Failed(message))) => (Evidence::Closed, message),
-                _ => (Evidence::Timeout, format!("Could not open the {protocol} connection within {} s.", timeouts.connect.as_secs_f64())),
+                _ => (
+                    Evidence::Timeout,
+                    format!("Could not open the {protocol} connection within {} s.", timeouts.connect.as_secs_f64()),
+                ),
             };
             return Err(typed_error(judge(Stage::Opening, evidence, false, retried_fresh).verdict, message, store));
         }
@@ -467,9 +485,10 @@ async fn attempt(
         };
         let (evidence, detail) = match failure {
             Failure::Sdk(error) => return Err(error),
-            Failure::Timeout => {
-                (Evidence::Timeout, format!("The hub did not complete the handshake within {} s.", timeouts.handshake.as_secs_f64()))
-            }
+            Failure::Timeout => (
+                Evidence::Timeout,
+                format!("The hub did not complete the handshake within {} s.", timeouts.handshake.as_secs_f64()),
+            ),
             Failure::Protocol(ProtocolError::HubKeyChanged(_)) => (
                 Evidence::KeyChanged,
                 format!(
@@ -477,7 +496,9 @@ async fn attempt(
                     store.store_path().display()
                 ),
             ),
-            Failure::Protocol(error @ (ProtocolError::KkFailed(_) | ProtocolError::Decrypt(_) | ProtocolError::Handshake(_))) => (
+            Failure::Protocol(
+                error @ (ProtocolError::KkFailed(_) | ProtocolError::Decrypt(_) | ProtocolError::Handshake(_)),
+            ) => (
                 Evidence::AuthFailed,
                 format!("The hub refused this client (wrong password or tampered negotiation): {error}"),
             ),
@@ -493,7 +514,9 @@ async fn attempt(
                     _ => format!("The hub refused this client's credentials: {closed}"),
                 },
             ),
-            Failure::Closed(closed) => (Evidence::Closed, format!("The hub closed the connection before the handshake completed: {closed}")),
+            Failure::Closed(closed) => {
+                (Evidence::Closed, format!("The hub closed the connection before the handshake completed: {closed}"))
+            }
         };
         let judgement = judge(stage, evidence, kk, retried_fresh);
         if judgement.forget_psk {
@@ -528,10 +551,11 @@ async fn attempt(
     }
     let mut early = Vec::new();
     if pattern != KK
-        && let Err(error) = settle_after_xx(&mut inbound, &mut opener, &mut early, store).await {
-            carrier.close().await;
-            return Err(error);
-        }
+        && let Err(error) = settle_after_xx(&mut inbound, &mut opener, &mut early, store).await
+    {
+        carrier.close().await;
+        return Err(error);
+    }
     Ok(Attempt::Done(Box::new(Link {
         id: NEXT_LINK_ID.fetch_add(1, Ordering::Relaxed),
         carrier,
@@ -559,21 +583,40 @@ fn settling(evidence: Evidence, message: String, store: &NoiseStore) -> Error {
 
 /// Wait up to 750 ms for the first authenticated frame after an XX handshake; a refusal close
 /// in that window means the hub refused this client's static key.
-async fn settle_after_xx(inbound: &mut Inbound, opener: &mut Opener, early: &mut Vec<Frame>, store: &NoiseStore) -> Result<()> {
+async fn settle_after_xx(
+    inbound: &mut Inbound,
+    opener: &mut Opener,
+    early: &mut Vec<Frame>,
+    store: &NoiseStore,
+) -> Result<()> {
     let deadline = Instant::now() + REFUSAL_SETTLE;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let message = match tokio::time::timeout(left, inbound.recv()).await {
             Err(_) => return Ok(()),
-            Ok(None) => return Err(settling(Evidence::Closed, "The hub closed the connection after the handshake.".into(), store)),
+            Ok(None) => {
+                return Err(settling(
+                    Evidence::Closed,
+                    "The hub closed the connection after the handshake.".into(),
+                    store,
+                ));
+            }
             Ok(Some(Err(closed))) if closed.refusal_signal => {
                 return Err(settling(Evidence::Refusal, format!("right after the handshake ({closed})"), store));
             }
             Ok(Some(Err(closed))) => {
-                return Err(settling(Evidence::Closed, format!("The hub closed the connection after the handshake: {closed}"), store));
+                return Err(settling(
+                    Evidence::Closed,
+                    format!("The hub closed the connection after the handshake: {closed}"),
+                    store,
+                ));
             }
             Ok(Some(Ok(Incoming::Text(_)))) => {
-                return Err(settling(Evidence::Malformed, "Plaintext received after Noise authentication.".into(), store));
+                return Err(settling(
+                    Evidence::Malformed,
+                    "Plaintext received after Noise authentication.".into(),
+                    store,
+                ));
             }
             Ok(Some(Ok(Incoming::Binary(message)))) => message,
         };
@@ -669,7 +712,9 @@ mod tests {
             responder.read_message(&hex::decode(noise["msg"].as_str()?).ok()?, &mut buffer).ok()?;
             let size = responder.write_message(br#"{"binarize":false}"#, &mut buffer).ok()?;
             self.responder = Some(responder);
-            Some(Incoming::Text(json!({"msg_type": "shake", "payload": {"noise": {"msg": hex::encode(&buffer[..size])}}}).to_string()))
+            Some(Incoming::Text(
+                json!({"msg_type": "shake", "payload": {"noise": {"msg": hex::encode(&buffer[..size])}}}).to_string(),
+            ))
         }
 
         fn message3(&mut self, text: &str) {
@@ -735,10 +780,17 @@ mod tests {
         let made = AtomicU32::new(0);
         let make = || {
             let n = made.fetch_add(1, Ordering::Relaxed) + 1;
-            let session = Session { stale: stale.clone(), hub: hub.clone(), clean: n >= clean_from, responder: None, channel: None };
+            let session = Session {
+                stale: stale.clone(),
+                hub: hub.clone(),
+                clean: n >= clean_from,
+                responder: None,
+                channel: None,
+            };
             Ok(Carrier::Scripted(ScriptedCarrier::new(shared, session)))
         };
-        let credentials = Credentials { access_key: ACCESS_KEY.into(), password: "secret".into(), site_id: "site".into() };
+        let credentials =
+            Credentials { access_key: ACCESS_KEY.into(), password: "secret".into(), site_id: "site".into() };
         let timeouts = Timeouts { connect: Duration::from_secs(5), handshake: Duration::from_secs(5) };
         let result = establish(&make, &scratch.0, &credentials, "sid", timeouts).await;
         (result, made.load(Ordering::Relaxed))
@@ -798,7 +850,9 @@ mod tests {
                 other => panic!("no message 1: {other:?}"),
             };
             let mut session = Session { stale: hub.clone(), hub, clean: true, responder: None, channel: None };
-            let Some(Incoming::Text(message2)) = session.message1(&message1) else { panic!("message 1 did not authenticate") };
+            let Some(Incoming::Text(message2)) = session.message1(&message1) else {
+                panic!("message 1 did not authenticate")
+            };
             ws.feed(Message::text(message2)).await.unwrap();
             ws.feed(Message::Close(None)).await.unwrap();
             ws.flush().await.unwrap();
@@ -813,11 +867,21 @@ mod tests {
         let (endpoint, server) = refusing_wss_hub(hub).await;
         let scratch = Scratch::new();
         let tls = crate::tls::client_config_for(None).unwrap();
-        let make = || Ok(Carrier::Wss(crate::carriers::wss::WssCarrier::new(&endpoint, ACCESS_KEY, "thalovant-test", tls.clone())?));
-        let credentials = Credentials { access_key: ACCESS_KEY.into(), password: "secret".into(), site_id: "site".into() };
+        let make = || {
+            Ok(Carrier::Wss(crate::carriers::wss::WssCarrier::new(
+                &endpoint,
+                ACCESS_KEY,
+                "thalovant-test",
+                tls.clone(),
+            )?))
+        };
+        let credentials =
+            Credentials { access_key: ACCESS_KEY.into(), password: "secret".into(), site_id: "site".into() };
         let timeouts = Timeouts { connect: Duration::from_secs(5), handshake: Duration::from_secs(5) };
         match establish(&make, &scratch.0, &credentials, "sid", timeouts).await {
-            Err(Error::ClientKeyRejected { key_folder, .. }) => assert_eq!(key_folder.as_deref(), Some(scratch.0.directory.as_path())),
+            Err(Error::ClientKeyRejected { key_folder, .. }) => {
+                assert_eq!(key_folder.as_deref(), Some(scratch.0.directory.as_path()))
+            }
             Err(other) => panic!("the hub's refusal close was not the verdict: {other:?}"),
             Ok(_) => panic!("established with a hub that refused"),
         }

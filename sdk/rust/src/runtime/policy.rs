@@ -308,7 +308,8 @@ mod tests {
     ];
 
     const STAGES: [Stage; 5] = [S::Opening, S::Negotiating, S::Handshake, S::Finishing, S::Settling];
-    const EVIDENCE: [Evidence; 7] = [E::Refusal, E::AuthFailed, E::KeyChanged, E::Closed, E::Malformed, E::Timeout, E::Superseded];
+    const EVIDENCE: [Evidence; 7] =
+        [E::Refusal, E::AuthFailed, E::KeyChanged, E::Closed, E::Malformed, E::Timeout, E::Superseded];
 
     /// The table of the module doc, written out cell by cell, in a connect that has not
     /// retried fresh yet.
@@ -351,7 +352,11 @@ mod tests {
                 let first = judge(stage, E::Superseded, kk, false);
                 assert_eq!(first, Judgement { verdict: V::RetryFresh, forget_psk: false }, "{stage:?} kk={kk}");
                 let again = judge(stage, E::Superseded, kk, true);
-                assert_eq!(again, Judgement { verdict: V::Dropped, forget_psk: false }, "{stage:?} kk={kk} retried fresh");
+                assert_eq!(
+                    again,
+                    Judgement { verdict: V::Dropped, forget_psk: false },
+                    "{stage:?} kk={kk} retried fresh"
+                );
             }
         }
     }
@@ -363,7 +368,11 @@ mod tests {
             for evidence in EVIDENCE {
                 for kk in [false, true] {
                     let (verdict, forget_psk) = expected(stage, evidence, kk);
-                    assert_eq!(judge(stage, evidence, kk, false), Judgement { verdict, forget_psk }, "{stage:?} {evidence:?} kk={kk}");
+                    assert_eq!(
+                        judge(stage, evidence, kk, false),
+                        Judgement { verdict, forget_psk },
+                        "{stage:?} {evidence:?} kk={kk}"
+                    );
                     // a connect that already retried fresh: only Superseded changes, to Dropped
                     let again = if evidence == E::Superseded {
                         Judgement { verdict: V::Dropped, forget_psk: false }
