@@ -11,10 +11,17 @@ use thalovant::{Client, ConversationOptions, RequestOptions};
 async fn main() -> thalovant::Result<()> {
     let client = Client::with_protocol(common::identity()?, common::protocol())?;
 
-    let convo = client.conversation(ConversationOptions { lang: Some("en-us".into()), ..Default::default() });
+    let convo = client.conversation(ConversationOptions {
+        lang: Some("en-us".into()),
+        ..Default::default()
+    });
 
-    let first = convo.ask("Remember that my favorite color is blue.", RequestOptions::default()).await?;
-    let second = convo.ask("What color did I mention?", RequestOptions::default()).await?;
+    let first = convo
+        .ask("Remember that my favorite color is blue.", RequestOptions::default())
+        .await?;
+    let second = convo
+        .ask("What color did I mention?", RequestOptions::default())
+        .await?;
     println!("{} {}", first.text, second.text);
 
     client.close().await?;

@@ -19,7 +19,9 @@ async fn main() -> thalovant::Result<()> {
     let mut context = serde_json::Map::new();
     context.insert("source".into(), json!("checkout-kiosk"));
 
-    client.emit("thalovant.client.status", data, context).await?;
+    client
+        .emit("thalovant.client.status", data, context)
+        .await?;
 
     // Send utterance
     client
@@ -49,7 +51,11 @@ async fn main() -> thalovant::Result<()> {
     client
         .send_code(
             "INV-2026-001",
-            CodeOptions { kind: Some("invoice".into()), session_id: Some("scan-session".into()), ..Default::default() },
+            CodeOptions {
+                kind: Some("invoice".into()),
+                session_id: Some("scan-session".into()),
+                ..Default::default()
+            },
         )
         .await?;
 

@@ -21,7 +21,9 @@ async fn main() -> thalovant::Result<()> {
 
     // Ask
     let client = Client::with_protocol(identity.clone(), common::protocol())?;
-    let reply = client.ask("What can this hub do?", RequestOptions::default()).await?;
+    let reply = client
+        .ask("What can this hub do?", RequestOptions::default())
+        .await?;
 
     println!("{}", reply.text);
     for item in reply.display_items(Some(600)) {
