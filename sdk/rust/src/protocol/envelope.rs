@@ -226,23 +226,11 @@ pub fn envelope_from_value(value: &Value) -> Result<HiveMessage> {
 /// [`envelope_from_value`] of an object, consuming it (nothing is copied).
 pub fn envelope_from_map(obj: Map<String, Value>) -> Result<HiveMessage> {
     // one pass over the entries: no key is looked up (a map's keys are unique)
-    let mut msg_type = None;
-    let mut message = HiveMessage::default();
+    let mut fields = EnvelopeBuilder::default();
     for (key, value) in obj {
-        match (key.as_str(), value) {
-            ("msg_type", Value::String(kind)) => msg_type = Some(kind),
-            ("payload", Value::Object(payload)) => message.payload = payload,
-            ("metadata", Value::Object(metadata)) => message.metadata = metadata,
-            ("route", Value::Array(route)) => message.route = route,
-            ("node", node) => message.node = node,
-            ("target_site_id", site) => message.target_site_id = site,
-            ("target_pubkey", key) => message.target_pubkey = key,
-            ("source_peer", peer) => message.source_peer = peer,
-            _ => {}
-        }
+        fields.set(Field::of(&key), value);
     }
-    message.msg_type = msg_type.ok_or_else(|| ProtocolError::Envelope("no string msg_type".into()))?;
-    Ok(message)
+    fields.finish().ok_or_else(|| ProtocolError::Envelope("no string msg_type".into()))
 }
 
 /// Decode UTF-8 JSON that must be an object.
@@ -289,7 +277,56 @@ enum Field {
     Other,
 }
 
-/// Reads an object key as a [`Field`].
+impl Field {
+    fn of(key: &str) -> Field {
+        match key {
+            "msg_type" => Field::MsgType,
+            "payload" => Field::Payload,
+            "metadata" => Field::Metadata,
+            "route" => Field::Route,
+            "node" => Field::Node,
+            "target_site_id" => Field::TargetSiteId,
+            "target_pubkey" => Field::TargetPubkey,
+            "source_peer" => Field::SourcePeer,
+            _ => Field::Other,
+        }
+    }
+}
+
+/// An envelope built field by field. Each field takes the last value it is given; a value of
+/// the wrong JSON type leaves the field at its default (a missing or non-string `msg_type`
+/// makes no envelope).
+#[derive(Default)]
+struct EnvelopeBuilder {
+    msg_type: Option<String>,
+    message: HiveMessage,
+}
+
+impl EnvelopeBuilder {
+    fn set(&mut self, field: Field, value: Value) {
+        let message = &mut self.message;
+        match field {
+            Field::MsgType => self.msg_type = if let Value::String(kind) = value { Some(kind) } else { None },
+            Field::Payload => message.payload = if let Value::Object(payload) = value { payload } else { Map::new() },
+            Field::Metadata => {
+                message.metadata = if let Value::Object(metadata) = value { metadata } else { Map::new() }
+            }
+            Field::Route => message.route = if let Value::Array(route) = value { route } else { Vec::new() },
+            Field::Node => message.node = value,
+            Field::TargetSiteId => message.target_site_id = value,
+            Field::TargetPubkey => message.target_pubkey = value,
+            Field::SourcePeer => message.source_peer = value,
+            Field::Other => {}
+        }
+    }
+
+    fn finish(self) -> Option<HiveMessage> {
+        let EnvelopeBuilder { msg_type, message } = self;
+        msg_type.map(|kind| HiveMessage { msg_type: kind, ..message })
+    }
+}
+
+/// Reads an object key as a [`Field`] (the key is not allocated).
 struct FieldKey;
 
 impl<'de> DeserializeSeed<'de> for FieldKey {
@@ -308,17 +345,7 @@ impl Visitor<'_> for FieldKey {
     }
 
     fn visit_str<E>(self, key: &str) -> std::result::Result<Field, E> {
-        Ok(match key {
-            "msg_type" => Field::MsgType,
-            "payload" => Field::Payload,
-            "metadata" => Field::Metadata,
-            "route" => Field::Route,
-            "node" => Field::Node,
-            "target_site_id" => Field::TargetSiteId,
-            "target_pubkey" => Field::TargetPubkey,
-            "source_peer" => Field::SourcePeer,
-            _ => Field::Other,
-        })
+        Ok(Field::of(key))
     }
 }
 
@@ -335,27 +362,11 @@ impl<'de> Visitor<'de> for EnvelopeFields<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Option<HiveMessage>, A::Error> {
-        let mut msg_type = None;
-        let mut message = HiveMessage::default();
+        let mut fields = EnvelopeBuilder::default();
         while let Some(field) = map.next_key_seed(FieldKey)? {
-            let value = map.next_value_seed(Gather { entries: &mut *self.entries })?;
-            match field {
-                Field::MsgType => msg_type = if let Value::String(kind) = value { Some(kind) } else { None },
-                Field::Payload => {
-                    message.payload = if let Value::Object(payload) = value { payload } else { Map::new() }
-                }
-                Field::Metadata => {
-                    message.metadata = if let Value::Object(metadata) = value { metadata } else { Map::new() }
-                }
-                Field::Route => message.route = if let Value::Array(route) = value { route } else { Vec::new() },
-                Field::Node => message.node = value,
-                Field::TargetSiteId => message.target_site_id = value,
-                Field::TargetPubkey => message.target_pubkey = value,
-                Field::SourcePeer => message.source_peer = value,
-                Field::Other => {}
-            }
+            fields.set(field, map.next_value_seed(Gather { entries: &mut *self.entries })?);
         }
-        Ok(msg_type.map(|kind| HiveMessage { msg_type: kind, ..message }))
+        Ok(fields.finish())
     }
 }
 
