@@ -295,7 +295,7 @@ fn sentence(problem: Option<&Map<String, Value>>) -> Option<String> {
         if text.trim().is_empty() {
             return None;
         }
-        let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let collapsed = crate::events::collapse_whitespace(text);
         Some(if collapsed.chars().count() > SENTENCE_LIMIT {
             format!("{}...", collapsed.chars().take(SENTENCE_LIMIT).collect::<String>())
         } else {

@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use crate::errors::{Error, PolicyDenied, Result};
 use crate::events::{
-    EVENT_AUDIO_QUEUE, EVENT_INTENT_FAILURE, EVENT_INTENT_UNMATCHED, EVENT_OVOS_UTTERANCE_SPEAK, EVENT_POLICY_DENIED,
-    EVENT_QUERY_TIMEOUT, EVENT_SPEAK, EVENT_UTTERANCE_HANDLED, Event,
+    self, EVENT_AUDIO_QUEUE, EVENT_INTENT_FAILURE, EVENT_INTENT_UNMATCHED, EVENT_OVOS_UTTERANCE_SPEAK,
+    EVENT_POLICY_DENIED, EVENT_QUERY_TIMEOUT, EVENT_SPEAK, EVENT_UTTERANCE_HANDLED, Event,
 };
 use crate::models::Reply;
 
@@ -107,7 +107,7 @@ impl ReplyCollector {
         }
         match event.name.as_str() {
             EVENT_SPEAK | EVENT_OVOS_UTTERANCE_SPEAK => {
-                let text = collapse_whitespace(event.text());
+                let text = events::collapse_whitespace(event.text());
                 if text.is_empty() || self.fragments.last() == Some(&text) {
                     self.events.push(event);
                     return None;
@@ -238,18 +238,6 @@ impl ReplyCollector {
             self.dropped_media,
         )
     }
-}
-
-/// `text`'s words joined by single spaces (no leading or trailing space).
-fn collapse_whitespace(text: &str) -> String {
-    let mut collapsed = String::with_capacity(text.len());
-    for word in text.split_whitespace() {
-        if !collapsed.is_empty() {
-            collapsed.push(' ');
-        }
-        collapsed.push_str(word);
-    }
-    collapsed
 }
 
 #[cfg(test)]
