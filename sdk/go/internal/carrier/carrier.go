@@ -19,6 +19,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Message is one message from the hub: cleartext negotiation text, or (Binary) a Noise
@@ -149,23 +150,23 @@ func TLSConfig(insecure bool) (*tls.Config, error) {
 // queue is the inbound side shared by the carriers: a bounded channel of messages fed by the
 // carrier's goroutine, and the failure that ended the session.
 type queue struct {
-	inbound chan Message
-	failed  chan struct{}
-	failure *ClosedError
+	inbound  chan Message
+	failed   chan struct{}
+	failOnce sync.Once
+	failure  *ClosedError // set once, before failed is closed
 }
 
 func newQueue(size int) *queue {
 	return &queue{inbound: make(chan Message, size), failed: make(chan struct{})}
 }
 
-// fail records the first failure and wakes every receiver; later calls are ignored.
+// fail records the first failure and wakes every receiver; later calls, from any goroutine
+// (the carrier's reader and Close race when the link ends), are ignored.
 func (q *queue) fail(err *ClosedError) {
-	select {
-	case <-q.failed:
-	default:
+	q.failOnce.Do(func() {
 		q.failure = err
 		close(q.failed)
-	}
+	})
 }
 
 func (q *queue) isFailed() bool {
