@@ -12,11 +12,14 @@ says why in one line and exits with status 1.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import contextlib
 import json
 import logging
+import logging.handlers
 import os
+import queue
 import signal
 import sys
 import threading
@@ -131,17 +134,24 @@ def main() -> None:
 def configure_logging(level: str | None) -> None:
     """Send the ``thalovant_server`` log to stderr at ``level`` (default INFO).
 
-    A logging setup that already exists (a handler on that logger or on the root logger) is
-    kept; only an explicit ``level`` is applied to it.
+    The lines are written by a thread of their own: a record costs the event loop a queue put,
+    and a slow reader of stderr (a full pipe, a busy journal) never stalls a session. Records
+    still queued when the process exits are written then. A logging setup that already exists
+    (a handler on that logger or on the root logger) is kept; only an explicit ``level`` is
+    applied to it.
     """
     logger = logging.getLogger("thalovant_server")
     if logger.handlers or logging.getLogger().handlers:
         if level is not None:
             logger.setLevel(level.upper())
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    logger.addHandler(handler)
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter(LOG_FORMAT))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    writer = logging.handlers.QueueListener(records, stream)
+    writer.start()
+    atexit.register(writer.stop)
+    logger.addHandler(logging.handlers.QueueHandler(records))
     logger.setLevel((level or "info").upper())
 
 

@@ -11,6 +11,7 @@ from tests.server.test_runtime import MemoryDirectory, credentials, hub_keys
 
 from thalovant_server.hub.admission import Admission
 from thalovant_server.hub.directory import ClientCredentials, HubKeys
+from thalovant_server.hub.memory_book import Fact, MemoryBook
 from thalovant_server.hub.runtime import HubRuntime
 from thalovant_server.hub.shared import SharedLoads
 
@@ -166,6 +167,31 @@ async def test_a_herd_of_connections_costs_one_hub_load_and_one_lookup_per_key()
     assert directory.calls == {"hub": 1, "client": 1}
     await runtime.credentials("hub-1", "key-1")  # kept for later connections too
     assert directory.calls["client"] == 1
+
+
+async def test_a_herd_of_one_clients_connections_loads_its_remembered_facts_once() -> None:
+    directory = GatedDirectory()
+    directory.gate.set()
+    loads: list[str] = []
+    stored = asyncio.Event()
+
+    async def load(client_id: str) -> list[Fact]:
+        loads.append(client_id)
+        await stored.wait()
+        return [Fact("favourite colour", "green")]
+
+    memory = MemoryBook(load, lambda _entry: True)
+    runtime = HubRuntime(directory, memory=memory)
+    assert await runtime.host("hub-1") is not None
+    herd = [asyncio.create_task(runtime.credentials("hub-1", "key-1")) for _ in range(50)]
+    await settle()
+    memory.put("client-1", "name", "Ada", force=True)  # told while the load runs: kept too
+    stored.set()
+    assert all(creds is not None for creds in await asyncio.gather(*herd))
+    assert loads == ["client-1"]
+    assert memory.facts("client-1") == {"favourite colour": "green", "name": "Ada"}
+    await runtime.credentials("hub-1", "key-1")  # cached now: no query
+    assert loads == ["client-1"]
 
 
 async def test_revocation_and_hub_changes_forget_kept_credentials() -> None:

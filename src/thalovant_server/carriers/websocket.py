@@ -45,6 +45,10 @@ from thalovant_server.limits import Limits
 __all__ = ["MAX_QUEUED", "Message", "Route", "Session", "WebSocketConnection"]
 
 log = logging.getLogger(__name__)
+#: the protocol library's own lines ("connection open", frames at DEBUG); quiet below WARNING
+#: unless lowered, since the carriers log every session with its hub and client already
+protocol_log = logging.getLogger(f"{__name__}.protocol")
+protocol_log.setLevel(logging.WARNING)
 
 Message = str | bytes
 """A whole WebSocket message: ``str`` for text, ``bytes`` for binary."""
@@ -87,7 +91,7 @@ class WebSocketConnection(asyncio.Protocol):
     def __init__(self, config: Any, server_state: Any, app_state: Any = None, _loop: Any = None) -> None:
         self._connections: set[Any] = server_state.connections
         self._loop = asyncio.get_running_loop()
-        self._protocol = ServerProtocol(max_size=self.limits.ws_max_message, logger=log)
+        self._protocol = ServerProtocol(max_size=self.limits.ws_max_message, logger=protocol_log)
         self._transport: asyncio.Transport | None = None
         self.path = ""
         """The request path, without its query, once the upgrade was accepted."""

@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from thalovant_server.hub.shared import SharedLoads
+
 __all__ = ["Fact", "MemoryBook", "Remembered", "subject_key"]
 
 MAX_CLIENTS = 10_000
@@ -69,18 +71,20 @@ class MemoryBook:
         self._max_clients = max_clients
         self._facts: OrderedDict[str, dict[str, Fact]] = OrderedDict()
         self._partial: set[str] = set()
+        self._loads = SharedLoads[str, list[Fact]]()
 
     def loaded(self, client_id: str) -> bool:
         return client_id in self._facts and client_id not in self._partial
 
     async def ensure_loaded(self, client_id: str) -> None:
-        """Load a client's facts unless cached (one query, once per connection at most).
+        """Load a client's facts unless cached: one query, which the client's connections that
+        come while it runs wait for instead of making their own.
 
         Facts the hub was told before the load finished win over the stored ones."""
         if self.loaded(client_id):
             self._facts.move_to_end(client_id)
             return
-        stored = await self._load(client_id)
+        stored = await self._loads.get(client_id, lambda: self._load(client_id))
         if self.loaded(client_id):
             return
         merged = {subject_key(f.subject): f for f in stored}
