@@ -410,7 +410,8 @@ class _Attempt:
     async def _open(self, timeout: float) -> None:
         self.carrier.bind_session(self.session_id, self.credentials.site_id)
         opened_at = time.perf_counter()
-        await asyncio.wait_for(self.carrier.open(timeout), timeout)
+        async with asyncio.timeout(timeout):
+            await self.carrier.open(timeout)
         self.timings.transport_open_ms = (time.perf_counter() - opened_at) * 1000
         self.timings.socket_open_ms = self.carrier.extra_info().get("socket_open_ms")
         self.stage = Stage.NEGOTIATING
@@ -436,7 +437,8 @@ class _Attempt:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 raise TimeoutError
-            return await asyncio.wait_for(carrier.receive(), remaining)
+            async with asyncio.timeout(remaining):
+                return await carrier.receive()
 
         while not negotiation.complete:
             message = await receive()
@@ -492,7 +494,8 @@ class _Attempt:
         """Wait up to 750 ms for the first authenticated frame after an XX handshake; a close in
         that window is judged at the SETTLING stage (a refusal there: our key was rejected)."""
         try:
-            message = await asyncio.wait_for(self.carrier.receive(), REFUSAL_SETTLE_SECONDS)
+            async with asyncio.timeout(REFUSAL_SETTLE_SECONDS):
+                message = await self.carrier.receive()
         except TimeoutError:
             return []
         if isinstance(message, str):
