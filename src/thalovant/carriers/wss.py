@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import ssl
 import time
 from typing import Any
@@ -20,6 +21,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import Close
+from websockets.protocol import State
+from websockets.uri import get_proxy, parse_uri
 
 from thalovant.carriers.base import (
     Carrier,
@@ -49,6 +52,29 @@ def authorized_url(endpoint: str, useragent: str, access_key: str) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "authorization"]
     query.append(("authorization", authorization_value(useragent, access_key)))
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
+
+
+_MAX_PROXY_ANSWERS = 64
+_proxy_answers: dict[tuple[str, tuple[tuple[str, str], ...]], str | None] = {}
+
+
+def _proxy_environment() -> tuple[tuple[str, str], ...]:
+    """The environment's proxy variables (``*_proxy`` and ``no_proxy``, in any case)."""
+    return tuple((name, os.environ[name]) for name in os.environ if name.lower().endswith("_proxy"))
+
+
+def proxy_for(endpoint: str) -> str | None:
+    """The proxy to dial ``endpoint`` through, by websockets' rule (the environment's proxy
+    variables, and the platform's proxy settings where it has them), or ``None``.
+
+    The answer is kept per endpoint and set of proxy variables: a changed variable is seen by
+    the next connect, a changed platform setting (macOS, Windows) by the next process."""
+    key = (endpoint, _proxy_environment())
+    if key not in _proxy_answers:
+        if len(_proxy_answers) >= _MAX_PROXY_ANSWERS:
+            _proxy_answers.clear()
+        _proxy_answers[key] = get_proxy(parse_uri(endpoint))
+    return _proxy_answers[key]
 
 
 class WSSCarrier(Carrier):
@@ -81,6 +107,7 @@ class WSSCarrier(Carrier):
         try:
             self._ws = await connect(
                 self._url,
+                proxy=proxy_for(self._endpoint),
                 user_agent_header=self._useragent,
                 ssl=client_ssl_context(self._verify_tls) if self._secure else None,
                 compression=None,
@@ -170,8 +197,6 @@ class WSSCarrier(Carrier):
 
     @property
     def alive(self) -> bool:
-        from websockets.protocol import State
-
         return self._ws is not None and self._ws.state is State.OPEN and not self._ws.transport.is_closing()
 
     def extra_info(self) -> dict[str, Any]:
