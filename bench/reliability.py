@@ -159,13 +159,18 @@ async def _send_loop(session: Session, stop: asyncio.Event) -> None:
             session.asks.append((started, time.monotonic(), f"{type(exc).__name__}: {exc}"[:160]))
 
 
+WATCH_INTERVAL = 0.1
+
+
 async def _watch_back(sessions: list[Session], stop: asyncio.Event) -> None:
     """Stamp each session's ``back_at`` once it is connected again after a reconnect: the time
     its link came up (``connection_info().connected_at``, on this process's monotonic clock),
-    not the time this loop, which takes its turn with every session's asks, saw it."""
+    not the time this loop, which takes its turn with every session's asks, saw it. It looks
+    every :data:`WATCH_INTERVAL` seconds: the stamps do not depend on it, and looking costs
+    the client process the CPU its sessions reconnect with."""
     waiting = list(sessions)
     while waiting and not stop.is_set():
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(WATCH_INTERVAL)
         for session in [s for s in waiting if s.client.connected]:
             info = session.client.connection_info()
             if info.reconnects and info.connected_at is not None:
