@@ -235,8 +235,13 @@ pub fn envelope_from_map(obj: Map<String, Value>) -> Result<HiveMessage> {
 
 /// Decode UTF-8 JSON that must be an object.
 pub fn parse_json_object(body: &[u8], what: &str) -> Result<Map<String, Value>> {
+    json_object(body, what, &mut Vec::with_capacity(ENTRIES))
+}
+
+/// [`parse_json_object`] with `entries` as the scratch buffer of [`parse_value`].
+fn json_object(body: &[u8], what: &str, entries: &mut Vec<(String, Value)>) -> Result<Map<String, Value>> {
     let text = std::str::from_utf8(body).map_err(|_| ProtocolError::Envelope(format!("{what} is not valid UTF-8")))?;
-    match parse_value(text) {
+    match parse_value(text, entries) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ProtocolError::Envelope(format!("{what} is not a JSON object"))),
         Err(_) => Err(ProtocolError::Envelope(format!("{what} is not valid JSON"))),
@@ -246,20 +251,55 @@ pub fn parse_json_object(body: &[u8], what: &str) -> Result<Map<String, Value>> 
 /// Parse one JSON frame body into an envelope: `envelope_from_map(parse_json_object(body,
 /// "envelope")?)`, envelope for envelope and error for error.
 pub fn parse_envelope(body: &[u8]) -> Result<HiveMessage> {
-    // the fields are read straight into the envelope (no map of them is built); any body that
-    // is not a well-formed envelope takes the general path, which words the error
-    if let Some(message) = std::str::from_utf8(body).ok().and_then(read_envelope) {
-        return Ok(message);
+    EnvelopeReader::default().parse(body)
+}
+
+/// Room for the entries of the objects open at once in a typical envelope: no regrowth.
+const ENTRIES: usize = 32;
+/// A reader keeps at most this many entries' room between parses.
+const KEPT_ENTRIES: usize = 1024;
+
+/// [`parse_envelope`] for a stream of bodies: the scratch buffer that gathers each object's
+/// entries is kept from one body to the next (up to [`KEPT_ENTRIES`]) instead of being
+/// allocated for each one.
+#[derive(Debug)]
+pub(crate) struct EnvelopeReader {
+    entries: Vec<(String, Value)>,
+}
+
+impl Default for EnvelopeReader {
+    fn default() -> Self {
+        Self { entries: Vec::with_capacity(ENTRIES) }
     }
-    envelope_from_map(parse_json_object(body, "envelope")?)
+}
+
+impl EnvelopeReader {
+    /// [`parse_envelope`] of `body`.
+    pub(crate) fn parse(&mut self, body: &[u8]) -> Result<HiveMessage> {
+        // a failed parse may leave entries behind
+        self.entries.clear();
+        // the fields are read straight into the envelope (no map of them is built); any body that
+        // is not a well-formed envelope takes the general path, which words the error
+        let direct = std::str::from_utf8(body).ok().and_then(|text| read_envelope(text, &mut self.entries));
+        let message = match direct {
+            Some(message) => Ok(message),
+            None => {
+                self.entries.clear();
+                json_object(body, "envelope", &mut self.entries).and_then(envelope_from_map)
+            }
+        };
+        if self.entries.capacity() > KEPT_ENTRIES {
+            self.entries = Vec::with_capacity(ENTRIES);
+        }
+        message
+    }
 }
 
 /// A JSON object with a string `msg_type` read straight into an envelope; `None` for anything
 /// else. Each field takes its last value, as a map built from the object would hold it.
-fn read_envelope(text: &str) -> Option<HiveMessage> {
-    let mut entries = Vec::with_capacity(32);
+fn read_envelope(text: &str, entries: &mut Vec<(String, Value)>) -> Option<HiveMessage> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let message = deserializer.deserialize_map(EnvelopeFields { entries: &mut entries }).ok()?;
+    let message = deserializer.deserialize_map(EnvelopeFields { entries }).ok()?;
     deserializer.end().ok()?;
     message
 }
@@ -371,13 +411,11 @@ impl<'de> Visitor<'de> for EnvelopeFields<'_> {
 }
 
 /// `serde_json::from_str::<Value>`, value for value and error for error, with each object's
-/// map allocated once at its final size: entries are gathered in one buffer shared by the whole
-/// parse, then moved into the map.
-fn parse_value(text: &str) -> serde_json::Result<Value> {
-    // room for the entries of the objects open at once in a typical envelope: no regrowth
-    let mut entries = Vec::with_capacity(32);
+/// map allocated once at its final size: entries are gathered in `entries` (empty; shared by the
+/// whole parse), then moved into the map.
+fn parse_value(text: &str, entries: &mut Vec<(String, Value)>) -> serde_json::Result<Value> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = Gather { entries: &mut entries }.deserialize(&mut deserializer)?;
+    let value = Gather { entries }.deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(value)
 }

@@ -28,10 +28,10 @@ use crate::carriers::{Carrier, Closed, Inbound, Incoming, OpenError};
 use crate::errors::{Error, Result};
 use crate::noise_store::NoiseStore;
 use crate::protocol::channel::{Opener, Sealer};
-use crate::protocol::envelope::bus_bytes;
+use crate::protocol::envelope::{EnvelopeReader, bus_bytes};
 use crate::protocol::negotiation::Outgoing;
 use crate::protocol::wire1::{Wire1Frame, decode_frame};
-use crate::protocol::{ClientNegotiation, Frame, HiveMessage, ProtocolError, derive_psk, parse_envelope};
+use crate::protocol::{ClientNegotiation, Frame, HiveMessage, ProtocolError, derive_psk};
 use crate::runtime::policy::{Evidence, Stage, Verdict, judge};
 
 /// A refusal-code close this soon after an XX handshake means the hub refused our static key.
@@ -182,7 +182,11 @@ impl Drop for Link {
     }
 }
 
-fn dispatch(frame: Frame, deliver: &(dyn Fn(LinkEvent) + Send + Sync)) -> std::result::Result<(), ProtocolError> {
+fn dispatch(
+    frame: Frame,
+    reader: &mut EnvelopeReader,
+    deliver: &(dyn Fn(LinkEvent) + Send + Sync),
+) -> std::result::Result<(), ProtocolError> {
     if frame.binary {
         let decoded = decode_frame(&frame.body)?;
         if decoded.msg_type == "bin" {
@@ -191,7 +195,7 @@ fn dispatch(frame: Frame, deliver: &(dyn Fn(LinkEvent) + Send + Sync)) -> std::r
             deliver(LinkEvent::Envelope(Box::new(decoded.to_envelope()?)));
         }
     } else {
-        deliver(LinkEvent::Envelope(Box::new(parse_envelope(&frame.body)?)));
+        deliver(LinkEvent::Envelope(Box::new(reader.parse(&frame.body)?)));
     }
     Ok(())
 }
@@ -204,8 +208,9 @@ async fn read_loop(
     deliver: &(dyn Fn(LinkEvent) + Send + Sync),
 ) -> (Error, Option<u16>) {
     let malformed = |e: ProtocolError| (Error::Connection(format!("Malformed data from the hub: {e}")), None);
+    let mut reader = EnvelopeReader::default();
     for frame in early {
-        if let Err(e) = dispatch(frame, deliver) {
+        if let Err(e) = dispatch(frame, &mut reader, deliver) {
             return malformed(e);
         }
     }
@@ -213,7 +218,7 @@ async fn read_loop(
         match inbound.recv().await {
             Some(Ok(Incoming::Binary(message))) => match opener.open(&message) {
                 Ok(Some(frame)) => {
-                    if let Err(e) = dispatch(frame, deliver) {
+                    if let Err(e) = dispatch(frame, &mut reader, deliver) {
                         return malformed(e);
                     }
                 }
