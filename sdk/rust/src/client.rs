@@ -45,12 +45,13 @@ use crate::identity::Identity;
 use crate::models::{Health, Reply};
 use crate::noise_store::NoiseStore;
 use crate::protocol::HiveMessage;
-use crate::protocol::envelope::BusMessage;
+use crate::protocol::envelope::{BusMessage, bus_body};
 use crate::protocol::wire1::Wire1Frame;
 use crate::protocols::HubProtocol;
 use crate::runtime::ask::{EMPTY_REPLY_WAIT, ReplyCollector};
 use crate::runtime::bus;
 use crate::runtime::link::{Credentials, Link, LinkEvent, Timeouts, establish};
+use crate::runtime::overlay::{Overlay, Part};
 use crate::runtime::policy::{
     RetrySchedule, Step, Verdict, jitter_draw, next_step, resend_unanswered, verdict_of, waiter_gives_up,
 };
@@ -649,8 +650,12 @@ impl Client {
         let wait = self.inner.send_wait(None);
         loop {
             let link = self.inner.link_for_request(wait).await?;
-            let context = self.inner.runtime_context(Some(&context), &link);
-            match link.send_bus(name, &data, &context).await {
+            let body = {
+                let mut context = Overlay::new(Some(&context));
+                self.inner.apply_runtime_context(&mut context, &link);
+                bus_body(name, &data, &context)
+            };
+            match link.send_body(&body).await {
                 Ok(()) => return Ok(()),
                 Err(error) => self.inner.after_send_failure(&link, error)?,
             }
@@ -945,14 +950,15 @@ impl Inner {
         }
     }
 
-    fn runtime_context(&self, context: Option<&Map<String, Value>>, link: &Link) -> Map<String, Value> {
-        bus::runtime_context(
+    /// The runtime context of `link` (spec 6.1) set on `context`.
+    fn apply_runtime_context<'a>(&'a self, context: &mut Overlay<'a>, link: &'a Link) {
+        bus::apply_runtime_context(
             context,
             &self.options.useragent,
             &link.session_id,
             &self.identity.site_id,
             &self.identity.metadata,
-        )
+        );
     }
 
     async fn send_utterance(
@@ -995,51 +1001,48 @@ impl Inner {
             .unwrap_or_else(|| link.session_id.clone());
         let tracked = collector.is_some();
         let request_id = options.request_id.clone().unwrap_or_else(bus::new_request_id);
-        let (rid, mut data, mut ctx) = {
-            // the carried fields are read in place (the message copies what it takes)
-            let state = self.state();
-            let carried = if tracked { state.carried.get(&effective_sid) } else { None };
-            bus::utterance_message(
-                text,
-                options.lang.as_deref().unwrap_or("en-us"),
-                options.session_id.as_deref(),
-                Some(&request_id),
-                options.context.as_ref(),
-                &self.identity.site_id,
-                carried,
-            )
-        };
-        if let Some((key, value)) = data_extra {
-            data.insert(key.into(), value);
-        }
-        if let Some((key, value)) = context_extra {
-            ctx.insert(key.into(), value);
-        }
-        let ctx = bus::with_runtime_context(
-            ctx,
-            &self.options.useragent,
-            &link.session_id,
-            &self.identity.site_id,
-            &self.identity.metadata,
-        );
-        {
+        let lang = options.lang.as_deref().unwrap_or("en-us");
+        let utterances = bus::utterances(text);
+        let body = {
             let mut state = self.state();
+            let body = {
+                // the message is written from the carried fields in place (nothing is copied)
+                let carried = if tracked { state.carried.get(&effective_sid) } else { None };
+                let mut data = bus::utterance_data(&utterances, lang);
+                if let Some((key, value)) = &data_extra {
+                    data.insert(key, Part::Json(value));
+                }
+                let mut context = bus::utterance_context(
+                    lang,
+                    options.session_id.as_deref(),
+                    &request_id,
+                    options.context.as_ref(),
+                    &self.identity.site_id,
+                    carried,
+                );
+                if let Some((key, value)) = &context_extra {
+                    context.insert(key, Part::Json(value));
+                }
+                self.apply_runtime_context(&mut context, link);
+                bus_body(bus::UTTERANCE, &data, &context)
+            };
             match collector {
                 Some(tx) => {
                     state.forget_expired_carry_watch(Instant::now());
-                    state.collectors.insert(rid.clone(), Collecting { tx, link_id: link.id, heard: false });
-                    state.carry_watch.insert(rid.clone(), (effective_sid.clone(), None));
+                    state.collectors.insert(request_id.clone(), Collecting { tx, link_id: link.id, heard: false });
+                    state.carry_watch.insert(request_id.clone(), (effective_sid.clone(), None));
                 }
                 None => state.last_untracked = Some(Instant::now()),
             }
-        }
-        if let Err(error) = link.send_bus(bus::UTTERANCE, &data, &ctx).await {
+            body
+        };
+        if let Err(error) = link.send_body(&body).await {
             let mut state = self.state();
-            state.collectors.remove(&rid);
-            state.carry_watch.remove(&rid);
+            state.collectors.remove(&request_id);
+            state.carry_watch.remove(&request_id);
             return Err(error);
         }
-        Ok(Sent { request_id: rid, session_id: effective_sid })
+        Ok(Sent { request_id, session_id: effective_sid })
     }
 
     fn on_link_event(self: &Arc<Self>, link_id: u64, event: LinkEvent) {

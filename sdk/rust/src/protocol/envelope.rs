@@ -184,16 +184,21 @@ impl HiveMessage {
 
 /// The payload of a `bus` envelope, borrowed, in the order [`HiveMessage::bus`] gives it.
 #[derive(Serialize)]
-struct WireBus<'a> {
+struct WireBus<'a, D, C> {
     #[serde(rename = "type")]
     kind: &'a str,
-    data: &'a Map<String, Value>,
-    context: &'a Map<String, Value>,
+    data: &'a D,
+    context: &'a C,
 }
 
 /// Compact UTF-8 JSON of a `bus` envelope carrying `{type, data, context}`: the bytes of
 /// `HiveMessage::bus(kind, data, context).to_bytes()`.
 pub fn bus_bytes(kind: &str, data: &Map<String, Value>, context: &Map<String, Value>) -> Vec<u8> {
+    bus_body(kind, data, context)
+}
+
+/// [`bus_bytes`] of data and context given as anything that serialises to a JSON object.
+pub(crate) fn bus_body<D: Serialize, C: Serialize>(kind: &str, data: &D, context: &C) -> Vec<u8> {
     let wire = WireEnvelope {
         msg_type: "bus",
         payload: &WireBus { kind, data, context },

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::control::random_hex;
+use crate::runtime::overlay::{Overlay, Part};
 
 /// `recognizer_loop:utterance`.
 pub const UTTERANCE: &str = "recognizer_loop:utterance";
@@ -30,8 +31,13 @@ pub fn new_conversation_session_id() -> String {
     format!("thalovant-session-{}", random_hex(16))
 }
 
+/// A session id that names a session: a non-empty string other than `default`.
+fn usable(sid: Option<&str>) -> Option<&str> {
+    sid.filter(|s| !s.is_empty() && *s != "default")
+}
+
 fn usable_sid(value: Option<&Value>) -> Option<&str> {
-    value.and_then(Value::as_str).filter(|s| !s.is_empty() && *s != "default")
+    usable(value.and_then(Value::as_str))
 }
 
 /// The context every outgoing bus message gets (spec 6.1); keys are added only when missing.
@@ -45,42 +51,49 @@ pub fn runtime_context(
     site_id: &str,
     identity_metadata: &Map<String, Value>,
 ) -> Map<String, Value> {
-    with_runtime_context(context.cloned().unwrap_or_default(), useragent, connection_sid, site_id, identity_metadata)
+    let mut overlay = Overlay::new(context);
+    apply_runtime_context(&mut overlay, useragent, connection_sid, site_id, identity_metadata);
+    overlay.to_map()
 }
 
-/// [`runtime_context`] applied to a context the caller owns (nothing is copied).
+/// [`runtime_context`] of a context the caller owns.
 pub fn with_runtime_context(
-    mut context: Map<String, Value>,
+    context: Map<String, Value>,
     useragent: &str,
     connection_sid: &str,
     site_id: &str,
     identity_metadata: &Map<String, Value>,
 ) -> Map<String, Value> {
+    runtime_context(Some(&context), useragent, connection_sid, site_id, identity_metadata)
+}
+
+/// The rules of [`runtime_context`], set on `context`.
+pub(crate) fn apply_runtime_context<'a>(
+    context: &mut Overlay<'a>,
+    useragent: &'a str,
+    connection_sid: &'a str,
+    site_id: &'a str,
+    identity_metadata: &'a Map<String, Value>,
+) {
     for (key, value) in [("source", useragent), ("platform", useragent), ("destination", DEFAULT_DESTINATION)] {
-        context.entry(key).or_insert_with(|| Value::String(value.to_string()));
+        context.or_insert(key, Part::Str(value));
     }
-    let outer_sid = usable_sid(context.get("session_id")).map(str::to_string);
+    let outer_sid = usable(context.get_str("session_id"));
     // updated in its place: a missing session is added at the end, any other value replaced
-    let slot = context.entry("session").or_insert(Value::Null);
-    let mut session = match std::mem::take(slot) {
-        Value::Object(session) => session,
-        _ => Map::new(),
-    };
-    if usable_sid(session.get("session_id")).is_none() {
-        session.insert("session_id".into(), Value::String(outer_sid.unwrap_or_else(|| connection_sid.to_string())));
+    let session = context.object("session");
+    if usable(session.get_str("session_id")).is_none() {
+        session.insert("session_id", Part::Str(outer_sid.unwrap_or(connection_sid)));
     }
-    if !session.get("site_id").is_some_and(crate::events::truthy) {
-        session.insert("site_id".into(), Value::String(site_id.to_string()));
+    if !session.truthy("site_id") {
+        session.insert("site_id", Part::Str(site_id));
     }
-    *slot = Value::Object(session);
     if !identity_metadata.is_empty() {
-        let mut merged = identity_metadata.clone();
-        if let Some(caller) = context.get("metadata").and_then(Value::as_object) {
-            merged.extend(caller.clone());
+        let mut merged = Overlay::new(Some(identity_metadata));
+        for (key, value) in context.get_object("metadata").into_iter().flatten() {
+            merged.insert(key, Part::Json(value));
         }
-        context.insert("metadata".into(), Value::Object(merged));
+        context.insert("metadata", Part::Object(merged));
     }
-    context
 }
 
 /// `(request_id, data, context)` of a `recognizer_loop:utterance` (spec 6.2), before the
@@ -96,34 +109,52 @@ pub fn utterance_message(
     carried: Option<&Map<String, Value>>,
 ) -> (String, Map<String, Value>, Map<String, Value>) {
     let rid = request_id.map_or_else(new_request_id, str::to_string);
-    let mut data = Map::new();
-    data.insert("utterances".into(), Value::Array(vec![Value::String(text.trim().to_string())]));
-    data.insert("lang".into(), Value::String(lang.to_string()));
-    let mut ctx = context.cloned().unwrap_or_default();
-    let explicit = session_id
-        .map(str::to_string)
-        .or_else(|| ctx.get("session_id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string));
-    // updated in its place: a missing session is added at the end, any other value replaced
-    let slot = ctx.entry("session").or_insert(Value::Null);
-    let mut session = match std::mem::take(slot) {
-        Value::Object(session) => session,
-        _ => Map::new(),
-    };
-    if let Some(sid) = explicit {
-        session.insert("session_id".into(), Value::String(sid));
-    }
-    if !session.get("site_id").is_some_and(crate::events::truthy) {
-        session.insert("site_id".into(), Value::String(site_id.to_string()));
-    }
-    session.entry("lang").or_insert_with(|| Value::String(lang.to_string()));
-    session.insert("request_id".into(), Value::String(rid.clone()));
-    for (key, value) in carried.into_iter().flatten() {
-        session.entry(key.clone()).or_insert_with(|| value.clone());
-    }
-    *slot = Value::Object(session);
-    ctx.insert("request_id".into(), Value::String(rid.clone()));
-    ctx.insert("thalovant_request_id".into(), Value::String(rid.clone()));
+    let utterances = utterances(text);
+    let data = utterance_data(&utterances, lang).to_map();
+    let ctx = utterance_context(lang, session_id, &rid, context, site_id, carried).to_map();
     (rid, data, ctx)
+}
+
+/// The `utterances` of an utterance's data: its text, trimmed.
+pub(crate) fn utterances(text: &str) -> [&str; 1] {
+    [text.trim()]
+}
+
+/// The data of [`utterance_message`]: `{utterances, lang}`.
+pub(crate) fn utterance_data<'a>(utterances: &'a [&'a str], lang: &'a str) -> Overlay<'a> {
+    let mut data = Overlay::new(None);
+    data.insert("utterances", Part::Strs(utterances));
+    data.insert("lang", Part::Str(lang));
+    data
+}
+
+/// The context of [`utterance_message`], over the caller's `context`.
+pub(crate) fn utterance_context<'a>(
+    lang: &'a str,
+    session_id: Option<&'a str>,
+    request_id: &'a str,
+    context: Option<&'a Map<String, Value>>,
+    site_id: &'a str,
+    carried: Option<&'a Map<String, Value>>,
+) -> Overlay<'a> {
+    let mut ctx = Overlay::new(context);
+    let explicit = session_id.or_else(|| ctx.get_str("session_id").filter(|s| !s.is_empty()));
+    // updated in its place: a missing session is added at the end, any other value replaced
+    let session = ctx.object("session");
+    if let Some(sid) = explicit {
+        session.insert("session_id", Part::Str(sid));
+    }
+    if !session.truthy("site_id") {
+        session.insert("site_id", Part::Str(site_id));
+    }
+    session.or_insert("lang", Part::Str(lang));
+    session.insert("request_id", Part::Str(request_id));
+    for (key, value) in carried.into_iter().flatten() {
+        session.or_insert(key, Part::Json(value));
+    }
+    ctx.insert("request_id", Part::Str(request_id));
+    ctx.insert("thalovant_request_id", Part::Str(request_id));
+    ctx
 }
 
 /// The truthy conversation fields of a handled event's session (spec 6.6).

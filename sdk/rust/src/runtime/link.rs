@@ -119,7 +119,8 @@ impl Link {
         self.send_body(&bus_bytes(kind, data, context)).await
     }
 
-    async fn send_body(&self, body: &[u8]) -> Result<()> {
+    /// Seal and send one JSON envelope body ([`Self::send_envelope`] of the envelope it is).
+    pub(crate) async fn send_body(&self, body: &[u8]) -> Result<()> {
         let mut sealer = self.sealer.lock().await;
         if self.closing.load(Ordering::Acquire) || self.lost.load(Ordering::Acquire) {
             return Err(Error::Connection("The hub connection is closed.".into()));

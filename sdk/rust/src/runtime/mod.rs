@@ -4,4 +4,5 @@
 pub mod ask;
 pub mod bus;
 pub mod link;
+pub(crate) mod overlay;
 pub mod policy;
