@@ -295,6 +295,9 @@ fn strip_tags(text: &str) -> String {
 
 /// `text`'s words joined by single spaces (no leading or trailing space).
 pub(crate) fn collapse_whitespace(text: &str) -> String {
+    if is_collapsed(text) {
+        return text.to_string();
+    }
     let mut collapsed = String::with_capacity(text.len());
     for word in text.split_whitespace() {
         if !collapsed.is_empty() {
@@ -303,6 +306,16 @@ pub(crate) fn collapse_whitespace(text: &str) -> String {
         collapsed.push_str(word);
     }
     collapsed
+}
+
+/// Whether `text` is its own [`collapse_whitespace`] (a byte scan; any non-ASCII text says no):
+/// ASCII without a leading, trailing or repeated space or any other whitespace.
+fn is_collapsed(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && bytes.iter().all(|b| b.is_ascii() && !matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r'))
+        && !bytes.windows(2).any(|pair| pair == b"  ")
 }
 
 /// The display items of one event: its text (tags stripped; silent when `data.silent` is set
@@ -446,5 +459,17 @@ mod tests {
         assert_eq!(items[2].url.as_deref(), Some("http://i"));
         assert_eq!(items[3].to_string(), "[choices] yes, No");
         assert!(display_items_from("write", json!({"text": "x"}).as_object().unwrap(), true)[0].silent);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2048, failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn whitespace_collapses_to_the_words_joined_by_single_spaces(
+            text in "[ a\t\n\u{0B}\u{0C}\r\u{1C}\u{85}\u{A0}\u{2003}\u{3000}é]{0,12}",
+        ) {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            proptest::prop_assert_eq!(collapse_whitespace(&text), words.join(" "));
+        }
     }
 }

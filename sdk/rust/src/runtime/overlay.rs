@@ -80,7 +80,8 @@ pub(crate) struct Overlay<'a> {
 impl<'a> Overlay<'a> {
     /// `base` with nothing set yet.
     pub(crate) fn new(base: Option<&'a Map<String, Value>>) -> Self {
-        Self { base, set: Vec::new() }
+        // room for the keys an outgoing message sets on one object: no regrowth
+        Self { base, set: Vec::with_capacity(8) }
     }
 
     fn is_empty(&self) -> bool {
