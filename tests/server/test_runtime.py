@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from thalovant.protocol.envelope import BusMessage, HiveMessage
 from thalovant.protocol.errors import ProtocolError
 from thalovant.protocol.noise import SUITES, CipherState, KeyPair
 from thalovant.protocol.wire1 import encode_binary
+from thalovant_server.hub.activity import Activity
 from thalovant_server.hub.directory import ClientCredentials, HubKeys
 from thalovant_server.hub.link import HubLink, MeshGrantDenied
 from thalovant_server.hub.router import ClientOrigin
@@ -159,6 +161,46 @@ async def test_link_answers_an_ask_with_speak_then_handled(directory: MemoryDire
     assert handled["type"] == "ovos.utterance.handled"
     assert handled["context"]["request_id"] == "req-1"
     assert handled["context"]["session"]["active_skills"][0][0] == "jokes"
+
+
+class RecordingSink:
+    """A request log that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.activities: list[Activity] = []
+
+    def record(self, activity: Activity) -> None:
+        self.activities.append(activity)
+
+
+def joke_rotation(replies: list[dict[str, Any]]) -> int:
+    """Where the jokes skill's rotation stands after a turn (from the session sent back)."""
+    session = replies[-1]["payload"]["context"]["session"]
+    return int(session["context"]["thalovant_skills"]["jokes"]["next"])
+
+
+async def test_a_turn_is_booked_after_its_reply_and_before_the_sessions_next_turn(directory: MemoryDirectory) -> None:
+    sink = RecordingSink()
+    runtime = HubRuntime(directory, sink=sink)
+    host = await runtime.host("hub-1")
+    assert host is not None
+    link, client = make_link(host)
+    first = open_all(client, link.receive(ask_frame(client, "Tell me a short clean joke.")))
+    # the reply is out before the hub keeps the conversation or records the request
+    assert first[0]["payload"]["type"] == "speak"
+    assert sink.activities == [] and len(host.router.sessions) == 0
+    await asyncio.sleep(0)  # the event loop's next turn
+    assert [(a.skill, a.client_id) for a in sink.activities] == [("jokes", "client-1")]
+    assert len(host.router.sessions) == 1
+
+    # two turns in one loop turn: the second is routed with the first one booked
+    second = open_all(client, link.receive(ask_frame(client, "Tell me a short clean joke.", "req-2")))
+    third = open_all(client, link.receive(ask_frame(client, "Tell me a short clean joke.", "req-3")))
+    assert joke_rotation(second) == joke_rotation(first) + 1
+    assert joke_rotation(third) == joke_rotation(second) + 1
+    assert len(sink.activities) == 2  # the second turn's, booked when the third was routed
+    await asyncio.sleep(0)
+    assert len(sink.activities) == 3 and not host.router.unsettled
 
 
 async def test_link_reassembles_chunked_messages(directory: MemoryDirectory) -> None:

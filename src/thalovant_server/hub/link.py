@@ -111,6 +111,7 @@ class HubLink:
         sink = self._sink
         if sink is not None and outbound:
             await sink(outbound)
+        self.host.router.settle()
 
     @property
     def session_id(self) -> str:
@@ -127,7 +128,21 @@ class HubLink:
         return self.channel.seal_json(HiveMessage("hello", payload).to_bytes())
 
     def receive(self, message: bytes) -> list[bytes]:
-        """Open one inbound transport message; return the sealed replies (maybe none)."""
+        """Open one inbound transport message; return the sealed replies (maybe none).
+
+        The router's bookkeeping of what it answered (:meth:`HubRouter.settle`) is left to the
+        event loop's next turn, after the carrier wrote the replies in this one (done at once
+        when no event loop runs)."""
+        replies = self._answer(message)
+        router = self.host.router
+        if router.unsettled:
+            try:
+                asyncio.get_running_loop().call_soon(router.settle)
+            except RuntimeError:
+                router.settle()
+        return replies
+
+    def _answer(self, message: bytes) -> list[bytes]:
         frame = self.channel.open(message)
         if frame is None:
             return []

@@ -159,12 +159,28 @@ class _UtteranceTurn:
     structured: dict[str, Any]
 
 
+@dataclass(slots=True)
+class _Concluded:
+    """The bookkeeping of an answered turn, done by :meth:`HubRouter.settle`."""
+
+    turn: _UtteranceTurn
+    answer: AgentAnswer
+    pipeline_id: str
+    session: dict[str, Any]
+    at: float
+
+
 class HubRouter:
     """Routes one hub's client bus messages to its embedded agent.
 
     With a ``sink``, every answered utterance, action or code is recorded as an
     :class:`~thalovant_server.hub.activity.Activity` (with its text only when
     ``record_utterances``).
+
+    The bookkeeping of an answered turn (the hub's copy of its conversation, its activity) is
+    left to :meth:`settle`, so that the caller can write the answer first; :meth:`handle`
+    settles what is left before it routes anything, so a session's next turn always sees its
+    previous one.
     """
 
     def __init__(
@@ -184,6 +200,7 @@ class HubRouter:
         self.health = SkillHealth()
         self.sink = sink
         self.record_utterances = record_utterances
+        self._unsettled: list[_Concluded] = []
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -193,6 +210,8 @@ class HubRouter:
         Answers of ``async`` handlers go to ``later``; without one (or when it refuses) the
         client gets the ``skill_busy`` failure event for them.
         """
+        if self._unsettled:
+            self.settle()
         if not is_type_allowed(origin.allowed_types, message.type):
             return [self.denied(origin, message)]
         if message.type == UTTERANCE:
@@ -305,23 +324,36 @@ class HubRouter:
             self.health.answered(outcome.skill_id)
             pipeline_id = SKILLS_PIPELINE_ID
         session_out = turn.conversation.to_session(turn.session_in)
-        self.sessions.save(turn.origin.client_id, turn.conversation, session_out)
-        if self.sink is not None:
-            self.sink.record(
-                Activity(
-                    hub_id=self.hub_id,
-                    client_id=turn.origin.client_id,
-                    carrier=turn.origin.carrier,
-                    kind=turn.kind,
-                    skill=outcome.skill_id,
-                    intent=outcome.handler,
-                    handled=pipeline_id == SKILLS_PIPELINE_ID,
-                    lang=turn.lang,
-                    utterance=turn.text if self.record_utterances else None,
-                    at=time.time(),
-                )
-            )
+        self._unsettled.append(_Concluded(turn, outcome, pipeline_id, session_out, time.time()))
         return self._render(turn.message, outcome, pipeline_id, turn.lang, session_out, handled=True)
+
+    @property
+    def unsettled(self) -> bool:
+        """Whether answered turns wait for their bookkeeping (:meth:`settle`)."""
+        return bool(self._unsettled)
+
+    def settle(self) -> None:
+        """Do the bookkeeping of every turn answered so far, in order: keep its conversation
+        (:class:`SessionStore`) and record its activity in the sink."""
+        concluded, self._unsettled = self._unsettled, []
+        for done in concluded:
+            turn = done.turn
+            self.sessions.save(turn.origin.client_id, turn.conversation, done.session)
+            if self.sink is not None:
+                self.sink.record(
+                    Activity(
+                        hub_id=self.hub_id,
+                        client_id=turn.origin.client_id,
+                        carrier=turn.origin.carrier,
+                        kind=turn.kind,
+                        skill=done.answer.skill_id,
+                        intent=done.answer.handler,
+                        handled=done.pipeline_id == SKILLS_PIPELINE_ID,
+                        lang=turn.lang,
+                        utterance=turn.text if self.record_utterances else None,
+                        at=done.at,
+                    )
+                )
 
     def _render(
         self,
