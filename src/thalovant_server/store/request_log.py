@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -82,39 +83,65 @@ class RequestLogEntry(Base):
 _WORKSPACES_OF_HUBS = select(Hub.id, Hub.workspace_id).where(Hub.id.in_(bindparam("hub_ids", expanding=True)))
 """(hub id, workspace id) of the hubs named by the ``hub_ids`` list; built once, bound per batch."""
 
+_ROW = (
+    "hub_id", "workspace_id", "client_id", "carrier", "kind", "skill", "intent",
+    "handled", "lang", "country", "utterance", "at", "weekday", "hour",
+)  # fmt: skip
+"""The columns a request-log row is written with, in the order of its tuple."""
+
+_driver_inserts: dict[tuple[str, str], str] = {}
+
+
+def _driver_insert(dialect: Dialect) -> str:
+    """The INSERT of a request-log row (:data:`_ROW`) in the database driver's own parameter
+    style, compiled by SQLAlchemy once per dialect. A batch is then one ``executemany`` of
+    plain tuples, without SQLAlchemy's per-row parameter processing (half a row's cost)."""
+    key = (dialect.name, dialect.driver)
+    sql = _driver_inserts.get(key)
+    if sql is None:
+        compiled = (
+            insert(Base.metadata.tables[RequestLogEntry.__tablename__])
+            .inline()
+            .compile(dialect=dialect, column_keys=list(_ROW))
+        )
+        if tuple(compiled.positiontup or ()) != _ROW:
+            raise RuntimeError(f"the request-log INSERT binds {compiled.positiontup}, expected {_ROW}")
+        sql = _driver_inserts[key] = str(compiled)
+    return sql
+
 
 async def write_activities(session: AsyncSession, activities: Sequence[Activity]) -> None:
     """Write-behind handler: one row per activity of a hub that still exists."""
     hub_ids = list({activity.hub_id for activity in activities})
     workspaces = dict((await session.execute(_WORKSPACES_OF_HUBS, {"hub_ids": hub_ids})).all())
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     for activity in activities:
         workspace = workspaces.get(activity.hub_id)
         if workspace is None:
             continue
         when = dt.datetime.fromtimestamp(activity.at, dt.UTC)
         rows.append(
-            {
-                "hub_id": activity.hub_id,
-                "workspace_id": workspace,
-                "client_id": activity.client_id or None,
-                "carrier": activity.carrier[:8] or "unknown",
-                "kind": activity.kind[:16],
-                "skill": activity.skill[:64] or None,
-                "intent": activity.intent[:128] or None,
-                "handled": activity.handled,
-                "lang": activity.lang[:32],
-                "country": None,
-                "utterance": activity.utterance[:4096] if activity.utterance else None,
-                "at": int(activity.at),
-                "weekday": when.weekday(),
-                "hour": when.hour,
-            }
+            (
+                activity.hub_id,
+                workspace,
+                activity.client_id or None,
+                activity.carrier[:8] or "unknown",
+                activity.kind[:16],
+                activity.skill[:64] or None,
+                activity.intent[:128] or None,
+                bool(activity.handled),
+                activity.lang[:32],
+                None,
+                activity.utterance[:4096] if activity.utterance else None,
+                int(activity.at),
+                when.weekday(),
+                when.hour,
+            )
         )
     if rows:
-        # one Core INSERT executed for all rows: no ORM objects, the rows are never read back here
+        # one executemany for all rows: no ORM objects, the rows are never read back here
         connection = await session.connection()
-        await connection.execute(insert(Base.metadata.tables[RequestLogEntry.__tablename__]), rows)
+        await connection.exec_driver_sql(_driver_insert(connection.dialect), rows)
 
 
 class RequestLog:
