@@ -51,8 +51,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
+from peers.processes import free_port  # noqa: E402
 from tests.fixtures.peers import trust_env  # noqa: E402
-from tests.fixtures.server import RunningServer, free_port, new_server  # noqa: E402
+from tests.fixtures.server import RunningServer, new_server  # noqa: E402
 
 from harness import public_sdk_ask  # noqa: E402
 from thalovant.protocol.envelope import BusMessage, HiveMessage  # noqa: E402

@@ -28,23 +28,28 @@ import pwd
 import secrets
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from peers import HERE, hm5_venv
-from peers.processes import Child, free_port
+from peers.processes import Child, free_ports
 
 
 @dataclass(frozen=True)
 class Ports:
     """The stack's listeners, all on 127.0.0.1."""
 
-    bus: int = field(default_factory=free_port)
-    ws: int = field(default_factory=free_port)
-    https: int = field(default_factory=free_port)
-    mqtt: int = field(default_factory=free_port)
-    mqtts: int = field(default_factory=free_port)
+    bus: int
+    ws: int
+    https: int
+    mqtt: int
+    mqtts: int
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Five different ports nothing listens on now."""
+        return cls(*free_ports(5))
 
 
 HOST = "127.0.0.1"
@@ -123,7 +128,7 @@ class HM5Stack:
 
     def __init__(self, state: Path, *, ports: Ports | None = None, clients: int = 1, nodelay: bool = False) -> None:
         self.state = state.resolve()
-        self.ports = ports or Ports()
+        self.ports = ports or Ports.free()
         self.clients = clients
         self.nodelay = nodelay
         self.children: list[Child] = []

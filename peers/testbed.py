@@ -39,7 +39,7 @@ from types import TracebackType
 
 from peers import REPO, venvs
 from peers.hm5 import HM5Stack
-from peers.processes import free_port
+from peers.processes import free_ports
 
 READY = "Thalovant API: "
 DEMO_EMAIL = "demo@example.com"
@@ -72,8 +72,7 @@ class DemoServer:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
-        self.mqtt_port = free_port()
+        self.port, self.mqtt_port = free_ports(2)
         self.password = "demo-" + secrets.token_urlsafe(12)
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from peers.hm5 import Ports
+from peers.processes import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,3 +58,13 @@ def test_the_command_status_is_the_testbed_status() -> None:
         timeout=300,
     )
     assert done.returncode == 7, done.stdout + done.stderr
+
+
+def test_ports_chosen_together_are_all_different_and_free() -> None:
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+    for port in ports:  # nothing holds them once chosen
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+    stack_ports = Ports.free()
+    assert len({stack_ports.bus, stack_ports.ws, stack_ports.https, stack_ports.mqtt, stack_ports.mqtts}) == 5

@@ -23,8 +23,8 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from peers.processes import free_port
 from tests.fixtures.peers import trust_env
-from tests.fixtures.server import free_port
 
 from thalovant.carriers import CarrierClosed, CarrierOpenError, MQTTCarrier, carrier_for
 from thalovant.carriers.mqtt import MAX_INBOUND, MqttSettings, hello_text, load_paho, topics_for_prefix

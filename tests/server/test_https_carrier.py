@@ -26,8 +26,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 import uvicorn
+from peers.processes import free_port
 from tests.fixtures.peers import trust_env
-from tests.fixtures.server import RunningServer, free_port
+from tests.fixtures.server import RunningServer
 
 from thalovant.protocol.envelope import BusMessage, HiveMessage
 from thalovant.protocol.errors import ProtocolError

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peers.processes import free_port
 from tests.fixtures.peers import trust_env
-from tests.fixtures.server import free_port
 from tests.server.test_wss import HubData, HubServer
 
 from thalovant import ThalovantIdentity

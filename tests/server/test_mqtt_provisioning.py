@@ -30,8 +30,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
+from peers.processes import free_port
 from tests.fixtures.mosquitto import require_mosquitto
-from tests.fixtures.server import RunningServer, free_port, new_server, server_command
+from tests.fixtures.server import RunningServer, new_server, server_command
 from tests.server.test_mqtt_broker import WAIT, Probe
 
 from thalovant_server.app import create_app

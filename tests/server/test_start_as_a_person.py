@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.fixtures.server import RunningServer, free_port, new_server, server_command
+from peers.processes import free_port
+from tests.fixtures.server import RunningServer, new_server, server_command
 
 
 def login_status(server: RunningServer, password: str) -> int:

@@ -25,7 +25,8 @@ from urllib.parse import quote
 import pytest
 import uvicorn
 import websockets
-from tests.fixtures.server import free_port, server_command
+from peers.processes import free_port
+from tests.fixtures.server import server_command
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
