@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -28,7 +27,7 @@ use crate::carriers::{Carrier, Closed, Inbound, Incoming, OpenError};
 use crate::errors::{Error, Result};
 use crate::noise_store::NoiseStore;
 use crate::protocol::channel::{Opener, Sealer};
-use crate::protocol::envelope::{EnvelopeReader, bus_bytes};
+use crate::protocol::envelope::EnvelopeReader;
 use crate::protocol::negotiation::Outgoing;
 use crate::protocol::wire1::{Wire1Frame, decode_frame};
 use crate::protocol::{ClientNegotiation, Frame, HiveMessage, ProtocolError, derive_psk};
@@ -111,12 +110,6 @@ impl Link {
     /// ([`Self::alive`] is false from then on).
     pub async fn send_envelope(&self, message: &HiveMessage) -> Result<()> {
         self.send_body(&message.to_bytes()).await
-    }
-
-    /// [`Self::send_envelope`] of `HiveMessage::bus(kind, data, context)`, without building the
-    /// envelope (same bytes).
-    pub async fn send_bus(&self, kind: &str, data: &Map<String, Value>, context: &Map<String, Value>) -> Result<()> {
-        self.send_body(&bus_bytes(kind, data, context)).await
     }
 
     /// Seal and send one JSON envelope body ([`Self::send_envelope`] of the envelope it is).
