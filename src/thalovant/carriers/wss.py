@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import os
 import ssl
 import time
@@ -54,13 +55,15 @@ def authorized_url(endpoint: str, useragent: str, access_key: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
 
 
-_MAX_PROXY_ANSWERS = 64
-_proxy_answers: dict[tuple[str, tuple[tuple[str, str], ...]], str | None] = {}
-
-
 def _proxy_environment() -> tuple[tuple[str, str], ...]:
     """The environment's proxy variables (``*_proxy`` and ``no_proxy``, in any case)."""
     return tuple((name, os.environ[name]) for name in os.environ if name.lower().endswith("_proxy"))
+
+
+@functools.lru_cache(maxsize=64)
+def _proxy_under(endpoint: str, _environment: tuple[tuple[str, str], ...]) -> str | None:
+    """websockets' choice for ``endpoint``; ``_environment`` only keys the cache."""
+    return get_proxy(parse_uri(endpoint))
 
 
 def proxy_for(endpoint: str) -> str | None:
@@ -69,12 +72,7 @@ def proxy_for(endpoint: str) -> str | None:
 
     The answer is kept per endpoint and set of proxy variables: a changed variable is seen by
     the next connect, a changed platform setting (macOS, Windows) by the next process."""
-    key = (endpoint, _proxy_environment())
-    if key not in _proxy_answers:
-        if len(_proxy_answers) >= _MAX_PROXY_ANSWERS:
-            _proxy_answers.clear()
-        _proxy_answers[key] = get_proxy(parse_uri(endpoint))
-    return _proxy_answers[key]
+    return _proxy_under(endpoint, _proxy_environment())
 
 
 class WSSCarrier(Carrier):
