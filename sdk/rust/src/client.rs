@@ -619,7 +619,7 @@ impl Client {
             ..RequestOptions::default()
         };
         let wait = self.inner.send_wait(None);
-        Ok(self.inner.send_utterance(payload, &request, None, Some(("input", action)), None, wait).await?.request_id)
+        Ok(self.inner.send_utterance(payload, &request, None, Some(("input", &action)), None, wait).await?.request_id)
     }
 
     /// Send an exact value (QR, barcode, serial): `input = {kind, label, value, exact}`; a link
@@ -636,7 +636,7 @@ impl Client {
         let wait = self.inner.send_wait(None);
         Ok(self
             .inner
-            .send_utterance(value, &request, Some(("input", code.clone())), Some(("input", code)), None, wait)
+            .send_utterance(value, &request, Some(("input", &code)), Some(("input", &code)), None, wait)
             .await?
             .request_id)
     }
@@ -965,8 +965,8 @@ impl Inner {
         self: &Arc<Self>,
         text: &str,
         options: &RequestOptions,
-        data_extra: Option<(&str, Value)>,
-        context_extra: Option<(&str, Value)>,
+        data_extra: Option<(&str, &Value)>,
+        context_extra: Option<(&str, &Value)>,
         collector: Option<Arc<Mailbox>>,
         wait: Wait,
     ) -> Result<Sent> {
@@ -975,10 +975,7 @@ impl Inner {
         }
         loop {
             let link = self.link_for_request(wait).await?;
-            match self
-                .send_utterance_on(&link, text, options, data_extra.clone(), context_extra.clone(), collector.clone())
-                .await
-            {
+            match self.send_utterance_on(&link, text, options, data_extra, context_extra, collector.clone()).await {
                 Ok(sent) => return Ok(sent),
                 Err(error) => self.after_send_failure(&link, error)?,
             }
@@ -990,8 +987,8 @@ impl Inner {
         link: &Link,
         text: &str,
         options: &RequestOptions,
-        data_extra: Option<(&str, Value)>,
-        context_extra: Option<(&str, Value)>,
+        data_extra: Option<(&str, &Value)>,
+        context_extra: Option<(&str, &Value)>,
         collector: Option<Arc<Mailbox>>,
     ) -> Result<Sent> {
         let effective_sid = options
@@ -1009,7 +1006,7 @@ impl Inner {
                 // the message is written from the carried fields in place (nothing is copied)
                 let carried = if tracked { state.carried.get(&effective_sid) } else { None };
                 let mut data = bus::utterance_data(&utterances, lang);
-                if let Some((key, value)) = &data_extra {
+                if let Some((key, value)) = data_extra {
                     data.insert(key, Part::Json(value));
                 }
                 let mut context = bus::utterance_context(
@@ -1020,7 +1017,7 @@ impl Inner {
                     &self.identity.site_id,
                     carried,
                 );
-                if let Some((key, value)) = &context_extra {
+                if let Some((key, value)) = context_extra {
                     context.insert(key, Part::Json(value));
                 }
                 self.apply_runtime_context(&mut context, link);
